@@ -1,0 +1,27 @@
+"""The pure core: parse, evaluate and fix a resource policy. No AWS SDK, no I/O."""
+
+from remediator.core.policy import Policy, PolicyError, compact_json, parse_policy, statements_of
+from remediator.core.trust import (
+    ConfigError,
+    Evaluation,
+    Finding,
+    FindingKind,
+    Remediation,
+    TrustConfig,
+    evaluate_policy,
+)
+
+__all__ = [
+    "ConfigError",
+    "Evaluation",
+    "Finding",
+    "FindingKind",
+    "Policy",
+    "PolicyError",
+    "Remediation",
+    "TrustConfig",
+    "compact_json",
+    "evaluate_policy",
+    "parse_policy",
+    "statements_of",
+]

@@ -1,0 +1,100 @@
+"""Parse API Gateway resource policies in every form the product meets them.
+
+API Gateway returns a policy as the body of a JSON string (quotes and slashes
+backslash-escaped); the CLI's JSON output wraps that once more. Each form is decoded
+as what it is (a JSON string), never by deleting backslashes, because a policy value
+may legitimately contain an escaped character.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Policy = dict[str, Any]
+Statement = dict[str, Any]
+
+_MAX_DECODE_DEPTH = 4
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be read; the message says what is wrong, in one line."""
+
+
+def parse_policy(value: str | bytes | Policy) -> Policy:
+    """Return the policy document from a dict, JSON text, or API Gateway's escaped string."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise PolicyError(f"policy is not UTF-8 text: {error.reason}") from None
+    if isinstance(value, str):
+        value = _decode_text(value)
+    if not isinstance(value, dict):
+        raise PolicyError(f"policy is not a JSON object (got {_json_type(value)})")
+    _validate(value)
+    return value
+
+
+def _decode_text(text: str) -> Any:
+    current: Any = text
+    for _ in range(_MAX_DECODE_DEPTH):
+        stripped = current.strip()
+        if not stripped:
+            raise PolicyError("policy is empty")
+        try:
+            current = json.loads(stripped)
+        except json.JSONDecodeError as error:
+            # The SDK form: a JSON string body such as {\"Version\":...\/*}.
+            if '\\"' not in stripped:
+                raise PolicyError(f"policy is not JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
+            try:
+                current = json.loads(f'"{stripped}"')
+            except json.JSONDecodeError as inner:
+                raise PolicyError(f"policy is not JSON nor an escaped JSON string: {inner.msg}") from None
+        if not isinstance(current, str):
+            return current
+    raise PolicyError("policy is escaped more deeply than API Gateway ever returns it")
+
+
+def _validate(policy: Policy) -> None:
+    if "Statement" not in policy:
+        raise PolicyError("policy has no 'Statement'")
+    statements = policy["Statement"]
+    if isinstance(statements, dict):
+        statements = [statements]
+    elif not isinstance(statements, list):
+        raise PolicyError(f"'Statement' must be an object or a list (got {_json_type(statements)})")
+    for index, statement in enumerate(statements):
+        if not isinstance(statement, dict):
+            raise PolicyError(f"statement {index} is not a JSON object (got {_json_type(statement)})")
+        if "Principal" in statement and "NotPrincipal" in statement:
+            raise PolicyError(f"statement {index} has both 'Principal' and 'NotPrincipal'")
+        condition = statement.get("Condition")
+        if condition is not None and not isinstance(condition, dict):
+            raise PolicyError(f"statement {index}: 'Condition' must be an object (got {_json_type(condition)})")
+
+
+def statements_of(policy: Policy) -> list[Statement]:
+    """The statements of a parsed policy, whether `Statement` is one object or a list."""
+    statements = policy["Statement"]
+    return [statements] if isinstance(statements, dict) else statements
+
+
+def compact_json(policy: Policy) -> str:
+    """The policy as API Gateway stores it best: compact, key order kept."""
+    return json.dumps(policy, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -1,0 +1,290 @@
+"""The trust decision: which principals of a policy are outside the trusted set, and the minimal fix.
+
+Evaluation and fix happen in one pass so that the fix removes exactly the entries the
+findings name, by position, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from remediator.core.conditions import NETWORK_KEYS, judge_condition
+from remediator.core.policy import Policy, Statement, compact_json, parse_policy, statements_of
+from remediator.core.principals import ACCOUNT_ID, PARTITIONS, PrincipalCategory, resolve_aws_principal
+
+ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
+NON_ACCOUNT_PRINCIPAL_KEYS = frozenset({"Service", "Federated", "CanonicalUser"})
+
+
+class ConfigError(ValueError):
+    """A trust configuration that cannot be right (an account ID that is not 12 digits...)."""
+
+
+class FindingKind(str, Enum):
+    UNTRUSTED_ACCOUNT = "untrusted-account"
+    ORPHANED_PRINCIPAL = "orphaned-principal"
+    WILDCARD_PRINCIPAL = "wildcard-principal"
+    NOT_PRINCIPAL = "not-principal"
+    UNRECOGNIZED_PRINCIPAL = "unrecognized-principal"
+
+
+class Remediation(str, Enum):
+    REMOVE = "remove"
+    REPORT_ONLY = "report-only"
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    """Who is trusted. The owner account is always trusted, whether listed or not."""
+
+    owner_account: str
+    trusted_accounts: frozenset[str] = frozenset()
+    trusted_org_ids: frozenset[str] = frozenset()
+    partition: str = "aws"
+    remove_wildcard_principals: bool = False
+    _accounts: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.owner_account, str) or not ACCOUNT_ID.fullmatch(self.owner_account):
+            raise ConfigError(f"owner account '{self.owner_account}' is not a 12-digit account ID")
+        bad = sorted(a for a in self.trusted_accounts if not isinstance(a, str) or not ACCOUNT_ID.fullmatch(a))
+        if bad:
+            raise ConfigError(f"trusted account '{bad[0]}' is not a 12-digit account ID")
+        bad = sorted(o for o in self.trusted_org_ids if not isinstance(o, str) or not ORG_ID.fullmatch(o))
+        if bad:
+            raise ConfigError(f"trusted organization '{bad[0]}' is not an organization ID (o-...)")
+        if self.partition not in PARTITIONS:
+            raise ConfigError(f"partition '{self.partition}' is not one of {', '.join(sorted(PARTITIONS))}")
+        object.__setattr__(self, "trusted_accounts", frozenset(self.trusted_accounts))
+        object.__setattr__(self, "trusted_org_ids", frozenset(self.trusted_org_ids))
+        object.__setattr__(self, "_accounts", frozenset(self.trusted_accounts) | {self.owner_account})
+
+    def trusts_account(self, account: str) -> bool:
+        return account in self._accounts
+
+    def trusts_org(self, org_id: str) -> bool:
+        return org_id in self.trusted_org_ids
+
+    @property
+    def owner_root_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.owner_account}:root"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: FindingKind
+    statement_index: int
+    sid: str | None
+    principal: str
+    account: str | None
+    remediation: Remediation
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "statement_index": self.statement_index,
+            "sid": self.sid,
+            "principal": self.principal,
+            "account": self.account,
+            "remediation": self.remediation.value,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The findings for one policy and, when any principal is to be removed, the fixed policy."""
+
+    policy: Policy
+    findings: tuple[Finding, ...]
+    remediated_policy: Policy | None
+
+    @property
+    def compliant(self) -> bool:
+        return not self.findings
+
+    @property
+    def patch_operations(self) -> list[dict[str, str]]:
+        """update-rest-api patch operations that apply the fix; empty when nothing is removed."""
+        if self.remediated_policy is None:
+            return []
+        return [{"op": "replace", "path": "/policy", "value": compact_json(self.remediated_policy)}]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "compliant": self.compliant,
+            "findings": [finding.to_dict() for finding in self.findings],
+            "remediated_policy": self.remediated_policy,
+            "patch_operations": self.patch_operations,
+        }
+
+
+# A principal entry's place in its statement: (`AWS` key or None for a bare form, index or -1 for a string).
+_Location = tuple[str | None, int]
+
+_DETAILS = {
+    FindingKind.ORPHANED_PRINCIPAL: "IAM unique ID left where a deleted user or role was; it names no current principal",
+    FindingKind.WILDCARD_PRINCIPAL: "any AWS account may call the API",
+    FindingKind.NOT_PRINCIPAL: "NotPrincipal in an Allow statement grants every principal except those listed",
+}
+
+
+def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
+    """Evaluate a policy in any accepted form; raises PolicyError when it cannot be read."""
+    document = parse_policy(policy)
+    statements = statements_of(document)
+    deny_network_keys = _deny_network_keys(statements)
+    findings: list[Finding] = []
+    removals: dict[int, set[_Location]] = {}
+    for index, statement in enumerate(statements):
+        if statement.get("Effect") != "Allow":
+            continue
+        _evaluate_statement(index, statement, config, deny_network_keys, findings, removals)
+    remediated = _remediate(document, statements, removals, config) if removals else None
+    return Evaluation(document, tuple(findings), remediated)
+
+
+def _deny_network_keys(statements: list[Statement]) -> tuple[str, ...]:
+    keys: list[str] = []
+    for statement in statements:
+        condition = statement.get("Condition")
+        if statement.get("Effect") != "Deny" or not condition:
+            continue
+        for block in condition.values():
+            if isinstance(block, dict):
+                keys.extend(k for k in block if isinstance(k, str) and k.lower() in NETWORK_KEYS and k not in keys)
+    return tuple(keys)
+
+
+def _evaluate_statement(
+    index: int,
+    statement: Statement,
+    config: TrustConfig,
+    deny_network_keys: tuple[str, ...],
+    findings: list[Finding],
+    removals: dict[int, set[_Location]],
+) -> None:
+    sid = statement.get("Sid") if isinstance(statement.get("Sid"), str) else None
+    verdict = judge_condition(statement.get("Condition"), config)
+    notes = list(verdict.notes)
+    if verdict.network_keys:
+        notes.append(f"network-scoped by {', '.join(verdict.network_keys)} in this statement, which does not restrict the account")
+    if deny_network_keys:
+        notes.append(f"network-scoped by a Deny on {', '.join(deny_network_keys)}, which does not restrict the account")
+    suffix = "; " + "; ".join(notes) if notes else ""
+
+    def add(kind: FindingKind, principal: str, account: str | None, detail: str, location: _Location | None) -> None:
+        remove = location is not None and (
+            kind in (FindingKind.UNTRUSTED_ACCOUNT, FindingKind.ORPHANED_PRINCIPAL)
+            or (kind is FindingKind.WILDCARD_PRINCIPAL and config.remove_wildcard_principals)
+        )
+        findings.append(
+            Finding(kind, index, sid, principal, account, Remediation.REMOVE if remove else Remediation.REPORT_ONLY, detail + suffix)
+        )
+        if remove:
+            removals.setdefault(index, set()).add(location)  # type: ignore[arg-type]
+
+    if "NotPrincipal" in statement:
+        add(FindingKind.NOT_PRINCIPAL, _text(statement["NotPrincipal"]), None, _DETAILS[FindingKind.NOT_PRINCIPAL], None)
+        return
+    if "Principal" not in statement:
+        return
+    for key, position, entry in _principal_entries(statement["Principal"]):
+        if key is not None and key != "AWS":
+            if key not in NON_ACCOUNT_PRINCIPAL_KEYS:
+                add(FindingKind.UNRECOGNIZED_PRINCIPAL, f"{key}:{_text(entry)}", None, f"unknown principal type '{key}'", None)
+            continue
+        if not isinstance(entry, str):
+            add(FindingKind.UNRECOGNIZED_PRINCIPAL, _text(entry), None, "principal entry is not a string", None)
+            continue
+        resolved = resolve_aws_principal(entry)
+        location: _Location = (key, position)
+        category = resolved.category
+        if category is PrincipalCategory.ACCOUNT:
+            if not verdict.restricts_to_trusted and not config.trusts_account(resolved.account):  # type: ignore[arg-type]
+                add(FindingKind.UNTRUSTED_ACCOUNT, entry, resolved.account, f"account {resolved.account} is not trusted", location)
+        elif category is PrincipalCategory.WILDCARD:
+            if not verdict.restricts_to_trusted:
+                detail = _DETAILS[FindingKind.WILDCARD_PRINCIPAL] + (f" ({resolved.reason})" if resolved.reason else "")
+                add(FindingKind.WILDCARD_PRINCIPAL, entry, None, detail, location)
+        elif category is PrincipalCategory.ORPHANED:
+            add(FindingKind.ORPHANED_PRINCIPAL, entry, None, _DETAILS[FindingKind.ORPHANED_PRINCIPAL], location)
+        elif category is PrincipalCategory.UNRECOGNIZED:
+            add(FindingKind.UNRECOGNIZED_PRINCIPAL, entry, None, f"cannot resolve to an account: {resolved.reason}", None)
+
+
+def _principal_entries(principal: Any) -> list[tuple[str | None, int, Any]]:
+    """Every entry of a Principal element with its location; a bare string or list names AWS principals."""
+    if isinstance(principal, str):
+        return [(None, -1, principal)]
+    if isinstance(principal, list):
+        return [(None, i, entry) for i, entry in enumerate(principal)]
+    if isinstance(principal, dict):
+        entries: list[tuple[str | None, int, Any]] = []
+        for key, value in principal.items():
+            if isinstance(value, list):
+                entries.extend((key, i, entry) for i, entry in enumerate(value))
+            else:
+                entries.append((key, -1, value))
+        return entries
+    return [("Principal", -1, principal)]
+
+
+def _remediate(document: Policy, statements: list[Statement], removals: dict[int, set[_Location]], config: TrustConfig) -> Policy:
+    kept: list[Statement] = []
+    for index, statement in enumerate(statements):
+        locations = removals.get(index)
+        if not locations:
+            kept.append(statement)
+            continue
+        principal = _strip_principal(statement["Principal"], locations)
+        if principal is not None:
+            kept.append({**statement, "Principal": principal})
+    fixed = dict(document)
+    if not kept:
+        fixed.setdefault("Version", "2012-10-17")
+        fixed["Statement"] = [_owner_statement(config)]
+    elif isinstance(document["Statement"], dict):
+        fixed["Statement"] = kept[0]
+    else:
+        fixed["Statement"] = kept
+    return fixed
+
+
+def _strip_principal(principal: Any, locations: set[_Location]) -> Any:
+    """The Principal without the entries at `locations`; None when nothing is left."""
+    if isinstance(principal, str):
+        return None
+    if isinstance(principal, list):
+        remaining = [entry for i, entry in enumerate(principal) if (None, i) not in locations]
+        return remaining or None
+    stripped: dict[str, Any] = {}
+    for key, value in principal.items():
+        if key != "AWS":
+            stripped[key] = value
+        elif isinstance(value, list):
+            remaining = [entry for i, entry in enumerate(value) if ("AWS", i) not in locations]
+            if remaining:
+                stripped[key] = remaining
+        elif ("AWS", -1) not in locations:
+            stripped[key] = value
+    return stripped or None
+
+
+def _owner_statement(config: TrustConfig) -> Statement:
+    """What a policy becomes when every statement went: the owner keeps access, nobody else gains any."""
+    return {
+        "Effect": "Allow",
+        "Principal": {"AWS": config.owner_root_arn},
+        "Action": "execute-api:Invoke",
+        "Resource": "execute-api:/*",
+    }
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
