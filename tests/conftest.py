@@ -28,3 +28,36 @@ def corpus_dir(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"corpus folder {path} not found (set REMEDIATOR_CORPUS)")
     return path
+
+
+# --- emulated AWS -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def emulator():
+    """One emulated account on loopback for the session (moto's threaded server); reset before each test."""
+    from remediator.local.emulator import emulated_account
+
+    with emulated_account(account_id=OWNER) as account:
+        yield account
+
+
+@pytest.fixture
+def account(emulator):
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """moto in-process: the same adapters with no endpoint URL."""
+    from moto import mock_aws
+
+    from remediator.adapters.clients import ClientFactory
+    from remediator.local.emulator import LOCAL_CREDENTIALS, enable_listing_pages
+
+    for key, value in {**LOCAL_CREDENTIALS, "MOTO_ACCOUNT_ID": OWNER, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MOTO_PORT", raising=False)
+    enable_listing_pages()
+    with mock_aws():
+        yield ClientFactory()

@@ -1,0 +1,153 @@
+"""API Gateway REST APIs: list, read, patch the policy, list stages, redeploy.
+
+Policies come back backslash-escaped; callers hand them to the trust engine's parser
+as they are. Deployments are paced: CreateDeployment allows one call per 5 seconds
+per account and that quota cannot be raised.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from remediator.adapters.clients import ClientFactory
+
+PAGE_LIMIT = 500
+CREATE_DEPLOYMENT_INTERVAL_SECONDS = 5.0
+
+
+class ApiNotFound(LookupError):
+    """The REST API no longer exists (deleted between the listing and the fix)."""
+
+
+class RedeployFailed(RuntimeError):
+    """A redeploy stopped part-way; says which stages already serve the new deployment."""
+
+    def __init__(self, deployment_id: str | None, stages_done: list[str], cause: Exception) -> None:
+        super().__init__(f"redeploy failed after stages {stages_done or 'none'}: {cause}")
+        self.deployment_id = deployment_id
+        self.stages_done = stages_done
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class RestApi:
+    region: str
+    api_id: str
+    name: str
+    policy: str | None
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    deployment_id: str | None
+
+
+@dataclass
+class DeploymentPacer:
+    """Spaces CreateDeployment calls by the account-wide quota; the clock is injectable for tests."""
+
+    interval: float = CREATE_DEPLOYMENT_INTERVAL_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _last: float | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def wait_turn(self) -> float:
+        """Block until a CreateDeployment may be sent; returns how long it waited."""
+        with self._lock:
+            waited = 0.0
+            if self._last is not None:
+                waited = max(0.0, self._last + self.interval - self.clock())
+                if waited:
+                    self.sleep(waited)
+            self._last = self.clock()
+            return waited
+
+
+def _is_not_found(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "NotFoundException"
+
+
+class ApiGatewayAdapter:
+    def __init__(self, clients: ClientFactory, pacer: DeploymentPacer | None = None) -> None:
+        self._clients = clients
+        self.pacer = pacer or DeploymentPacer()
+
+    def _client(self, region: str) -> Any:
+        return self._clients.client("apigateway", region)
+
+    def list_rest_apis(self, region: str) -> Iterator[RestApi]:
+        """Every REST API of the region; the listing carries policy and tags, so no per-API call."""
+        client = self._client(region)
+        kwargs: dict[str, Any] = {"limit": PAGE_LIMIT}
+        while True:
+            page = client.get_rest_apis(**kwargs)
+            for item in page.get("items", []):
+                yield _rest_api(region, item)
+            position = page.get("position")
+            if not position:
+                return
+            kwargs["position"] = position
+
+    def get_rest_api(self, region: str, api_id: str) -> RestApi:
+        try:
+            return _rest_api(region, self._client(region).get_rest_api(restApiId=api_id))
+        except ClientError as error:
+            if _is_not_found(error):
+                raise ApiNotFound(api_id) from None
+            raise
+
+    def update_policy(self, region: str, api_id: str, patch_operations: list[dict[str, str]]) -> RestApi:
+        try:
+            response = self._client(region).update_rest_api(restApiId=api_id, patchOperations=patch_operations)
+        except ClientError as error:
+            if _is_not_found(error):
+                raise ApiNotFound(api_id) from None
+            raise
+        return _rest_api(region, response)
+
+    def list_stages(self, region: str, api_id: str) -> list[Stage]:
+        try:
+            items = self._client(region).get_stages(restApiId=api_id).get("item", [])
+        except ClientError as error:
+            if _is_not_found(error):
+                raise ApiNotFound(api_id) from None
+            raise
+        return [Stage(item["stageName"], item.get("deploymentId")) for item in items]
+
+    def redeploy(self, region: str, api_id: str, stage_names: list[str], description: str) -> str | None:
+        """One CreateDeployment for the first stage, then UpdateStage for the others; returns the deployment ID."""
+        if not stage_names:
+            return None
+        client = self._client(region)
+        first, *others = stage_names
+        deployment_id: str | None = None
+        done: list[str] = []
+        self.pacer.wait_turn()
+        try:
+            deployment_id = client.create_deployment(restApiId=api_id, stageName=first, description=description)["id"]
+            done.append(first)
+            for stage in others:
+                client.update_stage(
+                    restApiId=api_id,
+                    stageName=stage,
+                    patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment_id}],
+                )
+                done.append(stage)
+        except ClientError as error:
+            if _is_not_found(error) and not done:
+                raise ApiNotFound(api_id) from None
+            raise RedeployFailed(deployment_id, done, error) from error
+        return deployment_id
+
+
+def _rest_api(region: str, item: dict[str, Any]) -> RestApi:
+    return RestApi(region, item["id"], item.get("name", ""), item.get("policy") or None, dict(item.get("tags") or {}))

@@ -1,0 +1,31 @@
+"""boto3 clients built one way: botocore's own retry modes handle throttling, never a hand-written loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+
+@dataclass
+class ClientFactory:
+    """Makes (and caches) clients per service and region, all against one endpoint when testing locally."""
+
+    endpoint_url: str | None = None
+    session: boto3.session.Session = field(default_factory=boto3.session.Session)
+    retry_mode: str = "adaptive"
+    max_attempts: int = 10
+    _cache: dict[tuple[str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        key = (service, region)
+        if key not in self._cache:
+            config = Config(retries={"mode": self.retry_mode, "max_attempts": self.max_attempts}, user_agent_extra="apigw-remediator")
+            self._cache[key] = self.session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=config)
+        return self._cache[key]
+
+    @property
+    def default_region(self) -> str:
+        return self.session.region_name or "us-east-1"

@@ -1,0 +1,170 @@
+"""An emulated AWS account on loopback (moto's threaded server) for the demo, the tests and the benchmarks.
+
+Two gaps of the emulator are closed here so that local runs exercise the same code paths
+as AWS: REST API listings are paged as API Gateway pages them, and requests are counted
+per operation at the server, which is how the benchmarks measure what a sweep costs.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import re
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs
+
+from moto.apigateway.responses import APIGatewayResponse
+from moto.core.request import Request as MotoRequest
+from moto.core.routing import get_service_router
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
+from werkzeug.serving import make_server
+
+from remediator.adapters.clients import ClientFactory
+
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+def _paged_get_rest_apis(self: APIGatewayResponse) -> str:
+    """GetRestApis with limit/position as API Gateway implements them (the emulator returns one page)."""
+    apis = sorted(self.backend.list_apis(), key=lambda api: api.id)
+    limit = int(self._get_param("limit") or 25)
+    position = self._get_param("position")
+    start = next((i for i, api in enumerate(apis) if api.id == position), 0) if position else 0
+    page: dict[str, Any] = {"item": [api.to_dict() for api in apis[start : start + limit]]}
+    if start + limit < len(apis):
+        page["position"] = apis[start + limit].id
+    return json.dumps(page)
+
+
+def enable_listing_pages() -> None:
+    APIGatewayResponse.get_rest_apis = _paged_get_rest_apis  # type: ignore[method-assign]
+
+
+def operation_of(environ: dict[str, Any]) -> tuple[str, str]:
+    """(service, operation) of a request as the server sees it."""
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/moto-api"):
+        return ("emulator", path)
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = match.group(2) if match else "?"
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        return (service, environ["HTTP_X_AMZ_TARGET"].split(".")[-1])
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    if body.startswith(b"Action="):
+        return (service, parse_qs(body.decode())["Action"][0])
+    try:
+        router_service = {"execute-api": "apigateway", "states": "stepfunctions"}.get(service, service)
+        operation, _ = get_service_router(router_service).match(MotoRequest(dict(environ, **{"wsgi.input": io.BytesIO(body)})))
+        return (service, operation.name)
+    except Exception:  # an operation the router does not know is still counted, by method and path
+        return (service, f"{environ.get('REQUEST_METHOD')} {path}")
+
+
+class _QuietHandler(MotoRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class CountingMotoServer(ThreadedMotoServer):
+    """moto's threaded server, counting the requests it receives per (service, operation)."""
+
+    def __init__(self) -> None:
+        super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._count_lock = threading.Lock()
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+
+        def counting_app(environ: dict[str, Any], start_response: Any) -> Any:
+            key = operation_of(environ)
+            with self._count_lock:
+                self.counts[key] += 1
+            return app(environ, start_response)
+
+        self._server = make_server(self._ip_address, self._port, counting_app, True, request_handler=_QuietHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+    def aws_requests(self) -> collections.Counter[tuple[str, str]]:
+        return collections.Counter({k: v for k, v in self.counts.items() if k[0] != "emulator"})
+
+
+class EmulatedAccount:
+    """A running emulator and a client factory pointed at it."""
+
+    def __init__(self, server: CountingMotoServer) -> None:
+        self.server = server
+        host, port = server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self.clients = ClientFactory(endpoint_url=self.endpoint_url)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else None
+        urllib.request.urlopen(urllib.request.Request(self.endpoint_url + path, data=data, method="POST"), timeout=10).close()
+
+    def reset(self) -> None:
+        self.post("/moto-api/reset")
+        self.server.counts.clear()
+
+
+@contextmanager
+def emulated_account(account_id: str = "111122223333", region: str = "us-east-1") -> Iterator[EmulatedAccount]:
+    """Start the emulator on a free loopback port with Step Functions execution on and Lambda without Docker."""
+    previous = {k: os.environ.get(k) for k in (*LOCAL_CREDENTIALS, "MOTO_ACCOUNT_ID", "AWS_DEFAULT_REGION", "MOTO_PORT")}
+    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ["MOTO_ACCOUNT_ID"] = account_id
+    os.environ["AWS_DEFAULT_REGION"] = region
+    enable_listing_pages()
+    server = CountingMotoServer()
+    server.start()
+    account = EmulatedAccount(server)
+    # The emulator's Step Functions interpreter reaches Lambda through this port.
+    os.environ["MOTO_PORT"] = str(server.get_host_and_port()[1])
+    try:
+        account.post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        yield account
+    finally:
+        server.stop()
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def seed_rest_api(
+    clients: ClientFactory,
+    region: str,
+    name: str,
+    policy: str | None,
+    tags: dict[str, str] | None = None,
+    stages: tuple[str, ...] = ("prod",),
+) -> str:
+    """Create a REST API with one method (a deployment needs one) and the given stages; returns its ID."""
+    client = clients.client("apigateway", region)
+    kwargs: dict[str, Any] = {"name": name, "tags": tags or {}}
+    if policy is not None:
+        kwargs["policy"] = policy
+    api_id = client.create_rest_api(**kwargs)["id"]
+    root = client.get_resources(restApiId=api_id)["items"][0]["id"]
+    client.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    client.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
+    for stage in stages:
+        client.create_deployment(restApiId=api_id, stageName=stage)
+    return api_id
+
+
+def escaped(policy: dict[str, Any]) -> str:
+    """A policy in the form API Gateway returns it: a JSON string body, quotes and slashes escaped."""
+    return json.dumps(json.dumps(policy, separators=(",", ":")))[1:-1].replace("/", "\\/")

@@ -1,0 +1,290 @@
+"""Assess, fix and roll back REST APIs: the shell around the trust engine that the CLI and the Lambdas share.
+
+Every write re-reads the API first and re-plans from what is there now, so a policy
+changed since it was assessed is never overwritten with a stale fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RedeployFailed, RestApi
+from remediator.audit import AuditRecord, AuditSink
+from remediator.core import Evaluation, PolicyError, TrustConfig, compact_json, evaluate_policy, parse_policy
+from remediator.logs import get_logger
+
+log = get_logger(__name__)
+
+DEFAULT_EXEMPT_TAG_KEY = "remediator:exempt"
+
+
+class StageSelection:
+    """Which stages a fix redeploys: every stage, none, or the named ones."""
+
+    def __init__(self, spec: str | Iterable[str] = "all") -> None:
+        if isinstance(spec, str):
+            spec = spec.strip()
+            self.mode = spec if spec in ("all", "none") else "named"
+            self.names = tuple(s.strip() for s in spec.split(",") if s.strip()) if self.mode == "named" else ()
+        else:
+            self.mode, self.names = "named", tuple(spec)
+        if self.mode == "named" and not self.names:
+            raise ValueError("stages must be 'all', 'none' or a comma-separated list of stage names")
+
+    def pick(self, existing: list[str]) -> tuple[list[str], list[str]]:
+        """(stages to redeploy, named stages that do not exist)."""
+        if self.mode == "all":
+            return list(existing), []
+        if self.mode == "none":
+            return [], []
+        return [n for n in self.names if n in existing], [n for n in self.names if n not in existing]
+
+    def __str__(self) -> str:
+        return ",".join(self.names) if self.mode == "named" else self.mode
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    trust: TrustConfig
+    exempt_tag_key: str = DEFAULT_EXEMPT_TAG_KEY
+    exempt_api_ids: frozenset[str] = frozenset()
+    stages: StageSelection = field(default_factory=StageSelection)
+
+    def is_exempt(self, api: RestApi) -> bool:
+        return api.api_id in self.exempt_api_ids or api.tags.get(self.exempt_tag_key, "").strip().lower() == "true"
+
+
+@dataclass(frozen=True)
+class ApiReport:
+    """What the sweep found on one API."""
+
+    api: RestApi
+    exempt: bool
+    evaluation: Evaluation | None
+    error: str | None = None
+
+    @property
+    def needs_fix(self) -> bool:
+        return not self.exempt and self.evaluation is not None and bool(self.evaluation.patch_operations)
+
+    @property
+    def has_findings(self) -> bool:
+        return not self.exempt and (self.error is not None or (self.evaluation is not None and not self.evaluation.compliant))
+
+    def to_dict(self) -> dict[str, Any]:
+        evaluation = self.evaluation
+        record: dict[str, Any] = {
+            "region": self.api.region,
+            "api_id": self.api.api_id,
+            "name": self.api.name,
+            "compliant": evaluation.compliant if evaluation else False,
+            "exempt": self.exempt,
+            "findings": [f.to_dict() for f in evaluation.findings] if evaluation else [],
+            "patch_operations": evaluation.patch_operations if evaluation and not self.exempt else [],
+        }
+        if self.error:
+            record["error"] = self.error
+        return record
+
+
+def assess(api: RestApi, settings: SweepSettings) -> ApiReport:
+    """Evaluate one API's policy as listed; an API without a policy grants no other account anything."""
+    exempt = settings.is_exempt(api)
+    if api.policy is None:
+        return ApiReport(api, exempt, Evaluation({"Statement": []}, (), None))
+    try:
+        return ApiReport(api, exempt, evaluate_policy(api.policy, settings.trust))
+    except PolicyError as error:
+        return ApiReport(api, exempt, None, f"policy cannot be read: {error}")
+
+
+def scan(adapter: ApiGatewayAdapter, regions: Iterable[str], settings: SweepSettings) -> Iterator[ApiReport]:
+    for region in regions:
+        for api in adapter.list_rest_apis(region):
+            yield assess(api, settings)
+
+
+@dataclass
+class FixOutcome:
+    """What a fix, a dry run or a rollback did to one API."""
+
+    report: ApiReport
+    action: str  # proposed | applied | unchanged | exempt | report-only | skipped | failed | refused | rolled-back
+    detail: str = ""
+    stages_redeployed: list[str] = field(default_factory=list)
+    deployment_id: str | None = None
+    audit: AuditRecord | None = None
+    replanned: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.report.to_dict(),
+            "action": self.action,
+            "detail": self.detail,
+            "stages_redeployed": self.stages_redeployed,
+            "deployment_id": self.deployment_id,
+        }
+
+
+class RollbackRefused(Exception):
+    """The API's policy is no longer the one the remediation wrote."""
+
+
+class Remediator:
+    """Applies fixes and rollbacks to live APIs through the adapter, recording each change."""
+
+    def __init__(self, adapter: ApiGatewayAdapter, settings: SweepSettings, audit: AuditSink, account: str, triggered_by: str) -> None:
+        self.adapter = adapter
+        self.settings = settings
+        self.audit = audit
+        self.account = account
+        self.triggered_by = triggered_by
+
+    def fix(self, report: ApiReport, apply: bool) -> FixOutcome:
+        if report.exempt:
+            return FixOutcome(report, "exempt", "exempt: never changed")
+        if report.error:
+            return FixOutcome(report, "failed", report.error)
+        if not report.needs_fix:
+            if report.evaluation is not None and not report.evaluation.compliant:
+                return FixOutcome(report, "report-only", "findings need a person's review; nothing to remove automatically")
+            return FixOutcome(report, "unchanged", "compliant")
+        if not apply:
+            return FixOutcome(report, "proposed", "dry run: nothing changed")
+        return self.apply(report.api.region, report.api.api_id, expected_policy=report.api.policy)
+
+    def apply(self, region: str, api_id: str, expected_policy: str | None = None) -> FixOutcome:
+        """Re-read the API, re-plan if its policy changed since it was assessed, patch, redeploy, record."""
+        try:
+            api = self.adapter.get_rest_api(region, api_id)
+        except ApiNotFound:
+            return _gone(region, api_id)
+        report = assess(api, self.settings)
+        replanned = expected_policy is not None and not _same_policy(api.policy, expected_policy)
+        if report.exempt:
+            return FixOutcome(report, "exempt", "exempt: never changed", replanned=replanned)
+        if report.error or report.evaluation is None:
+            return FixOutcome(report, "failed", report.error or "no evaluation", replanned=replanned)
+        if not report.needs_fix:
+            return FixOutcome(report, "unchanged", "nothing to remove now", replanned=replanned)
+        operations = report.evaluation.patch_operations
+        try:
+            updated = self.adapter.update_policy(region, api_id, operations)
+        except ApiNotFound:
+            return _gone(region, api_id)
+        except (ClientError, BotoCoreError) as error:
+            return FixOutcome(report, "failed", f"policy not changed: {error}", replanned=replanned)
+        written = updated.policy or operations[0]["value"]
+        outcome = self._redeploy_and_record(report, api.policy or "", written, operations, "remediate")
+        outcome.replanned = replanned
+        return outcome
+
+    def rollback(self, record: AuditRecord, apply: bool, force: bool = False) -> FixOutcome:
+        """Restore the policy from before a remediation, unless someone changed it since (or `force`)."""
+        try:
+            api = self.adapter.get_rest_api(record.region, record.api_id)
+        except ApiNotFound:
+            return _gone(record.region, record.api_id)
+        report = ApiReport(api, self.settings.is_exempt(api), None)
+        if not force and not _same_policy(api.policy, record.policy_after):
+            raise RollbackRefused(
+                f"{record.api_id}: the current policy is not the one the remediation of {record.timestamp} wrote; "
+                "someone changed it since (use --force to restore anyway)"
+            )
+        restored = compact_json(parse_policy(record.policy_before))
+        operations = [{"op": "replace", "path": "/policy", "value": restored}]
+        if not apply:
+            return FixOutcome(report, "proposed", f"dry run: would restore the policy of {record.timestamp}")
+        try:
+            updated = self.adapter.update_policy(record.region, record.api_id, operations)
+        except ApiNotFound:
+            return _gone(record.region, record.api_id)
+        written = updated.policy or restored
+        existing = [s.name for s in self.adapter.list_stages(record.region, record.api_id)]
+        stages = [s for s in record.stages_redeployed if s in existing]
+        outcome = self._redeploy_and_record(report, api.policy or "", written, operations, "rollback", stages)
+        if outcome.action == "applied":
+            outcome.action = "rolled-back"
+        return outcome
+
+    def _redeploy_and_record(
+        self,
+        report: ApiReport,
+        before: str,
+        written: str,
+        operations: list[dict[str, str]],
+        action: str,
+        stages: list[str] | None = None,
+    ) -> FixOutcome:
+        api = report.api
+        missing: list[str] = []
+        try:
+            if stages is None:
+                existing = [s.name for s in self.adapter.list_stages(api.region, api.api_id)]
+                stages, missing = self.settings.stages.pick(existing)
+            deployment_id = self.adapter.redeploy(api.region, api.api_id, stages, f"apigw-remediator {action}")
+        except (RedeployFailed, ApiNotFound, ClientError, BotoCoreError) as error:
+            return self._undo(report, before, written, error)
+        record = AuditRecord(
+            account=self.account,
+            region=api.region,
+            api_id=api.api_id,
+            api_name=api.name,
+            action=action,
+            policy_before=before,
+            policy_after=written,
+            patch_operations=operations,
+            stages_redeployed=list(stages),
+            deployment_id=deployment_id,
+            triggered_by=self.triggered_by,
+            findings=[f.to_dict() for f in report.evaluation.findings] if report.evaluation else [],
+        )
+        self.audit.append(record)
+        log.info("policy_changed", action=action, region=api.region, api_id=api.api_id, stages=stages, deployment_id=deployment_id)
+        detail = f"redeployed {', '.join(stages)}" if stages else "no stage redeployed: the change takes effect at the next deployment"
+        if missing:
+            detail += f"; stages not found: {', '.join(missing)}"
+        return FixOutcome(report, "applied", detail, list(stages), deployment_id, record)
+
+    def _undo(self, report: ApiReport, before: str, written: str, error: Exception) -> FixOutcome:
+        """A redeploy failed: put the previous policy back so the API is never left half-fixed."""
+        api = report.api
+        stages_done = error.stages_done if isinstance(error, RedeployFailed) else []
+        if stages_done:
+            # A stage already serves the new policy; undoing the policy alone would split stages and source.
+            record = AuditRecord(self.account, api.region, api.api_id, api.name, "remediate", before, written,
+                                 [{"op": "replace", "path": "/policy", "value": written}], stages_done,
+                                 getattr(error, "deployment_id", None), self.triggered_by)
+            self.audit.append(record)
+            return FixOutcome(report, "failed", f"policy changed and partly redeployed ({', '.join(stages_done)}): {error}",
+                              stages_done, record.deployment_id, record)
+        try:
+            current = self.adapter.get_rest_api(api.region, api.api_id)
+            if _same_policy(current.policy, written) and before:
+                self.adapter.update_policy(api.region, api.api_id, [{"op": "replace", "path": "/policy", "value": compact_json(parse_policy(before))}])
+        except (ApiNotFound, ClientError, BotoCoreError, PolicyError) as undo_error:
+            log.error("undo_failed", region=api.region, api_id=api.api_id, error=str(undo_error))
+            return FixOutcome(report, "failed", f"redeploy failed ({error}) and the previous policy could not be restored ({undo_error})")
+        log.warning("redeploy_failed_policy_restored", region=api.region, api_id=api.api_id, error=str(error))
+        return FixOutcome(report, "failed", f"redeploy failed, previous policy restored, nothing changed: {error}")
+
+
+def _gone(region: str, api_id: str) -> FixOutcome:
+    api = RestApi(region, api_id, "", None, {})
+    return FixOutcome(ApiReport(api, False, None, "API no longer exists"), "skipped", f"{region}/{api_id}: API was deleted; skipped")
+
+
+def _same_policy(left: str | None, right: str | None) -> bool:
+    """Equal as documents: API Gateway returns what it stored in its own escaped form."""
+    if left is None or right is None:
+        return left == right
+    if left == right:
+        return True
+    try:
+        return parse_policy(left) == parse_policy(right)
+    except PolicyError:
+        return False

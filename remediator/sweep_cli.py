@@ -1,0 +1,214 @@
+"""`scan`, `fix` and `rollback`: the account sweep from the command line.
+
+Same conventions as `evaluate`: one JSON object per API with --format json, exit 0 when
+nothing is left to fix, 1 when findings remain, 2 on errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from remediator import cli
+from remediator.adapters.apigateway import ApiGatewayAdapter
+from remediator.adapters.clients import ClientFactory
+from remediator.adapters.ec2 import enabled_regions
+from remediator.adapters.sts import caller_identity
+from remediator.audit import JsonLinesAuditLog, last_change
+from remediator.core import TrustConfig
+from remediator.logs import configure
+from remediator.sweep import (
+    DEFAULT_EXEMPT_TAG_KEY,
+    FixOutcome,
+    Remediator,
+    RollbackRefused,
+    StageSelection,
+    SweepSettings,
+    scan,
+)
+
+DEFAULT_AUDIT_LOG = "remediator-audit.jsonl"
+T = TypeVar("T")
+
+
+def add_commands(commands: Any) -> None:
+    scan_parser = commands.add_parser("scan", help="report every REST API's findings in the given regions")
+    _add_sweep_arguments(scan_parser)
+    scan_parser.set_defaults(run=run_scan)
+
+    fix_parser = commands.add_parser("fix", help="propose (default) or --apply the fix to every REST API")
+    _add_sweep_arguments(fix_parser)
+    fix_parser.add_argument("--apply", action="store_true", help="change the APIs (without it: dry run)")
+    fix_parser.add_argument("--stages", default="all", help="stages to redeploy: all (default), none, or name,name")
+    fix_parser.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, help="JSON Lines file that records every change")
+    fix_parser.set_defaults(run=run_fix)
+
+    rollback_parser = commands.add_parser("rollback", help="restore the policy from before the last remediation of an API")
+    rollback_parser.add_argument("--audit-log", required=True)
+    rollback_parser.add_argument("--api-id", required=True)
+    rollback_parser.add_argument("--region", help="the API's region (default: the one in the audit record)")
+    rollback_parser.add_argument("--apply", action="store_true", help="change the API (without it: dry run)")
+    rollback_parser.add_argument("--force", action="store_true", help="restore even if the policy changed since")
+    rollback_parser.add_argument("--endpoint-url", help="send every AWS call here (a local emulator)")
+    rollback_parser.add_argument("--format", choices=("text", "json"), default="text")
+    rollback_parser.set_defaults(run=run_rollback)
+
+
+def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--regions", required=True, type=cli._csv, help="comma-separated regions, or 'all' for every enabled region")
+    cli.add_trust_arguments(parser, owner_required=False)
+    parser.add_argument("--exempt-tag-key", default=DEFAULT_EXEMPT_TAG_KEY, help="APIs tagged KEY=true are never changed")
+    parser.add_argument("--exempt-api-ids", type=cli._csv, default=[], help="comma-separated API IDs never changed")
+    parser.add_argument("--endpoint-url", help="send every AWS call here (a local emulator)")
+
+
+def _context(args: argparse.Namespace) -> tuple[ClientFactory, str, str, SweepSettings, list[str]]:
+    configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
+    clients = ClientFactory(endpoint_url=args.endpoint_url)
+    identity = caller_identity(clients)
+    owner = args.owner_account or identity.account
+    if args.partition == "aws" and not args.owner_account:
+        args.partition = identity.partition
+    stages = StageSelection(getattr(args, "stages", "all"))
+    settings = SweepSettings(
+        trust=cli.trust_config(args, owner_account=owner),
+        exempt_tag_key=args.exempt_tag_key,
+        exempt_api_ids=frozenset(args.exempt_api_ids),
+        stages=stages,
+    )
+    regions = enabled_regions(clients) if args.regions == ["all"] else args.regions
+    return clients, owner, identity.arn, settings, regions
+
+
+def run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return _guard(err, lambda: _scan(args, out, err))
+
+
+def _scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    clients, _, _, settings, regions = _context(args)
+    status = cli.EXIT_OK
+    for report in _progress(scan(ApiGatewayAdapter(clients), regions, settings), err, "scanning"):
+        if report.error:
+            status = cli.EXIT_INVALID
+        elif report.has_findings and status == cli.EXIT_OK:
+            status = cli.EXIT_FINDINGS
+        if args.format == "json":
+            cli.emit_json(report.to_dict(), out)
+        else:
+            print(_report_line(report.to_dict()), file=out)
+    return status
+
+
+def run_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return _guard(err, lambda: _fix(args, out, err))
+
+
+def _fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    clients, owner, caller, settings, regions = _context(args)
+    adapter = ApiGatewayAdapter(clients)
+    remediator = Remediator(adapter, settings, JsonLinesAuditLog(args.audit_log), owner, f"cli:{caller}")
+    reports = list(_progress(scan(adapter, regions, settings), err, "scanning"))
+    outcomes = (remediator.fix(report, apply=args.apply) for report in reports)
+    status = cli.EXIT_OK
+    for outcome in _progress(outcomes, err, "fixing" if args.apply else "planning", total=len(reports)):
+        status = max(status, _fix_status(outcome))
+        _emit_outcome(outcome, args.format, out)
+    return status
+
+
+def run_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return _guard(err, lambda: _rollback(args, out, err))
+
+
+def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
+    audit = JsonLinesAuditLog(args.audit_log)
+    record = last_change(audit, args.api_id, args.region)
+    if record is None:
+        where = f" in {args.region}" if args.region else ""
+        print(f"error: {args.audit_log}: no remediation of {args.api_id}{where} is recorded", file=err)
+        return cli.EXIT_INVALID
+    clients = ClientFactory(endpoint_url=args.endpoint_url)
+    identity = caller_identity(clients)
+    settings = SweepSettings(trust=TrustConfig(owner_account=record.account))
+    remediator = Remediator(ApiGatewayAdapter(clients), settings, audit, record.account, f"cli-rollback:{identity.arn}")
+    try:
+        outcome = remediator.rollback(record, apply=args.apply, force=args.force)
+    except RollbackRefused as refused:
+        print(f"error: {cli._one_line(str(refused))}", file=err)
+        return cli.EXIT_INVALID
+    _emit_outcome(outcome, args.format, out)
+    return cli.EXIT_INVALID if outcome.action in ("failed", "skipped") else cli.EXIT_OK
+
+
+def _fix_status(outcome: FixOutcome) -> int:
+    if outcome.action == "failed":
+        return cli.EXIT_INVALID
+    if outcome.action in ("proposed", "report-only"):
+        return cli.EXIT_FINDINGS
+    return cli.EXIT_OK
+
+
+def _emit_outcome(outcome: FixOutcome, fmt: str, out: TextIO) -> None:
+    record = outcome.to_dict()
+    if fmt == "json":
+        cli.emit_json(record, out)
+        return
+    print(f"{_report_line(record)} -> {record['action']}: {record['detail']}", file=out)
+    if record["action"] == "proposed" and record["patch_operations"]:
+        print("  patch: " + json.dumps(record["patch_operations"]), file=out)
+
+
+def _report_line(record: dict[str, Any]) -> str:
+    where = f"{record['region']} {record['api_id']} ({record['name']})"
+    if record.get("error"):
+        return f"{where}: error: {record['error']}"
+    if record["exempt"]:
+        return f"{where}: exempt"
+    if record["compliant"]:
+        return f"{where}: compliant"
+    findings = "; ".join(f"[{f['remediation']}] {f['kind']} {f['principal']}" for f in record["findings"])
+    return f"{where}: {findings}"
+
+
+def _guard(err: TextIO, action: Any) -> int:
+    """AWS errors become one line on stderr and exit status 2, never a traceback."""
+    try:
+        return int(action())
+    except NoCredentialsError:
+        print("error: no AWS credentials found (configure a profile, or use --endpoint-url with an emulator)", file=err)
+    except (ClientError, BotoCoreError) as error:
+        print(f"error: {cli._one_line(str(error))}", file=err)
+    except ValueError as error:
+        print(f"error: {cli._one_line(str(error))}", file=err)
+    return cli.EXIT_INVALID
+
+
+def _progress(items: Iterable[T], err: TextIO, label: str, total: int | None = None) -> Iterator[T]:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+    if not (hasattr(err, "isatty") and err.isatty()):
+        yield from items
+        return
+    width = 30
+    count = 0
+    for item in items:
+        count += 1
+        if total:
+            filled = int(width * count / total)
+            err.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {count}/{total}")
+        else:
+            err.write(f"\r{label} {count} APIs")
+        err.flush()
+        yield item
+    err.write("\r" + " " * (width + 40) + "\r")
+    err.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli.main())
