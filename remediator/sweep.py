@@ -158,30 +158,81 @@ class Remediator:
         return self.apply(report.api.region, report.api.api_id, expected_policy=report.api.policy)
 
     def apply(self, region: str, api_id: str, expected_policy: str | None = None) -> FixOutcome:
-        """Re-read the API, re-plan if its policy changed since it was assessed, patch, redeploy, record."""
+        """Patch, redeploy and record in one go (the CLI); the workflow runs the same steps as states."""
+        patched = self.patch(region, api_id, expected_policy)
+        if patched.action != "patched":
+            return patched.outcome()
+        try:
+            stages, deployment_id, missing = self.redeploy(patched.report.api)
+        except (RedeployFailed, ApiNotFound, ClientError, BotoCoreError) as error:
+            return self._undo(patched, error)
+        record = self.record(patched, stages, deployment_id)
+        outcome = patched.outcome()
+        outcome.action = "applied"
+        outcome.detail = _redeploy_detail(stages, missing)
+        outcome.stages_redeployed, outcome.deployment_id, outcome.audit = list(stages), deployment_id, record
+        return outcome
+
+    def patch(self, region: str, api_id: str, expected_policy: str | None = None, action: str = "remediate") -> Patched:
+        """Re-read the API, re-plan if its policy changed since it was assessed, and write the fix."""
         try:
             api = self.adapter.get_rest_api(region, api_id)
         except ApiNotFound:
-            return _gone(region, api_id)
+            return Patched(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
         report = assess(api, self.settings)
         replanned = expected_policy is not None and not _same_policy(api.policy, expected_policy)
         if report.exempt:
-            return FixOutcome(report, "exempt", "exempt: never changed", replanned=replanned)
+            return Patched(report, "exempt", "exempt: never changed", replanned=replanned)
         if report.error or report.evaluation is None:
-            return FixOutcome(report, "failed", report.error or "no evaluation", replanned=replanned)
+            return Patched(report, "failed", report.error or "no evaluation", replanned=replanned)
         if not report.needs_fix:
-            return FixOutcome(report, "unchanged", "nothing to remove now", replanned=replanned)
+            return Patched(report, "unchanged", "nothing to remove now", replanned=replanned)
         operations = report.evaluation.patch_operations
         try:
             updated = self.adapter.update_policy(region, api_id, operations)
         except ApiNotFound:
-            return _gone(region, api_id)
+            return Patched(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
         except (ClientError, BotoCoreError) as error:
-            return FixOutcome(report, "failed", f"policy not changed: {error}", replanned=replanned)
+            return Patched(report, "failed", f"policy not changed: {error}", replanned=replanned)
         written = updated.policy or operations[0]["value"]
-        outcome = self._redeploy_and_record(report, api.policy or "", written, operations, "remediate")
-        outcome.replanned = replanned
-        return outcome
+        return Patched(report, "patched", "policy written", api.policy or "", written, operations, replanned, action)
+
+    def redeploy(self, api: RestApi, stages: list[str] | None = None) -> tuple[list[str], str | None, list[str]]:
+        """(stages redeployed, deployment ID, named stages that do not exist)."""
+        missing: list[str] = []
+        if stages is None:
+            existing = [s.name for s in self.adapter.list_stages(api.region, api.api_id)]
+            stages, missing = self.settings.stages.pick(existing)
+        deployment_id = self.adapter.redeploy(api.region, api.api_id, stages, "apigw-remediator: resource policy fixed")
+        return stages, deployment_id, missing
+
+    def record(self, patched: Patched, stages: list[str], deployment_id: str | None) -> AuditRecord:
+        api = patched.report.api
+        record = AuditRecord(
+            account=self.account,
+            region=api.region,
+            api_id=api.api_id,
+            api_name=api.name,
+            action=patched.change,
+            policy_before=patched.before,
+            policy_after=patched.written,
+            patch_operations=patched.operations,
+            stages_redeployed=list(stages),
+            deployment_id=deployment_id,
+            triggered_by=self.triggered_by,
+            findings=[f.to_dict() for f in patched.report.evaluation.findings] if patched.report.evaluation else [],
+        )
+        self.audit.append(record)
+        log.info("policy_changed", action=patched.change, region=api.region, api_id=api.api_id, stages=stages, deployment_id=deployment_id)
+        return record
+
+    def restore(self, region: str, api_id: str, before: str, written: str) -> str:
+        """Put the previous policy back, only if the API still holds what we wrote; says what it did."""
+        current = self.adapter.get_rest_api(region, api_id)
+        if not _same_policy(current.policy, written):
+            return "not restored: the policy changed again since the fix was written"
+        self.adapter.update_policy(region, api_id, [{"op": "replace", "path": "/policy", "value": compact_json(parse_policy(before))}])
+        return "previous policy restored"
 
     def rollback(self, record: AuditRecord, apply: bool, force: bool = False) -> FixOutcome:
         """Restore the policy from before a remediation, unless someone changed it since (or `force`)."""
@@ -203,79 +254,63 @@ class Remediator:
             updated = self.adapter.update_policy(record.region, record.api_id, operations)
         except ApiNotFound:
             return _gone(record.region, record.api_id)
-        written = updated.policy or restored
+        patched = Patched(report, "patched", "", api.policy or "", updated.policy or restored, operations, change="rollback")
         existing = [s.name for s in self.adapter.list_stages(record.region, record.api_id)]
-        stages = [s for s in record.stages_redeployed if s in existing]
-        outcome = self._redeploy_and_record(report, api.policy or "", written, operations, "rollback", stages)
-        if outcome.action == "applied":
-            outcome.action = "rolled-back"
-        return outcome
-
-    def _redeploy_and_record(
-        self,
-        report: ApiReport,
-        before: str,
-        written: str,
-        operations: list[dict[str, str]],
-        action: str,
-        stages: list[str] | None = None,
-    ) -> FixOutcome:
-        api = report.api
-        missing: list[str] = []
         try:
-            if stages is None:
-                existing = [s.name for s in self.adapter.list_stages(api.region, api.api_id)]
-                stages, missing = self.settings.stages.pick(existing)
-            deployment_id = self.adapter.redeploy(api.region, api.api_id, stages, f"apigw-remediator {action}")
+            stages, deployment_id, _ = self.redeploy(api, [s for s in record.stages_redeployed if s in existing])
         except (RedeployFailed, ApiNotFound, ClientError, BotoCoreError) as error:
-            return self._undo(report, before, written, error)
-        record = AuditRecord(
-            account=self.account,
-            region=api.region,
-            api_id=api.api_id,
-            api_name=api.name,
-            action=action,
-            policy_before=before,
-            policy_after=written,
-            patch_operations=operations,
-            stages_redeployed=list(stages),
-            deployment_id=deployment_id,
-            triggered_by=self.triggered_by,
-            findings=[f.to_dict() for f in report.evaluation.findings] if report.evaluation else [],
-        )
-        self.audit.append(record)
-        log.info("policy_changed", action=action, region=api.region, api_id=api.api_id, stages=stages, deployment_id=deployment_id)
-        detail = f"redeployed {', '.join(stages)}" if stages else "no stage redeployed: the change takes effect at the next deployment"
-        if missing:
-            detail += f"; stages not found: {', '.join(missing)}"
-        return FixOutcome(report, "applied", detail, list(stages), deployment_id, record)
+            return self._undo(patched, error)
+        audit = self.record(patched, stages, deployment_id)
+        return FixOutcome(report, "rolled-back", _redeploy_detail(stages, []), list(stages), deployment_id, audit)
 
-    def _undo(self, report: ApiReport, before: str, written: str, error: Exception) -> FixOutcome:
+    def _undo(self, patched: Patched, error: Exception) -> FixOutcome:
         """A redeploy failed: put the previous policy back so the API is never left half-fixed."""
-        api = report.api
+        api = patched.report.api
         stages_done = error.stages_done if isinstance(error, RedeployFailed) else []
         if stages_done:
-            # A stage already serves the new policy; undoing the policy alone would split stages and source.
-            record = AuditRecord(self.account, api.region, api.api_id, api.name, "remediate", before, written,
-                                 [{"op": "replace", "path": "/policy", "value": written}], stages_done,
-                                 getattr(error, "deployment_id", None), self.triggered_by)
-            self.audit.append(record)
-            return FixOutcome(report, "failed", f"policy changed and partly redeployed ({', '.join(stages_done)}): {error}",
+            # A stage already serves the new policy; restoring the policy alone would split stages and source.
+            record = self.record(patched, stages_done, getattr(error, "deployment_id", None))
+            return FixOutcome(patched.report, "failed", f"policy changed and partly redeployed ({', '.join(stages_done)}): {error}",
                               stages_done, record.deployment_id, record)
         try:
-            current = self.adapter.get_rest_api(api.region, api.api_id)
-            if _same_policy(current.policy, written) and before:
-                self.adapter.update_policy(api.region, api.api_id, [{"op": "replace", "path": "/policy", "value": compact_json(parse_policy(before))}])
+            result = self.restore(api.region, api.api_id, patched.before, patched.written)
         except (ApiNotFound, ClientError, BotoCoreError, PolicyError) as undo_error:
             log.error("undo_failed", region=api.region, api_id=api.api_id, error=str(undo_error))
-            return FixOutcome(report, "failed", f"redeploy failed ({error}) and the previous policy could not be restored ({undo_error})")
-        log.warning("redeploy_failed_policy_restored", region=api.region, api_id=api.api_id, error=str(error))
-        return FixOutcome(report, "failed", f"redeploy failed, previous policy restored, nothing changed: {error}")
+            return FixOutcome(patched.report, "failed", f"redeploy failed ({error}) and the previous policy could not be restored ({undo_error})")
+        log.warning("redeploy_failed", region=api.region, api_id=api.api_id, error=str(error), undo=result)
+        return FixOutcome(patched.report, "failed", f"redeploy failed, {result}, nothing changed: {error}")
+
+
+@dataclass
+class Patched:
+    """The result of writing a fix (or of deciding not to): what the redeploy and the record need."""
+
+    report: ApiReport
+    action: str  # patched | unchanged | exempt | skipped | failed
+    detail: str
+    before: str = ""
+    written: str = ""
+    operations: list[dict[str, str]] = field(default_factory=list)
+    replanned: bool = False
+    change: str = "remediate"
+
+    def outcome(self) -> FixOutcome:
+        return FixOutcome(self.report, self.action, self.detail, replanned=self.replanned)
+
+
+def _redeploy_detail(stages: list[str], missing: list[str]) -> str:
+    detail = f"redeployed {', '.join(stages)}" if stages else "no stage redeployed: the change takes effect at the next deployment"
+    if missing:
+        detail += f"; stages not found: {', '.join(missing)}"
+    return detail
+
+
+def _gone_report(region: str, api_id: str) -> ApiReport:
+    return ApiReport(RestApi(region, api_id, "", None, {}), False, None, "API no longer exists")
 
 
 def _gone(region: str, api_id: str) -> FixOutcome:
-    api = RestApi(region, api_id, "", None, {})
-    return FixOutcome(ApiReport(api, False, None, "API no longer exists"), "skipped", f"{region}/{api_id}: API was deleted; skipped")
+    return FixOutcome(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
 
 
 def _same_policy(left: str | None, right: str | None) -> bool:

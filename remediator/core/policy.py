@@ -29,7 +29,13 @@ def parse_policy(value: str | bytes | Policy) -> Policy:
         except UnicodeDecodeError as error:
             raise PolicyError(f"policy is not UTF-8 text: {error.reason}") from None
     if isinstance(value, str):
-        value = _decode_text(value)
+        if value[:1] == "{" and value[1:3] != '\\"':
+            try:  # the common case, plain JSON text, in one step
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = _decode_text(value)
+        else:
+            value = _decode_text(value)
     if not isinstance(value, dict):
         raise PolicyError(f"policy is not a JSON object (got {_json_type(value)})")
     _validate(value)
@@ -42,6 +48,13 @@ def _decode_text(text: str) -> Any:
         stripped = current.strip()
         if not stripped:
             raise PolicyError("policy is empty")
+        if stripped.startswith('{\\"'):
+            # The SDK form, recognised up front: plain JSON can never start with a backslash after "{".
+            try:
+                current = json.loads(f'"{stripped}"')
+                continue
+            except json.JSONDecodeError as inner:
+                raise PolicyError(f"policy is not JSON nor an escaped JSON string: {inner.msg}") from None
         try:
             current = json.loads(stripped)
         except json.JSONDecodeError as error:

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from remediator.core.conditions import NETWORK_KEYS, judge_condition
 from remediator.core.policy import Policy, Statement, compact_json, parse_policy, statements_of
@@ -74,8 +74,9 @@ class TrustConfig:
         return f"arn:{self.partition}:iam::{self.owner_account}:root"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
+    """One principal (or NotPrincipal) that the trust model objects to, and what to do about it."""
+
     kind: FindingKind
     statement_index: int
     sid: str | None
@@ -96,13 +97,16 @@ class Finding:
         }
 
 
-@dataclass(frozen=True)
 class Evaluation:
     """The findings for one policy and, when any principal is to be removed, the fixed policy."""
 
-    policy: Policy
-    findings: tuple[Finding, ...]
-    remediated_policy: Policy | None
+    __slots__ = ("policy", "findings", "remediated_policy", "_patch")
+
+    def __init__(self, policy: Policy, findings: tuple[Finding, ...], remediated_policy: Policy | None) -> None:
+        self.policy = policy
+        self.findings = findings
+        self.remediated_policy = remediated_policy
+        self._patch: list[dict[str, str]] | None = None
 
     @property
     def compliant(self) -> bool:
@@ -113,7 +117,9 @@ class Evaluation:
         """update-rest-api patch operations that apply the fix; empty when nothing is removed."""
         if self.remediated_policy is None:
             return []
-        return [{"op": "replace", "path": "/policy", "value": compact_json(self.remediated_policy)}]
+        if self._patch is None:
+            self._patch = [{"op": "replace", "path": "/policy", "value": compact_json(self.remediated_policy)}]
+        return [dict(operation) for operation in self._patch]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +128,9 @@ class Evaluation:
             "remediated_policy": self.remediated_policy,
             "patch_operations": self.patch_operations,
         }
+
+    def __repr__(self) -> str:
+        return f"Evaluation(findings={list(self.findings)!r}, remediated_policy={self.remediated_policy!r})"
 
 
 # A principal entry's place in its statement: (`AWS` key or None for a bare form, index or -1 for a string).
@@ -132,21 +141,56 @@ _DETAILS = {
     FindingKind.WILDCARD_PRINCIPAL: "any AWS account may call the API",
     FindingKind.NOT_PRINCIPAL: "NotPrincipal in an Allow statement grants every principal except those listed",
 }
+_ACCOUNT = PrincipalCategory.ACCOUNT
+_NOT_PRINCIPAL = "\0NotPrincipal"  # a marker no Principal key can equal
+_NOT_AN_ACCOUNT = PrincipalCategory.NOT_AN_ACCOUNT
 
 
 def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
-    """Evaluate a policy in any accepted form; raises PolicyError when it cannot be read."""
+    """Evaluate a policy in any accepted form; raises PolicyError when it cannot be read.
+
+    Most statements name only trusted principals, so each is first checked on a fast path;
+    conditions and wording are worked out only for statements that have a suspect principal.
+    """
     document = parse_policy(policy)
     statements = statements_of(document)
-    deny_network_keys = _deny_network_keys(statements)
+    accounts = config._accounts
     findings: list[Finding] = []
     removals: dict[int, set[_Location]] = {}
+    deny_keys: tuple[str, ...] | None = None
     for index, statement in enumerate(statements):
         if statement.get("Effect") != "Allow":
             continue
-        _evaluate_statement(index, statement, config, deny_network_keys, findings, removals)
+        principal = statement.get("Principal")
+        if principal is None:
+            if "NotPrincipal" not in statement:
+                continue
+            suspects: list[tuple[str | None, int, Any]] = [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"])]
+        elif type(principal) is dict and len(principal) == 1 and type(principal.get("AWS")) is str:
+            entry = principal["AWS"]
+            resolved = resolve_aws_principal(entry)
+            if resolved.category is _NOT_AN_ACCOUNT or (resolved.category is _ACCOUNT and resolved.account in accounts):
+                continue
+            suspects = [("AWS", -1, entry)]
+        else:
+            suspects = [s for s in _principal_entries(principal) if _suspect(s, accounts)]
+            if not suspects:
+                continue
+        if deny_keys is None:
+            deny_keys = _deny_network_keys(statements)
+        _judge_statement(index, statement, suspects, config, deny_keys, findings, removals)
     remediated = _remediate(document, statements, removals, config) if removals else None
     return Evaluation(document, tuple(findings), remediated)
+
+
+def _suspect(item: tuple[str | None, int, Any], accounts: frozenset[str]) -> bool:
+    key, _, entry = item
+    if key is not None and key != "AWS":
+        return key not in NON_ACCOUNT_PRINCIPAL_KEYS
+    if type(entry) is not str:
+        return True
+    resolved = resolve_aws_principal(entry)
+    return not (resolved.category is _NOT_AN_ACCOUNT or (resolved.category is _ACCOUNT and resolved.account in accounts))
 
 
 def _deny_network_keys(statements: list[Statement]) -> tuple[str, ...]:
@@ -161,14 +205,16 @@ def _deny_network_keys(statements: list[Statement]) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _evaluate_statement(
+def _judge_statement(
     index: int,
     statement: Statement,
+    suspects: list[tuple[str | None, int, Any]],
     config: TrustConfig,
     deny_network_keys: tuple[str, ...],
     findings: list[Finding],
     removals: dict[int, set[_Location]],
 ) -> None:
+    """Findings for the suspect principals of one Allow statement, in the light of its Condition."""
     sid = statement.get("Sid") if isinstance(statement.get("Sid"), str) else None
     verdict = judge_condition(statement.get("Condition"), config)
     notes = list(verdict.notes)
@@ -177,45 +223,41 @@ def _evaluate_statement(
     if deny_network_keys:
         notes.append(f"network-scoped by a Deny on {', '.join(deny_network_keys)}, which does not restrict the account")
     suffix = "; " + "; ".join(notes) if notes else ""
+    restricted = verdict.restricts_to_trusted
+    remove_wildcards = config.remove_wildcard_principals
 
-    def add(kind: FindingKind, principal: str, account: str | None, detail: str, location: _Location | None) -> None:
-        remove = location is not None and (
-            kind in (FindingKind.UNTRUSTED_ACCOUNT, FindingKind.ORPHANED_PRINCIPAL)
-            or (kind is FindingKind.WILDCARD_PRINCIPAL and config.remove_wildcard_principals)
-        )
-        findings.append(
-            Finding(kind, index, sid, principal, account, Remediation.REMOVE if remove else Remediation.REPORT_ONLY, detail + suffix)
-        )
-        if remove:
-            removals.setdefault(index, set()).add(location)  # type: ignore[arg-type]
-
-    if "NotPrincipal" in statement:
-        add(FindingKind.NOT_PRINCIPAL, _text(statement["NotPrincipal"]), None, _DETAILS[FindingKind.NOT_PRINCIPAL], None)
-        return
-    if "Principal" not in statement:
-        return
-    for key, position, entry in _principal_entries(statement["Principal"]):
-        if key is not None and key != "AWS":
-            if key not in NON_ACCOUNT_PRINCIPAL_KEYS:
-                add(FindingKind.UNRECOGNIZED_PRINCIPAL, f"{key}:{_text(entry)}", None, f"unknown principal type '{key}'", None)
-            continue
-        if not isinstance(entry, str):
-            add(FindingKind.UNRECOGNIZED_PRINCIPAL, _text(entry), None, "principal entry is not a string", None)
-            continue
-        resolved = resolve_aws_principal(entry)
-        location: _Location = (key, position)
-        category = resolved.category
-        if category is PrincipalCategory.ACCOUNT:
-            if not verdict.restricts_to_trusted and not config.trusts_account(resolved.account):  # type: ignore[arg-type]
-                add(FindingKind.UNTRUSTED_ACCOUNT, entry, resolved.account, f"account {resolved.account} is not trusted", location)
-        elif category is PrincipalCategory.WILDCARD:
-            if not verdict.restricts_to_trusted:
-                detail = _DETAILS[FindingKind.WILDCARD_PRINCIPAL] + (f" ({resolved.reason})" if resolved.reason else "")
-                add(FindingKind.WILDCARD_PRINCIPAL, entry, None, detail, location)
-        elif category is PrincipalCategory.ORPHANED:
-            add(FindingKind.ORPHANED_PRINCIPAL, entry, None, _DETAILS[FindingKind.ORPHANED_PRINCIPAL], location)
-        elif category is PrincipalCategory.UNRECOGNIZED:
-            add(FindingKind.UNRECOGNIZED_PRINCIPAL, entry, None, f"cannot resolve to an account: {resolved.reason}", None)
+    for key, position, entry in suspects:
+        kind: FindingKind
+        account: str | None = None
+        removable = False
+        if key is _NOT_PRINCIPAL:
+            kind, text, detail = FindingKind.NOT_PRINCIPAL, _text(entry), _DETAILS[FindingKind.NOT_PRINCIPAL]
+        elif key is not None and key != "AWS":
+            kind, text, detail = FindingKind.UNRECOGNIZED_PRINCIPAL, f"{key}:{_text(entry)}", f"unknown principal type '{key}'"
+        elif type(entry) is not str:
+            kind, text, detail = FindingKind.UNRECOGNIZED_PRINCIPAL, _text(entry), "principal entry is not a string"
+        else:
+            resolved = resolve_aws_principal(entry)
+            category = resolved.category
+            text = entry
+            if category is _ACCOUNT:
+                if restricted:
+                    continue
+                kind, account, removable = FindingKind.UNTRUSTED_ACCOUNT, resolved.account, True
+                detail = f"account {account} is not trusted"
+            elif category is PrincipalCategory.WILDCARD:
+                if restricted:
+                    continue
+                kind, removable = FindingKind.WILDCARD_PRINCIPAL, remove_wildcards
+                detail = _DETAILS[kind] + (f" ({resolved.reason})" if resolved.reason else "")
+            elif category is PrincipalCategory.ORPHANED:
+                kind, removable, detail = FindingKind.ORPHANED_PRINCIPAL, True, _DETAILS[FindingKind.ORPHANED_PRINCIPAL]
+            else:
+                kind, detail = FindingKind.UNRECOGNIZED_PRINCIPAL, f"cannot resolve to an account: {resolved.reason}"
+        remediation = Remediation.REMOVE if removable else Remediation.REPORT_ONLY
+        findings.append(Finding(kind, index, sid, text, account, remediation, detail + suffix))
+        if removable:
+            removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
 
 
 def _principal_entries(principal: Any) -> list[tuple[str | None, int, Any]]:

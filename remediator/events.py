@@ -1,0 +1,157 @@
+"""Read which REST API a CloudTrail event is about. Pure: no AWS calls.
+
+The event only says which API to look at. Its copy of the policy is never used: the
+workflow re-reads the policy from API Gateway, because an event can be stale or forged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+WATCHED_EVENTS = ("CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi")
+_ID_IN_REQUEST = {"UpdateRestApi", "PutRestApi"}
+EVENT_SOURCE = "apigateway.amazonaws.com"
+DETAIL_TYPE = "AWS API Call via CloudTrail"
+REST_API_ID = re.compile(r"[a-z0-9]{10}")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+ACCOUNT = re.compile(r"\d{12}")
+_NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
+
+
+class EventError(ValueError):
+    """An event this product does not handle; nothing is changed. The message is one line."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    type: str
+    arn: str | None
+    principal_id: str | None
+    invoked_by: str | None
+    session_issuer_arn: str | None
+
+    def describe(self) -> str:
+        who = self.session_issuer_arn or self.arn or self.principal_id or self.type
+        return f"{who} via {self.invoked_by}" if self.invoked_by else who
+
+
+@dataclass(frozen=True)
+class ApiChange:
+    """A change to a REST API that may have changed its resource policy."""
+
+    api_id: str
+    region: str
+    account: str
+    event_id: str
+    event_name: str
+    caller: Caller
+
+    @property
+    def execution_name(self) -> str:
+        """Step Functions execution name: the same event delivered twice starts one execution."""
+        return _NAME_UNSAFE.sub("-", f"{self.event_name}-{self.event_id}")[:80]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ApiChange:
+        try:
+            caller = Caller(**data["caller"])
+            change = cls(**{**data, "caller": caller})
+        except (KeyError, TypeError) as error:
+            raise EventError(f"not a change record: {error}") from None
+        _check_ids(change.api_id, change.region, change.account)
+        return change
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event that is recognised but needs nothing from us (an HTTP API change, a failed call)."""
+
+    reason: str
+    event_id: str | None = None
+
+
+def parse_event(event: Any) -> ApiChange | Ignored:
+    """An EventBridge "AWS API Call via CloudTrail" event or a bare CloudTrail record."""
+    if not isinstance(event, dict):
+        raise EventError(f"event is not a JSON object (got {type(event).__name__})")
+    if "detail-type" in event or "detail" in event:
+        if event.get("source") != "aws.apigateway" or event.get("detail-type") != DETAIL_TYPE:
+            raise EventError(f"not an API Gateway CloudTrail event (source {event.get('source')!r}, detail-type {event.get('detail-type')!r})")
+        record = event.get("detail")
+        if not isinstance(record, dict):
+            raise EventError("event has no CloudTrail record in 'detail'")
+        return _parse_record(record, envelope=event)
+    if "eventSource" in event:
+        return _parse_record(event, envelope={})
+    if "Records" in event:
+        raise EventError("a trail file holds several records: pass them one at a time (parse_records)")
+    raise EventError("not a CloudTrail event: no 'detail' envelope and no 'eventSource'")
+
+
+def parse_records(trail_file: Any) -> list[ApiChange | Ignored]:
+    """Every record of a CloudTrail log file ({"Records": [...]})."""
+    if not isinstance(trail_file, dict) or not isinstance(trail_file.get("Records"), list):
+        raise EventError("not a CloudTrail log file: no 'Records' list")
+    return [parse_event(record) for record in trail_file["Records"]]
+
+
+def _parse_record(record: dict[str, Any], envelope: dict[str, Any]) -> ApiChange | Ignored:
+    source = record.get("eventSource")
+    name = record.get("eventName")
+    event_id = record.get("eventID") or envelope.get("id")
+    if source != EVENT_SOURCE:
+        raise EventError(f"event source {source!r} is not {EVENT_SOURCE}")
+    if not isinstance(event_id, str) or not event_id:
+        raise EventError(f"{name} event has no eventID")
+    request = record.get("requestParameters") if isinstance(record.get("requestParameters"), dict) else {}
+    if "apiId" in request and "restApiId" not in request:
+        return Ignored(f"{name} is an HTTP or WebSocket API (v2) event; only REST APIs have resource policies", event_id)
+    if name not in WATCHED_EVENTS:
+        raise EventError(f"event {name!r} is not one of {', '.join(WATCHED_EVENTS)}")
+    if record.get("errorCode"):
+        return Ignored(f"{name} failed ({record['errorCode']}); nothing changed", event_id)
+    if name in _ID_IN_REQUEST:
+        api_id = request.get("restApiId")
+        where = "requestParameters.restApiId"
+    else:
+        response = record.get("responseElements") if isinstance(record.get("responseElements"), dict) else {}
+        api_id = response.get("id")
+        where = "responseElements.id"
+    region = record.get("awsRegion") or envelope.get("region")
+    account = record.get("recipientAccountId") or envelope.get("account") or _get(record, "userIdentity", "accountId")
+    _check_ids(api_id, region, account, where)
+    return ApiChange(api_id, region, account, event_id, name, _caller(record.get("userIdentity")))  # type: ignore[arg-type]
+
+
+def _check_ids(api_id: Any, region: Any, account: Any, where: str = "api_id") -> None:
+    if not isinstance(api_id, str) or not REST_API_ID.fullmatch(api_id):
+        raise EventError(f"{where} {api_id!r} is not a REST API ID")
+    if not isinstance(region, str) or not REGION.fullmatch(region):
+        raise EventError(f"region {region!r} is not an AWS region")
+    if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
+        raise EventError(f"account {account!r} is not a 12-digit account ID")
+
+
+def _caller(identity: Any) -> Caller:
+    if not isinstance(identity, dict):
+        return Caller("Unknown", None, None, None, None)
+    return Caller(
+        type=str(identity.get("type", "Unknown")),
+        arn=identity.get("arn"),
+        principal_id=identity.get("principalId"),
+        invoked_by=identity.get("invokedBy"),
+        session_issuer_arn=_get(identity, "sessionContext", "sessionIssuer", "arn"),
+    )
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
