@@ -19,6 +19,13 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 ACCOUNT = re.compile(r"\d{12}")
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
 
+# The EventBridge rule's pattern: the CDK stack and the local runner both use this one.
+EVENT_PATTERN: dict[str, Any] = {
+    "source": ["aws.apigateway"],
+    "detail-type": [DETAIL_TYPE],
+    "detail": {"eventSource": [EVENT_SOURCE], "eventName": list(WATCHED_EVENTS)},
+}
+
 
 class EventError(ValueError):
     """An event this product does not handle; nothing is changed. The message is one line."""

@@ -1,0 +1,303 @@
+"""Lambda handlers: parse the input, call the core and the adapters, return plain JSON.
+
+`trigger` and `sweep` start the workflow; the others are its states. Every state gets
+{"input": <state>, "execution": <name>, "kind"?: ...} from the definition's Parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RedeployFailed, RestApi
+from remediator.adapters.clients import ClientFactory
+from remediator.adapters.dynamodb import AuditTable
+from remediator.adapters.sns import publish
+from remediator.adapters.ssm import trust_lists
+from remediator.adapters.stepfunctions import start_execution
+from remediator.adapters.sts import caller_identity
+from remediator.core import TrustConfig
+from remediator.events import ApiChange, Caller, EventError, Ignored, parse_event
+from remediator.logs import bind, get_logger
+from remediator.sweep import DEFAULT_EXEMPT_TAG_KEY, Patched, Remediator, StageSelection, SweepSettings, assess
+
+log = get_logger("remediator.handlers")
+
+MODES = ("auto", "dry-run", "approval")
+_THROTTLING = {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
+
+
+class Throttled(Exception):
+    """AWS kept throttling after the SDK's own retries; the state machine retries with backoff."""
+
+
+class RemediationFailed(Exception):
+    """A step could not complete; the state machine catches this and notifies."""
+
+
+@cache
+def clients() -> ClientFactory:
+    """One client factory per Lambda container (AWS_ENDPOINT_URL points it at an emulator locally)."""
+    return ClientFactory()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the stack configures through the environment."""
+
+    mode: str
+    trust_parameter: str
+    exempt_tag_key: str
+    exempt_api_ids: frozenset[str]
+    stages: str
+    remove_wildcards: bool
+    audit_table: str
+    topic_arn: str
+    state_machine_arn: str
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        env = os.environ
+        mode = env.get("REMEDIATOR_MODE", "dry-run")
+        if mode not in MODES:
+            raise RemediationFailed(f"REMEDIATOR_MODE {mode!r} is not one of {', '.join(MODES)}")
+        return cls(
+            mode=mode,
+            trust_parameter=env.get("TRUST_PARAMETER_NAME", ""),
+            exempt_tag_key=env.get("EXEMPT_TAG_KEY", DEFAULT_EXEMPT_TAG_KEY),
+            exempt_api_ids=frozenset(i.strip() for i in env.get("EXEMPT_API_IDS", "").split(",") if i.strip()),
+            stages=env.get("REDEPLOY_STAGES", "all"),
+            remove_wildcards=env.get("REMOVE_WILDCARD_PRINCIPALS", "false").lower() == "true",
+            audit_table=env.get("AUDIT_TABLE_NAME", ""),
+            topic_arn=env.get("TOPIC_ARN", ""),
+            state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+        )
+
+    def sweep_settings(self, account: str, region: str) -> SweepSettings:
+        accounts, orgs = trust_lists(clients(), self.trust_parameter) if self.trust_parameter else (frozenset(), frozenset())
+        trust = TrustConfig(
+            owner_account=account,
+            trusted_accounts=accounts,
+            trusted_org_ids=orgs,
+            partition=partition_of(region),
+            remove_wildcard_principals=self.remove_wildcards,
+        )
+        return SweepSettings(trust, self.exempt_tag_key, self.exempt_api_ids, StageSelection(self.stages))
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-isob-"):
+        return "aws-iso-b"
+    if region.startswith("us-iso-"):
+        return "aws-iso"
+    return "aws"
+
+
+# --- starting the workflow ----------------------------------------------------------------------
+
+def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """EventBridge rule target: one execution per CloudTrail event, named after its event ID."""
+    try:
+        change = parse_event(event)
+    except EventError as error:
+        bind(event_id=event.get("id") if isinstance(event, dict) else None)
+        log.error("event_rejected", error=str(error))
+        return {"status": "rejected", "error": str(error)}
+    if isinstance(change, Ignored):
+        bind(event_id=change.event_id)
+        log.info("event_ignored", reason=change.reason)
+        return {"status": "ignored", "reason": change.reason}
+    bind(event_id=change.event_id, execution=change.execution_name, api_id=change.api_id)
+    settings = Settings.from_environment()
+    status = start_execution(clients(), settings.state_machine_arn, change.execution_name, {"change": change.to_dict(), "source": "event"})
+    log.info("execution_" + status, event_name=change.event_name)
+    return {"status": status, "execution_name": change.execution_name}
+
+
+def sweep(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Schedule target: every API of this region that needs attention goes through the same workflow."""
+    settings = Settings.from_environment()
+    region = os.environ.get("AWS_REGION") or clients().default_region
+    account = _account(context)
+    sweep_settings = settings.sweep_settings(account, region)
+    hour = datetime.now(UTC).strftime("%Y%m%dT%H")
+    bind(sweep=hour, region=region)
+    counts = {"apis": 0, "started": 0, "duplicate": 0}
+    for api in ApiGatewayAdapter(clients()).list_rest_apis(region):
+        counts["apis"] += 1
+        report = assess(api, sweep_settings)
+        if report.exempt or (report.evaluation is not None and report.evaluation.compliant):
+            continue
+        change = ApiChange(api.api_id, region, account, f"{hour}-{api.api_id}", "ScheduledSweep",
+                           Caller("Scheduler", None, None, "events.amazonaws.com", None))
+        status = start_execution(clients(), settings.state_machine_arn, change.execution_name, {"change": change.to_dict(), "source": "sweep"})
+        counts[status] += 1
+    log.info("sweep_done", **counts)
+    return counts
+
+
+def _account(context: Any) -> str:
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 and parts[4] else caller_identity(clients()).account
+
+
+# --- the workflow's states ----------------------------------------------------------------------
+
+def _state(event: dict[str, Any]) -> tuple[dict[str, Any], ApiChange, Settings]:
+    try:
+        state = event["input"]
+        change = ApiChange.from_dict(state["change"])
+    except (KeyError, TypeError, EventError) as error:
+        raise RemediationFailed(f"state input is not a workflow state: {error}") from None
+    bind(event_id=change.event_id, execution=event.get("execution"), api_id=change.api_id, region=change.region)
+    return state, change, Settings.from_environment()
+
+
+def _remediator(change: ApiChange, settings: Settings, execution: str | None) -> Remediator:
+    sweep_settings = settings.sweep_settings(change.account, change.region)
+    audit = AuditTable(clients(), settings.audit_table)
+    triggered_by = f"{change.event_name} {change.event_id} by {change.caller.describe()} (execution {execution})"
+    return Remediator(ApiGatewayAdapter(clients()), sweep_settings, audit, change.account, triggered_by)
+
+
+def _aws_call(action: Any) -> Any:
+    """Throttling that outlived botocore's retries becomes `Throttled`, which the state machine retries."""
+    try:
+        return action()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in _THROTTLING:
+            raise Throttled(str(error)) from None
+        raise RemediationFailed(str(error)) from None
+    except RedeployFailed as error:
+        if isinstance(error.cause, ClientError) and error.cause.response.get("Error", {}).get("Code") in _THROTTLING:
+            raise Throttled(str(error)) from None
+        raise RemediationFailed(str(error)) from None
+
+
+def evaluate(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Read the API's policy as it is now (never the event's copy) and decide what to do."""
+    _, change, settings = _state(event)
+    remediator = _remediator(change, settings, event.get("execution"))
+    try:
+        api = _aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
+    except ApiNotFound:
+        log.info("api_gone")
+        return {"verdict": "gone", "mode": settings.mode}
+    report = assess(api, remediator.settings)
+    if report.exempt:
+        verdict = "exempt"
+    elif report.error or report.evaluation is None:
+        verdict = "report-only"
+    elif report.needs_fix:
+        verdict = "fix"
+    elif not report.evaluation.compliant:
+        verdict = "report-only"
+    else:
+        verdict = "compliant"
+    log.info("evaluated", verdict=verdict, findings=len(report.evaluation.findings) if report.evaluation else None)
+    return {"verdict": verdict, "mode": settings.mode, "policy": api.policy, **report.to_dict()}
+
+
+def apply(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Re-read, re-plan if the policy changed since Evaluate, and write the fix."""
+    state, change, settings = _state(event)
+    remediator = _remediator(change, settings, event.get("execution"))
+    expected = (state.get("evaluation") or {}).get("policy")
+    patched: Patched = _aws_call(lambda: remediator.patch(change.region, change.api_id, expected))
+    if patched.action == "failed":
+        raise RemediationFailed(patched.detail)
+    outcome = "patched" if patched.action == "patched" else patched.action
+    log.info("applied", outcome=outcome, replanned=patched.replanned)
+    return {
+        "outcome": outcome,
+        "detail": patched.detail,
+        "replanned": patched.replanned,
+        "before": patched.before,
+        "written": patched.written,
+        "patch_operations": patched.operations,
+        **({"report": patched.report.to_dict()} if patched.report.evaluation else {}),
+    }
+
+
+def redeploy(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """One CreateDeployment for the API, its other stages pointed at it."""
+    state, change, settings = _state(event)
+    remediator = _remediator(change, settings, event.get("execution"))
+    api = RestApi(change.region, change.api_id, state.get("evaluation", {}).get("name", ""), None, {})
+    try:
+        stages, deployment_id, missing = _aws_call(lambda: remediator.redeploy(api))
+    except ApiNotFound:
+        raise RemediationFailed(f"{change.region}/{change.api_id}: API was deleted before its redeploy") from None
+    log.info("redeployed", stages=stages, deployment_id=deployment_id)
+    return {"stages": stages, "deployment_id": deployment_id, "missing_stages": missing}
+
+
+def restore(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """After a failed redeploy: put the previous policy back so the API is never left half-fixed."""
+    state, change, settings = _state(event)
+    remediator = _remediator(change, settings, event.get("execution"))
+    applied = state.get("applied") or {}
+    try:
+        result = _aws_call(lambda: remediator.restore(change.region, change.api_id, applied["before"], applied["written"]))
+    except ApiNotFound:
+        result = "not restored: the API was deleted"
+    log.warning("restore", result=result)
+    return {"result": result}
+
+
+def record(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Store the audit record of the change in DynamoDB."""
+    state, change, settings = _state(event)
+    remediator = _remediator(change, settings, event.get("execution"))
+    applied, deployed, evaluation = state["applied"], state.get("redeploy") or {}, state.get("evaluation") or {}
+    api = RestApi(change.region, change.api_id, evaluation.get("name", ""), applied["before"], {})
+    report = assess(api, remediator.settings)
+    patched = Patched(report, "patched", "", applied["before"], applied["written"], applied["patch_operations"], applied.get("replanned", False))
+    audit = _aws_call(lambda: remediator.record(patched, deployed.get("stages", []), deployed.get("deployment_id")))
+    return audit.to_dict()
+
+
+def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Publish a proposal, findings for review, the result of a fix, or a failure."""
+    state, change, settings = _state(event)
+    kind = event.get("kind", "notice")
+    evaluation = state.get("evaluation") or {}
+    name = evaluation.get("name") or change.api_id
+    subjects = {
+        "proposal": f"Proposed fix for API {name} ({change.region})",
+        "findings": f"Findings to review on API {name} ({change.region})",
+        "result": f"Fixed API {name} ({change.region})",
+        "failure": f"Remediation FAILED for API {name} ({change.region})",
+    }
+    message = {
+        "kind": kind,
+        "mode": settings.mode,
+        "account": change.account,
+        "region": change.region,
+        "api_id": change.api_id,
+        "api_name": evaluation.get("name"),
+        "changed_by": change.caller.describe(),
+        "event": f"{change.event_name} {change.event_id}",
+        "execution": event.get("execution"),
+        "findings": evaluation.get("findings", []),
+        "patch_operations": (state.get("applied") or {}).get("patch_operations") or evaluation.get("patch_operations", []),
+    }
+    if kind == "result":
+        message["stages_redeployed"] = (state.get("redeploy") or {}).get("stages", [])
+        message["deployment_id"] = (state.get("redeploy") or {}).get("deployment_id")
+    if kind == "failure":
+        message["error"] = state.get("error")
+        message["restore"] = (state.get("restore") or {}).get("result")
+    message_id = _aws_call(lambda: publish(clients(), settings.topic_arn, subjects.get(kind, f"API {name}"), message))
+    log.info("notified", kind=kind, message_id=message_id)
+    return {"kind": kind, "message_id": message_id}
