@@ -101,10 +101,17 @@ def parse_event(event: Any) -> ApiChange | Ignored:
 
 
 def parse_records(trail_file: Any) -> list[ApiChange | Ignored]:
-    """Every record of a CloudTrail log file ({"Records": [...]})."""
+    """Every record of a CloudTrail log file ({"Records": [...]}); calls we do not watch are ignored there."""
     if not isinstance(trail_file, dict) or not isinstance(trail_file.get("Records"), list):
         raise EventError("not a CloudTrail log file: no 'Records' list")
-    return [parse_event(record) for record in trail_file["Records"]]
+    results: list[ApiChange | Ignored] = []
+    for record in trail_file["Records"]:
+        name = record.get("eventName") if isinstance(record, dict) else None
+        if isinstance(name, str) and name not in WATCHED_EVENTS and record.get("eventSource") == EVENT_SOURCE:
+            results.append(Ignored(f"{name} does not change a resource policy", record.get("eventID")))
+        else:
+            results.append(parse_event(record))
+    return results
 
 
 def _parse_record(record: dict[str, Any], envelope: dict[str, Any]) -> ApiChange | Ignored:

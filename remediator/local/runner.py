@@ -136,6 +136,7 @@ class LocalWorkflow:
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "AWS_ENDPOINT_URL": account.endpoint_url,
             "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,  # as in Lambda, where both are set
         }
         os.environ.update(self.environment)
         handlers.clients.cache_clear()

@@ -1,0 +1,166 @@
+"""`make demo`: the event-driven workflow, end to end, on an emulated account on this machine.
+
+Starts the emulator on loopback, creates the stack's parts from the same state-machine
+definition, seeds REST APIs, sends CloudTrail-shaped events for them through the rule, runs
+the executions in each mode and prints what was found, the patch, the policy before and after,
+the stages redeployed and the audit record. `--seed FILE` uses your own policies instead:
+a JSON list of {"name": ..., "policy": {...}, "tags": {...}, "stages": [...]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+OWNER = "111122223333"
+PARTNER = "444455556666"
+STRANGER = "999999999999"
+REGION = "eu-west-1"
+MODES = ("dry-run", "approval", "auto")
+
+
+def default_seed() -> list[dict[str, Any]]:
+    def allow(*principals: str) -> dict[str, Any]:
+        return {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
+
+    return [
+        {"name": "payments", "stages": ["prod"],
+         "policy": {"Version": "2012-10-17", "Statement": [allow(f"arn:aws:iam::{OWNER}:root", f"arn:aws:iam::{PARTNER}:role/billing")]}},
+        {"name": "orders", "stages": ["prod", "dev"], "escaped": True,
+         "policy": {"Version": "2012-10-17", "Statement": [
+             {**allow(f"arn:aws:iam::{OWNER}:root", f"arn:aws:iam::{PARTNER}:role/reader", STRANGER, "AROAEXAMPLEDELETEDROLE"), "Sid": "Partners"},
+             {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*/DELETE/*"}]}},
+        {"name": "legacy-export", "stages": ["v1"], "tags": {"remediator:exempt": "true"},
+         "policy": {"Version": "2012-10-17", "Statement": [allow(f"arn:aws:iam::{STRANGER}:root")]}},
+        {"name": "internal-private", "stages": ["prod"],
+         "policy": {"Version": "2012-10-17", "Statement": [
+             {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"},
+             {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*",
+              "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-0123456789abcdef0"}}}]}},
+    ]
+
+
+def load_seed(path: str) -> list[dict[str, Any]]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, list) or not all(isinstance(item, dict) and "name" in item and "policy" in item for item in data):
+        raise SystemExit(f"error: {path}: expected a JSON list of {{\"name\": ..., \"policy\": {{...}}}} objects")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m remediator.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", help="JSON file with your own APIs and policies")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run (dry-run,approval,auto)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("REMEDIATOR_LOG_LEVEL", "WARNING")
+    seed = load_seed(args.seed) if args.seed else default_seed()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        print(f"error: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})", file=sys.stderr)
+        return 2
+
+    from remediator.local import cloudtrail
+    from remediator.local.emulator import emulated_account, escaped, seed_rest_api
+    from remediator.local.runner import LocalWorkflow, WorkflowConfig
+
+    with emulated_account(account_id=OWNER, region=REGION) as account:
+        print(f"Emulated account {OWNER} on {account.endpoint_url} (no AWS account, no Docker).")
+        print(f"Trusted: owner {OWNER}, partner {PARTNER}. Exemption tag: remediator:exempt=true.\n")
+        flow = LocalWorkflow(account, WorkflowConfig(mode=modes[0], trusted_accounts=[PARTNER]), region=REGION)
+        transitions: dict[str, int] = {}
+        apigw = account.clients.client("apigateway", REGION)
+        for mode in modes:
+            flow.set_mode(mode)
+            _banner(f"mode: {mode}")
+            for item in seed:
+                name = f"{item['name']}-{mode}"
+                policy = item["policy"]
+                text = escaped(policy) if item.get("escaped") else json.dumps(policy)
+                api_id = seed_rest_api(account.clients, REGION, name, text, item.get("tags"), tuple(item.get("stages", ["prod"])))
+                event = cloudtrail.api_call_event("CreateRestApi", api_id, REGION, OWNER)
+                started = flow.deliver(event)
+                result = flow.wait(started["execution_name"])
+                after = apigw.get_rest_api(restApiId=api_id).get("policy")
+                _show_api(name, api_id, event, started, result, text, after, flow)
+                transitions[result.output["evaluation"]["verdict"] if result.output else result.status] = result.transitions
+                if mode == "auto" and result.output and result.output.get("applied", {}).get("outcome") == "patched":
+                    _show_follow_up(flow, api_id, event)
+            if mode == "auto":
+                _show_sweep(flow, account, seed)
+        _banner("cost per event (Standard workflows bill per state transition)")
+        for verdict, count in sorted(transitions.items()):
+            print(f"  {verdict:<12} {count} state transitions")
+    return 0
+
+
+def _banner(title: str) -> None:
+    print("=" * 100)
+    print(title)
+    print("=" * 100)
+
+
+def _show_api(name: str, api_id: str, event: dict[str, Any], started: dict[str, Any], result: Any, before: str, after: str | None,
+              flow: Any) -> None:
+    caller = event["detail"]["userIdentity"]["arn"]
+    print(f"\nAPI {name} ({api_id}) in {REGION}: {event['detail']['eventName']} by {caller}")
+    print(f"  workflow:  {result.status} in {result.transitions} state transitions: {' > '.join(result.states)}")
+    output = result.output or {}
+    evaluation = output.get("evaluation", {})
+    print(f"  verdict:   {evaluation.get('verdict')}" + ("  (exempt: never changed)" if evaluation.get("exempt") else ""))
+    for finding in evaluation.get("findings", []):
+        print(f"  found:     [{finding['remediation']}] {finding['kind']} {finding['principal']} "
+              f"(statement {finding['statement_index']}): {finding['detail']}")
+    for operation in evaluation.get("patch_operations", []):
+        print(f"  patch:     {operation['op']} {operation['path']} = {operation['value']}")
+    print(f"  before:    {before}")
+    print(f"  after:     {after}" + ("  (unchanged)" if after == before else ""))
+    redeploy = output.get("redeploy")
+    if redeploy:
+        print(f"  stages:    {', '.join(redeploy['stages'])} now serve deployment {redeploy['deployment_id']}")
+    audit = output.get("audit")
+    if audit:
+        shown = {k: audit[k] for k in ("account", "region", "api_id", "action", "stages_redeployed", "deployment_id", "triggered_by", "timestamp")}
+        print(f"  audit:     {json.dumps(shown)}")
+    for message in flow.notifications():
+        print(f"  published: {message['kind']} to the notification topic"
+              + (f" ({len(message['patch_operations'])} patch operation(s) proposed, nothing changed)" if message["kind"] == "proposal" else ""))
+    if evaluation.get("mode") == "approval" and evaluation.get("verdict") == "fix":
+        print("  approval:  AwaitApproval passes to Propose until Slack approval is configured: nothing is changed")
+
+
+def _show_follow_up(flow: Any, api_id: str, original: dict[str, Any]) -> None:
+    from remediator.local import cloudtrail
+
+    own = cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER, cloudtrail.remediator_caller(OWNER))
+    started = flow.deliver(own)
+    result = flow.wait(started["execution_name"])
+    verdict = (result.output or {}).get("evaluation", {}).get("verdict")
+    print(f"  follow-up: the fix's own UpdateRestApi event ran {result.transitions} transitions and ended {verdict} (no loop)")
+    duplicate = flow.deliver(original)
+    print(f"  duplicate: the same CreateRestApi event delivered again: {duplicate['status']} (not run twice)")
+    flow.notifications()
+
+
+def _show_sweep(flow: Any, account: Any, seed: list[dict[str, Any]]) -> None:
+    from remediator.local.emulator import seed_rest_api
+
+    missed = next((item for item in seed if item["name"] == "orders"), seed[0])
+    api_id = seed_rest_api(account.clients, REGION, "changed-while-events-were-lost", json.dumps(missed["policy"]), None, ("prod",))
+    print(f"\nScheduled sweep: API changed-while-events-were-lost ({api_id}) got no event.")
+    counts = flow.run_sweep()
+    print(f"  sweep:     {counts['apis']} APIs listed, {counts['started']} execution(s) started, {counts['duplicate']} already running")
+    executions = account.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
+    for execution in executions:
+        if execution["name"].startswith("ScheduledSweep"):
+            result = flow.wait(execution["name"])
+            print(f"  {execution['name']}: {result.status}, {' > '.join(result.states)}")
+    flow.notifications()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

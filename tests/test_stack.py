@@ -1,0 +1,586 @@
+"""The CDK stack: synthesized once through the Python API, then checked resource by resource,
+against cdk-nag's AwsSolutions pack and against cfn-lint.
+
+The first run on a clean machine builds the Lambda asset under build/ (pip downloads the
+runtime dependencies once); later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk import assertions  # noqa: E402
+from aws_cdk.assertions import Match  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+import remediator.workflow  # noqa: E402
+from infra import ConfigError, build_app  # noqa: E402
+from infra.asset import build_lambda_asset  # noqa: E402
+from infra.config import DEFAULTS, cdk_json_context, from_context  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PARTNER = "444455556666"
+ORG = "o-a1b2c3d4e5"
+CONTEXT = {
+    "remediator:mode": "auto",
+    "remediator:trustedAccounts": [PARTNER],
+    "remediator:trustedOrgIds": [ORG],
+    "remediator:exemptApiIds": ["abcde12345", "fghij67890"],
+    "remediator:redeployStages": "prod,staging",
+    "remediator:removeWildcardPrincipals": True,
+    "remediator:sweepSchedule": "rate(6 hours)",
+}
+
+TASK_HANDLERS = {name: f"remediator.handlers.{name.lower()}" for name in remediator.workflow.FUNCTIONS}
+ALL_HANDLERS = {
+    "remediator.handlers.trigger",
+    "remediator.handlers.sweep",
+    *TASK_HANDLERS.values(),
+}
+COMMON_ENV = {
+    "REMEDIATOR_MODE",
+    "TRUST_PARAMETER_NAME",
+    "EXEMPT_TAG_KEY",
+    "EXEMPT_API_IDS",
+    "REDEPLOY_STAGES",
+    "REMOVE_WILDCARD_PRINCIPALS",
+    "AUDIT_TABLE_NAME",
+    "TOPIC_ARN",
+    "REMEDIATOR_LOG_LEVEL",
+}
+
+# The only rules acknowledged anywhere in the stack. A new one must be added here, with thought.
+EXPECTED_ACKNOWLEDGMENTS = {
+    "AwsSolutions-L1",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis*]",
+    "AwsSolutions-IAM5[Resource::*]",
+    "CloudFormation-Validate::E1029",
+}
+
+# Statements CDK adds to the state machine role, on Resource "*" because these APIs have no
+# resource-level permissions (vended log delivery, X-Ray).
+STAR_RESOURCE_ACTIONS = {
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+}
+
+
+# ---- fixtures and helpers --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """One synth for the module. cdk-nag runs in its own tests (below), so that a finding fails
+    those tests with the finding spelled out, rather than every test with ValidationFailed."""
+    app, stack = build_app(CONTEXT, outdir=str(tmp_path_factory.mktemp("cdk.out")), nag=False)
+    template = assertions.Template.from_stack(stack)
+    return app, stack, template
+
+
+@pytest.fixture(scope="module")
+def stack(synth):
+    return synth[1]
+
+
+@pytest.fixture(scope="module")
+def template(synth) -> assertions.Template:
+    return synth[2]
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict[str, dict[str, Any]]:
+    return template.to_json()["Resources"]
+
+
+def of_type(resources: dict[str, dict[str, Any]], cfn_type: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in resources.items() if v["Type"] == cfn_type}
+
+
+def flat(value: Any) -> str:
+    """An intrinsic rendered as text: Fn::Join joined, Ref as <Id>, GetAtt as <Id.Attr>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return sep.join(flat(p) for p in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "<" + ".".join(value["Fn::GetAtt"]) + ">"
+    return json.dumps(value, sort_keys=True)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(resources) -> list[tuple[str, dict[str, Any]]]:
+    """Every statement of every identity policy (AWS::IAM::Policy and inline role policies)."""
+    found = []
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            found += [(logical_id, s) for s in props["PolicyDocument"]["Statement"]]
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                found += [(logical_id, s) for s in policy["PolicyDocument"]["Statement"]]
+    return found
+
+
+def functions_by_handler(resources) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {r["Properties"]["Handler"]: (k, r) for k, r in of_type(resources, "AWS::Lambda::Function").items()}
+
+
+def role_actions(resources, function: dict[str, Any]) -> set[str]:
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions: set[str] = set()
+    for policy in of_type(resources, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions.update(as_list(statement["Action"]))
+    return actions
+
+
+def logical_id(stack: cdk.Stack, construct) -> str:
+    return stack.resolve(stack.get_logical_id(construct.node.default_child))
+
+
+# ---- triggers ----------------------------------------------------------------------------------
+
+
+def test_event_rule_pattern_is_exact(resources):
+    rules = [r for r in of_type(resources, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    assert len(rules) == 1
+    assert rules[0]["Properties"]["EventPattern"] == {
+        "source": ["aws.apigateway"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {
+            "eventSource": ["apigateway.amazonaws.com"],
+            "eventName": ["CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi"],
+        },
+    }
+
+
+def test_event_rule_matches_what_the_trigger_parses(resources):
+    events = pytest.importorskip("remediator.events")
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail"]["eventName"] == list(events.WATCHED_EVENTS)
+    assert pattern["detail"]["eventSource"] == [events.EVENT_SOURCE]
+    assert pattern["detail-type"] == [events.DETAIL_TYPE]
+
+
+def test_schedule_rule(resources):
+    rules = [r for r in of_type(resources, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(6 hours)"]
+
+
+def test_both_rules_target_their_lambda_with_a_dead_letter_queue(resources):
+    (dlq_id,) = of_type(resources, "AWS::SQS::Queue")
+    handlers = {k: r["Properties"]["Handler"] for k, r in of_type(resources, "AWS::Lambda::Function").items()}
+    targeted = set()
+    for rule in of_type(resources, "AWS::Events::Rule").values():
+        (target,) = rule["Properties"]["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+        targeted.add(handlers[target["Arn"]["Fn::GetAtt"][0]])
+    assert targeted == {"remediator.handlers.trigger", "remediator.handlers.sweep"}
+    # EventBridge may send to the queue (CDK's queue policy), and the queue is encrypted and SSL-only.
+    (queue,) = of_type(resources, "AWS::SQS::Queue").values()
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    queue_statements = [s for p in of_type(resources, "AWS::SQS::QueuePolicy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in queue_statements)
+    assert any(s.get("Principal") == {"Service": "events.amazonaws.com"} and s["Action"] == "sqs:SendMessage" for s in queue_statements)
+
+
+def test_trigger_and_sweep_async_failures_also_reach_the_queue(resources):
+    (dlq_id,) = of_type(resources, "AWS::SQS::Queue")
+    by_handler = functions_by_handler(resources)
+    for handler in ("remediator.handlers.trigger", "remediator.handlers.sweep"):
+        _, function = by_handler[handler]
+        assert function["Properties"]["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+
+
+# ---- the state machine -----------------------------------------------------------------------
+
+
+def test_state_machine_runs_the_package_definition_unchanged(resources):
+    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    # The definition string is the package's file, placeholders and all...
+    assert json.loads(flat(props["DefinitionString"])) == json.loads(remediator.workflow.definition_text())
+    # ...and each placeholder is substituted with the ARN of the function with the matching handler.
+    substitutions = props["DefinitionSubstitutions"]
+    assert set(substitutions) == remediator.workflow.placeholders()
+    handlers = {k: r["Properties"]["Handler"] for k, r in of_type(resources, "AWS::Lambda::Function").items()}
+    arns = {}
+    for name, handler in TASK_HANDLERS.items():
+        ref = substitutions[f"{name}FunctionArn"]
+        assert set(ref) == {"Fn::GetAtt"} and ref["Fn::GetAtt"][1] == "Arn"
+        assert handlers[ref["Fn::GetAtt"][0]] == handler
+        arns[name] = flat(ref)
+    # Rendered the way Step Functions will, it is the package's own rendering.
+    rendered = flat(props["DefinitionString"])
+    for key, value in substitutions.items():
+        rendered = rendered.replace("${" + key + "}", flat(value))
+    assert json.loads(rendered) == remediator.workflow.definition(arns)
+
+
+def test_state_machine_logs_and_traces(resources):
+    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    logging = props["LoggingConfiguration"]
+    assert logging["Level"] in ("ALL", "ERROR")
+    assert logging["IncludeExecutionData"] is False
+    (destination,) = logging["Destinations"]
+    group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert resources[group_id]["Type"] == "AWS::Logs::LogGroup"
+    assert "RetentionInDays" in resources[group_id]["Properties"]
+    assert props["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_state_machine_may_invoke_exactly_the_task_functions(resources):
+    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+    role_id = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    by_handler = functions_by_handler(resources)
+    expected = sorted(f"<{by_handler[h][0]}.Arn>" for h in TASK_HANDLERS.values())
+    invoke = [
+        s for p in of_type(resources, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == "lambda:InvokeFunction"
+    ]
+    assert len(invoke) == 1
+    assert sorted(flat(r) for r in invoke[0]["Resource"]) == expected
+
+
+# ---- functions -----------------------------------------------------------------------------------
+
+
+def test_lambdas(resources):
+    functions = of_type(resources, "AWS::Lambda::Function")
+    by_handler = functions_by_handler(resources)
+    assert set(by_handler) == ALL_HANDLERS and len(functions) == len(ALL_HANDLERS)
+    code = {json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions.values()}
+    assert len(code) == 1, "one shared code asset"
+    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()}
+    assert len(roles) == len(functions), "one role per function"
+    for handler, (_, function) in by_handler.items():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["arm64"]
+        assert props["MemorySize"] == 256
+        assert props["Timeout"] == (300 if handler.endswith(".sweep") else 30)
+        group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[group_id]["Properties"]["RetentionInDays"] > 0
+
+
+def test_lambda_environment(resources):
+    by_handler = functions_by_handler(resources)
+    (param_id,) = of_type(resources, "AWS::SSM::Parameter")
+    (table_id,) = of_type(resources, "AWS::DynamoDB::Table")
+    (topic_id,) = of_type(resources, "AWS::SNS::Topic")
+    (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
+    for handler, (_, function) in by_handler.items():
+        env = function["Properties"]["Environment"]["Variables"]
+        starts = handler in ("remediator.handlers.trigger", "remediator.handlers.sweep")
+        assert set(env) == COMMON_ENV | ({"STATE_MACHINE_ARN"} if starts else set()), handler
+        assert not any(key.startswith("POWERTOOLS") for key in env)
+        assert env["REMEDIATOR_MODE"] == "auto"
+        assert env["TRUST_PARAMETER_NAME"] == {"Ref": param_id}
+        assert env["EXEMPT_TAG_KEY"] == "remediator:exempt"
+        assert env["EXEMPT_API_IDS"] == "abcde12345,fghij67890"
+        assert env["REDEPLOY_STAGES"] == "prod,staging"
+        assert env["REMOVE_WILDCARD_PRINCIPALS"] == "true"
+        assert env["AUDIT_TABLE_NAME"] == {"Ref": table_id}
+        assert env["TOPIC_ARN"] == {"Ref": topic_id}
+        assert env["REMEDIATOR_LOG_LEVEL"] == "INFO"
+        if starts:
+            assert env["STATE_MACHINE_ARN"] == {"Ref": machine_id}
+
+
+def test_every_handler_exists_in_the_package():
+    handlers = pytest.importorskip("remediator.handlers")
+    for name in sorted(ALL_HANDLERS):
+        assert callable(getattr(handlers, name.rsplit(".", 1)[1], None)), name
+
+
+# ---- least privilege ---------------------------------------------------------------------------
+
+
+def test_no_wildcard_actions(resources):
+    found = statements(resources)
+    assert found
+    for owner, statement in found:
+        for action in as_list(statement.get("Action", [])):
+            assert "*" not in action, f"{owner}: wildcard action {action}"
+        assert "NotAction" not in statement and "NotResource" not in statement, owner
+
+
+def test_star_resources_only_where_the_api_has_no_resource_permissions(resources):
+    for owner, statement in statements(resources):
+        if "*" in as_list(statement["Resource"]):
+            assert set(as_list(statement["Action"])) <= STAR_RESOURCE_ACTIONS, f"{owner}: {statement}"
+
+
+def test_apigateway_statements_are_scoped_to_restapis(resources):
+    seen = 0
+    for owner, statement in statements(resources):
+        if any(a.startswith("apigateway:") for a in as_list(statement["Action"])):
+            seen += 1
+            assert all(a.startswith("apigateway:") for a in as_list(statement["Action"])), owner
+            for resource in as_list(statement["Resource"]):
+                text = flat(resource)
+                assert text == "arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis*", f"{owner}: {text}"
+    assert seen == 5  # evaluate, apply, restore, redeploy, sweep
+
+
+LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+@pytest.mark.parametrize(
+    "handler, actions",
+    [
+        ("evaluate", {"apigateway:GET", "ssm:GetParameter"}),
+        ("apply", {"apigateway:GET", "apigateway:PATCH", "ssm:GetParameter"}),
+        ("restore", {"apigateway:GET", "apigateway:PATCH", "ssm:GetParameter"}),
+        ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH", "ssm:GetParameter"}),
+        ("record", {"dynamodb:PutItem", "ssm:GetParameter"}),
+        ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"}),
+        ("trigger", {"states:StartExecution", "sqs:SendMessage"}),
+        ("sweep", {"apigateway:GET", "ssm:GetParameter", "states:StartExecution", "sqs:SendMessage"}),
+    ],
+)
+def test_each_function_may_do_only_its_job(resources, handler, actions):
+    _, function = functions_by_handler(resources)[f"remediator.handlers.{handler}"]
+    assert role_actions(resources, function) == actions | LOGS
+    role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]
+    assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_permissions_name_the_resources(resources):
+    ids = {t: next(iter(of_type(resources, t))) for t in (
+        "AWS::SSM::Parameter", "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine", "AWS::KMS::Key",
+    )}
+    expected = {
+        "ssm:GetParameter": "arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter<%s>" % ids["AWS::SSM::Parameter"],
+        "dynamodb:PutItem": "<%s.Arn>" % ids["AWS::DynamoDB::Table"],
+        "sns:Publish": "<%s>" % ids["AWS::SNS::Topic"],
+        "states:StartExecution": "<%s>" % ids["AWS::StepFunctions::StateMachine"],
+        "kms:GenerateDataKey": "<%s.Arn>" % ids["AWS::KMS::Key"],
+    }
+    for owner, statement in statements(resources):
+        for action in as_list(statement["Action"]):
+            if action in expected:
+                assert [flat(r) for r in as_list(statement["Resource"])] == [expected[action]], owner
+
+
+# ---- storage, configuration, notification, alarms, outputs ---------------------------------------
+
+
+def test_audit_table(resources):
+    (table,) = of_type(resources, "AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert {"AttributeName": "pk", "AttributeType": "S"} in props["AttributeDefinitions"]
+    assert {"AttributeName": "sk", "AttributeType": "S"} in props["AttributeDefinitions"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}  # AWS managed key
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_topic_is_encrypted_and_ssl_only(resources):
+    (topic_id, topic), = of_type(resources, "AWS::SNS::Topic").items()
+    (key_id, key), = of_type(resources, "AWS::KMS::Key").items()
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # CloudWatch alarms can publish to the encrypted topic only if the key lets them.
+    assert any(
+        s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        and set(as_list(s["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey"}
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+    )
+    (policy,) = of_type(resources, "AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
+
+
+def test_trust_parameter(resources):
+    (param,) = of_type(resources, "AWS::SSM::Parameter").values()
+    assert param["Properties"]["Type"] == "String"
+    assert json.loads(param["Properties"]["Value"]) == {"trusted_accounts": [PARTNER], "trusted_org_ids": [ORG]}
+
+
+def test_executions_failed_alarm_notifies_the_topic(resources):
+    (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
+    (topic_id,) = of_type(resources, "AWS::SNS::Topic")
+    alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values() if a["Properties"]["MetricName"] == "ExecutionsFailed"]
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert alarm["Namespace"] == "AWS/States"
+    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine_id}}]
+    assert alarm["Statistic"] == "Sum" and alarm["Period"] == 300 and alarm["EvaluationPeriods"] == 1
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_outputs(template):
+    outputs = template.to_json()["Outputs"]
+    assert {"StateMachineArn", "TopicArn", "AuditTableName", "TrustParameterName"} <= set(outputs)
+
+
+# ---- configuration ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("remediator:mode", "yolo", r"remediator:mode must be one of auto, dry-run, approval"),
+        ("remediator:trustedAccounts", ["123"], r"remediator:trustedAccounts: '123' is not a 12-digit"),
+        ("remediator:trustedAccounts", "123", r"remediator:trustedAccounts: '123' is not a 12-digit"),
+        ("remediator:trustedAccounts", [111122223333], r"remediator:trustedAccounts must be a list of strings"),
+        ("remediator:trustedOrgIds", ["org-1"], r"remediator:trustedOrgIds: 'org-1' is not an AWS Organizations ID"),
+        ("remediator:exemptApiIds", ["not an id"], r"remediator:exemptApiIds"),
+        ("remediator:redeployStages", "prod;dev", r"remediator:redeployStages"),
+        ("remediator:removeWildcardPrincipals", "maybe", r"remediator:removeWildcardPrincipals must be true or false"),
+        ("remediator:sweepSchedule", "every day", r"remediator:sweepSchedule must be an EventBridge schedule"),
+        ("remediator:sweepSchedule", "rate(1 days)", r"singular unit for 1"),
+    ],
+)
+def test_context_validation_rejects(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        build_app({key: value}, nag=False)
+
+
+def test_context_accepts_command_line_strings():
+    values = {
+        "remediator:trustedAccounts": f'["{PARTNER}"]',
+        "remediator:trustedOrgIds": ORG,
+        "remediator:exemptApiIds": "abcde12345, fghij67890",
+        "remediator:removeWildcardPrincipals": "true",
+        "remediator:sweepSchedule": "cron(0 3 * * ? *)",
+    }
+    config = from_context(values.get)
+    assert config.trusted_accounts == (PARTNER,)
+    assert config.trusted_org_ids == (ORG,)
+    assert config.exempt_api_ids == ("abcde12345", "fghij67890")
+    assert config.remove_wildcard_principals is True
+    assert config.sweep_schedule == "cron(0 3 * * ? *)"
+
+
+def test_cdk_json_documents_every_key_with_its_default():
+    settings = json.loads((ROOT / "cdk.json").read_text())
+    assert "app.py" in settings["app"]
+    assert cdk_json_context() == DEFAULTS == settings["context"]
+    config = from_context(lambda key: None)
+    assert (config.mode, config.redeploy_stages, config.sweep_schedule) == ("dry-run", "all", "rate(1 day)")
+    assert config.remove_wildcard_principals is False
+
+
+# ---- cdk-nag, CDK validation, cfn-lint --------------------------------------------------------------
+
+
+def test_cdk_nag_aws_solutions_clean(stack):
+    """cdk-nag 3 packs are validation plugins; validate_scope runs the same rules directly and
+    lists what it finds."""
+    report = AwsSolutionsChecks().validate_scope(stack)
+    findings = [(v.rule_name, v.severity, [r.construct_path for r in v.violating_resources]) for v in report.violations]
+    assert findings == []  # errors and warnings alike
+
+
+def test_app_synthesizes_with_aws_solutions_checks_and_default_context(tmp_path):
+    """What `python app.py` / `cdk synth` do: cdk.json's defaults, the AwsSolutions plugin registered
+    on the app; any unacknowledged finding would make synth raise ValidationFailed."""
+    app, stack = build_app(outdir=str(tmp_path))
+    app.synth()
+    annotations = assertions.Annotations.from_stack(stack)
+    assert annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*")) == []
+    assert annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*")) == []
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    for plugin in report["pluginReports"]:
+        assert plugin["violations"] == [], plugin["pluginName"]
+    template = json.loads((tmp_path / f"{stack.stack_name}.template.json").read_text())
+    env = [f["Properties"]["Environment"]["Variables"] for f in of_type(template["Resources"], "AWS::Lambda::Function").values()]
+    assert {e["REMEDIATOR_MODE"] for e in env} == {"dry-run"}
+    assert {e["REMOVE_WILDCARD_PRINCIPALS"] for e in env} == {"false"}
+    (param,) = of_type(template["Resources"], "AWS::SSM::Parameter").values()
+    assert json.loads(param["Properties"]["Value"]) == {"trusted_accounts": [], "trusted_org_ids": []}
+
+
+def test_no_cdk_warnings_or_errors(stack):
+    annotations = assertions.Annotations.from_stack(stack)
+    assert annotations.find_error("*", Match.any_value()) == []
+    assert annotations.find_warning("*", Match.any_value()) == []
+
+
+def test_synth_validation_report_is_clean(synth):
+    app = synth[0]
+    report = json.loads((Path(app.outdir) / "validation-report.json").read_text())
+    for plugin in report["pluginReports"]:
+        assert plugin["violations"] == [], plugin["pluginName"]
+
+
+def test_every_acknowledgment_is_expected_and_explained(stack):
+    key = cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    acknowledged: dict[str, list[str]] = {}
+    for construct in stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == key:
+                for rule_id, reason in entry.data.items():
+                    acknowledged.setdefault(re.sub(r"^annotation::", "", rule_id, flags=re.I), []).append(reason)
+    assert set(acknowledged) == EXPECTED_ACKNOWLEDGMENTS
+    for rule_id, reasons in acknowledged.items():
+        for reason in reasons:
+            assert isinstance(reason, str) and len(reason.strip()) >= 10, rule_id
+
+
+def test_cfn_lint_clean(template, tmp_path):
+    from cfnlint.api import ManualArgs, lint_file
+
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(template.to_json(), indent=1))
+    matches = lint_file(path, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    problems = [f"{m.rule.id} {m.rule.severity}: {m.message}" for m in matches if m.rule.severity in ("error", "warning")]
+    assert problems == []
+
+
+def test_cfn_lint_ignores_are_narrow(resources, template):
+    """The only cfn-lint ignores: W3005 template-wide (CDK's redundant DependsOn on roles), and
+    E1029 on the state machine while its definition has literal ${...} text in a Comment."""
+    assert template.to_json()["Metadata"]["cfn-lint"] == {"config": {"ignore_checks": ["W3005"]}}
+    for logical_id, resource in resources.items():
+        ignored = resource.get("Metadata", {}).get("cfn-lint", {}).get("config", {}).get("ignore_checks", [])
+        if ignored:
+            assert resource["Type"] == "AWS::StepFunctions::StateMachine" and ignored == ["E1029"], logical_id
+            assert re.search(r"\$\{(?!\w+\})", remediator.workflow.definition_text())
+
+
+# ---- the code asset --------------------------------------------------------------------------------
+
+
+def test_lambda_asset_holds_the_package_and_its_dependencies():
+    asset = build_lambda_asset()
+    assert build_lambda_asset() == asset  # cached: same inputs, same directory, no rebuild
+    assert (asset / "remediator" / "__init__.py").is_file()
+    assert (asset / "remediator" / "workflow" / "definition.json").is_file()
+    assert (asset / "structlog" / "__init__.py").is_file()
+    assert not (asset / "remediator" / "local").exists()
+    assert not list(asset.rglob("__pycache__")) and not list(asset.rglob("*.pyc"))
+    assert not (asset / "boto3").exists() and not (asset / "botocore").exists()

@@ -1,0 +1,230 @@
+"""The real state-machine definition, executed by the emulator, calling the real handlers, in all three modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+from typing import Any
+
+import pytest
+
+from remediator import handlers
+from remediator.adapters.apigateway import ApiGatewayAdapter
+from remediator.core import parse_policy
+from remediator.local import cloudtrail, runner
+from remediator.local.emulator import escaped, seed_rest_api
+from remediator.local.runner import LocalWorkflow, WorkflowConfig
+from tests.conftest import OWNER, PARTNER, STRANGER
+from tests.test_sweep import _Throttle
+
+REGION = "eu-west-1"
+
+
+def allow(*principals: str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
+
+
+UNTRUSTED = {"Version": "2012-10-17", "Statement": [allow(OWNER, STRANGER, f"arn:aws:iam::{PARTNER}:role/r")]}
+FIXED = {"Version": "2012-10-17", "Statement": [allow(OWNER, f"arn:aws:iam::{PARTNER}:role/r")]}
+COMPLIANT = {"Version": "2012-10-17", "Statement": [allow(OWNER)]}
+
+
+@pytest.fixture
+def flow(account):
+    saved = dict(os.environ)
+    routes = dict(runner._routes)
+    workflow = LocalWorkflow(account, WorkflowConfig(mode="auto", trusted_accounts=[PARTNER]), region=REGION)
+    yield workflow
+    runner._routes.clear()
+    runner._routes.update(routes)
+    runner._routes.update({runner.FUNCTION_PREFIX + n.lower(): fn for n, fn in runner.HANDLERS.items()})
+    os.environ.clear()
+    os.environ.update(saved)
+    handlers.clients.cache_clear()
+
+
+def seed(flow: LocalWorkflow, policy: dict | None, stages=("prod", "dev"), tags=None, form="plain") -> str:
+    text = None if policy is None else (escaped(policy) if form == "escaped" else json.dumps(policy))
+    return seed_rest_api(flow.clients, REGION, "api", text, tags, stages)
+
+
+def run(flow: LocalWorkflow, api_id: str, event_name: str = "UpdateRestApi", identity=None):
+    event = cloudtrail.api_call_event(event_name, api_id, REGION, OWNER, identity)
+    started = flow.deliver(event)
+    assert started["status"] == "started", started
+    return event, flow.wait(started["execution_name"])
+
+
+def policy_of(flow: LocalWorkflow, api_id: str) -> dict:
+    return parse_policy(ApiGatewayAdapter(flow.clients).get_rest_api(REGION, api_id).policy)
+
+
+def stages_of(flow: LocalWorkflow, api_id: str) -> dict[str, str | None]:
+    return {s.name: s.deployment_id for s in ApiGatewayAdapter(flow.clients).list_stages(REGION, api_id)}
+
+
+FIX_PATH = ["Evaluate", "IsActionNeeded", "ChooseMode", "Apply", "WasPatched", "Redeploy", "Record", "Notify", "Done"]
+
+
+@pytest.mark.parametrize("event_name", ["CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi"])
+def test_auto_mode_fixes_redeploys_records_and_notifies(flow: LocalWorkflow, event_name: str) -> None:
+    api_id = seed(flow, UNTRUSTED, form="escaped")
+    _, result = run(flow, api_id, event_name)
+    assert result.status == "SUCCEEDED" and result.states == FIX_PATH
+    assert policy_of(flow, api_id) == FIXED
+    deployment = result.output["redeploy"]["deployment_id"]
+    assert set(stages_of(flow, api_id).values()) == {deployment}
+    (record,) = flow.audit_records()
+    assert record.api_id == api_id and record.action == "remediate" and record.deployment_id == deployment
+    assert parse_policy(record.policy_before) == UNTRUSTED and parse_policy(record.policy_after) == FIXED
+    assert event_name in record.triggered_by and "user/alice" in record.triggered_by
+    (message,) = flow.notifications()
+    assert message["kind"] == "result" and sorted(message["stages_redeployed"]) == ["dev", "prod"]
+
+
+def test_compliant_event_costs_three_transitions(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, COMPLIANT)
+    _, result = run(flow, api_id)
+    assert result.status == "SUCCEEDED" and result.states == ["Evaluate", "IsActionNeeded", "Done"]
+    assert result.transitions <= 4
+    assert flow.notifications() == [] and flow.audit_records() == []
+
+
+@pytest.mark.parametrize("mode", ["dry-run", "approval"])
+def test_dry_run_and_approval_propose_and_change_nothing(flow: LocalWorkflow, mode: str) -> None:
+    flow.set_mode(mode)
+    api_id = seed(flow, UNTRUSTED)
+    before = stages_of(flow, api_id)
+    _, result = run(flow, api_id)
+    assert result.status == "SUCCEEDED" and "Propose" in result.states and "Apply" not in result.states
+    assert ("AwaitApproval" in result.states) == (mode == "approval")
+    assert policy_of(flow, api_id) == UNTRUSTED and stages_of(flow, api_id) == before
+    (message,) = flow.notifications()
+    assert message["kind"] == "proposal" and json.loads(message["patch_operations"][0]["value"]) == FIXED
+    assert flow.audit_records() == []
+
+
+def test_exempt_and_report_only(flow: LocalWorkflow) -> None:
+    exempt = seed(flow, UNTRUSTED, tags={"remediator:exempt": "true"})
+    _, result = run(flow, exempt)
+    assert result.output["evaluation"]["verdict"] == "exempt" and result.transitions == 3
+    wildcard = seed(flow, {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "*"}]})
+    _, result = run(flow, wildcard)
+    assert result.states == ["Evaluate", "IsActionNeeded", "ReportFindings", "Done"]
+    assert policy_of(flow, exempt) == UNTRUSTED and [m["kind"] for m in flow.notifications()] == ["findings"]
+
+
+def test_duplicate_delivery_runs_once(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, UNTRUSTED)
+    event, result = run(flow, api_id)
+    assert result.status == "SUCCEEDED"
+    assert flow.deliver(event)["status"] == "duplicate"
+    executions = flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
+    assert len(executions) == 1 and len(flow.audit_records()) == 1
+
+
+def test_the_fixs_own_event_ends_compliant(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, UNTRUSTED)
+    run(flow, api_id)
+    flow.notifications()
+    _, follow_up = run(flow, api_id, "UpdateRestApi", cloudtrail.remediator_caller(OWNER))
+    assert follow_up.states == ["Evaluate", "IsActionNeeded", "Done"]
+    assert follow_up.output["evaluation"]["verdict"] == "compliant"
+    assert len(flow.audit_records()) == 1 and flow.notifications() == []
+
+
+def test_policy_changed_between_evaluate_and_apply_is_replanned(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, UNTRUSTED)
+    newer = {"Version": "2012-10-17", "Statement": [allow(OWNER, "123456789012")]}
+    name = runner.FUNCTION_PREFIX + "evaluate"
+    real = runner._routes[name]
+
+    def evaluate_then_someone_edits(event: dict, context: Any) -> dict:
+        result = real(event, context)
+        ApiGatewayAdapter(flow.clients).update_policy(REGION, api_id, [{"op": "replace", "path": "/policy", "value": json.dumps(newer)}])
+        return result
+
+    runner._routes[name] = evaluate_then_someone_edits
+    _, result = run(flow, api_id)
+    assert result.status == "SUCCEEDED" and result.output["applied"]["replanned"] is True
+    assert policy_of(flow, api_id) == {"Version": "2012-10-17", "Statement": [allow(OWNER)]}, "the newer policy was fixed, not the stale one"
+    (record,) = flow.audit_records()
+    assert parse_policy(record.policy_before) == newer
+
+
+def test_api_deleted_mid_execution(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, UNTRUSTED)
+    name = runner.FUNCTION_PREFIX + "evaluate"
+    real = runner._routes[name]
+
+    def evaluate_then_delete(event: dict, context: Any) -> dict:
+        result = real(event, context)
+        flow.clients.client("apigateway", REGION).delete_rest_api(restApiId=api_id)
+        return result
+
+    runner._routes[name] = evaluate_then_delete
+    _, result = run(flow, api_id)
+    assert result.status == "SUCCEEDED" and result.states[-2:] == ["WasPatched", "Done"]
+    assert result.output["applied"]["outcome"] == "skipped" and flow.audit_records() == []
+
+
+def test_throttled_create_deployment_is_retried(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, UNTRUSTED)
+    throttle = _Throttle(times=2)
+    handlers.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.CreateDeployment", throttle)
+    _, result = run(flow, api_id)
+    assert result.status == "SUCCEEDED" and throttle.calls == 3
+    assert set(stages_of(flow, api_id).values()) == {result.output["redeploy"]["deployment_id"]}
+
+
+def test_throttling_beyond_the_sdk_retries_is_retried_by_the_state_machine(flow: LocalWorkflow, monkeypatch) -> None:
+    import moto.stepfunctions.parser.asl.component.common.retry.retrier_decl as retrier
+
+    waits: list[float] = []
+    monkeypatch.setattr(retrier, "time", types.SimpleNamespace(sleep=waits.append))
+    api_id = seed(flow, UNTRUSTED)
+    factory = handlers.clients()
+    factory.retry_mode, factory.max_attempts = "standard", 2  # the SDK gives up quickly here
+    factory.client("apigateway", REGION).meta.events.register("before-send.apigateway.CreateDeployment", _Throttle(times=3))
+    _, result = run(flow, api_id)
+    assert result.status == "SUCCEEDED" and result.states == FIX_PATH
+    assert waits and waits[0] >= 5, "the state machine backed off before retrying"
+
+
+def test_failed_redeploy_restores_the_policy_and_notifies(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, UNTRUSTED)
+    handlers.clients().client("apigateway", REGION).meta.events.register(
+        "before-send.apigateway.CreateDeployment", _Throttle(times=99, status=400, code="BadRequestException"))
+    _, result = run(flow, api_id)
+    assert result.status == "FAILED" and result.error == "RemediationFailed"
+    assert result.states[-3:] == ["RestorePolicy", "NotifyFailure", "Failed"]
+    assert policy_of(flow, api_id) == UNTRUSTED, "never left half-fixed"
+    (message,) = flow.notifications()
+    assert message["kind"] == "failure" and message["restore"] == "previous policy restored"
+    assert flow.audit_records() == []
+
+
+def test_rejected_and_ignored_events_start_nothing(flow: LocalWorkflow) -> None:
+    http_api = cloudtrail.api_call_event("UpdateRestApi", "abcde12345", REGION, OWNER)
+    del http_api["detail"]["requestParameters"]["restApiId"]
+    http_api["detail"]["requestParameters"]["apiId"] = "abcde12345"
+    assert flow.invoke_trigger(http_api)["status"] == "ignored"
+    forged = cloudtrail.api_call_event("UpdateRestApi", "abcde12345", REGION, OWNER)
+    forged["detail"]["requestParameters"]["restApiId"] = "not an id!"
+    assert flow.invoke_trigger(forged)["status"] == "rejected"
+    other = cloudtrail.api_call_event("CreateDeployment", "abcde12345", REGION, OWNER)
+    assert flow.deliver(other) == {"status": "not-matched"}, "the rule does not deliver other calls"
+    assert flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"] == []
+
+
+def test_scheduled_sweep_uses_the_same_path(flow: LocalWorkflow) -> None:
+    missed = seed(flow, UNTRUSTED)
+    seed(flow, COMPLIANT)
+    seed(flow, UNTRUSTED, tags={"remediator:exempt": "true"})
+    counts = flow.run_sweep()
+    assert counts == {"apis": 3, "started": 1, "duplicate": 0}
+    (execution,) = flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
+    result = flow.wait(execution["name"])
+    assert result.states == FIX_PATH and policy_of(flow, missed) == FIXED
+    assert flow.run_sweep()["started"] == 0
