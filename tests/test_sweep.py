@@ -23,6 +23,16 @@ from tests.conftest import OWNER, PARTNER, STRANGER
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 
 
+@pytest.fixture(autouse=True)
+def paced_without_waiting(monkeypatch) -> list[float]:
+    """The CLI's deployments are paced for real; here the pacer's waits are recorded instead of slept."""
+    import remediator.sweep_cli
+
+    waits: list[float] = []
+    monkeypatch.setattr(remediator.sweep_cli, "ApiGatewayAdapter", lambda clients: ApiGatewayAdapter(clients, DeploymentPacer(sleep=waits.append)))
+    return waits
+
+
 def allow(*principals: str, **extra: Any) -> dict:
     return {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "execute-api:Invoke", "Resource": "execute-api:/*", **extra}
 
@@ -131,7 +141,7 @@ def test_dry_run_changes_nothing(account) -> None:
     assert writes == set(), f"a dry run wrote: {writes}"
 
 
-def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp_path: Path) -> None:
+def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp_path: Path, paced_without_waiting: list[float]) -> None:
     estate = seed_estate(account.clients)
     audit = tmp_path / "audit.jsonl"
     account.server.counts.clear()
@@ -155,6 +165,7 @@ def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OWNER}:root"}, "Action": "execute-api:Invoke", "Resource": "execute-api:/*"})
     counts = account.server.aws_requests()
     assert counts[("apigateway", "CreateDeployment")] == 4, "one deployment per API with stages, not per stage"
+    assert len(paced_without_waiting) == 3 and all(4.0 < wait <= 5.0 for wait in paced_without_waiting), paced_without_waiting
     assert counts[("apigateway", "UpdateStage")] == 2 * 3, "the other stages are pointed at it"
     assert counts[("apigateway", "UpdateRestApi")] == 5
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
@@ -366,6 +377,7 @@ def test_progress_bar_only_on_a_terminal(account) -> None:
     assert err == ""
 
 
-def test_aws_errors_are_one_line(tmp_path: Path) -> None:
+def test_aws_errors_are_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     status, _, err = run_cli("scan", "--regions", "us-east-1", "--endpoint-url", "http://127.0.0.1:9", "--owner-account", OWNER)
     assert status == 2 and err.count("\n") == 1 and err.startswith("error: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ class ClientFactory:
     endpoint_url: str | None = None
     session: boto3.session.Session = field(default_factory=boto3.session.Session)
     retry_mode: str = "adaptive"
-    max_attempts: int = 10
+    max_attempts: int = field(default_factory=lambda: int(os.environ.get("AWS_MAX_ATTEMPTS", "10")))
     _cache: dict[tuple[str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
 
     def client(self, service: str, region: str | None = None) -> Any:
