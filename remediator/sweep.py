@@ -146,7 +146,7 @@ class Remediator:
 
     def fix(self, report: ApiReport, apply: bool) -> FixOutcome:
         if report.exempt:
-            return FixOutcome(report, "exempt", "exempt: never changed")
+            return FixOutcome(report, "exempt", "never changed")
         if report.error:
             return FixOutcome(report, "failed", report.error)
         if not report.needs_fix:
@@ -182,7 +182,7 @@ class Remediator:
         report = assess(api, self.settings)
         replanned = expected_policy is not None and not _same_policy(api.policy, expected_policy)
         if report.exempt:
-            return Patched(report, "exempt", "exempt: never changed", replanned=replanned)
+            return Patched(report, "exempt", "never changed", replanned=replanned)
         if report.error or report.evaluation is None:
             return Patched(report, "failed", report.error or "no evaluation", replanned=replanned)
         if not report.needs_fix:

@@ -61,15 +61,12 @@ COMMON_ENV = {
     "REMEDIATOR_LOG_LEVEL",
 }
 
-# ${...} text in the definition that is not a ${Name} placeholder (today: in the top-level Comment).
-LITERAL_PLACEHOLDER_TEXT = re.search(r"\$\{(?!\w+\})", remediator.workflow.definition_text()) is not None
-
 # The only rules acknowledged anywhere in the stack. A new one must be added here, with thought.
 EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-L1",
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis*]",
     "AwsSolutions-IAM5[Resource::*]",
-} | ({"CloudFormation-Validate::E1029"} if LITERAL_PLACEHOLDER_TEXT else set())
+}
 
 # Statements CDK adds to the state machine role, on Resource "*" because these APIs have no
 # resource-level permissions (vended log delivery, X-Ray).
@@ -203,9 +200,13 @@ def test_both_rules_target_their_lambda_with_a_dead_letter_queue(resources):
     # EventBridge may send to the queue (CDK's queue policy), and the queue is encrypted and SSL-only.
     (queue,) = of_type(resources, "AWS::SQS::Queue").values()
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    queue_statements = [s for p in of_type(resources, "AWS::SQS::QueuePolicy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in queue_statements)
-    assert any(s.get("Principal") == {"Service": "events.amazonaws.com"} and s["Action"] == "sqs:SendMessage" for s in queue_statements)
+    queue_statements = [
+        s for p in of_type(resources, "AWS::SQS::QueuePolicy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    insecure = {"Bool": {"aws:SecureTransport": "false"}}
+    assert any(s["Effect"] == "Deny" and s["Condition"] == insecure for s in queue_statements)
+    events_principal = {"Service": "events.amazonaws.com"}
+    assert any(s.get("Principal") == events_principal and s["Action"] == "sqs:SendMessage" for s in queue_statements)
 
 
 def test_trigger_and_sweep_async_failures_also_reach_the_queue(resources):
@@ -433,7 +434,10 @@ def test_trust_parameter(resources):
 def test_executions_failed_alarm_notifies_the_topic(resources):
     (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
     (topic_id,) = of_type(resources, "AWS::SNS::Topic")
-    alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values() if a["Properties"]["MetricName"] == "ExecutionsFailed"]
+    alarms = [
+        a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "ExecutionsFailed"
+    ]
     assert len(alarms) == 1
     alarm = alarms[0]
     assert alarm["Namespace"] == "AWS/States"
@@ -564,16 +568,14 @@ def test_cfn_lint_clean(template, tmp_path):
 
 
 def test_cfn_lint_ignores_are_narrow(resources, template):
-    """The only cfn-lint ignores: W3005 template-wide (CDK's redundant DependsOn on roles), and
-    E1029 on the state machine while its definition has literal ${...} text in a Comment."""
+    """The only cfn-lint ignore: W3005 template-wide (CDK's redundant DependsOn on roles)."""
     assert template.to_json()["Metadata"]["cfn-lint"] == {"config": {"ignore_checks": ["W3005"]}}
     ignores = {
         logical_id: resource["Metadata"]["cfn-lint"]["config"]["ignore_checks"]
         for logical_id, resource in resources.items()
         if "cfn-lint" in resource.get("Metadata", {})
     }
-    (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
-    assert ignores == ({machine_id: ["E1029"]} if LITERAL_PLACEHOLDER_TEXT else {})
+    assert ignores == {}
 
 
 # ---- the code asset --------------------------------------------------------------------------------

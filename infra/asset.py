@@ -1,0 +1,180 @@
+"""The one Lambda code asset, built without Docker and cached under build/.
+
+    build/lambda-deps/<hash of requirements.txt + pip options>/   pip install --target (slow step, rarely rebuilt)
+    build/lambda-asset/<hash of the above + package sources>/     deps + a copy of remediator/ (cheap)
+
+The asset holds the ``remediator`` package (without ``remediator/local``, which is emulator
+tooling, and without bytecode) and the runtime dependencies from requirements.txt, installed as
+wheels for the Lambda platform (Linux, arm64, CPython 3.12) whatever machine runs the synth.
+boto3/botocore/s3transfer come from the Lambda runtime and are never bundled.
+
+Both directories are written under a temporary name and renamed into place, so a run that is
+interrupted, or two runs at once (pytest-xdist, a synth beside a test), never see half an asset.
+Repeated synths with unchanged inputs do no work; pip only runs when requirements.txt changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "remediator"
+EXCLUDED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
+EXCLUDED_SUBPACKAGES = frozenset({"local"})  # remediator/local: the moto emulator, not for Lambda
+EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+KEEP_BUILDS = 4  # old cache entries kept per directory; older ones are removed
+
+# Wheels for the function's platform, never the build machine's (architecture ARM_64, Python 3.12).
+PIP_PLATFORM_OPTIONS = (
+    "--platform", "manylinux2014_aarch64",
+    "--implementation", "cp",
+    "--python-version", "3.12",
+    "--only-binary=:all:",
+)
+BUILD_FORMAT = "1"  # bump when the layout of the asset changes
+
+
+class AssetBuildError(RuntimeError):
+    pass
+
+
+def package_files(root: Path = ROOT) -> list[Path]:
+    """The files of the package that go into the asset, relative to root, sorted."""
+    files = []
+    base = root / PACKAGE
+    for directory, dirnames, filenames in os.walk(base):
+        rel_dir = Path(directory).relative_to(root)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if d not in EXCLUDED_DIRS
+            and not d.startswith(".")
+            and not (Path(directory) == base and d in EXCLUDED_SUBPACKAGES)
+        )
+        files.extend(rel_dir / f for f in filenames if not f.endswith(EXCLUDED_SUFFIXES) and not f.startswith("."))
+    return sorted(files)
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()[:20]
+
+
+def _make_readable(tree: Path) -> None:
+    """Lambda runs the code as another user: directories 755, files 644 (755 if executable)."""
+    for directory, _dirs, filenames in os.walk(tree):
+        os.chmod(directory, 0o755)
+        for name in filenames:
+            path = os.path.join(directory, name)
+            if os.path.islink(path):
+                continue
+            executable = os.stat(path).st_mode & stat.S_IXUSR
+            os.chmod(path, 0o755 if executable else 0o644)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename a finished build into place; if another process got there first, keep theirs."""
+    _make_readable(tmp)
+    if final.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.is_dir():
+            raise
+
+
+def _prune(parent: Path, keep: Path) -> None:
+    entries = sorted(
+        (p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".") and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in entries[KEEP_BUILDS - 1:]:
+        shutil.rmtree(stale, ignore_errors=True)
+    for tmp in parent.glob(".tmp-*"):  # left by an interrupted run more than an hour ago
+        try:
+            if tmp.stat().st_mtime < time.time() - 3600:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _dependencies(requirements: Path, build_dir: Path) -> Path:
+    text = requirements.read_bytes()
+    key = _digest(BUILD_FORMAT.encode(), " ".join(PIP_PLATFORM_OPTIONS).encode(), text)
+    parent = build_dir / "lambda-deps"
+    final = parent / key
+    if final.is_dir():
+        return final
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    command = [
+        sys.executable, "-m", "pip", "install",
+        "--quiet", "--disable-pip-version-check", "--no-input", "--no-compile",
+        "--target", str(tmp),
+        *PIP_PLATFORM_OPTIONS,
+        "-r", str(requirements),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise AssetBuildError(
+            f"pip could not install the Lambda dependencies from {requirements} "
+            f"(exit {result.returncode}); the package index must be reachable the first time.\n"
+            f"command: {' '.join(command)}\n{result.stderr.strip() or result.stdout.strip()}"
+        )
+    for name in PROVIDED_BY_RUNTIME:  # pulled in transitively? the runtime has its own
+        for path in list(tmp.glob(name)) + list(tmp.glob(f"{name}-*.dist-info")):
+            shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(tmp / "bin", ignore_errors=True)  # console scripts are of no use in Lambda
+    _publish(tmp, final)
+    _prune(parent, final)
+    return final
+
+
+def build_lambda_asset(root: Path = ROOT, build_dir: Path | None = None) -> Path:
+    """Return the directory to hand to ``lambda_.Code.from_asset``, building it if needed."""
+    build_dir = build_dir or root / "build"
+    requirements = root / "requirements.txt"
+    if not (root / PACKAGE / "__init__.py").is_file():
+        raise AssetBuildError(f"no {PACKAGE} package under {root}")
+    deps = _dependencies(requirements, build_dir)
+
+    # Read each file once: what is hashed is exactly what is written, even while someone edits.
+    sources = {rel: (root / rel).read_bytes() for rel in package_files(root)}
+    parts = [BUILD_FORMAT.encode(), deps.name.encode()]
+    for rel, content in sources.items():
+        parts += [rel.as_posix().encode(), content]
+    key = _digest(*parts)
+    parent = build_dir / "lambda-asset"
+    final = parent / key
+    if final.is_dir():
+        return final
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    try:
+        shutil.copytree(deps, tmp, dirs_exist_ok=True)
+        for rel, content in sources.items():
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _publish(tmp, final)
+    _prune(parent, final)
+    return final

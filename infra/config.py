@@ -1,0 +1,225 @@
+"""The stack's settings, read from CDK context and validated at synth time.
+
+Every key lives under the ``remediator:`` prefix; ``cdk.json`` carries the defaults below and
+``cdk synth -c remediator:mode=auto`` (or ``App(context=...)``) overrides them:
+
+===================================  ===========================  ==========================================
+key                                  default                      meaning
+===================================  ===========================  ==========================================
+remediator:mode                      "dry-run"                    auto | dry-run | approval
+remediator:trustedAccounts           []                           12-digit account IDs trusted besides the
+                                                                  owner account
+remediator:trustedOrgIds             []                           organization IDs (o-...) trusted
+remediator:exemptTagKey              "remediator:exempt"          APIs tagged KEY=true are never changed
+remediator:exemptApiIds              []                           REST API IDs never changed
+remediator:redeployStages            "all"                        all | none | stage,stage
+remediator:removeWildcardPrincipals  false                        also remove "*" principals
+remediator:sweepSchedule             "rate(1 day)"                EventBridge rate(...) or cron(...)
+===================================  ===========================  ==========================================
+
+Lists may be given as JSON lists, or (from the command line, where context values are strings)
+as a JSON list string or a comma-separated string; booleans as true/false or "true"/"false".
+A value that cannot be right stops the synth with a ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PREFIX = "remediator:"
+MODES = ("auto", "dry-run", "approval")
+
+DEFAULTS: dict[str, Any] = {
+    "remediator:mode": "dry-run",
+    "remediator:trustedAccounts": [],
+    "remediator:trustedOrgIds": [],
+    "remediator:exemptTagKey": "remediator:exempt",
+    "remediator:exemptApiIds": [],
+    "remediator:redeployStages": "all",
+    "remediator:removeWildcardPrincipals": False,
+    "remediator:sweepSchedule": "rate(1 day)",
+}
+
+# Kept in step with remediator.core (ACCOUNT_ID, ORG_ID) and remediator.events (REST_API_ID).
+_ACCOUNT_ID = re.compile(r"\d{12}")
+_ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
+_REST_API_ID = re.compile(r"[a-z0-9]{10}")
+_STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_TAG_KEY = re.compile(r"[\w.:/=+\-@ ]{1,128}")
+_RATE = re.compile(r"rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)")
+_CRON = re.compile(r"cron\((?P<fields>[^()]+)\)")
+
+# SSM String parameters: 4 KB in the standard tier, 8 KB in the advanced tier.
+STANDARD_PARAMETER_LIMIT = 4096
+ADVANCED_PARAMETER_LIMIT = 8192
+
+
+class ConfigError(ValueError):
+    """A context value that cannot be right; the message names the key."""
+
+
+@dataclass(frozen=True)
+class RemediatorConfig:
+    mode: str
+    trusted_accounts: tuple[str, ...]
+    trusted_org_ids: tuple[str, ...]
+    exempt_tag_key: str
+    exempt_api_ids: tuple[str, ...]
+    redeploy_stages: str
+    remove_wildcard_principals: bool
+    sweep_schedule: str
+
+    def trust_document(self) -> str:
+        """The SSM parameter value the Lambdas read at run time."""
+        return json.dumps(
+            {"trusted_accounts": list(self.trusted_accounts), "trusted_org_ids": list(self.trusted_org_ids)},
+            separators=(",", ":"),
+        )
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"context {key} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _list(key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"context {key} is not a valid JSON list: {exc.msg}") from None
+        else:
+            value = [item for item in text.split(",") if item.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"context {key} must be a list of strings, got {value!r}")
+    items = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ConfigError(f"context {key} must be a list of strings, got item {item!r}")
+        items.append(item.strip())
+    return tuple(dict.fromkeys(items))  # de-duplicated, order kept
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"context {key} must be true or false, got {value!r}")
+
+
+def _each(key: str, items: tuple[str, ...], pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
+    for item in items:
+        if not pattern.fullmatch(item):
+            raise ConfigError(f"context {key}: {item!r} is not {what}")
+    return items
+
+
+def _mode(key: str, value: Any) -> str:
+    mode = _string(key, value)
+    if mode not in MODES:
+        raise ConfigError(f"context {key} must be one of {', '.join(MODES)}; got {mode!r}")
+    return mode
+
+
+def _stages(key: str, value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    spec = _string(key, value)
+    if spec in ("all", "none"):
+        return spec
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    _each(key, tuple(names), _STAGE_NAME, "a stage name (letters, digits, - and _)")
+    if not names:
+        raise ConfigError(f"context {key} must be 'all', 'none' or a comma-separated list of stage names")
+    return ",".join(dict.fromkeys(names))
+
+
+def _schedule(key: str, value: Any) -> str:
+    expression = _string(key, value)
+    rate = _RATE.fullmatch(expression)
+    if rate:
+        singular = not rate["unit"].endswith("s")
+        if singular != (rate["n"] == "1"):
+            raise ConfigError(
+                f"context {key}: {expression!r} - EventBridge wants the singular unit for 1 and the plural otherwise, "
+                "e.g. rate(1 day), rate(6 hours)"
+            )
+        return expression
+    cron = _CRON.fullmatch(expression)
+    if cron and len(cron["fields"].split()) == 6:
+        return expression
+    raise ConfigError(
+        f"context {key} must be an EventBridge schedule expression such as 'rate(1 day)', 'rate(6 hours)' "
+        f"or 'cron(0 3 * * ? *)' (six fields); got {expression!r}"
+    )
+
+
+def from_context(get: Any) -> RemediatorConfig:
+    """Validate the settings. ``get(key)`` returns a context value or None (``node.try_get_context``)."""
+
+    def value(key: str) -> Any:
+        found = get(key)
+        return DEFAULTS[key] if found is None else found
+
+    trusted_accounts = _each(
+        "remediator:trustedAccounts",
+        _list("remediator:trustedAccounts", value("remediator:trustedAccounts")),
+        _ACCOUNT_ID,
+        "a 12-digit AWS account ID (write it as a string to keep leading zeros)",
+    )
+    trusted_org_ids = _each(
+        "remediator:trustedOrgIds",
+        _list("remediator:trustedOrgIds", value("remediator:trustedOrgIds")),
+        _ORG_ID,
+        "an AWS Organizations ID (o- followed by 10 to 32 lowercase letters or digits)",
+    )
+    exempt_api_ids = _each(
+        "remediator:exemptApiIds",
+        _list("remediator:exemptApiIds", value("remediator:exemptApiIds")),
+        _REST_API_ID,
+        "a REST API ID (10 lowercase letters or digits)",
+    )
+    exempt_tag_key = _string("remediator:exemptTagKey", value("remediator:exemptTagKey"))
+    if not _TAG_KEY.fullmatch(exempt_tag_key) or exempt_tag_key.lower().startswith("aws:"):
+        raise ConfigError(f"context remediator:exemptTagKey: {exempt_tag_key!r} is not a usable tag key")
+
+    config = RemediatorConfig(
+        mode=_mode("remediator:mode", value("remediator:mode")),
+        trusted_accounts=trusted_accounts,
+        trusted_org_ids=trusted_org_ids,
+        exempt_tag_key=exempt_tag_key,
+        exempt_api_ids=exempt_api_ids,
+        redeploy_stages=_stages("remediator:redeployStages", value("remediator:redeployStages")),
+        remove_wildcard_principals=_bool(
+            "remediator:removeWildcardPrincipals", value("remediator:removeWildcardPrincipals")
+        ),
+        sweep_schedule=_schedule("remediator:sweepSchedule", value("remediator:sweepSchedule")),
+    )
+    if len(config.trust_document()) > ADVANCED_PARAMETER_LIMIT:
+        raise ConfigError(
+            "context remediator:trustedAccounts and remediator:trustedOrgIds together exceed the 8 KB "
+            "an SSM parameter can hold"
+        )
+    return config
+
+
+def cdk_json_context(path: Path | None = None) -> dict[str, Any]:
+    """The "context" block of cdk.json, so that `python app.py` and the tests see what `cdk synth` sees."""
+    path = path or Path(__file__).resolve().parents[1] / "cdk.json"
+    if not path.is_file():
+        return {}
+    context = json.loads(path.read_text(encoding="utf-8")).get("context", {})
+    if not isinstance(context, Mapping):
+        raise ConfigError(f"{path}: \"context\" must be an object")
+    return dict(context)

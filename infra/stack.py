@@ -1,0 +1,408 @@
+"""The event-driven remediation workflow: EventBridge and a schedule start a Step Functions
+state machine whose tasks are the remediator Lambdas.
+
+    CloudTrail (API Gateway writes) -> EventBridge rule -> trigger Lambda --+
+    schedule rule -> sweep Lambda ------------------------------------------+-> state machine
+        Evaluate -> (Propose | Apply -> Redeploy [-> RestorePolicy] -> Record -> Notify) -> ...
+
+The state machine's definition is remediator/workflow/definition.json, used unchanged: the
+stack only substitutes the function ARNs for its ${<Name>FunctionArn} placeholders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import (
+    Acknowledgment,
+    Aws,
+    CfnOutput,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+import remediator.workflow
+from remediator.events import EVENT_PATTERN
+from infra.asset import build_lambda_asset
+from infra.config import STANDARD_PARAMETER_LIMIT, RemediatorConfig
+
+# The six state-machine tasks, named as in the definition's ${<Name>FunctionArn} placeholders.
+TASKS = remediator.workflow.FUNCTIONS
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one function may do, beyond writing its own log group."""
+
+    apigateway: tuple[str, ...] = ()  # HTTP verbs, as apigateway:<VERB> on /restapis*
+    read_trust: bool = False
+    start_execution: bool = False
+    put_audit: bool = False
+    publish: bool = False
+
+
+ACCESS = {
+    "evaluate": Access(apigateway=("GET",), read_trust=True),
+    "apply": Access(apigateway=("GET", "PATCH"), read_trust=True),
+    "restore": Access(apigateway=("GET", "PATCH"), read_trust=True),
+    # redeploy and record read the trust parameter too: remediator.handlers builds the Remediator,
+    # trust configuration included, for every state, and record lists the findings in the audit item.
+    "redeploy": Access(apigateway=("GET", "POST", "PATCH"), read_trust=True),
+    "record": Access(put_audit=True, read_trust=True),
+    "notify": Access(publish=True),
+    "trigger": Access(start_execution=True),
+    "sweep": Access(apigateway=("GET",), read_trust=True, start_execution=True),
+}
+
+
+
+
+class RemediatorStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: RemediatorConfig, **kwargs) -> None:
+        kwargs.setdefault(
+            "description",
+            "Remediates Amazon API Gateway REST API resource policies that trust untrusted principals.",
+        )
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+
+        # cfn-lint W3005 ("dependency already enforced by a GetAtt"): CDK makes each function and the
+        # state machine DependsOn their role as well as its default policy; the role half is
+        # redundant with the Role GetAtt, and harmless. The policy half is what matters.
+        self.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+
+        # ---- storage, configuration, notification -------------------------------------------
+        self.table = dynamodb.Table(
+            self,
+            "AuditTable",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        trust_value = config.trust_document()
+        self.trust_parameter = ssm.StringParameter(
+            self,
+            "TrustParameter",
+            parameter_name=f"/{self.stack_name}/trust",
+            description="Accounts and organizations the remediator trusts (JSON); read by the Lambdas at run time.",
+            string_value=trust_value,
+            tier=ssm.ParameterTier.STANDARD
+            if len(trust_value) <= STANDARD_PARAMETER_LIMIT
+            else ssm.ParameterTier.ADVANCED,
+        )
+
+        # A customer managed key, not alias/aws/sns: CloudWatch alarms cannot publish to a topic
+        # encrypted with the AWS managed key, whose key policy cannot be changed.
+        self.topic_key = kms.Key(
+            self,
+            "TopicKey",
+            description="Encrypts the remediator notification topic.",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy, "*" means this key
+            )
+        )
+        self.topic = sns.Topic(
+            self,
+            "NotificationTopic",
+            display_name="API Gateway resource policy remediator",
+            master_key=self.topic_key,
+            enforce_ssl=True,
+        )
+
+        # One dead-letter queue for everything EventBridge (and Lambda's async retries) give up on.
+        self.dlq = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+
+        # ---- code -----------------------------------------------------------------------------
+        code = lambda_.Code.from_asset(str(build_lambda_asset()))
+        common_env = {
+            "REMEDIATOR_MODE": config.mode,
+            "TRUST_PARAMETER_NAME": self.trust_parameter.parameter_name,
+            "EXEMPT_TAG_KEY": config.exempt_tag_key,
+            "EXEMPT_API_IDS": ",".join(config.exempt_api_ids),
+            "REDEPLOY_STAGES": config.redeploy_stages,
+            "REMOVE_WILDCARD_PRINCIPALS": "true" if config.remove_wildcard_principals else "false",
+            "AUDIT_TABLE_NAME": self.table.table_name,
+            "TOPIC_ARN": self.topic.topic_arn,
+            "REMEDIATOR_LOG_LEVEL": "INFO",
+        }
+
+        self.functions: dict[str, lambda_.Function] = {}
+        for name in TASKS:
+            self.functions[name.lower()] = self._function(name.lower(), code, common_env)
+
+        # ---- the workflow ---------------------------------------------------------------------
+        self.workflow_log_group = logs.LogGroup(
+            self,
+            "WorkflowLogs",
+            log_group_name=f"/aws/vendedlogs/states/{self.stack_name}-remediation",
+            retention=LOG_RETENTION,
+            # Named, so DESTROY: a retained group would block re-creating the stack. The audit trail
+            # lives in the (retained) table; logs expire after LOG_RETENTION anyway.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        definition = remediator.workflow.definition_text()
+        substitutions = {f"{name}FunctionArn": self.functions[name.lower()].function_arn for name in TASKS}
+        missing = remediator.workflow.placeholders() - substitutions.keys()
+        if missing:
+            raise ValueError(f"the workflow definition references {', '.join(sorted(missing))}, which the stack does not define")
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Workflow",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(definition),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(
+                destination=self.workflow_log_group,
+                level=sfn.LogLevel.ALL,
+                include_execution_data=False,
+            ),
+            tracing_enabled=True,
+        )
+        # The definition names unqualified function ARNs, so no ":*" (version/alias) grant is needed.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[self.functions[name.lower()].function_arn for name in TASKS],
+            )
+        )
+        self._acknowledge_state_machine_role()
+
+        start_env = {**common_env, "STATE_MACHINE_ARN": self.state_machine.state_machine_arn}
+        # Lambda's own async retries end in the same DLQ: EventBridge's DLQ only receives events it
+        # could not deliver, not invocations that failed inside the function.
+        self.functions["trigger"] = self._function("trigger", code, start_env, dead_letter_queue=self.dlq)
+        self.functions["sweep"] = self._function(
+            "sweep", code, start_env, timeout=Duration.minutes(5), dead_letter_queue=self.dlq
+        )
+
+        # ---- what starts it -------------------------------------------------------------------
+        # Exactly-once remediation on at-least-once delivery: the trigger function starts one
+        # execution per CloudTrail event, named after the event (event name + CloudTrail eventID, see
+        # remediator.events.ApiChange.execution_name). A standard state machine never runs two
+        # executions with the same name (names stay reserved for 90 days): a second StartExecution
+        # either returns the running execution or fails with ExecutionAlreadyExists, which the trigger
+        # reports as a duplicate. So an event that EventBridge delivers twice, or that the retries
+        # below (EventBridge's and Lambda's async retries) hand over again, is remediated once.
+        self.api_change_rule = events.Rule(
+            self,
+            "ApiChangeRule",
+            description="API Gateway calls that can change a REST API's resource policy.",
+            event_pattern=events.EventPattern(
+                source=EVENT_PATTERN["source"],
+                detail_type=EVENT_PATTERN["detail-type"],
+                detail=EVENT_PATTERN["detail"],
+            ),
+        )
+        self.api_change_rule.add_target(
+            targets.LambdaFunction(
+                self.functions["trigger"],
+                dead_letter_queue=self.dlq,
+                retry_attempts=8,
+                max_event_age=Duration.hours(6),
+            )
+        )
+
+        self.sweep_rule = events.Rule(
+            self,
+            "SweepSchedule",
+            description="Periodic sweep of every REST API in the account and region.",
+            schedule=events.Schedule.expression(config.sweep_schedule),
+        )
+        self.sweep_rule.add_target(
+            targets.LambdaFunction(
+                self.functions["sweep"],
+                dead_letter_queue=self.dlq,
+                retry_attempts=2,
+                max_event_age=Duration.hours(1),
+            )
+        )
+
+        # ---- permissions ----------------------------------------------------------------------
+        for name, function in self.functions.items():
+            self._grant(name, function, ACCESS[name])
+
+        # ---- alarms -----------------------------------------------------------------------------
+        alarm_action = cw_actions.SnsAction(self.topic)
+        self.failed_alarm = cloudwatch.Alarm(
+            self,
+            "ExecutionsFailedAlarm",
+            alarm_description="A remediation workflow execution failed; see the failure notification and the workflow logs.",
+            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.failed_alarm.add_alarm_action(alarm_action)
+        self.dlq_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLetterAlarm",
+            alarm_description="Events or invocations that the remediator could not process are in the dead-letter queue.",
+            metric=self.dlq.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dlq_alarm.add_alarm_action(alarm_action)
+
+        # ---- outputs ----------------------------------------------------------------------------
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
+        CfnOutput(self, "AuditTableName", value=self.table.table_name)
+        CfnOutput(self, "TrustParameterName", value=self.trust_parameter.parameter_name)
+
+    # ---------------------------------------------------------------------------------------------
+
+    @property
+    def restapis_arn(self) -> str:
+        # The narrowest resource API Gateway's control plane accepts for "any REST API".
+        return f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/restapis*"
+
+    def _function(
+        self,
+        name: str,
+        code: lambda_.Code,
+        environment: dict[str, str],
+        *,
+        timeout: Duration = Duration.seconds(30),
+        dead_letter_queue: sqs.IQueue | None = None,
+    ) -> lambda_.Function:
+        title = name.capitalize()
+        log_group = logs.LogGroup(
+            self,
+            f"{title}Logs",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # Our own role instead of the AWSLambdaBasicExecutionRole managed policy, which lets a
+        # function create any log group and write to every one: this one writes to its own group.
+        role = iam.Role(
+            self,
+            f"{title}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs the remediator {name} function.",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        function = lambda_.Function(
+            self,
+            f"{title}Function",
+            description=f"API Gateway resource policy remediator: {name}",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=f"remediator.handlers.{name}",
+            code=code,
+            memory_size=256,
+            timeout=timeout,
+            environment=environment,
+            role=role,
+            log_group=log_group,
+            dead_letter_queue=dead_letter_queue,
+            retry_attempts=2 if dead_letter_queue is not None else None,
+        )
+        Validations.of(function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="The remediator is built and tested for Python 3.12, the runtime pinned for the whole "
+                "project; moving to a newer runtime is a deliberate upgrade, not a drive-by change.",
+            )
+        )
+        return function
+
+    def _grant(self, name: str, function: lambda_.Function, access: Access) -> None:
+        statements: list[iam.PolicyStatement] = []
+        if access.apigateway:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=[f"apigateway:{verb}" for verb in access.apigateway],
+                    resources=[self.restapis_arn],
+                )
+            )
+        if access.read_trust:
+            statements.append(
+                iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.trust_parameter.parameter_arn])
+            )
+        if access.start_execution:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn]
+                )
+            )
+        if access.put_audit:
+            statements.append(iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.table.table_arn]))
+        if access.publish:
+            statements.append(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+            # Publishing to an encrypted topic: SNS asks KMS for a data key on the caller's behalf.
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.topic_key.key_arn]
+                )
+            )
+        for statement in statements:
+            function.add_to_role_policy(statement)
+        if access.apigateway:
+            Validations.of(function.role).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis*]",
+                    reason="API Gateway control-plane permissions are granted on resource paths; "
+                    "/restapis* (every REST API in this region) is the narrowest ARN that covers APIs "
+                    "created after deployment, which are exactly the ones this function must inspect.",
+                )
+            )
+
+    def _acknowledge_state_machine_role(self) -> None:
+        role = self.state_machine.role
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*) and "
+                "CloudWatch Logs vended log delivery (logs:CreateLogDelivery, ...) do not support "
+                "resource-level permissions; AWS documents Resource \"*\" for both.",
+            )
+        )
