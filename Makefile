@@ -23,8 +23,9 @@ demo: $(STAMP)
 	$(BIN)/python -m remediator.demo
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r bench/requirements.txt
 	$(BIN)/python bench/bench_evaluate.py
+	$(BIN)/python bench/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis cdk.out
