@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -16,10 +18,13 @@ from botocore.exceptions import ClientError
 
 from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RedeployFailed, RestApi
 from remediator.adapters.clients import ClientFactory
-from remediator.adapters.dynamodb import AuditTable
+from remediator.adapters.dynamodb import ApprovalConflict, ApprovalStore, AuditTable
+from remediator.adapters.secrets import secret_value
+from remediator.adapters.slack import SlackChannel, SlackUnavailable
 from remediator.adapters.sns import publish
 from remediator.adapters.ssm import trust_lists
-from remediator.adapters.stepfunctions import start_execution
+from remediator.adapters.stepfunctions import TaskGone, answer_task, start_execution
+from remediator.approvals import ApprovalRequest, CallbackRejected, message, new_approval_id, read_button_press, verify_request
 from remediator.adapters.sts import caller_identity
 from remediator.core import TrustConfig
 from remediator.events import ApiChange, Caller, EventError, Ignored, parse_event
@@ -59,6 +64,12 @@ class Settings:
     audit_table: str
     topic_arn: str
     state_machine_arn: str
+    slack_channel: str = ""
+    slack_token_secret: str = ""
+    slack_signing_secret: str = ""
+    slack_api_url: str | None = None
+    approvers: frozenset[str] = frozenset()
+    approval_timeout_seconds: int = 24 * 3600
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -76,7 +87,20 @@ class Settings:
             audit_table=env.get("AUDIT_TABLE_NAME", ""),
             topic_arn=env.get("TOPIC_ARN", ""),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+            slack_channel=env.get("SLACK_CHANNEL", ""),
+            slack_token_secret=env.get("SLACK_BOT_TOKEN_SECRET", ""),
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET_SECRET", ""),
+            slack_api_url=env.get("SLACK_API_URL") or None,
+            approvers=frozenset(u.strip() for u in env.get("APPROVER_USER_IDS", "").split(",") if u.strip()),
+            approval_timeout_seconds=int(env.get("APPROVAL_TIMEOUT_SECONDS", str(24 * 3600))),
         )
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_channel and self.slack_token_secret)
+
+    def slack(self) -> SlackChannel:
+        return SlackChannel(secret_value(clients(), self.slack_token_secret), self.slack_channel, self.slack_api_url)
 
     def sweep_settings(self, account: str, region: str) -> SweepSettings:
         accounts, orgs = trust_lists(clients(), self.trust_parameter) if self.trust_parameter else (frozenset(), frozenset())
@@ -205,14 +229,28 @@ def evaluate(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     else:
         verdict = "compliant"
     log.info("evaluated", verdict=verdict, findings=len(report.evaluation.findings) if report.evaluation else None)
-    return {"verdict": verdict, "mode": settings.mode, "policy": api.policy, **report.to_dict()}
+    return {"verdict": verdict, "mode": settings.mode, "policy": api.policy,
+            "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict()}
 
 
 def apply(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Re-read, re-plan if the policy changed since Evaluate, and write the fix."""
     state, change, settings = _state(event)
     remediator = _remediator(change, settings, event.get("execution"))
-    expected = (state.get("evaluation") or {}).get("policy")
+    evaluation = state.get("evaluation") or {}
+    expected = evaluation.get("policy")
+    if settings.mode == "approval":
+        # A person approved this exact patch of this exact policy; anything else must be asked again.
+        try:
+            api = _aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
+        except ApiNotFound:
+            return {"outcome": "skipped", "detail": f"{change.region}/{change.api_id}: API was deleted; skipped", "replanned": False}
+        current = assess(api, remediator.settings)
+        now_planned = current.evaluation.patch_operations if current.evaluation and not current.exempt else []
+        if now_planned != evaluation.get("patch_operations"):
+            log.warning("approved_plan_is_stale")
+            _supersede(settings, event.get("execution") or "")
+            return {"outcome": "stale", "detail": "the policy changed after the proposal; re-planning", "replanned": True}
     patched: Patched = _aws_call(lambda: remediator.patch(change.region, change.api_id, expected))
     if patched.action == "failed":
         raise RemediationFailed(patched.detail)
@@ -278,8 +316,10 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         "findings": f"Findings to review on API {name} ({change.region})",
         "result": f"Fixed API {name} ({change.region})",
         "failure": f"Remediation FAILED for API {name} ({change.region})",
+        "rejected": f"Fix rejected for API {name} ({change.region}): nothing changed",
+        "timeout": f"Approval timed out for API {name} ({change.region}): nothing changed",
     }
-    message = {
+    body = {
         "kind": kind,
         "mode": settings.mode,
         "account": change.account,
@@ -293,11 +333,163 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         "patch_operations": (state.get("applied") or {}).get("patch_operations") or evaluation.get("patch_operations", []),
     }
     if kind == "result":
-        message["stages_redeployed"] = (state.get("redeploy") or {}).get("stages", [])
-        message["deployment_id"] = (state.get("redeploy") or {}).get("deployment_id")
+        body["stages_redeployed"] = (state.get("redeploy") or {}).get("stages", [])
+        body["deployment_id"] = (state.get("redeploy") or {}).get("deployment_id")
     if kind == "failure":
-        message["error"] = state.get("error")
-        message["restore"] = (state.get("restore") or {}).get("result")
-    message_id = _aws_call(lambda: publish(clients(), settings.topic_arn, subjects.get(kind, f"API {name}"), message))
+        body["error"] = state.get("error")
+        body["restore"] = (state.get("restore") or {}).get("result")
+    if kind in ("rejected", "timeout"):
+        body["decision"] = state.get("decision") or state.get("approval")
+    message_id = _aws_call(lambda: publish(clients(), settings.topic_arn, subjects.get(kind, f"API {name}"), body))
     log.info("notified", kind=kind, message_id=message_id)
-    return {"kind": kind, "message_id": message_id}
+    slack = _tell_slack(kind, state, change, settings, event.get("execution") or "", body) if settings.slack_enabled else None
+    return {"kind": kind, "message_id": message_id, "slack": slack}
+
+
+def _tell_slack(kind: str, state: dict[str, Any], change: ApiChange, settings: Settings, execution: str,
+                body: dict[str, Any]) -> str | None:
+    """Update the approval message in place, or post proposals and results as messages without buttons.
+
+    Slack is a courtesy here: the SNS notification above is the record, so a Slack failure is logged, not raised.
+    """
+    store = ApprovalStore(clients(), settings.audit_table)
+    try:
+        request = store.for_execution(execution)
+        if request is not None:
+            request.status = {"result": "applied", "rejected": "rejected", "timeout": "timed-out", "failure": "failed"}.get(kind, request.status)
+            if kind == "result":
+                request.stages = list(body.get("stages_redeployed") or [])
+                request.detail = f"Redeployed stages: {', '.join(request.stages) or 'none'} (deployment {body.get('deployment_id')})"
+            elif kind == "timeout":
+                request.detail = f"No decision within {settings.approval_timeout_seconds} s; nothing was changed."
+            store.save(request)
+            if request.channel and request.ts:
+                text, blocks = message(request, request.status, buttons=False)
+                settings.slack().update(request.channel, request.ts, text, blocks)
+            return "updated"
+        if kind not in ("proposal", "result"):
+            return None
+        evaluation = state.get("evaluation") or {}
+        request = _request_from_state(state, change, execution, "", 0)
+        text, blocks = message(request, kind, buttons=False)
+        settings.slack().post(text, blocks)
+        return "posted"
+    except (SlackUnavailable, ClientError, LookupError) as error:
+        log.warning("slack_not_told", kind=kind, error=str(error))
+        return "failed"
+
+
+def _supersede(settings: Settings, execution: str) -> None:
+    """Say on the approved message that it no longer applies: a new proposal follows."""
+    if not settings.slack_enabled:
+        return
+    store = ApprovalStore(clients(), settings.audit_table)
+    try:
+        request = store.for_execution(execution)
+        if request is None:
+            return
+        request.status = "superseded"
+        request.detail = "The policy changed after this proposal; nothing was applied. A new proposal follows."
+        store.save(request)
+        if request.channel and request.ts:
+            settings.slack().update(request.channel, request.ts, *message(request, "superseded", buttons=False))
+    except (SlackUnavailable, ClientError, LookupError) as error:
+        log.warning("slack_not_told", kind="superseded", error=str(error))
+
+
+def _request_from_state(state: dict[str, Any], change: ApiChange, execution: str, token: str, expires_at: int) -> ApprovalRequest:
+    evaluation = state.get("evaluation") or {}
+    return ApprovalRequest(
+        approval_id=new_approval_id(),
+        execution=execution,
+        task_token=token,
+        account=change.account,
+        region=change.region,
+        api_id=change.api_id,
+        api_name=evaluation.get("name") or change.api_id,
+        changed_by=change.caller.describe(),
+        findings=evaluation.get("findings", []),
+        patch_operations=evaluation.get("patch_operations", []),
+        policy_before=evaluation.get("policy") or "",
+        expires_at=expires_at,
+    )
+
+
+# --- approval through Slack ---------------------------------------------------------------------
+
+def approval(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The AwaitApproval task: store the token under a random ID, post the proposal with buttons.
+
+    The state machine now waits for the callback (or its timeout); if Slack cannot be reached
+    this raises, and the execution fails with a notification: nothing is applied.
+    """
+    state, change, settings = _state(event)
+    token = event.get("task_token")
+    if not isinstance(token, str) or not token:
+        raise RemediationFailed("AwaitApproval was invoked without a task token")
+    if not settings.slack_enabled:
+        raise RemediationFailed("approval mode needs SLACK_CHANNEL and the Slack bot token secret")
+    execution = event.get("execution") or ""
+    request = _request_from_state(state, change, execution, token, int(time.time()) + settings.approval_timeout_seconds)
+    store = ApprovalStore(clients(), settings.audit_table)
+    store.put(request)
+    text, blocks = message(request, "pending", buttons=True)
+    try:
+        request.channel, request.ts = settings.slack().post(text, blocks)
+    except SlackUnavailable as error:
+        request.status = "failed"
+        store.save(request)
+        raise RemediationFailed(str(error)) from None
+    store.save(request)
+    log.info("approval_requested", approval_id=request.approval_id, channel=request.channel)
+    return {"approval_id": request.approval_id}
+
+
+def slack_callback(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Function URL for Slack's interactive payloads. The Slack signature is the authentication.
+
+    Order matters: signature and age first (nothing else is read from a forged request), then
+    the allow-list, then the approval's state, claimed atomically so a replay finds it decided.
+    """
+    now = int(time.time())
+    bind(request="slack-callback")
+    try:
+        settings = Settings.from_environment()
+        headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
+        raw = event.get("body") or ""
+        body = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
+        method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "POST")
+        if method != "POST":
+            raise CallbackRejected(405, f"method {method} not allowed")
+        verify_request(headers, body, secret_value(clients(), settings.slack_signing_secret), now)
+        press = read_button_press(body, settings.approvers)
+        bind(approval_id=press.approval_id, user=press.user_id)
+        store = ApprovalStore(clients(), settings.audit_table)
+        pending = store.get(press.approval_id)
+        if pending is None:
+            raise CallbackRejected(404, "unknown approval ID")
+        if pending.status != "pending":
+            raise CallbackRejected(409, f"approval already {pending.status}")
+        if pending.expires_at <= now:
+            raise CallbackRejected(410, "approval expired")
+        decision = "approved" if press.action == "approve" else "rejected"
+        try:
+            request = store.decide(press.approval_id, decision, press.user_id, now)
+        except ApprovalConflict:
+            raise CallbackRejected(409, "approval already decided or expired") from None
+        output = {"decision": decision, "approval_id": request.approval_id, "approver": press.user_id, "decided_at": now}
+        try:
+            answer_task(clients(), request.task_token, decision == "approved", output)
+        except TaskGone as gone:
+            raise CallbackRejected(410, f"the workflow no longer waits for this approval ({gone})") from None
+    except CallbackRejected as rejected:
+        log.warning("callback_rejected", status=rejected.status, reason=rejected.reason)
+        return {"statusCode": rejected.status, "headers": {"Content-Type": "text/plain"}, "body": rejected.reason}
+    log.info("callback_accepted", decision=decision)
+    try:
+        text, blocks = message(request, decision, buttons=False)
+        if request.channel and request.ts:
+            settings.slack().update(request.channel, request.ts, text, blocks)
+    except (SlackUnavailable, LookupError, ClientError) as error:
+        log.warning("slack_not_updated", error=str(error))
+    return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": f"{decision} by <@{press.user_id}>"}

@@ -61,3 +61,30 @@ def in_process(monkeypatch):
     enable_listing_pages()
     with mock_aws():
         yield ClientFactory()
+
+
+@pytest.fixture
+def make_flow(account):
+    """Build the workflow on the emulated account; restores the environment and routes afterwards."""
+    import os
+
+    from remediator import handlers
+    from remediator.local import runner
+
+    saved_env, saved_routes, made = dict(os.environ), dict(runner._routes), []
+
+    def make(**config):
+        config.setdefault("trusted_accounts", [PARTNER])
+        flow = runner.LocalWorkflow(account, runner.WorkflowConfig(**config), region="eu-west-1")
+        made.append(flow)
+        return flow
+
+    yield make
+    for flow in made:
+        flow.close()
+    runner._routes.clear()
+    runner._routes.update(saved_routes)
+    runner._routes.update({runner.FUNCTION_PREFIX + n.lower(): fn for n, fn in runner.HANDLERS.items()})
+    os.environ.clear()
+    os.environ.update(saved_env)
+    handlers.clients.cache_clear()

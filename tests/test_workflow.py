@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import types
 from typing import Any
 
@@ -14,7 +13,7 @@ from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.core import parse_policy
 from remediator.local import cloudtrail, runner
 from remediator.local.emulator import escaped, seed_rest_api
-from remediator.local.runner import LocalWorkflow, WorkflowConfig
+from remediator.local.runner import LocalWorkflow
 from tests.conftest import OWNER, PARTNER, STRANGER
 from tests.test_sweep import _Throttle
 
@@ -31,17 +30,8 @@ COMPLIANT = {"Version": "2012-10-17", "Statement": [allow(OWNER)]}
 
 
 @pytest.fixture
-def flow(account):
-    saved = dict(os.environ)
-    routes = dict(runner._routes)
-    workflow = LocalWorkflow(account, WorkflowConfig(mode="auto", trusted_accounts=[PARTNER]), region=REGION)
-    yield workflow
-    runner._routes.clear()
-    runner._routes.update(routes)
-    runner._routes.update({runner.FUNCTION_PREFIX + n.lower(): fn for n, fn in runner.HANDLERS.items()})
-    os.environ.clear()
-    os.environ.update(saved)
-    handlers.clients.cache_clear()
+def flow(make_flow) -> LocalWorkflow:
+    return make_flow(mode="auto")
 
 
 def seed(flow: LocalWorkflow, policy: dict | None, stages=("prod", "dev"), tags=None, form="plain") -> str:
@@ -91,18 +81,18 @@ def test_compliant_event_costs_three_transitions(flow: LocalWorkflow) -> None:
     assert flow.notifications() == [] and flow.audit_records() == []
 
 
-@pytest.mark.parametrize("mode", ["dry-run", "approval"])
-def test_dry_run_and_approval_propose_and_change_nothing(flow: LocalWorkflow, mode: str) -> None:
-    flow.set_mode(mode)
+def test_dry_run_proposes_and_changes_nothing(flow: LocalWorkflow) -> None:
+    flow.set_mode("dry-run")
     api_id = seed(flow, UNTRUSTED)
     before = stages_of(flow, api_id)
     _, result = run(flow, api_id)
-    assert result.status == "SUCCEEDED" and "Propose" in result.states and "Apply" not in result.states
-    assert ("AwaitApproval" in result.states) == (mode == "approval")
+    assert result.status == "SUCCEEDED" and result.states == ["Evaluate", "IsActionNeeded", "ChooseMode", "Propose", "Done"]
     assert policy_of(flow, api_id) == UNTRUSTED and stages_of(flow, api_id) == before
     (message,) = flow.notifications()
     assert message["kind"] == "proposal" and json.loads(message["patch_operations"][0]["value"]) == FIXED
     assert flow.audit_records() == []
+    (posted,) = flow.slack.messages.values()
+    assert "Proposed fix (dry run" in posted["text"] and not [b for b in posted["blocks"] if b["type"] == "actions"]
 
 
 def test_exempt_and_report_only(flow: LocalWorkflow) -> None:

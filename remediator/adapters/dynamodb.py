@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from remediator.adapters.clients import ClientFactory
+from remediator.approvals import ApprovalRequest
 from remediator.audit import AuditRecord
 
 
@@ -43,3 +44,78 @@ class AuditTable:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         for item in sorted(items, key=lambda i: i["sk"]["S"]):
             yield AuditRecord.from_dict(json.loads(item["record"]["S"]))
+
+
+class ApprovalConflict(Exception):
+    """The approval is not pending any more (decided, or expired): the press changes nothing."""
+
+
+class ApprovalStore:
+    """Pending approvals, each with its task token, under a random ID; DynamoDB's TTL reaps old ones."""
+
+    def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
+        self._client = clients.client("dynamodb", region)
+        self.table_name = table_name
+
+    def put(self, request: ApprovalRequest) -> None:
+        self._client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)", "Item": {
+                "pk": {"S": f"approval#{request.approval_id}"}, "sk": {"S": "approval"},
+                "status": {"S": request.status}, "expires_at": {"N": str(request.expires_at)},
+                "record": {"S": json.dumps(request.to_dict(), separators=(",", ":"))},
+            }}},
+            {"Put": {"TableName": self.table_name, "Item": {
+                "pk": {"S": f"execution#{request.execution}"}, "sk": {"S": "approval"},
+                "approval_id": {"S": request.approval_id}, "expires_at": {"N": str(request.expires_at + 86400)},
+            }}},
+        ])
+
+    def get(self, approval_id: str) -> ApprovalRequest | None:
+        item = self._client.get_item(TableName=self.table_name, Key=_approval_key(approval_id), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        request = ApprovalRequest.from_dict(json.loads(item["record"]["S"]))
+        request.status = item["status"]["S"]
+        return request
+
+    def for_execution(self, execution: str) -> ApprovalRequest | None:
+        key = {"pk": {"S": f"execution#{execution}"}, "sk": {"S": "approval"}}
+        item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+        return self.get(item["approval_id"]["S"]) if item else None
+
+    def decide(self, approval_id: str, status: str, user_id: str, now: int) -> ApprovalRequest:
+        """Pending -> approved/rejected exactly once, and only before it expires."""
+        request = self.get(approval_id)
+        if request is None:
+            raise LookupError(approval_id)
+        request.status, request.decision, request.decided_by, request.decided_at = status, status, user_id, now
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=_approval_key(approval_id),
+                UpdateExpression="SET #s = :status, #r = :record",
+                ConditionExpression="#s = :pending AND expires_at > :now",
+                ExpressionAttributeNames={"#s": "status", "#r": "record"},
+                ExpressionAttributeValues={
+                    ":status": {"S": status}, ":pending": {"S": "pending"}, ":now": {"N": str(now)},
+                    ":record": {"S": json.dumps(request.to_dict(), separators=(",", ":"))},
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise ApprovalConflict(approval_id) from None
+        return request
+
+    def save(self, request: ApprovalRequest) -> None:
+        """Record a later state (applied, timed out) and where the message is."""
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=_approval_key(request.approval_id),
+            UpdateExpression="SET #s = :status, #r = :record",
+            ExpressionAttributeNames={"#s": "status", "#r": "record"},
+            ExpressionAttributeValues={":status": {"S": request.status},
+                                       ":record": {"S": json.dumps(request.to_dict(), separators=(",", ":"))}},
+        )
+
+
+def _approval_key(approval_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"approval#{approval_id}"}, "sk": {"S": "approval"}}

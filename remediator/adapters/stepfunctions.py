@@ -51,3 +51,20 @@ def states_entered(clients: ClientFactory, arn: str) -> list[str]:
     """The states an execution entered, in order: Standard workflows bill per state transition."""
     events = clients.client("stepfunctions", arn.split(":")[3]).get_execution_history(executionArn=arn)["events"]
     return [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+
+
+class TaskGone(LookupError):
+    """The execution no longer waits for this token (timed out, or already answered)."""
+
+
+def answer_task(clients: ClientFactory, task_token: str, approved: bool, output: dict[str, Any], region: str | None = None) -> None:
+    client = clients.client("stepfunctions", region)
+    try:
+        if approved:
+            client.send_task_success(taskToken=task_token, output=json.dumps(output))
+        else:
+            client.send_task_failure(taskToken=task_token, error="Rejected", cause=json.dumps(output))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+            raise TaskGone(str(error)) from None
+        raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import threading
 import traceback
 import zipfile
@@ -25,10 +26,12 @@ from remediator.adapters.stepfunctions import create_state_machine, execution_ar
 from remediator.audit import AuditRecord
 from remediator.events import EVENT_PATTERN
 from remediator.local.emulator import EmulatedAccount
+from remediator.local.slack import FunctionUrl, SlackStandIn, button_press_body, post, signed_headers
 
 FUNCTION_PREFIX = "apigw-remediator-"
 HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
     "Evaluate": handlers.evaluate,
+    "Approval": handlers.approval,
     "Apply": handlers.apply,
     "Redeploy": handlers.redeploy,
     "Restore": handlers.restore,
@@ -77,6 +80,9 @@ class WorkflowConfig:
     trusted_org_ids: list[str] = field(default_factory=list)
     exempt_tag_key: str = "remediator:exempt"
     stages: str = "all"
+    slack_channel: str = "#api-security"
+    approvers: list[str] = field(default_factory=lambda: ["U0APPROVER"])
+    approval_timeout_seconds: int = 24 * 3600
 
 
 class LocalWorkflow:
@@ -122,6 +128,13 @@ class LocalWorkflow:
         parameter = "/apigw-remediator/trust"
         self.clients.client("ssm", region).put_parameter(Name=parameter, Type="String", Value=json.dumps(
             {"trusted_accounts": config.trusted_accounts, "trusted_org_ids": config.trusted_org_ids}))
+        # Slack: the bot token and signing secret in Secrets Manager, the Web API and the callback on loopback.
+        self.slack_token, self.signing_secret = "xoxb-local-" + secrets.token_hex(8), secrets.token_hex(16)
+        sm = self.clients.client("secretsmanager", region)
+        token_arn = sm.create_secret(Name="apigw-remediator/slack-bot-token", SecretString=self.slack_token)["ARN"]
+        signing_arn = sm.create_secret(Name="apigw-remediator/slack-signing-secret", SecretString=self.signing_secret)["ARN"]
+        self.slack = SlackStandIn(self.slack_token).start()
+        self.callback = FunctionUrl(handlers.slack_callback).start()
         self.state_machine_arn = create_state_machine(
             self.clients, region, "apigw-remediator", workflow.render({n: arns[n] for n in workflow.FUNCTIONS}), role_arn)
         self.environment = {
@@ -135,11 +148,35 @@ class LocalWorkflow:
             "TOPIC_ARN": topic_arn,
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "AWS_ENDPOINT_URL": account.endpoint_url,
+            "SLACK_CHANNEL": config.slack_channel,
+            "SLACK_BOT_TOKEN_SECRET": token_arn,
+            "SLACK_SIGNING_SECRET_SECRET": signing_arn,
+            "SLACK_API_URL": self.slack.api_url,
+            "APPROVER_USER_IDS": ",".join(config.approvers),
+            "APPROVAL_TIMEOUT_SECONDS": str(config.approval_timeout_seconds),
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,  # as in Lambda, where both are set
         }
         os.environ.update(self.environment)
         handlers.clients.cache_clear()
+
+    def close(self) -> None:
+        self.slack.stop()
+        self.callback.stop()
+
+    def pending_approval(self) -> str:
+        """The approval ID on the newest message that still has buttons."""
+        for message in reversed(list(self.slack.messages.values())):
+            for block in message.get("blocks", []):
+                if block.get("type") == "actions":
+                    return str(block["elements"][0]["value"])
+        raise LookupError("no message with approval buttons")
+
+    def press(self, approval_id: str, action: str, user_id: str = "U0APPROVER", *, timestamp: int | None = None,
+              secret: str | None = None, body: str | None = None) -> tuple[int, str]:
+        """Press a button as Slack would: a signed POST to the callback's Function URL."""
+        body = body if body is not None else button_press_body(approval_id, action, user_id)
+        return post(self.callback.url, body, signed_headers(body, secret or self.signing_secret, timestamp))
 
     def set_mode(self, mode: str) -> None:
         self.config.mode = mode

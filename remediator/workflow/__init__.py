@@ -7,7 +7,7 @@ import re
 from importlib import resources
 from typing import Any
 
-FUNCTIONS = ("Evaluate", "Apply", "Redeploy", "Restore", "Record", "Notify")
+FUNCTIONS = ("Evaluate", "Approval", "Apply", "Redeploy", "Restore", "Record", "Notify")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 

@@ -1,0 +1,36 @@
+"""Slack's Web API through slack_sdk: post a message, update it in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+DEFAULT_BASE_URL = WebClient.BASE_URL
+
+
+class SlackUnavailable(RuntimeError):
+    """Slack could not be reached or refused the call; nothing was posted."""
+
+
+class SlackChannel:
+    def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: int = 5) -> None:
+        self._client = WebClient(token=token, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout)
+        self.channel = channel
+
+    def post(self, text: str, blocks: list[dict[str, Any]]) -> tuple[str, str]:
+        """(channel ID, message ts) of the new message."""
+        response = self._call("chat_postMessage", channel=self.channel, text=text, blocks=blocks)
+        return str(response["channel"]), str(response["ts"])
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, method)(**kwargs)
+        except SlackApiError as error:
+            raise SlackUnavailable(f"Slack refused {method}: {error.response.get('error')}") from None
+        except (SlackClientError, OSError) as error:
+            raise SlackUnavailable(f"Slack unreachable for {method}: {error}") from None

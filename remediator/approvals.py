@@ -1,0 +1,201 @@
+"""Approval by a person in Slack: the message, and the checks a button press must pass.
+
+The task token never leaves AWS: Slack only ever sees a short random approval ID. A press
+counts only if its signature is valid, it is recent, the person is on the allow-list, and
+the approval is known, pending and unexpired; anything else is refused and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import SignatureVerifier
+
+from remediator.core import PolicyError, parse_policy, statements_of
+
+MAX_AGE_SECONDS = 5 * 60
+APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{20,64}")
+ACTIONS = {"approve": "approved", "reject": "rejected"}
+
+
+def new_approval_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+@dataclass
+class ApprovalRequest:
+    """A pending change waiting for a person; stored server-side with the task token."""
+
+    approval_id: str
+    execution: str
+    task_token: str
+    account: str
+    region: str
+    api_id: str
+    api_name: str
+    changed_by: str
+    findings: list[dict[str, Any]]
+    patch_operations: list[dict[str, str]]
+    policy_before: str
+    expires_at: int
+    status: str = "pending"  # pending | approved | rejected | timed-out | applied
+    channel: str | None = None
+    ts: str | None = None
+    decision: str | None = None  # approved | rejected, kept when the status moves on
+    decided_by: str | None = None
+    decided_at: int | None = None
+    detail: str = ""
+    stages: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ApprovalRequest:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+
+class CallbackRejected(Exception):
+    """A Slack request that must not change anything; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    approval_id: str
+    action: str  # approve | reject
+    user_id: str
+    user_name: str
+
+
+def verify_request(headers: dict[str, str], body: str, signing_secret: str, now: int) -> None:
+    """Slack's signature over v0:{timestamp}:{raw body}, compared in constant time, at most 5 minutes old."""
+    normalized = {k.lower(): v for k, v in headers.items()}
+    timestamp = normalized.get("x-slack-request-timestamp", "")
+    signature = normalized.get("x-slack-signature", "")
+    if not timestamp.isdigit() or not signature:
+        raise CallbackRejected(401, "missing or malformed Slack signature headers")
+    if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
+        raise CallbackRejected(401, f"request timestamp is {abs(now - int(timestamp))} s from now (more than {MAX_AGE_SECONDS} s)")
+    verifier = SignatureVerifier(signing_secret, clock=_FixedClock(now))
+    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+        raise CallbackRejected(401, "invalid Slack signature")
+
+
+class _FixedClock:
+    def __init__(self, now: int) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return float(self._now)
+
+
+def read_button_press(body: str, allowed_users: frozenset[str]) -> ButtonPress:
+    """The approve/reject press in an interactive payload, from a person on the allow-list."""
+    try:
+        form = parse_qs(body, strict_parsing=True)
+        payload = json.loads(form["payload"][0])
+        action = payload["actions"][0]
+        user = payload["user"]
+        action_id, approval_id, user_id = action["action_id"], action["value"], user["id"]
+    except (ValueError, KeyError, IndexError, TypeError) as error:
+        raise CallbackRejected(400, f"malformed interactive payload ({type(error).__name__})") from None
+    if payload.get("type") != "block_actions" or action_id not in ACTIONS:
+        raise CallbackRejected(400, f"unexpected interaction {payload.get('type')}/{action_id}")
+    if not isinstance(approval_id, str) or not APPROVAL_ID.fullmatch(approval_id):
+        raise CallbackRejected(400, "malformed approval ID")
+    if user_id not in allowed_users:
+        raise CallbackRejected(403, f"Slack user {user_id} is not an approver")
+    return ButtonPress(approval_id, action_id, str(user_id), str(user.get("username") or user.get("name") or user_id))
+
+
+# --- the message --------------------------------------------------------------------------------
+
+def principal_diff(before: str, after_operations: list[dict[str, str]]) -> list[str]:
+    """Readable lines: which AWS principals go, which stay."""
+    try:
+        old = _aws_principals(parse_policy(before))
+        new = _aws_principals(parse_policy(after_operations[0]["value"])) if after_operations else old
+    except (PolicyError, KeyError, IndexError):
+        return ["(policy could not be read)"]
+    lines = [f"- {p}" for p in old if p not in new] + [f"+ {p}" for p in new if p not in old]
+    lines += [f"  {p}" for p in old if p in new]
+    return lines
+
+
+def _aws_principals(policy: dict[str, Any]) -> list[str]:
+    seen: list[str] = []
+    for statement in statements_of(policy):
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        entries: list[Any]
+        if isinstance(principal, dict):
+            value = principal.get("AWS", [])
+            entries = value if isinstance(value, list) else [value]
+        elif isinstance(principal, list):
+            entries = principal
+        else:
+            entries = [principal] if principal is not None else []
+        seen.extend(str(e) for e in entries if str(e) not in seen)
+    return seen
+
+
+_HEADLINES = {
+    "pending": ":warning: Approval needed: remove untrusted principals",
+    "proposal": ":memo: Proposed fix (dry run: nothing changed)",
+    "result": ":white_check_mark: Fixed",
+    "approved": ":hourglass: Approved, applying",
+    "applied": ":white_check_mark: Approved and applied",
+    "rejected": ":no_entry: Rejected: nothing changed",
+    "timed-out": ":clock3: Approval timed out: nothing changed",
+    "failed": ":x: Remediation failed: see the notification topic",
+    "superseded": ":arrows_counterclockwise: Superseded: the policy changed, nothing applied",
+}
+
+
+def message(request: ApprovalRequest, state: str, buttons: bool) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, Block Kit blocks) for a request in a given state."""
+    headline = _HEADLINES.get(state, state)
+    text = f"{headline} on API {request.api_name} ({request.api_id}) in {request.account}/{request.region}"
+    findings = "\n".join(
+        f"• `{f['kind']}` `{f['principal']}` ({f['remediation']}): {f['detail']}" for f in request.findings
+    ) or "none"
+    removed = [f["principal"] for f in request.findings if f.get("remediation") == "remove"]
+    diff = "\n".join(principal_diff(request.policy_before, request.patch_operations))
+    patch = json.dumps(request.patch_operations, indent=1)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
+        {"type": "section", "fields": [
+            {"type": "mrkdwn", "text": f"*API*\n{request.api_name} (`{request.api_id}`)"},
+            {"type": "mrkdwn", "text": f"*Account / region*\n{request.account} / {request.region}"},
+            {"type": "mrkdwn", "text": f"*Changed by*\n{request.changed_by}"},
+            {"type": "mrkdwn", "text": f"*Execution*\n{request.execution}"},
+        ]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Findings*\n{findings}"[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*To be removed*\n" + (", ".join(f"`{p}`" for p in removed) or "nothing")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Principals (before → after)*\n```{diff}```"[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Patch operations*\n```{patch}```"[:3000]}},
+    ]
+    if request.decided_by:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
+                      f"{(request.decision or 'decided').capitalize()} by <@{request.decided_by}> at <!date^{request.decided_at}^{{date_short_pretty}} {{time}}|{request.decided_at}>"}]})
+    if request.detail:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": request.detail[:2000]}]})
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "decision", "elements": [
+            {"type": "button", "action_id": "approve", "style": "primary", "value": request.approval_id,
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": "reject", "style": "danger", "value": request.approval_id,
+             "text": {"type": "plain_text", "text": "Reject"}},
+        ]})
+    return text, blocks

@@ -1,0 +1,237 @@
+"""Approval mode: the Slack message, the signed callback, and every way a press is refused.
+
+Each press goes over HTTP to the real callback handler behind a local Function URL, signed
+as Slack signs it; the Slack Web API is a stand-in on loopback that records the messages.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from remediator.adapters.apigateway import ApiGatewayAdapter
+from remediator.adapters.dynamodb import ApprovalStore
+from remediator.core import parse_policy
+from remediator.local import cloudtrail
+from remediator.local.emulator import seed_rest_api
+from remediator.local.runner import LocalWorkflow
+from remediator.local.slack import button_press_body
+from tests.conftest import OWNER, PARTNER, STRANGER
+
+REGION = "eu-west-1"
+APPROVER = "U0APPROVER"
+
+
+def allow(*principals: str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
+
+
+UNTRUSTED = {"Version": "2012-10-17", "Statement": [allow(OWNER, STRANGER, f"arn:aws:iam::{PARTNER}:role/r")]}
+FIXED = {"Version": "2012-10-17", "Statement": [allow(OWNER, f"arn:aws:iam::{PARTNER}:role/r")]}
+
+
+@pytest.fixture
+def flow(make_flow) -> LocalWorkflow:
+    return make_flow(mode="approval", approvers=[APPROVER, "U0SECOND"])
+
+
+def start(flow: LocalWorkflow, policy: dict = UNTRUSTED, stages=("prod", "dev")) -> tuple[str, str]:
+    api_id = seed_rest_api(flow.clients, REGION, "orders", json.dumps(policy), None, stages)
+    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))
+    assert started["status"] == "started"
+    return api_id, started["execution_name"]
+
+
+def wait_for_buttons(flow: LocalWorkflow, count: int = 1, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        posted = [f for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"])]
+        if len(posted) >= count:
+            return flow.pending_approval()
+        time.sleep(0.05)
+    raise AssertionError(f"no approval message after {timeout} s; Slack saw {flow.slack.calls}")
+
+
+def status_of(flow: LocalWorkflow, execution: str) -> str:
+    from remediator.adapters.stepfunctions import execution_arn
+
+    arn = execution_arn(flow.state_machine_arn, execution)
+    return flow.clients.client("stepfunctions", REGION).describe_execution(executionArn=arn)["status"]
+
+
+def policy_of(flow: LocalWorkflow, api_id: str) -> dict:
+    return parse_policy(ApiGatewayAdapter(flow.clients).get_rest_api(REGION, api_id).policy)
+
+
+def message_of(flow: LocalWorkflow, approval_id: str) -> dict[str, Any]:
+    for message in flow.slack.messages.values():
+        if approval_id in json.dumps(message.get("first_version")):
+            return message
+    raise LookupError(approval_id)
+
+
+def text_of(message: dict[str, Any]) -> str:
+    return json.dumps(message["blocks"])
+
+
+def test_the_message_shows_everything_and_the_token_stays_home(flow: LocalWorkflow) -> None:
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    (method, fields), = flow.slack.calls
+    assert method == "chat.postMessage" and fields["channel"] == "#api-security"
+    blocks = text_of(message_of(flow, approval_id))
+    for expected in (OWNER, REGION, "orders", api_id, "user/alice", "untrusted-account", STRANGER, "Approve", "Reject",
+                     f"- {STRANGER}", f"  {OWNER}", "replace", "/policy"):
+        assert expected in blocks, expected
+    stored = ApprovalStore(flow.clients, "apigw-remediator-audit", REGION).get(approval_id)
+    assert stored.status == "pending" and stored.task_token not in json.dumps(flow.slack.calls)
+    assert status_of(flow, execution) == "RUNNING" and policy_of(flow, api_id) == UNTRUSTED
+
+
+def test_approve_applies_exactly_the_proposed_patch_and_redeploys(flow: LocalWorkflow) -> None:
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    proposed = ApprovalStore(flow.clients, "apigw-remediator-audit", REGION).get(approval_id).patch_operations
+    status, body = flow.press(approval_id, "approve")
+    assert status == 200 and "approved" in body
+    result = flow.wait(execution)
+    assert result.status == "SUCCEEDED"
+    assert result.states == ["Evaluate", "IsActionNeeded", "ChooseMode", "AwaitApproval", "Apply", "WasPatched",
+                             "Redeploy", "Record", "Notify", "Done"]
+    assert result.output["applied"]["patch_operations"] == proposed and policy_of(flow, api_id) == FIXED
+    assert result.output["approval"]["approver"] == APPROVER
+    stages = {s.name: s.deployment_id for s in ApiGatewayAdapter(flow.clients).list_stages(REGION, api_id)}
+    assert set(stages.values()) == {result.output["redeploy"]["deployment_id"]}
+    updated = text_of(message_of(flow, approval_id))
+    assert "Approved and applied" in updated and f"<@{APPROVER}>" in updated and "Redeployed stages" in updated
+    assert '"actions"' not in updated, "the buttons are gone once decided"
+    (record,) = flow.audit_records()
+    assert record.api_id == api_id
+
+
+def test_reject_changes_nothing(flow: LocalWorkflow) -> None:
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    assert flow.press(approval_id, "reject", "U0SECOND")[0] == 200
+    result = flow.wait(execution)
+    assert result.status == "SUCCEEDED" and result.states[-2:] == ["NotifyRejected", "Done"]
+    assert policy_of(flow, api_id) == UNTRUSTED and flow.audit_records() == []
+    assert "Rejected: nothing changed" in text_of(message_of(flow, approval_id))
+    assert [m["kind"] for m in flow.notifications()] == ["rejected"]
+
+
+def test_timeout_changes_nothing_and_says_so(make_flow) -> None:
+    flow = make_flow(mode="approval", approvers=[APPROVER], approval_timeout_seconds=2)
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    result = flow.wait(execution)
+    assert result.status == "SUCCEEDED" and result.states[-2:] == ["NotifyTimeout", "Done"]
+    assert policy_of(flow, api_id) == UNTRUSTED and flow.audit_records() == []
+    assert "timed out: nothing changed" in text_of(message_of(flow, approval_id))
+    status, _ = flow.press(approval_id, "approve")
+    assert status in (409, 410), "a late press changes nothing"
+    assert policy_of(flow, api_id) == UNTRUSTED
+
+
+def refused(flow: LocalWorkflow, approval_id: str, status: int, **press: Any) -> None:
+    before = list(flow.slack.calls)
+    code, reason = flow.press(approval_id, press.pop("action", "approve"), **press)
+    assert code == status, reason
+    assert flow.slack.calls == before, "a refused press does not touch Slack"
+
+
+def still_waiting(flow: LocalWorkflow, api_id: str, execution: str, approval_id: str) -> None:
+    time.sleep(0.3)
+    assert status_of(flow, execution) == "RUNNING"
+    assert policy_of(flow, api_id) == UNTRUSTED
+    assert ApprovalStore(flow.clients, "apigw-remediator-audit", REGION).get(approval_id).status == "pending"
+
+
+def test_forged_and_invalid_presses_are_refused(flow: LocalWorkflow) -> None:
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    refused(flow, approval_id, 401, secret="not-the-signing-secret")                       # bad signature
+    refused(flow, approval_id, 401, timestamp=int(time.time()) - 6 * 60)                   # 6 minutes old
+    refused(flow, approval_id, 401, timestamp=int(time.time()) + 6 * 60)                   # from the future
+    refused(flow, approval_id, 403, user_id="U0INTRUDER")                                  # not an approver
+    refused(flow, "A" * 24, 404)                                                           # unknown approval ID
+    refused(flow, approval_id, 400, body="payload=%7Bnot+json")                            # malformed payload
+    refused(flow, approval_id, 400, body=button_press_body(approval_id, "approve_all", APPROVER))
+    refused(flow, "../../etc/passwd", 400)                                                 # malformed ID
+    still_waiting(flow, api_id, execution, approval_id)
+
+    # A body that was signed for a different press cannot be replayed with another action.
+    from remediator.local.slack import post, signed_headers
+
+    signed_for_reject = signed_headers(button_press_body(approval_id, "reject", APPROVER), flow.signing_secret)
+    code, _ = post(flow.callback.url, button_press_body(approval_id, "approve", APPROVER), signed_for_reject)
+    assert code == 401
+    still_waiting(flow, api_id, execution, approval_id)
+
+    assert flow.press(approval_id, "approve")[0] == 200
+    assert flow.wait(execution).status == "SUCCEEDED"
+    refused(flow, approval_id, 409)                                                        # replay of a used approval
+    refused(flow, approval_id, 409, action="reject")
+
+
+def test_expired_approval_is_refused(flow: LocalWorkflow) -> None:
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    store = ApprovalStore(flow.clients, "apigw-remediator-audit", REGION)
+    flow.clients.client("dynamodb", REGION).update_item(
+        TableName=store.table_name, Key={"pk": {"S": f"approval#{approval_id}"}, "sk": {"S": "approval"}},
+        UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}})
+    record = store.get(approval_id)
+    record.expires_at = int(time.time()) - 1
+    store.save(record)
+    refused(flow, approval_id, 410)
+    assert status_of(flow, execution) == "RUNNING" and policy_of(flow, api_id) == UNTRUSTED
+
+
+def test_policy_changed_after_the_proposal_is_proposed_again(flow: LocalWorkflow) -> None:
+    api_id, execution = start(flow)
+    first = wait_for_buttons(flow)
+    newer = {"Version": "2012-10-17", "Statement": [allow(OWNER, "123456789012", STRANGER)]}
+    ApiGatewayAdapter(flow.clients).update_policy(REGION, api_id, [{"op": "replace", "path": "/policy", "value": json.dumps(newer)}])
+    assert flow.press(first, "approve")[0] == 200
+    second = wait_for_buttons(flow, count=2)
+    assert second != first
+    assert "Superseded" in text_of(message_of(flow, first))
+    assert policy_of(flow, api_id) == newer, "the approved plan was stale: nothing was written"
+    assert "123456789012" in text_of(message_of(flow, second))
+    assert flow.press(second, "approve")[0] == 200
+    result = flow.wait(execution)
+    assert result.status == "SUCCEEDED"
+    assert policy_of(flow, api_id) == {"Version": "2012-10-17", "Statement": [allow(OWNER)]}
+    assert result.states.count("AwaitApproval") == 2 and result.states.count("Evaluate") == 2
+
+
+def test_policy_fixed_by_someone_else_before_approval_ends_compliant(flow: LocalWorkflow) -> None:
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    ApiGatewayAdapter(flow.clients).update_policy(REGION, api_id, [{"op": "replace", "path": "/policy", "value": json.dumps(FIXED)}])
+    assert flow.press(approval_id, "approve")[0] == 200
+    result = flow.wait(execution)
+    assert result.status == "SUCCEEDED" and result.states[-3:] == ["Evaluate", "IsActionNeeded", "Done"]
+    assert flow.audit_records() == []
+
+
+def test_slack_unreachable_fails_with_a_notification_and_applies_nothing(flow: LocalWorkflow) -> None:
+    flow.slack.stop()
+    api_id, execution = start(flow)
+    result = flow.wait(execution)
+    assert result.status == "FAILED" and result.states[-3:] == ["AwaitApproval", "NotifyFailure", "Failed"]
+    assert policy_of(flow, api_id) == UNTRUSTED and flow.audit_records() == []
+    (message,) = flow.notifications()
+    assert message["kind"] == "failure" and "Slack unreachable" in json.dumps(message["error"])
+
+
+def test_auto_mode_posts_the_result_without_buttons(make_flow) -> None:
+    flow = make_flow(mode="auto")
+    api_id, execution = start(flow)
+    assert flow.wait(execution).status == "SUCCEEDED"
+    (posted,) = flow.slack.messages.values()
+    assert posted["text"].startswith(":white_check_mark: Fixed") and '"actions"' not in json.dumps(posted["blocks"])
