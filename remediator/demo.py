@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", help="JSON file with your own APIs and policies")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run (dry-run,approval,auto)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("REMEDIATOR_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("REMEDIATOR_LOG_LEVEL", "ERROR")
     seed = load_seed(args.seed) if args.seed else default_seed()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
@@ -83,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                 text = escaped(policy) if item.get("escaped") else json.dumps(policy)
                 api_id = seed_rest_api(account.clients, REGION, name, text, item.get("tags"), tuple(item.get("stages", ["prod"])))
                 event = cloudtrail.api_call_event("CreateRestApi", api_id, REGION, OWNER)
+                posted_before = len(flow.slack.calls)
+                print(f"\nAPI {name} ({api_id}) in {REGION}: {event['detail']['eventName']} by {event['detail']['userIdentity']['arn']}")
                 started = flow.deliver(event)
+                if mode == "approval":
+                    _approve_from_slack(flow, started["execution_name"], posted_before)
                 result = flow.wait(started["execution_name"])
                 after = apigw.get_rest_api(restApiId=api_id).get("policy")
                 _show_api(name, api_id, event, started, result, text, after, flow)
@@ -95,7 +100,58 @@ def main(argv: list[str] | None = None) -> int:
         _banner("cost per event (Standard workflows bill per state transition)")
         for verdict, count in sorted(transitions.items()):
             print(f"  {verdict:<12} {count} state transitions")
+        flow.close()
     return 0
+
+
+def _approve_from_slack(flow: Any, execution: str, posted_before: int) -> None:
+    """Print the Slack message with its buttons, show a forged press refused, then press Approve as an approver."""
+    import time
+
+    from remediator.local.slack import button_press_body
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        posts = [f for method, f in flow.slack.calls[posted_before:] if method == "chat.postMessage"]
+        if posts:
+            break
+        if _finished(flow, execution):
+            return
+        time.sleep(0.05)
+    else:
+        return
+    approval_id = flow.pending_approval()
+    print("  Slack message posted for approval:")
+    for line in _render(posts[0]["blocks"]):
+        print(f"    | {line}")
+    code, reason = flow.press(approval_id, "approve", secret="a-forged-signing-secret")
+    print(f"  forged click (wrong signature): HTTP {code} {reason}: nothing changed")
+    code, reason = flow.press(approval_id, "approve", "U0INTRUDER")
+    print(f"  click by someone not on the approver list: HTTP {code} {reason}")
+    body = button_press_body(approval_id, "approve", "U0APPROVER")
+    code, reason = flow.press(approval_id, "approve", "U0APPROVER", body=body)
+    print(f"  signed click on Approve by U0APPROVER: HTTP {code} {reason}")
+
+
+def _finished(flow: Any, execution: str) -> bool:
+    from remediator.adapters.stepfunctions import execution_arn
+
+    arn = execution_arn(flow.state_machine_arn, execution)
+    return flow.clients.client("stepfunctions", REGION).describe_execution(executionArn=arn)["status"] != "RUNNING"
+
+
+def _render(blocks: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for block in blocks:
+        if block["type"] == "header":
+            lines.append(block["text"]["text"])
+        elif block["type"] == "section":
+            texts = [f["text"] for f in block.get("fields", [])] or [block["text"]["text"]]
+            for text in texts:
+                lines.extend(re.sub(r"^\*([^*\n]+)\*", r"\1", text.replace("```", "")).splitlines())
+        elif block["type"] == "actions":
+            lines.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+    return lines
 
 
 def _banner(title: str) -> None:
@@ -106,8 +162,6 @@ def _banner(title: str) -> None:
 
 def _show_api(name: str, api_id: str, event: dict[str, Any], started: dict[str, Any], result: Any, before: str, after: str | None,
               flow: Any) -> None:
-    caller = event["detail"]["userIdentity"]["arn"]
-    print(f"\nAPI {name} ({api_id}) in {REGION}: {event['detail']['eventName']} by {caller}")
     print(f"  workflow:  {result.status} in {result.transitions} state transitions: {' > '.join(result.states)}")
     output = result.output or {}
     evaluation = output.get("evaluation", {})
@@ -129,8 +183,8 @@ def _show_api(name: str, api_id: str, event: dict[str, Any], started: dict[str, 
     for message in flow.notifications():
         print(f"  published: {message['kind']} to the notification topic"
               + (f" ({len(message['patch_operations'])} patch operation(s) proposed, nothing changed)" if message["kind"] == "proposal" else ""))
-    if evaluation.get("mode") == "approval" and evaluation.get("verdict") == "fix":
-        print("  approval:  AwaitApproval passes to Propose until Slack approval is configured: nothing is changed")
+    if evaluation.get("mode") == "approval" and output.get("approval"):
+        print(f"  approval:  {output['approval']['decision']} by {output['approval']['approver']} in Slack; the message was updated in place")
 
 
 def _show_follow_up(flow: Any, api_id: str, original: dict[str, Any]) -> None:

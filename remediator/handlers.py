@@ -369,7 +369,6 @@ def _tell_slack(kind: str, state: dict[str, Any], change: ApiChange, settings: S
             return "updated"
         if kind not in ("proposal", "result"):
             return None
-        evaluation = state.get("evaluation") or {}
         request = _request_from_state(state, change, execution, "", 0)
         text, blocks = message(request, kind, buttons=False)
         settings.slack().post(text, blocks)

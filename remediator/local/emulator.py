@@ -132,6 +132,7 @@ def emulated_account(account_id: str = "111122223333", region: str = "us-east-1"
     # The emulator's Step Functions interpreter reaches Lambda through this port.
     os.environ["MOTO_PORT"] = str(server.get_host_and_port()[1])
     try:
+        account.reset()  # the emulator's state lives in the process: start from an empty account
         account.post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
         yield account
     finally:
