@@ -15,6 +15,14 @@ remediator:exemptApiIds              []                           REST API IDs n
 remediator:redeployStages            "all"                        all | none | stage,stage
 remediator:removeWildcardPrincipals  false                        also remove "*" principals
 remediator:sweepSchedule             "rate(1 day)"                EventBridge rate(...) or cron(...)
+remediator:slackChannel              ""                           Slack channel ID (C..., G...) or name for
+                                                                  proposals, results and approvals; "" = no
+                                                                  Slack (required in approval mode)
+remediator:approverUserIds           []                           Slack user IDs (U..., W...) whose Approve
+                                                                  / Reject counts (one required in approval
+                                                                  mode)
+remediator:approvalTimeoutHours      24                           1..8760: an unanswered approval times out
+                                                                  and nothing is changed
 ===================================  ===========================  ==========================================
 
 Lists may be given as JSON lists, or (from the command line, where context values are strings)
@@ -43,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "remediator:redeployStages": "all",
     "remediator:removeWildcardPrincipals": False,
     "remediator:sweepSchedule": "rate(1 day)",
+    "remediator:slackChannel": "",
+    "remediator:approverUserIds": [],
+    "remediator:approvalTimeoutHours": 24,
 }
 
 # Kept in step with remediator.core (ACCOUNT_ID, ORG_ID) and remediator.events (REST_API_ID).
@@ -53,6 +64,13 @@ _STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _TAG_KEY = re.compile(r"[\w.:/=+\-@ ]{1,128}")
 _RATE = re.compile(r"rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)")
 _CRON = re.compile(r"cron\((?P<fields>[^()]+)\)")
+# Slack: a conversation ID (C public, G private) or a channel name (lowercase, up to 80 characters);
+# user IDs start with U, or W on Enterprise Grid.
+_SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{8,}|#?[a-z0-9][a-z0-9._-]{0,79}")
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{6,}")
+
+# A year: the longest a Standard workflow execution, and so the approval wait, can run.
+MAX_APPROVAL_TIMEOUT_HOURS = 8760
 
 # SSM String parameters: 4 KB in the standard tier, 8 KB in the advanced tier.
 STANDARD_PARAMETER_LIMIT = 4096
@@ -73,6 +91,13 @@ class RemediatorConfig:
     redeploy_stages: str
     remove_wildcard_principals: bool
     sweep_schedule: str
+    slack_channel: str = ""
+    approver_user_ids: tuple[str, ...] = ()
+    approval_timeout_hours: int = 24
+
+    @property
+    def approval_timeout_seconds(self) -> int:
+        return self.approval_timeout_hours * 3600
 
     def trust_document(self) -> str:
         """The SSM parameter value the Lambdas read at run time."""
@@ -165,6 +190,34 @@ def _schedule(key: str, value: Any) -> str:
     )
 
 
+def _slack_channel(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"context {key} must be a Slack channel ID or name (a string), got {value!r}")
+    channel = value.strip()
+    if channel and not _SLACK_CHANNEL.fullmatch(channel):
+        raise ConfigError(
+            f"context {key}: {channel!r} is not a Slack channel ID (C... or G..., as in the channel's "
+            "details) or channel name (lowercase letters, digits, - _ .; up to 80 characters)"
+        )
+    return channel
+
+
+def _hours(key: str, value: Any) -> int:
+    # bool is an int in Python; true/false is no number of hours.
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"context {key} must be a whole number of hours, got {value!r}")
+    if not 1 <= value <= MAX_APPROVAL_TIMEOUT_HOURS:
+        raise ConfigError(
+            f"context {key} must be between 1 and {MAX_APPROVAL_TIMEOUT_HOURS} hours (a year, the longest a "
+            f"Standard workflow execution runs); got {value}"
+        )
+    return value
+
+
 def from_context(get: Any) -> RemediatorConfig:
     """Validate the settings. ``get(key)`` returns a context value or None (``node.try_get_context``)."""
 
@@ -205,7 +258,29 @@ def from_context(get: Any) -> RemediatorConfig:
             "remediator:removeWildcardPrincipals", value("remediator:removeWildcardPrincipals")
         ),
         sweep_schedule=_schedule("remediator:sweepSchedule", value("remediator:sweepSchedule")),
+        slack_channel=_slack_channel("remediator:slackChannel", value("remediator:slackChannel")),
+        approver_user_ids=_each(
+            "remediator:approverUserIds",
+            _list("remediator:approverUserIds", value("remediator:approverUserIds")),
+            _SLACK_USER_ID,
+            "a Slack user ID (U or W followed by at least 6 capital letters or digits, from the member's "
+            "profile: Copy member ID)",
+        ),
+        approval_timeout_hours=_hours("remediator:approvalTimeoutHours", value("remediator:approvalTimeoutHours")),
     )
+    if config.mode == "approval":
+        # Without a channel nothing can be asked; without approvers every press is refused and each
+        # proposal just times out. Both are configuration mistakes better caught at synth.
+        if not config.slack_channel:
+            raise ConfigError(
+                "context remediator:mode is approval, which needs remediator:slackChannel (the Slack channel "
+                "the proposals are posted to)"
+            )
+        if not config.approver_user_ids:
+            raise ConfigError(
+                "context remediator:mode is approval, which needs at least one Slack user ID in "
+                "remediator:approverUserIds (the people allowed to approve or reject)"
+            )
     if len(config.trust_document()) > ADVANCED_PARAMETER_LIMIT:
         raise ConfigError(
             "context remediator:trustedAccounts and remediator:trustedOrgIds together exceed the 8 KB "

@@ -3,7 +3,8 @@ state machine whose tasks are the remediator Lambdas.
 
     CloudTrail (API Gateway writes) -> EventBridge rule -> trigger Lambda --+
     schedule rule -> sweep Lambda ------------------------------------------+-> state machine
-        Evaluate -> (Propose | Apply -> Redeploy [-> RestorePolicy] -> Record -> Notify) -> ...
+        Evaluate -> (Propose | AwaitApproval | Apply -> Redeploy [-> RestorePolicy] -> Record -> Notify) -> ...
+    Slack (Approve / Reject) -> Function URL -> slack_callback Lambda -> SendTaskSuccess / SendTaskFailure
 
 The state machine's definition is remediator/workflow/definition.json, used unchanged: the
 stack only substitutes the function ARNs for its ${<Name>FunctionArn} placeholders.
@@ -31,6 +32,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
@@ -42,8 +44,13 @@ from remediator.events import EVENT_PATTERN
 from infra.asset import build_lambda_asset
 from infra.config import STANDARD_PARAMETER_LIMIT, RemediatorConfig
 
-# The six state-machine tasks, named as in the definition's ${<Name>FunctionArn} placeholders.
+# The state-machine tasks, named as in the definition's ${<Name>FunctionArn} placeholders.
 TASKS = remediator.workflow.FUNCTIONS
+
+# Partition keys of the approval items (remediator.adapters.dynamodb.ApprovalStore): "approval#<id>"
+# holds a pending approval and its task token, "execution#<name>" points an execution at its approval.
+# Functions that handle approvals may touch only these items, never the audit records ("api#...").
+APPROVAL_ITEM_KEYS = ("approval#*", "execution#*")
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
@@ -58,17 +65,42 @@ class Access:
     start_execution: bool = False
     put_audit: bool = False
     publish: bool = False
+    approvals: tuple[str, ...] = ()  # DynamoDB actions on the approval items only (APPROVAL_ITEM_KEYS)
+    slack_token: bool = False  # read the Slack bot token secret
+    slack_signing_secret: bool = False  # read the Slack signing secret
+    answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens
 
 
 ACCESS = {
     "evaluate": Access(apigateway=("GET",), read_trust=True),
-    "apply": Access(apigateway=("GET", "PATCH"), read_trust=True),
+    # apply, in approval mode, finds the approval of its execution and marks it superseded (GetItem,
+    # UpdateItem) and updates its Slack message (bot token) when the approved plan has gone stale.
+    "apply": Access(
+        apigateway=("GET", "PATCH"),
+        read_trust=True,
+        approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
+        slack_token=True,
+    ),
     "restore": Access(apigateway=("GET", "PATCH"), read_trust=True),
     # redeploy and record read the trust parameter too: remediator.handlers builds the Remediator,
-    # trust configuration included, for every state, and record lists the findings in the audit item.
+    # trust configuration included, for those states, and record lists the findings in the audit item.
     "redeploy": Access(apigateway=("GET", "POST", "PATCH"), read_trust=True),
     "record": Access(put_audit=True, read_trust=True),
-    "notify": Access(publish=True),
+    # notify also tells Slack: it finds the execution's approval (GetItem), records the outcome on it
+    # (UpdateItem) and updates or posts the message (bot token).
+    "notify": Access(publish=True, approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"), slack_token=True),
+    # approval (the AwaitApproval task) builds no Remediator, so it never reads the trust parameter:
+    # it writes the approval and its execution pointer in one TransactWriteItems (IAM authorizes each
+    # Put as dynamodb:PutItem), records the posted message (UpdateItem) and posts it (bot token).
+    "approval": Access(approvals=("dynamodb:PutItem", "dynamodb:UpdateItem"), slack_token=True),
+    # slack_callback verifies the request (signing secret), reads and decides the approval (GetItem,
+    # conditional UpdateItem), answers the waiting task, and updates the message (bot token).
+    "slack_callback": Access(
+        approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
+        slack_token=True,
+        slack_signing_secret=True,
+        answer_tasks=True,
+    ),
     "trigger": Access(start_execution=True),
     "sweep": Access(apigateway=("GET",), read_trust=True, start_execution=True),
 }
@@ -151,6 +183,39 @@ class RemediatorStack(Stack):
             retention_period=Duration.days(14),
         )
 
+        # ---- Slack credentials ----------------------------------------------------------------
+        # Never in the template or the environment: the functions get the secrets' ARNs and read the
+        # values at run time. CloudFormation fills each secret with a random placeholder (nothing
+        # sensitive is in the template); an operator puts the real value in after the deploy, e.g.
+        #   aws secretsmanager put-secret-value --secret-id <SlackBotTokenSecretArn> --secret-string xoxb-...
+        # Until then Slack refuses the placeholder token and no request verifies against the
+        # placeholder signing secret, so nothing is posted and no callback is accepted.
+        # Encrypted with the AWS managed key (aws/secretsmanager): only this account's principals may
+        # use it, through Secrets Manager, so the readers need secretsmanager:GetSecretValue only.
+        self.slack_token_secret = secretsmanager.Secret(
+            self,
+            "SlackBotTokenSecret",
+            description="Slack bot token (xoxb-...) the remediator posts and updates messages with. Created "
+            "with a random placeholder; set it with: aws secretsmanager put-secret-value --secret-id "
+            "<this secret's ARN> --secret-string xoxb-...",
+        )
+        self.slack_signing_secret = secretsmanager.Secret(
+            self,
+            "SlackSigningSecret",
+            description="Signing secret of the Slack app; the remediator verifies Slack's interactivity "
+            "requests with it. Created with a random placeholder; set it with: aws secretsmanager "
+            "put-secret-value --secret-id <this secret's ARN> --secret-string <signing secret>",
+        )
+        for secret in (self.slack_token_secret, self.slack_signing_secret):
+            Validations.of(secret).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason="A third-party credential issued by Slack: only Slack can issue a new bot token or "
+                    "signing secret, so Secrets Manager has nothing to rotate it with. It is rotated in the "
+                    "Slack app settings and the new value put into this secret (see infra/README.md).",
+                )
+            )
+
         # ---- code -----------------------------------------------------------------------------
         code = lambda_.Code.from_asset(str(build_lambda_asset()))
         common_env = {
@@ -163,6 +228,13 @@ class RemediatorStack(Stack):
             "AUDIT_TABLE_NAME": self.table.table_name,
             "TOPIC_ARN": self.topic.topic_arn,
             "REMEDIATOR_LOG_LEVEL": "INFO",
+            # Slack (approval mode; in the other modes proposals and results are also posted when a
+            # channel is set). The secrets' ARNs, never their values.
+            "SLACK_CHANNEL": config.slack_channel,
+            "SLACK_BOT_TOKEN_SECRET": self.slack_token_secret.secret_arn,
+            "SLACK_SIGNING_SECRET_SECRET": self.slack_signing_secret.secret_arn,
+            "APPROVER_USER_IDS": ",".join(config.approver_user_ids),
+            "APPROVAL_TIMEOUT_SECONDS": str(config.approval_timeout_seconds),
         }
 
         self.functions: dict[str, lambda_.Function] = {}
@@ -197,7 +269,9 @@ class RemediatorStack(Stack):
             ),
             tracing_enabled=True,
         )
-        # The definition names unqualified function ARNs, so no ":*" (version/alias) grant is needed.
+        # The definition names unqualified function ARNs, both as a Task's Resource and as the
+        # FunctionName of AwaitApproval's lambda:invoke.waitForTaskToken integration; IAM authorizes
+        # an unqualified invoke against the unqualified ARN, so no ":*" (version/alias) grant is needed.
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
@@ -212,6 +286,21 @@ class RemediatorStack(Stack):
         self.functions["trigger"] = self._function("trigger", code, start_env, dead_letter_queue=self.dlq)
         self.functions["sweep"] = self._function(
             "sweep", code, start_env, timeout=Duration.minutes(5), dead_letter_queue=self.dlq
+        )
+
+        # ---- Slack's callback -----------------------------------------------------------------
+        # Slack must get its answer within 3 s; a normal run is far shorter. 10 s leaves room for a
+        # cold start without letting a stuck call run long.
+        self.functions["slack_callback"] = self._function(
+            "slack_callback", code, common_env, timeout=Duration.seconds(10)
+        )
+        # Auth type NONE on purpose: Slack cannot sign its requests with AWS credentials (SigV4), so a
+        # URL with AWS_IAM auth could never be called by it. The authentication is Slack's own request
+        # signature (HMAC-SHA256 with the app's signing secret over the timestamp and the raw body, at
+        # most 5 minutes old), which remediator.handlers.slack_callback verifies before it reads
+        # anything else; then only presses by remediator:approverUserIds count, each approval once.
+        self.slack_callback_url = self.functions["slack_callback"].add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType.NONE
         )
 
         # ---- what starts it -------------------------------------------------------------------
@@ -292,6 +381,24 @@ class RemediatorStack(Stack):
         CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "AuditTableName", value=self.table.table_name)
         CfnOutput(self, "TrustParameterName", value=self.trust_parameter.parameter_name)
+        CfnOutput(
+            self,
+            "SlackInteractivityUrl",
+            description="Request URL for the Slack app's Interactivity & Shortcuts setting.",
+            value=self.slack_callback_url.url,
+        )
+        CfnOutput(
+            self,
+            "SlackBotTokenSecretArn",
+            description="Put the Slack bot token (xoxb-...) here: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string xoxb-...",
+            value=self.slack_token_secret.secret_arn,
+        )
+        CfnOutput(
+            self,
+            "SlackSigningSecretArn",
+            description="Put the Slack app's signing secret here: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string ...",
+            value=self.slack_signing_secret.secret_arn,
+        )
 
     # ---------------------------------------------------------------------------------------------
 
@@ -309,7 +416,7 @@ class RemediatorStack(Stack):
         timeout: Duration = Duration.seconds(30),
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> lambda_.Function:
-        title = name.capitalize()
+        title = "".join(part.capitalize() for part in name.split("_"))  # slack_callback -> SlackCallback
         log_group = logs.LogGroup(
             self,
             f"{title}Logs",
@@ -382,6 +489,34 @@ class RemediatorStack(Stack):
             statements.append(
                 iam.PolicyStatement(
                     actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.topic_key.key_arn]
+                )
+            )
+        if access.approvals:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=list(access.approvals),
+                    resources=[self.table.table_arn],
+                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(APPROVAL_ITEM_KEYS)}},
+                )
+            )
+        secrets = [
+            secret.secret_arn
+            for wanted, secret in (
+                (access.slack_token, self.slack_token_secret),
+                (access.slack_signing_secret, self.slack_signing_secret),
+            )
+            if wanted
+        ]
+        if secrets:
+            statements.append(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=secrets))
+        if access.answer_tasks:
+            # Step Functions authorizes a callback-pattern task token's SendTask* against the state machine
+            # that issued it (the AccessDenied names "...:stateMachine:<name>"); CDK's grantTaskResponse
+            # grants on the same ARN. No SendTaskHeartbeat: AwaitApproval sets no heartbeat.
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                    resources=[self.state_machine.state_machine_arn],
                 )
             )
         for statement in statements:

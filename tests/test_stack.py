@@ -7,6 +7,7 @@ runtime dependencies once); later runs reuse it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -28,13 +29,19 @@ import remediator.workflow  # noqa: E402
 from infra import ConfigError, build_app  # noqa: E402
 from infra.asset import build_lambda_asset  # noqa: E402
 from infra.config import DEFAULTS, cdk_json_context, from_context  # noqa: E402
+from infra.stack import ACCESS, APPROVAL_ITEM_KEYS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PARTNER = "444455556666"
 ORG = "o-a1b2c3d4e5"
+CHANNEL = "C0123ABCDE"
+APPROVERS = ["U012ABCDEF", "W0987654321"]
 CONTEXT = {
-    "remediator:mode": "auto",
+    "remediator:mode": "approval",
+    "remediator:slackChannel": CHANNEL,
+    "remediator:approverUserIds": APPROVERS,
+    "remediator:approvalTimeoutHours": 48,
     "remediator:trustedAccounts": [PARTNER],
     "remediator:trustedOrgIds": [ORG],
     "remediator:exemptApiIds": ["abcde12345", "fghij67890"],
@@ -47,6 +54,7 @@ TASK_HANDLERS = {name: f"remediator.handlers.{name.lower()}" for name in remedia
 ALL_HANDLERS = {
     "remediator.handlers.trigger",
     "remediator.handlers.sweep",
+    "remediator.handlers.slack_callback",
     *TASK_HANDLERS.values(),
 }
 COMMON_ENV = {
@@ -59,6 +67,11 @@ COMMON_ENV = {
     "AUDIT_TABLE_NAME",
     "TOPIC_ARN",
     "REMEDIATOR_LOG_LEVEL",
+    "SLACK_CHANNEL",
+    "SLACK_BOT_TOKEN_SECRET",
+    "SLACK_SIGNING_SECRET_SECRET",
+    "APPROVER_USER_IDS",
+    "APPROVAL_TIMEOUT_SECONDS",
 }
 
 # The only rules acknowledged anywhere in the stack. A new one must be added here, with thought.
@@ -66,6 +79,8 @@ EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-L1",
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis*]",
     "AwsSolutions-IAM5[Resource::*]",
+    # Slack's bot token and signing secret: issued and rotated by Slack, not by Secrets Manager.
+    "AwsSolutions-SMG4",
 }
 
 # Statements CDK adds to the state machine role, on Resource "*" because these APIs have no
@@ -155,6 +170,22 @@ def role_actions(resources, function: dict[str, Any]) -> set[str]:
 
 def logical_id(stack: cdk.Stack, construct) -> str:
     return stack.resolve(stack.get_logical_id(construct.node.default_child))
+
+
+def role_statements(resources, function: dict[str, Any]) -> list[dict[str, Any]]:
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        s for p in of_type(resources, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def secret_ids(resources) -> dict[str, str]:
+    """{"token": logical ID, "signing": logical ID} of the two Slack secrets."""
+    found = {}
+    for key, secret in of_type(resources, "AWS::SecretsManager::Secret").items():
+        found["token" if "bot token" in secret["Properties"]["Description"] else "signing"] = key
+    return found
 
 
 # ---- triggers ----------------------------------------------------------------------------------
@@ -285,7 +316,7 @@ def test_lambdas(resources):
         assert props["Runtime"] == "python3.12"
         assert props["Architectures"] == ["arm64"]
         assert props["MemorySize"] == 256
-        assert props["Timeout"] == (300 if handler.endswith(".sweep") else 30)
+        assert props["Timeout"] == {"remediator.handlers.sweep": 300, "remediator.handlers.slack_callback": 10}.get(handler, 30)
         group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
         assert resources[group_id]["Properties"]["RetentionInDays"] > 0
 
@@ -296,12 +327,20 @@ def test_lambda_environment(resources):
     (table_id,) = of_type(resources, "AWS::DynamoDB::Table")
     (topic_id,) = of_type(resources, "AWS::SNS::Topic")
     (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
+    secrets = secret_ids(resources)
     for handler, (_, function) in by_handler.items():
         env = function["Properties"]["Environment"]["Variables"]
         starts = handler in ("remediator.handlers.trigger", "remediator.handlers.sweep")
         assert set(env) == COMMON_ENV | ({"STATE_MACHINE_ARN"} if starts else set()), handler
         assert not any(key.startswith("POWERTOOLS") for key in env)
-        assert env["REMEDIATOR_MODE"] == "auto"
+        assert env["REMEDIATOR_MODE"] == "approval"
+        assert env["SLACK_CHANNEL"] == CHANNEL
+        assert env["APPROVER_USER_IDS"] == ",".join(APPROVERS)
+        # Evaluate passes it on as $.evaluation.approval_timeout_seconds, AwaitApproval's TimeoutSecondsPath.
+        assert env["APPROVAL_TIMEOUT_SECONDS"] == str(48 * 3600)
+        # The secrets' ARNs (Ref), never a value.
+        assert env["SLACK_BOT_TOKEN_SECRET"] == {"Ref": secrets["token"]}
+        assert env["SLACK_SIGNING_SECRET_SECRET"] == {"Ref": secrets["signing"]}
         assert env["TRUST_PARAMETER_NAME"] == {"Ref": param_id}
         assert env["EXEMPT_TAG_KEY"] == "remediator:exempt"
         assert env["EXEMPT_API_IDS"] == "abcde12345,fghij67890"
@@ -351,17 +390,22 @@ def test_apigateway_statements_are_scoped_to_restapis(resources):
 
 
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+APPROVAL_READ_WRITE = {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+READ_SECRET = {"secretsmanager:GetSecretValue"}
 
 
 @pytest.mark.parametrize(
     "handler, actions",
     [
         ("evaluate", {"apigateway:GET", "ssm:GetParameter"}),
-        ("apply", {"apigateway:GET", "apigateway:PATCH", "ssm:GetParameter"}),
+        ("apply", {"apigateway:GET", "apigateway:PATCH", "ssm:GetParameter"} | APPROVAL_READ_WRITE | READ_SECRET),
         ("restore", {"apigateway:GET", "apigateway:PATCH", "ssm:GetParameter"}),
         ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH", "ssm:GetParameter"}),
         ("record", {"dynamodb:PutItem", "ssm:GetParameter"}),
-        ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"}),
+        ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"} | APPROVAL_READ_WRITE | READ_SECRET),
+        # No ssm:GetParameter: the approval handler builds no Remediator.
+        ("approval", {"dynamodb:PutItem", "dynamodb:UpdateItem"} | READ_SECRET),
+        ("slack_callback", APPROVAL_READ_WRITE | READ_SECRET | {"states:SendTaskSuccess", "states:SendTaskFailure"}),
         ("trigger", {"states:StartExecution", "sqs:SendMessage"}),
         ("sweep", {"apigateway:GET", "ssm:GetParameter", "states:StartExecution", "sqs:SendMessage"}),
     ],
@@ -380,14 +424,176 @@ def test_permissions_name_the_resources(resources):
     expected = {
         "ssm:GetParameter": "arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter<%s>" % ids["AWS::SSM::Parameter"],
         "dynamodb:PutItem": "<%s.Arn>" % ids["AWS::DynamoDB::Table"],
+        "dynamodb:GetItem": "<%s.Arn>" % ids["AWS::DynamoDB::Table"],
+        "dynamodb:UpdateItem": "<%s.Arn>" % ids["AWS::DynamoDB::Table"],
         "sns:Publish": "<%s>" % ids["AWS::SNS::Topic"],
         "states:StartExecution": "<%s>" % ids["AWS::StepFunctions::StateMachine"],
+        "states:SendTaskSuccess": "<%s>" % ids["AWS::StepFunctions::StateMachine"],
+        "states:SendTaskFailure": "<%s>" % ids["AWS::StepFunctions::StateMachine"],
         "kms:GenerateDataKey": "<%s.Arn>" % ids["AWS::KMS::Key"],
     }
     for owner, statement in statements(resources):
         for action in as_list(statement["Action"]):
             if action in expected:
                 assert [flat(r) for r in as_list(statement["Resource"])] == [expected[action]], owner
+
+
+def test_approval_functions_touch_only_approval_items(resources):
+    """Every DynamoDB grant except record's audit PutItem is limited to the approval items' keys,
+    so the public-facing slack_callback (and the others) can neither read nor rewrite audit records."""
+    by_handler = functions_by_handler(resources)
+    condition = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(APPROVAL_ITEM_KEYS)}}
+    for handler, (_, function) in by_handler.items():
+        for statement in role_statements(resources, function):
+            actions = as_list(statement["Action"])
+            if not any(a.startswith("dynamodb:") for a in actions):
+                continue
+            if handler == "remediator.handlers.record":
+                assert actions == ["dynamodb:PutItem"] and "Condition" not in statement
+            else:
+                assert statement["Condition"] == condition, handler
+
+
+class _RecordingDynamoDB:
+    """Just enough of a DynamoDB client for ApprovalStore: records (IAM action, partition key)."""
+
+    class exceptions:  # noqa: N801 - mirrors botocore's client.exceptions
+        ConditionalCheckFailedException = type("ConditionalCheckFailedException", (Exception,), {})
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def transact_write_items(self, TransactItems):  # noqa: N803 - boto3's parameter names
+        for entry in TransactItems:
+            (operation, body), = entry.items()
+            assert operation == "Put"  # IAM authorizes a transaction's Put as dynamodb:PutItem
+            self.calls.append(("dynamodb:PutItem", body["Item"]["pk"]["S"]))
+            self.items[body["Item"]["pk"]["S"]] = body["Item"]
+
+    def get_item(self, TableName, Key, **_):  # noqa: N803
+        self.calls.append(("dynamodb:GetItem", Key["pk"]["S"]))
+        item = self.items.get(Key["pk"]["S"])
+        return {"Item": item} if item else {}
+
+    def update_item(self, TableName, Key, **_):  # noqa: N803
+        self.calls.append(("dynamodb:UpdateItem", Key["pk"]["S"]))
+
+
+def test_approval_store_keys_and_calls_fit_the_grants():
+    """The IAM condition names ApprovalStore's key prefixes, and each handler's store calls fit its
+    grant: if the package changes either, this fails here rather than with AccessDenied in AWS."""
+    dynamodb = pytest.importorskip("remediator.adapters.dynamodb")
+    approvals = pytest.importorskip("remediator.approvals")
+    fake = _RecordingDynamoDB()
+
+    class Clients:
+        def client(self, service, region=None):
+            assert service == "dynamodb"
+            return fake
+
+    store = dynamodb.ApprovalStore(Clients(), "table")
+    request = approvals.ApprovalRequest(
+        approval_id=approvals.new_approval_id(), execution="exec-1", task_token="token", account=PARTNER,
+        region="eu-west-1", api_id="abcde12345", api_name="api", changed_by="someone", findings=[],
+        patch_operations=[], policy_before="", expires_at=2_000_000_000,
+    )
+    flows = {
+        "approval": lambda: (store.put(request), store.save(request)),
+        "slack_callback": lambda: (store.get(request.approval_id), store.decide(request.approval_id, "approved", APPROVERS[0], 1)),
+        "notify": lambda: (store.for_execution("exec-1"), store.save(request)),
+        "apply": lambda: (store.for_execution("exec-1"), store.save(request)),
+    }
+    for handler, flow in flows.items():
+        fake.calls.clear()
+        flow()
+        assert fake.calls, handler
+        for action, key in fake.calls:
+            assert action in ACCESS[handler].approvals, (handler, action)
+            assert any(fnmatch.fnmatchcase(key, pattern) for pattern in APPROVAL_ITEM_KEYS), (handler, key)
+
+
+def test_slack_secrets_are_read_only_by_the_functions_that_use_them(resources):
+    secrets = secret_ids(resources)
+    readers: dict[str, set[str]] = {"token": set(), "signing": set()}
+    for handler, (_, function) in functions_by_handler(resources).items():
+        for statement in role_statements(resources, function):
+            if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
+                assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]  # no DescribeSecret etc.
+                for resource in as_list(statement["Resource"]):
+                    (kind,) = [k for k, v in secrets.items() if resource == {"Ref": v}]
+                    readers[kind].add(handler.rsplit(".", 1)[1])
+    assert readers == {"token": {"approval", "notify", "apply", "slack_callback"}, "signing": {"slack_callback"}}
+    # AWS managed key: Secrets Manager decrypts for principals of this account, so no kms:Decrypt grants.
+    for secret in of_type(resources, "AWS::SecretsManager::Secret").values():
+        assert "KmsKeyId" not in secret["Properties"]
+
+
+def test_only_slack_callback_answers_tasks_and_only_this_state_machine(resources):
+    (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
+    by_role = {f["Properties"]["Role"]["Fn::GetAtt"][0]: h for h, (_, f) in functions_by_handler(resources).items()}
+    answering = []
+    for owner, statement in statements(resources):
+        actions = set(as_list(statement["Action"]))
+        assert "states:SendTaskHeartbeat" not in actions, owner
+        if actions & {"states:SendTaskSuccess", "states:SendTaskFailure"}:
+            assert actions == {"states:SendTaskSuccess", "states:SendTaskFailure"}, owner
+            assert as_list(statement["Resource"]) == [{"Ref": machine_id}], owner
+            (policy,) = [p for k, p in resources.items() if k == owner]
+            answering += [by_role.get(r["Ref"], r["Ref"]) for r in policy["Properties"]["Roles"]]
+    assert answering == ["remediator.handlers.slack_callback"]
+
+
+# ---- Slack -------------------------------------------------------------------------------------------
+
+
+def test_slack_callback_has_a_public_function_url_and_nothing_else_does(resources, template):
+    by_handler = functions_by_handler(resources)
+    callback_id, _ = by_handler["remediator.handlers.slack_callback"]
+    (url_id, url), = of_type(resources, "AWS::Lambda::Url").items()
+    # NONE: Slack cannot sign requests with AWS credentials; the handler verifies Slack's signature.
+    assert url["Properties"]["AuthType"] == "NONE"
+    assert url["Properties"]["TargetFunctionArn"] == {"Fn::GetAtt": [callback_id, "Arn"]}
+    assert "Cors" not in url["Properties"]  # server-to-server: no browser calls it
+    public = [p["Properties"] for p in of_type(resources, "AWS::Lambda::Permission").values() if p["Properties"]["Principal"] == "*"]
+    assert {json.dumps(p["FunctionName"]) for p in public} == {json.dumps({"Fn::GetAtt": [callback_id, "Arn"]})}
+    # Function URLs need both: InvokeFunctionUrl (auth type NONE) and InvokeFunction only via the URL.
+    assert sorted((p["Action"], p.get("FunctionUrlAuthType"), p.get("InvokedViaFunctionUrl")) for p in public) == [
+        ("lambda:InvokeFunction", None, True),
+        ("lambda:InvokeFunctionUrl", "NONE", None),
+    ]
+    outputs = template.to_json()["Outputs"]
+    assert outputs["SlackInteractivityUrl"]["Value"] == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
+
+
+def test_slack_secrets_exist_and_hold_no_slack_credential(resources, template):
+    secrets = of_type(resources, "AWS::SecretsManager::Secret")
+    assert len(secrets) == 2
+    for secret in secrets.values():
+        props = secret["Properties"]
+        # A random placeholder generated by Secrets Manager at deploy time; the template carries no value.
+        assert "SecretString" not in props and "GenerateSecretString" in props
+        assert "put-secret-value" in props["Description"]
+    text = json.dumps(template.to_json())
+    assert not re.search(r"xox[abpre]-[0-9A-Za-z]", text), "a Slack token in the template"
+    assert not re.search(r"\b[0-9a-f]{32}\b", text), "something shaped like a Slack signing secret in the template"
+    outputs = template.to_json()["Outputs"]
+    ids = secret_ids(resources)
+    assert outputs["SlackBotTokenSecretArn"]["Value"] == {"Ref": ids["token"]}
+    assert outputs["SlackSigningSecretArn"]["Value"] == {"Ref": ids["signing"]}
+
+
+def test_await_approval_invokes_the_approval_function(resources):
+    """AwaitApproval is a lambda:invoke.waitForTaskToken task on the unqualified approval function ARN,
+    which the state machine role's lambda:InvokeFunction grant names, waiting at most the configured time."""
+    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+    definition = json.loads(flat(machine["Properties"]["DefinitionString"]))
+    state = definition["States"]["AwaitApproval"]
+    assert state["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert state["Parameters"]["FunctionName"] == "${ApprovalFunctionArn}"
+    assert state["TimeoutSecondsPath"] == "$.evaluation.approval_timeout_seconds"
+    approval_id, _ = functions_by_handler(resources)["remediator.handlers.approval"]
+    assert machine["Properties"]["DefinitionSubstitutions"]["ApprovalFunctionArn"] == {"Fn::GetAtt": [approval_id, "Arn"]}
 
 
 # ---- storage, configuration, notification, alarms, outputs ---------------------------------------
@@ -449,7 +655,10 @@ def test_executions_failed_alarm_notifies_the_topic(resources):
 
 def test_outputs(template):
     outputs = template.to_json()["Outputs"]
-    assert {"StateMachineArn", "TopicArn", "AuditTableName", "TrustParameterName"} <= set(outputs)
+    assert {
+        "StateMachineArn", "TopicArn", "AuditTableName", "TrustParameterName",
+        "SlackInteractivityUrl", "SlackBotTokenSecretArn", "SlackSigningSecretArn",
+    } <= set(outputs)
 
 
 # ---- configuration ---------------------------------------------------------------------------------
@@ -468,11 +677,39 @@ def test_outputs(template):
         ("remediator:removeWildcardPrincipals", "maybe", r"remediator:removeWildcardPrincipals must be true or false"),
         ("remediator:sweepSchedule", "every day", r"remediator:sweepSchedule must be an EventBridge schedule"),
         ("remediator:sweepSchedule", "rate(1 days)", r"singular unit for 1"),
+        ("remediator:slackChannel", "general channel", r"remediator:slackChannel: 'general channel' is not a Slack channel"),
+        ("remediator:slackChannel", ["C0123ABCDE"], r"remediator:slackChannel must be a Slack channel"),
+        ("remediator:approverUserIds", ["alice"], r"remediator:approverUserIds: 'alice' is not a Slack user ID"),
+        ("remediator:approverUserIds", "U012ABCDEF,u012abcdef", r"remediator:approverUserIds: 'u012abcdef' is not a Slack user ID"),
+        ("remediator:approverUserIds", ["U123"], r"remediator:approverUserIds: 'U123' is not a Slack user ID"),
+        ("remediator:approvalTimeoutHours", 0, r"remediator:approvalTimeoutHours must be between 1 and 8760"),
+        ("remediator:approvalTimeoutHours", 8761, r"remediator:approvalTimeoutHours must be between 1 and 8760"),
+        ("remediator:approvalTimeoutHours", "1.5", r"remediator:approvalTimeoutHours must be a whole number"),
+        ("remediator:approvalTimeoutHours", True, r"remediator:approvalTimeoutHours must be a whole number"),
     ],
 )
 def test_context_validation_rejects(key, value, message):
     with pytest.raises(ConfigError, match=message):
         build_app({key: value}, nag=False)
+
+
+@pytest.mark.parametrize(
+    "context, message",
+    [
+        ({"remediator:approverUserIds": APPROVERS}, r"approval, which needs remediator:slackChannel"),
+        ({"remediator:slackChannel": CHANNEL}, r"approval, which needs at least one Slack user ID in remediator:approverUserIds"),
+        ({"remediator:slackChannel": "  ", "remediator:approverUserIds": APPROVERS}, r"remediator:slackChannel"),
+    ],
+)
+def test_approval_mode_needs_a_channel_and_approvers(context, message):
+    with pytest.raises(ConfigError, match=message):
+        build_app({"remediator:mode": "approval", **context}, nag=False)
+
+
+def test_slack_settings_are_optional_outside_approval_mode():
+    config = from_context({"remediator:mode": "dry-run", "remediator:slackChannel": "#api-security"}.get)
+    assert (config.slack_channel, config.approver_user_ids) == ("#api-security", ())
+    assert config.approval_timeout_seconds == 24 * 3600
 
 
 def test_context_accepts_command_line_strings():
@@ -482,8 +719,14 @@ def test_context_accepts_command_line_strings():
         "remediator:exemptApiIds": "abcde12345, fghij67890",
         "remediator:removeWildcardPrincipals": "true",
         "remediator:sweepSchedule": "cron(0 3 * * ? *)",
+        "remediator:mode": "approval",
+        "remediator:slackChannel": "api-security",
+        "remediator:approverUserIds": "U012ABCDEF, W0987654321",
+        "remediator:approvalTimeoutHours": "8760",
     }
     config = from_context(values.get)
+    assert config.approver_user_ids == ("U012ABCDEF", "W0987654321")
+    assert config.approval_timeout_hours == 8760 and config.approval_timeout_seconds == 31_536_000
     assert config.trusted_accounts == (PARTNER,)
     assert config.trusted_org_ids == (ORG,)
     assert config.exempt_api_ids == ("abcde12345", "fghij67890")
@@ -526,6 +769,8 @@ def test_app_synthesizes_with_aws_solutions_checks_and_default_context(tmp_path)
     env = [f["Properties"]["Environment"]["Variables"] for f in of_type(template["Resources"], "AWS::Lambda::Function").values()]
     assert {e["REMEDIATOR_MODE"] for e in env} == {"dry-run"}
     assert {e["REMOVE_WILDCARD_PRINCIPALS"] for e in env} == {"false"}
+    assert {e["SLACK_CHANNEL"] for e in env} == {""} and {e["APPROVER_USER_IDS"] for e in env} == {""}
+    assert {e["APPROVAL_TIMEOUT_SECONDS"] for e in env} == {"86400"}
     (param,) = of_type(template["Resources"], "AWS::SSM::Parameter").values()
     assert json.loads(param["Properties"]["Value"]) == {"trusted_accounts": [], "trusted_org_ids": []}
 
@@ -555,6 +800,13 @@ def test_every_acknowledgment_is_expected_and_explained(stack):
     for rule_id, reasons in acknowledged.items():
         for reason in reasons:
             assert isinstance(reason, str) and len(reason.strip()) >= 10, rule_id
+    # Rotation is waived for the two Slack secrets and nothing else.
+    waived = [
+        construct for construct in stack.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == key and any(r.endswith("AwsSolutions-SMG4") for r in entry.data)
+    ]
+    assert sorted(c.node.id for c in waived) == ["SlackBotTokenSecret", "SlackSigningSecret"]
 
 
 def test_cfn_lint_clean(template, tmp_path):
