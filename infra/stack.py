@@ -81,11 +81,11 @@ ACCESS = {
         approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
         slack_token=True,
     ),
-    "restore": Access(apigateway=("GET", "PATCH"), read_trust=True),
-    # redeploy and record read the trust parameter too: remediator.handlers builds the Remediator,
-    # trust configuration included, for those states, and record lists the findings in the audit item.
-    "redeploy": Access(apigateway=("GET", "POST", "PATCH"), read_trust=True),
-    "record": Access(put_audit=True, read_trust=True),
+    # restore, redeploy and record judge nothing, so they do not read the trusted lists: record takes
+    # the findings that Evaluate and Apply already worked out from the workflow's state.
+    "restore": Access(apigateway=("GET", "PATCH")),
+    "redeploy": Access(apigateway=("GET", "POST", "PATCH")),
+    "record": Access(put_audit=True),
     # notify also tells Slack: it finds the execution's approval (GetItem), records the outcome on it
     # (UpdateItem) and updates or posts the message (bot token).
     "notify": Access(publish=True, approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"), slack_token=True),

@@ -29,7 +29,7 @@ from remediator.adapters.sts import caller_identity
 from remediator.core import TrustConfig
 from remediator.events import ApiChange, Caller, EventError, Ignored, parse_event
 from remediator.logs import bind, get_logger
-from remediator.sweep import DEFAULT_EXEMPT_TAG_KEY, Patched, Remediator, StageSelection, SweepSettings, assess
+from remediator.sweep import DEFAULT_EXEMPT_TAG_KEY, ApiReport, Patched, Remediator, StageSelection, SweepSettings, assess
 
 log = get_logger("remediator.handlers")
 
@@ -102,8 +102,10 @@ class Settings:
     def slack(self) -> SlackChannel:
         return SlackChannel(secret_value(clients(), self.slack_token_secret), self.slack_channel, self.slack_api_url)
 
-    def sweep_settings(self, account: str, region: str) -> SweepSettings:
-        accounts, orgs = trust_lists(clients(), self.trust_parameter) if self.trust_parameter else (frozenset(), frozenset())
+    def sweep_settings(self, account: str, region: str, read_trust_lists: bool = True) -> SweepSettings:
+        """The trusted lists are read at run time (so they change without a redeploy), by the states that judge."""
+        read = read_trust_lists and self.trust_parameter
+        accounts, orgs = trust_lists(clients(), self.trust_parameter) if read else (frozenset(), frozenset())
         trust = TrustConfig(
             owner_account=account,
             trusted_accounts=accounts,
@@ -187,8 +189,9 @@ def _state(event: dict[str, Any]) -> tuple[dict[str, Any], ApiChange, Settings]:
     return state, change, Settings.from_environment()
 
 
-def _remediator(change: ApiChange, settings: Settings, execution: str | None) -> Remediator:
-    sweep_settings = settings.sweep_settings(change.account, change.region)
+def _remediator(change: ApiChange, settings: Settings, execution: str | None, judges: bool = True) -> Remediator:
+    """`judges`: whether this state evaluates policies (and so needs the trusted lists)."""
+    sweep_settings = settings.sweep_settings(change.account, change.region, read_trust_lists=judges)
     audit = AuditTable(clients(), settings.audit_table)
     triggered_by = f"{change.event_name} {change.event_id} by {change.caller.describe()} (execution {execution})"
     return Remediator(ApiGatewayAdapter(clients()), sweep_settings, audit, change.account, triggered_by)
@@ -270,7 +273,7 @@ def apply(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 def redeploy(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One CreateDeployment for the API, its other stages pointed at it."""
     state, change, settings = _state(event)
-    remediator = _remediator(change, settings, event.get("execution"))
+    remediator = _remediator(change, settings, event.get("execution"), judges=False)
     api = RestApi(change.region, change.api_id, state.get("evaluation", {}).get("name", ""), None, {})
     try:
         stages, deployment_id, missing = _aws_call(lambda: remediator.redeploy(api))
@@ -283,7 +286,7 @@ def redeploy(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 def restore(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """After a failed redeploy: put the previous policy back so the API is never left half-fixed."""
     state, change, settings = _state(event)
-    remediator = _remediator(change, settings, event.get("execution"))
+    remediator = _remediator(change, settings, event.get("execution"), judges=False)
     applied = state.get("applied") or {}
     try:
         result = _aws_call(lambda: remediator.restore(change.region, change.api_id, applied["before"], applied["written"]))
@@ -296,12 +299,13 @@ def restore(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 def record(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Store the audit record of the change in DynamoDB."""
     state, change, settings = _state(event)
-    remediator = _remediator(change, settings, event.get("execution"))
+    remediator = _remediator(change, settings, event.get("execution"), judges=False)
     applied, deployed, evaluation = state["applied"], state.get("redeploy") or {}, state.get("evaluation") or {}
     api = RestApi(change.region, change.api_id, evaluation.get("name", ""), applied["before"], {})
-    report = assess(api, remediator.settings)
+    report = ApiReport(api, False, None)
     patched = Patched(report, "patched", "", applied["before"], applied["written"], applied["patch_operations"], applied.get("replanned", False))
-    audit = _aws_call(lambda: remediator.record(patched, deployed.get("stages", []), deployed.get("deployment_id")))
+    findings = (applied.get("report") or evaluation).get("findings", [])
+    audit = _aws_call(lambda: remediator.record(patched, deployed.get("stages", []), deployed.get("deployment_id"), findings))
     return audit.to_dict()
 
 

@@ -206,8 +206,12 @@ class Remediator:
         deployment_id = self.adapter.redeploy(api.region, api.api_id, stages, "apigw-remediator: resource policy fixed")
         return stages, deployment_id, missing
 
-    def record(self, patched: Patched, stages: list[str], deployment_id: str | None) -> AuditRecord:
+    def record(self, patched: Patched, stages: list[str], deployment_id: str | None,
+               findings: list[dict[str, Any]] | None = None) -> AuditRecord:
+        """Append the audit record; `findings` when they were judged in an earlier step (the workflow)."""
         api = patched.report.api
+        if findings is None:
+            findings = [f.to_dict() for f in patched.report.evaluation.findings] if patched.report.evaluation else []
         record = AuditRecord(
             account=self.account,
             region=api.region,
@@ -220,7 +224,7 @@ class Remediator:
             stages_redeployed=list(stages),
             deployment_id=deployment_id,
             triggered_by=self.triggered_by,
-            findings=[f.to_dict() for f in patched.report.evaluation.findings] if patched.report.evaluation else [],
+            findings=findings,
         )
         self.audit.append(record)
         log.info("policy_changed", action=patched.change, region=api.region, api_id=api.api_id, stages=stages, deployment_id=deployment_id)

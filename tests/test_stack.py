@@ -399,9 +399,10 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
     [
         ("evaluate", {"apigateway:GET", "ssm:GetParameter"}),
         ("apply", {"apigateway:GET", "apigateway:PATCH", "ssm:GetParameter"} | APPROVAL_READ_WRITE | READ_SECRET),
-        ("restore", {"apigateway:GET", "apigateway:PATCH", "ssm:GetParameter"}),
-        ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH", "ssm:GetParameter"}),
-        ("record", {"dynamodb:PutItem", "ssm:GetParameter"}),
+        # No ssm:GetParameter: restore, redeploy and record judge nothing.
+        ("restore", {"apigateway:GET", "apigateway:PATCH"}),
+        ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH"}),
+        ("record", {"dynamodb:PutItem"}),
         ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"} | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: the approval handler builds no Remediator.
         ("approval", {"dynamodb:PutItem", "dynamodb:UpdateItem"} | READ_SECRET),

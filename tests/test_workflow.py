@@ -60,8 +60,11 @@ FIX_PATH = ["Evaluate", "IsActionNeeded", "ChooseMode", "Apply", "WasPatched", "
 @pytest.mark.parametrize("event_name", ["CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi"])
 def test_auto_mode_fixes_redeploys_records_and_notifies(flow: LocalWorkflow, event_name: str) -> None:
     api_id = seed(flow, UNTRUSTED, form="escaped")
+    flow.account.server.counts.clear()
     _, result = run(flow, api_id, event_name)
     assert result.status == "SUCCEEDED" and result.states == FIX_PATH
+    # Only the states that judge read the trusted lists (the stack grants the parameter to no other).
+    assert flow.account.server.aws_requests()[("ssm", "GetParameter")] == 2
     assert policy_of(flow, api_id) == FIXED
     deployment = result.output["redeploy"]["deployment_id"]
     assert set(stages_of(flow, api_id).values()) == {deployment}

@@ -187,15 +187,7 @@ class LocalWorkflow:
         events = self.clients.client("events", self.region)
         events.put_events(Entries=[{"Source": event.get("source", ""), "DetailType": event.get("detail-type", ""),
                                     "Detail": json.dumps(event.get("detail", {})), "Resources": event.get("resources", [])}])
-        sqs = self.clients.client("sqs", self.region)
-        delivered = []
-        while True:
-            batch = sqs.receive_message(QueueUrl=self._rule_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-            if not batch:
-                return delivered
-            for message in batch:
-                delivered.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self._rule_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return self._drain(self._rule_queue_url)
 
     def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
         """EventBridge's part: route the event by the stack's rule and invoke the trigger function with it."""
@@ -227,15 +219,19 @@ class LocalWorkflow:
 
     def notifications(self) -> list[dict[str, Any]]:
         """Messages published to the topic since the last call, as a subscriber receives them."""
+        return self._drain(self._queue_url)
+
+    def _drain(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every message waiting in a queue, removed from it, in order."""
         sqs = self.clients.client("sqs", self.region)
         messages: list[dict[str, Any]] = []
         while True:
-            batch = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
             if not batch:
                 return messages
             for message in batch:
                 messages.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def audit_records(self) -> list[AuditRecord]:
         return list(self.audit.records())
