@@ -7,7 +7,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench synth clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r bench/requirements.txt
 	$(BIN)/python bench/bench_evaluate.py
 	$(BIN)/python bench/bench_sweep.py
+
+synth: $(STAMP)
+	$(BIN)/python app.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis cdk.out

@@ -173,6 +173,8 @@ def _report_line(record: dict[str, Any]) -> str:
         return f"{where}: exempt"
     if record["compliant"]:
         return f"{where}: compliant"
+    if not record["findings"]:
+        return where
     findings = "; ".join(f"[{f['remediation']}] {f['kind']} {f['principal']}" for f in record["findings"])
     return f"{where}: {findings}"
 
