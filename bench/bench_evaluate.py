@@ -454,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"        {describe_corpus(texts, documents)}")
     print(f"config: owner {OWNER}, trusted {', '.join(TRUSTED_ACCOUNTS)}, trusted org {TRUSTED_ORG}")
     print(f"c7n:    {C7N_VERSION}, PolicyChecker as the cross-account filter builds it, with its defaults")
-    print(f"        (allowed_accounts = trusted + owner, allowed_orgid = trusted org, "
-          f"whitelist_conditions aws:userid/aws:username)")
+    print("        (allowed_accounts = trusted + owner, allowed_orgid = trusted org, "
+          "whitelist_conditions aws:userid/aws:username)")
     print(f"python: {sys.version.split()[0]}; {args.runs} timed runs per row after a warm-up, rows interleaved, "
           f"time.perf_counter")
     if getattr(core_principals.resolve_aws_principal, "cache_clear", None) is None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from remediator.core import ConfigError, Evaluation, PolicyError, TrustConfig, evaluate_policy
+from remediator.core import ConfigError, Evaluation, TrustConfig, evaluate_policy
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1

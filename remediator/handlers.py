@@ -242,21 +242,15 @@ def apply(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     remediator = _remediator(change, settings, event.get("execution"))
     evaluation = state.get("evaluation") or {}
     expected = evaluation.get("policy")
-    if settings.mode == "approval":
-        # A person approved this exact patch of this exact policy; anything else must be asked again.
-        try:
-            api = _aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
-        except ApiNotFound:
-            return {"outcome": "skipped", "detail": f"{change.region}/{change.api_id}: API was deleted; skipped", "replanned": False}
-        current = assess(api, remediator.settings)
-        now_planned = current.evaluation.patch_operations if current.evaluation and not current.exempt else []
-        if now_planned != evaluation.get("patch_operations"):
-            log.warning("approved_plan_is_stale")
-            _supersede(settings, event.get("execution") or "")
-            return {"outcome": "stale", "detail": "the policy changed after the proposal; re-planning", "replanned": True}
-    patched: Patched = _aws_call(lambda: remediator.patch(change.region, change.api_id, expected))
+    # In approval mode a person approved this exact patch of this exact policy; anything else is asked again.
+    approved = evaluation.get("patch_operations") if settings.mode == "approval" else None
+    patched: Patched = _aws_call(lambda: remediator.patch(change.region, change.api_id, expected, approved))
     if patched.action == "failed":
         raise RemediationFailed(patched.detail)
+    if patched.action == "stale" or (approved is not None and patched.action in ("unchanged", "exempt")):
+        log.warning("approved_plan_is_stale", outcome=patched.action)
+        _supersede(settings, event.get("execution") or "")
+        return {"outcome": "stale", "detail": patched.detail, "replanned": True}
     outcome = "patched" if patched.action == "patched" else patched.action
     log.info("applied", outcome=outcome, replanned=patched.replanned)
     return {

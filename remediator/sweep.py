@@ -173,8 +173,13 @@ class Remediator:
         outcome.stages_redeployed, outcome.deployment_id, outcome.audit = list(stages), deployment_id, record
         return outcome
 
-    def patch(self, region: str, api_id: str, expected_policy: str | None = None, action: str = "remediate") -> Patched:
-        """Re-read the API, re-plan if its policy changed since it was assessed, and write the fix."""
+    def patch(self, region: str, api_id: str, expected_policy: str | None = None,
+              approved_operations: list[dict[str, str]] | None = None) -> Patched:
+        """Re-read the API, re-plan if its policy changed since it was assessed, and write the fix.
+
+        With `approved_operations` (approval mode) nothing but that exact patch is written: a
+        different plan comes back as "stale", from the same read that would have been patched.
+        """
         try:
             api = self.adapter.get_rest_api(region, api_id)
         except ApiNotFound:
@@ -188,6 +193,8 @@ class Remediator:
         if not report.needs_fix:
             return Patched(report, "unchanged", "nothing to remove now", replanned=replanned)
         operations = report.evaluation.patch_operations
+        if approved_operations is not None and operations != approved_operations:
+            return Patched(report, "stale", "the policy changed after the proposal; nothing written", replanned=True)
         try:
             updated = self.adapter.update_policy(region, api_id, operations)
         except ApiNotFound:
@@ -195,7 +202,7 @@ class Remediator:
         except (ClientError, BotoCoreError) as error:
             return Patched(report, "failed", f"policy not changed: {error}", replanned=replanned)
         written = updated.policy or operations[0]["value"]
-        return Patched(report, "patched", "policy written", api.policy or "", written, operations, replanned, action)
+        return Patched(report, "patched", "policy written", api.policy or "", written, operations, replanned)
 
     def redeploy(self, api: RestApi, stages: list[str] | None = None) -> tuple[list[str], str | None, list[str]]:
         """(stages redeployed, deployment ID, named stages that do not exist)."""
@@ -290,7 +297,7 @@ class Patched:
     """The result of writing a fix (or of deciding not to): what the redeploy and the record need."""
 
     report: ApiReport
-    action: str  # patched | unchanged | exempt | skipped | failed
+    action: str  # patched | unchanged | exempt | skipped | failed | stale
     detail: str
     before: str = ""
     written: str = ""

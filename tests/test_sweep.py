@@ -285,6 +285,25 @@ def test_failed_redeploy_restores_the_policy(in_process: ClientFactory, tmp_path
     assert list(audit.records()) == []
 
 
+def test_an_approved_patch_is_written_only_while_it_is_still_the_plan(in_process: ClientFactory, tmp_path: Path) -> None:
+    original = json.dumps(policy(allow(OWNER, PARTNER, STRANGER)))
+    api_id = seed_rest_api(in_process, "us-east-1", "api", original)
+    adapter = ApiGatewayAdapter(in_process)
+    remediator = Remediator(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
+    (report,) = scan(adapter, ["us-east-1"], settings())
+    approved = report.evaluation.patch_operations
+    newer = json.dumps(policy(allow(OWNER, STRANGER)))
+    adapter.update_policy("us-east-1", api_id, [{"op": "replace", "path": "/policy", "value": newer}])
+    stale = remediator.patch("us-east-1", api_id, original, approved)
+    assert stale.action == "stale" and stale.report.evaluation.patch_operations != approved
+    assert parse_policy(adapter.get_rest_api("us-east-1", api_id).policy) == json.loads(newer), "nothing was written"
+    same_fix = json.dumps(policy(allow(OWNER, PARTNER, STRANGER, "123456789012")))
+    adapter.update_policy("us-east-1", api_id, [{"op": "replace", "path": "/policy", "value": same_fix}])
+    written = remediator.patch("us-east-1", api_id, original, approved)
+    assert written.action == "patched" and written.replanned, "a changed policy whose fix is the approved one gets it"
+    assert parse_policy(written.written) == policy(allow(OWNER, PARTNER))
+
+
 def test_api_deleted_mid_run_is_skipped(in_process: ClientFactory, tmp_path: Path) -> None:
     doomed = seed_rest_api(in_process, "us-east-1", "doomed", json.dumps(policy(allow(STRANGER))))
     kept = seed_rest_api(in_process, "us-east-1", "kept", json.dumps(policy(allow(OWNER, STRANGER))))
