@@ -94,9 +94,13 @@ def statements_of(policy: Policy) -> list[Statement]:
     return [statements] if isinstance(statements, dict) else statements
 
 
+# One encoder for every call: json.dumps with non-default arguments builds a new one each time.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def compact_json(policy: Policy) -> str:
     """The policy as API Gateway stores it best: compact, key order kept."""
-    return json.dumps(policy, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT(policy)
 
 
 def _json_type(value: Any) -> str:
