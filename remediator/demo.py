@@ -205,14 +205,17 @@ def _show_sweep(flow: Any, account: Any, seed: list[dict[str, Any]]) -> None:
 
     missed = next((item for item in seed if item["name"] == "orders"), seed[0])
     api_id = seed_rest_api(account.clients, REGION, "changed-while-events-were-lost", json.dumps(missed["policy"]), None, ("prod",))
-    print(f"\nScheduled sweep: API changed-while-events-were-lost ({api_id}) got no event.")
+    print(f"\nScheduled sweep (the stack's daily rule, here in {flow.config.mode} mode): API changed-while-events-were-lost "
+          f"({api_id}) got no event; every API of the region that still needs attention goes through the workflow.")
     counts = flow.run_sweep()
     print(f"  sweep:     {counts['apis']} APIs listed, {counts['started']} execution(s) started, {counts['duplicate']} already running")
+    names = {api["id"]: api["name"] for api in account.clients.client("apigateway", REGION).get_rest_apis(limit=500)["items"]}
     executions = account.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
     for execution in executions:
         if execution["name"].startswith("ScheduledSweep"):
             result = flow.wait(execution["name"])
-            print(f"  {execution['name']}: {result.status}, {' > '.join(result.states)}")
+            swept = execution["name"].rsplit("-", 1)[-1]
+            print(f"  {names.get(swept, swept)} ({swept}): {result.status}, {' > '.join(result.states)}")
     flow.notifications()
 
 
