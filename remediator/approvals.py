@@ -82,7 +82,7 @@ def verify_request(headers: dict[str, str], body: str, signing_secret: str, now:
     normalized = {k.lower(): v for k, v in headers.items()}
     timestamp = normalized.get("x-slack-request-timestamp", "")
     signature = normalized.get("x-slack-signature", "")
-    if not timestamp.isdigit() or not signature:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not signature:
         raise CallbackRejected(401, "missing or malformed Slack signature headers")
     if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
         raise CallbackRejected(401, f"request timestamp is {abs(now - int(timestamp))} s from now (more than {MAX_AGE_SECONDS} s)")
@@ -109,11 +109,11 @@ def read_button_press(body: str, allowed_users: frozenset[str]) -> ButtonPress:
         action_id, approval_id, user_id = action["action_id"], action["value"], user["id"]
     except (ValueError, KeyError, IndexError, TypeError) as error:
         raise CallbackRejected(400, f"malformed interactive payload ({type(error).__name__})") from None
-    if payload.get("type") != "block_actions" or action_id not in ACTIONS:
+    if payload.get("type") != "block_actions" or not isinstance(action_id, str) or action_id not in ACTIONS:
         raise CallbackRejected(400, f"unexpected interaction {payload.get('type')}/{action_id}")
     if not isinstance(approval_id, str) or not APPROVAL_ID.fullmatch(approval_id):
         raise CallbackRejected(400, "malformed approval ID")
-    if user_id not in allowed_users:
+    if not isinstance(user_id, str) or user_id not in allowed_users:
         raise CallbackRejected(403, f"Slack user {user_id} is not an approver")
     return ButtonPress(approval_id, action_id, str(user_id), str(user.get("username") or user.get("name") or user_id))
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RedeployFailed, RestApi
 from remediator.adapters.clients import ClientFactory
@@ -99,8 +99,9 @@ class Settings:
     def slack_enabled(self) -> bool:
         return bool(self.slack_channel and self.slack_token_secret)
 
-    def slack(self) -> SlackChannel:
-        return SlackChannel(secret_value(clients(), self.slack_token_secret), self.slack_channel, self.slack_api_url)
+    def slack(self, timeout: int = 5, retry: bool = True) -> SlackChannel:
+        token = secret_value(clients(), self.slack_token_secret)
+        return SlackChannel(token, self.slack_channel, self.slack_api_url, timeout=timeout, retry=retry)
 
     def sweep_settings(self, account: str, region: str, read_trust_lists: bool = True) -> SweepSettings:
         """The trusted lists are read at run time (so they change without a redeploy), by the states that judge."""
@@ -376,6 +377,19 @@ def _tell_slack(kind: str, state: dict[str, Any], change: ApiChange, settings: S
         return "failed"
 
 
+def _request_body(event: dict[str, Any]) -> str:
+    """The raw body exactly as Slack signed it; a body that is not UTF-8 text is refused, not crashed on."""
+    raw = event.get("body") or ""
+    if not isinstance(raw, str):
+        raise CallbackRejected(400, "request body is not text")
+    if not event.get("isBase64Encoded"):
+        return raw
+    try:
+        return base64.b64decode(raw, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise CallbackRejected(400, "request body is not base64-encoded UTF-8 text") from None
+
+
 def _supersede(settings: Settings, execution: str) -> None:
     """Say on the approved message that it no longer applies: a new proposal follows."""
     if not settings.slack_enabled:
@@ -437,7 +451,7 @@ def approval(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         request.status = "failed"
         store.save(request)
         raise RemediationFailed(str(error)) from None
-    store.save(request)
+    store.place(request.approval_id, request.channel, request.ts)
     log.info("approval_requested", approval_id=request.approval_id, channel=request.channel)
     return {"approval_id": request.approval_id}
 
@@ -453,8 +467,7 @@ def slack_callback(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     try:
         settings = Settings.from_environment()
         headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
-        raw = event.get("body") or ""
-        body = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
+        body = _request_body(event)
         method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "POST")
         if method != "POST":
             raise CallbackRejected(405, f"method {method} not allowed")
@@ -479,6 +492,11 @@ def slack_callback(event: dict[str, Any], context: Any = None) -> dict[str, Any]
             answer_task(clients(), request.task_token, decision == "approved", output)
         except TaskGone as gone:
             raise CallbackRejected(410, f"the workflow no longer waits for this approval ({gone})") from None
+        except (ClientError, BotoCoreError) as error:
+            # The workflow did not hear the decision: undo it, so that a second click is not refused as a replay.
+            reopened = store.reopen(pending, decision)
+            log.error("task_not_answered", error=str(error), reopened=reopened)
+            raise CallbackRejected(503, "the workflow could not be told; nothing was decided, try again") from None
     except CallbackRejected as rejected:
         log.warning("callback_rejected", status=rejected.status, reason=rejected.reason)
         return {"statusCode": rejected.status, "headers": {"Content-Type": "text/plain"}, "body": rejected.reason}
@@ -486,7 +504,8 @@ def slack_callback(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     try:
         text, blocks = message(request, decision, buttons=False)
         if request.channel and request.ts:
-            settings.slack().update(request.channel, request.ts, text, blocks)
+            # Slack wants the answer within 3 s; if the update does not make it, notify updates the message later.
+            settings.slack(timeout=2, retry=False).update(request.channel, request.ts, text, blocks)
     except (SlackUnavailable, LookupError, ClientError) as error:
         log.warning("slack_not_updated", error=str(error))
     return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": f"{decision} by <@{press.user_id}>"}

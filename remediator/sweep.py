@@ -177,8 +177,9 @@ class Remediator:
               approved_operations: list[dict[str, str]] | None = None) -> Patched:
         """Re-read the API, re-plan if its policy changed since it was assessed, and write the fix.
 
-        With `approved_operations` (approval mode) nothing but that exact patch is written: a
-        different plan comes back as "stale", from the same read that would have been patched.
+        With `approved_operations` (approval mode) nothing is written unless the policy is still the
+        one the person saw and the plan still that patch: otherwise it comes back as "stale", from
+        the same read that would have been patched, to be proposed again.
         """
         try:
             api = self.adapter.get_rest_api(region, api_id)
@@ -193,7 +194,7 @@ class Remediator:
         if not report.needs_fix:
             return Patched(report, "unchanged", "nothing to remove now", replanned=replanned)
         operations = report.evaluation.patch_operations
-        if approved_operations is not None and operations != approved_operations:
+        if approved_operations is not None and (replanned or operations != approved_operations):
             return Patched(report, "stale", "the policy changed after the proposal; nothing written", replanned=True)
         try:
             updated = self.adapter.update_policy(region, api_id, operations)

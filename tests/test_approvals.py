@@ -235,3 +235,69 @@ def test_auto_mode_posts_the_result_without_buttons(make_flow) -> None:
     assert flow.wait(execution).status == "SUCCEEDED"
     (posted,) = flow.slack.messages.values()
     assert posted["text"].startswith(":white_check_mark: Fixed") and '"actions"' not in json.dumps(posted["blocks"])
+
+
+def test_requests_that_are_not_even_text_are_refused_cleanly(flow: LocalWorkflow) -> None:
+    """The callback is a public URL: whatever arrives gets an error status, never an exception."""
+    import base64
+
+    from remediator import handlers
+    from remediator.local.slack import signed_headers
+
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    signed = signed_headers(button_press_body(approval_id, "approve", APPROVER), flow.signing_secret)
+
+    def answer(body: str, encoded: bool = True, **headers: str) -> int:
+        event = {"headers": {**signed, **headers}, "body": body, "isBase64Encoded": encoded,
+                 "requestContext": {"http": {"method": "POST"}}}
+        return handlers.slack_callback(event)["statusCode"]
+
+    assert answer(base64.b64encode(b"payload=\xff\xfe").decode()) == 400                      # not UTF-8
+    assert answer("not*base64!") == 400                                                     # not base64
+    assert answer(button_press_body(approval_id, "approve", APPROVER), False,
+                  **{"X-Slack-Request-Timestamp": "\u00b2"}) == 401                         # a digit, but not ASCII
+    assert answer(button_press_body(approval_id, "approve", APPROVER), False,
+                  **{"X-Slack-Request-Timestamp": "9" * 5000}) == 401                       # a number int() refuses
+    listed_user = button_press_body(approval_id, "approve", APPROVER).replace(
+        f'%22id%22%3A+%22{APPROVER}%22', f'%22id%22%3A+%5B%22{APPROVER}%22%5D')
+    assert listed_user != button_press_body(approval_id, "approve", APPROVER)
+    refused(flow, approval_id, 403, body=listed_user)                                       # user ID that is a list
+    still_waiting(flow, api_id, execution, approval_id)
+
+
+def test_a_decision_the_workflow_did_not_hear_can_be_made_again(flow: LocalWorkflow, monkeypatch) -> None:
+    from botocore.exceptions import ClientError
+
+    from remediator import handlers
+
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    real_answer = handlers.answer_task
+
+    def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "SendTaskSuccess")
+
+    monkeypatch.setattr(handlers, "answer_task", unavailable)
+    status, reason = flow.press(approval_id, "approve")
+    assert status == 503 and "try again" in reason
+    still_waiting(flow, api_id, execution, approval_id)
+    monkeypatch.setattr(handlers, "answer_task", real_answer)
+    assert flow.press(approval_id, "approve")[0] == 200, "the second click is not refused as a replay"
+    assert flow.wait(execution).status == "SUCCEEDED" and policy_of(flow, api_id) == FIXED
+
+
+def test_a_click_before_the_message_is_placed_keeps_its_decision(flow: LocalWorkflow) -> None:
+    """approval() stores where the message went after posting it; a fast click must not be undone by that."""
+    from remediator.approvals import ApprovalRequest, new_approval_id
+
+    store = ApprovalStore(flow.clients, "apigw-remediator-audit", REGION)
+    request = ApprovalRequest(approval_id=new_approval_id(), execution="fast-click", task_token="token", account=OWNER,
+                              region=REGION, api_id="a1b2c3d4e5", api_name="orders", changed_by="alice", findings=[],
+                              patch_operations=[], policy_before="", expires_at=int(time.time()) + 60)
+    store.put(request)
+    store.decide(request.approval_id, "approved", APPROVER, int(time.time()))
+    store.place(request.approval_id, "C0CHANNEL", "1700000000.000100")
+    stored = store.get(request.approval_id)
+    assert (stored.status, stored.decided_by) == ("approved", APPROVER)
+    assert (stored.channel, stored.ts) == ("C0CHANNEL", "1700000000.000100")

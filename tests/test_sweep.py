@@ -299,8 +299,12 @@ def test_an_approved_patch_is_written_only_while_it_is_still_the_plan(in_process
     assert parse_policy(adapter.get_rest_api("us-east-1", api_id).policy) == json.loads(newer), "nothing was written"
     same_fix = json.dumps(policy(allow(OWNER, PARTNER, STRANGER, "123456789012")))
     adapter.update_policy("us-east-1", api_id, [{"op": "replace", "path": "/policy", "value": same_fix}])
+    unseen = remediator.patch("us-east-1", api_id, original, approved)
+    assert unseen.action == "stale", "the same resulting patch, but it would remove a principal nobody was shown"
+    assert unseen.report.evaluation.patch_operations == approved
+    adapter.update_policy("us-east-1", api_id, [{"op": "replace", "path": "/policy", "value": original}])
     written = remediator.patch("us-east-1", api_id, original, approved)
-    assert written.action == "patched" and written.replanned, "a changed policy whose fix is the approved one gets it"
+    assert written.action == "patched" and not written.replanned
     assert parse_policy(written.written) == policy(allow(OWNER, PARTNER))
 
 
@@ -400,3 +404,16 @@ def test_aws_errors_are_one_line(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     status, _, err = run_cli("scan", "--regions", "us-east-1", "--endpoint-url", "http://127.0.0.1:9", "--owner-account", OWNER)
     assert status == 2 and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_secrets_are_read_once_per_cache_period(in_process: ClientFactory) -> None:
+    from remediator.adapters import secrets
+
+    arn = in_process.client("secretsmanager", "us-east-1").create_secret(Name="slack-signing", SecretString="first")["ARN"]
+    now = [1000.0]
+    assert secrets.secret_value(in_process, arn, clock=lambda: now[0]) == "first"
+    in_process.client("secretsmanager", "us-east-1").put_secret_value(SecretId=arn, SecretString="rotated")
+    now[0] += secrets.CACHE_SECONDS - 1
+    assert secrets.secret_value(in_process, arn, clock=lambda: now[0]) == "first"
+    now[0] += 1
+    assert secrets.secret_value(in_process, arn, clock=lambda: now[0]) == "rotated"

@@ -76,6 +76,8 @@ class ApprovalStore:
             return None
         request = ApprovalRequest.from_dict(json.loads(item["record"]["S"]))
         request.status = item["status"]["S"]
+        if "ts" in item:  # written by place(), beside the record, so that it never overwrites a decision
+            request.channel, request.ts = item["channel"]["S"], item["ts"]["S"]
         return request
 
     def for_execution(self, execution: str) -> ApprovalRequest | None:
@@ -104,6 +106,31 @@ class ApprovalStore:
         except self._client.exceptions.ConditionalCheckFailedException:
             raise ApprovalConflict(approval_id) from None
         return request
+
+    def place(self, approval_id: str, channel: str, ts: str) -> None:
+        """Where the message was posted; touches nothing else, so a click that came first keeps its decision."""
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=_approval_key(approval_id),
+            UpdateExpression="SET channel = :channel, ts = :ts",
+            ExpressionAttributeValues={":channel": {"S": channel}, ":ts": {"S": ts}},
+        )
+
+    def reopen(self, pending: ApprovalRequest, decided: str) -> bool:
+        """Undo a decision the workflow never heard of (SendTask* failed), so that the person can click again."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=_approval_key(pending.approval_id),
+                UpdateExpression="SET #s = :pending, #r = :record",
+                ConditionExpression="#s = :decided",
+                ExpressionAttributeNames={"#s": "status", "#r": "record"},
+                ExpressionAttributeValues={":pending": {"S": "pending"}, ":decided": {"S": decided},
+                                           ":record": {"S": json.dumps(pending.to_dict(), separators=(",", ":"))}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def save(self, request: ApprovalRequest) -> None:
         """Record a later state (applied, timed out) and where the message is."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from remediator.adapters.clients import ClientFactory
 
 
@@ -9,8 +12,22 @@ class SecretMissing(LookupError):
     """The secret exists but holds no value yet (the stack creates it empty)."""
 
 
-def secret_value(clients: ClientFactory, secret_id: str) -> str:
-    value = clients.client("secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString") or ""
-    if not value.strip():
+CACHE_SECONDS = 300.0
+_cache: dict[str, tuple[float, str]] = {}
+
+
+def secret_value(clients: ClientFactory, secret_id: str, clock: Callable[[], float] = time.monotonic) -> str:
+    """The secret's value, kept for CACHE_SECONDS per Lambda container.
+
+    The Slack callback is a public URL that must answer within 3 s: it should not call Secrets
+    Manager on every request. A rotated value is picked up within CACHE_SECONDS.
+    """
+    now = clock()
+    cached = _cache.get(secret_id)
+    if cached is not None and now - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    value = (clients.client("secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString") or "").strip()
+    if not value:
         raise SecretMissing(f"secret {secret_id} is empty: put the value in it (see the README's Slack section)")
-    return value.strip()
+    _cache[secret_id] = (now, value)
+    return value

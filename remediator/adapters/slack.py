@@ -15,8 +15,12 @@ class SlackUnavailable(RuntimeError):
 
 
 class SlackChannel:
-    def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: int = 5) -> None:
-        self._client = WebClient(token=token, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout)
+    def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: int = 5, retry: bool = True) -> None:
+        """`retry=False` for callers with a deadline (Slack wants its callback answered within 3 s)."""
+        client = WebClient(token=token, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout)
+        if not retry:
+            client.retry_handlers = []  # slack_sdk retries a failed connection once by default
+        self._client = client
         self.channel = channel
 
     def post(self, text: str, blocks: list[dict[str, Any]]) -> tuple[str, str]:
