@@ -15,8 +15,8 @@ _ID_IN_REQUEST = {"UpdateRestApi", "PutRestApi"}
 EVENT_SOURCE = "apigateway.amazonaws.com"
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 REST_API_ID = re.compile(r"[a-z0-9]{10}")
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-ACCOUNT = re.compile(r"\d{12}")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+ACCOUNT = re.compile(r"[0-9]{12}")
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
 
 # The EventBridge rule's pattern: the CDK stack and the local runner both use this one.

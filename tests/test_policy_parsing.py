@@ -37,6 +37,12 @@ def test_escaped_backslash_inside_a_value_survives() -> None:
     assert parse_policy(sdk_form(policy)) == policy
 
 
+def test_pretty_printed_escaped_form_is_decoded() -> None:
+    text = json.dumps(json.dumps(POLICY, indent=2))[1:-1].replace("\\n", "\n")
+    assert "\n" in text and text.startswith('{\n  \\"Version\\"')
+    assert parse_policy(text) == POLICY
+
+
 def test_single_statement_object() -> None:
     policy = {"Statement": {"Effect": "Deny", "Principal": "*"}}
     assert statements_of(parse_policy(policy)) == [policy["Statement"]]
@@ -58,6 +64,10 @@ def test_single_statement_object() -> None:
         ('{\\"Statement\\": [\\"', "policy is not JSON: Unterminated string"),
         ('{\\"Statement\\": "', "nor an escaped JSON string"),
         (b"\xff\xfe", "not UTF-8"),
+        ('{"Statement": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ("[" * 100_000, "nested too deeply"),
+        ('{"Statement": [], "Id": 1' + "0" * 5000 + "}", "not JSON Python can read"),
+        ('{\\"Statement\\": [], \\"Id\\": 1' + "0" * 5000 + "}", "not JSON Python can read"),
     ],
 )
 def test_malformed_input_raises_one_clear_error(text: str | bytes, message: str) -> None:

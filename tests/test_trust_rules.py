@@ -91,7 +91,8 @@ def test_not_principal_in_allow_is_report_only(config: TrustConfig) -> None:
     assert kinds(evaluation) == [("not-principal", json.dumps({"AWS": OWNER}, separators=(",", ":")), "report-only")]
 
 
-@pytest.mark.parametrize("principal", ["account-id-2", "12345", "arn:aws:iam::account-id-2:role/x", "arn:aws:s3:::bucket", "arn:evil:iam::999999999999:root"])
+@pytest.mark.parametrize("principal", ["account-id-2", "12345", "arn:aws:iam::account-id-2:role/x", "arn:aws:s3:::bucket", "arn:evil:iam::999999999999:root",
+                                       "\u0661" * 12, "arn:aws:iam::" + "\uff11" * 12 + ":root"])  # digits, but not an account ID
 def test_unparsable_principals_are_report_only(config: TrustConfig, principal: str) -> None:
     evaluation = evaluate_policy(policy(allow({"AWS": principal})), config)
     assert kinds(evaluation) == [("unrecognized-principal", principal, "report-only")]
@@ -265,6 +266,7 @@ def test_duplicate_untrusted_entries_are_all_removed(config: TrustConfig) -> Non
     ("kwargs", "message"),
     [
         ({"owner_account": "1234"}, "owner account '1234'"),
+        ({"owner_account": "\uff11" * 12}, "is not a 12-digit account ID"),  # fullwidth digits
         ({"owner_account": OWNER, "trusted_accounts": frozenset({"12345678901x"})}, "trusted account '12345678901x'"),
         ({"owner_account": OWNER, "trusted_org_ids": frozenset({"org-1"})}, "organization 'org-1'"),
         ({"owner_account": OWNER, "partition": "mars"}, "partition 'mars'"),

@@ -45,7 +45,7 @@ def judge_condition(condition: dict[str, Any] | None, config: TrustConfig) -> Co
     network: list[str] = []
     notes: list[str] = []
     for operator, block in condition.items():
-        if not isinstance(block, dict):
+        if not isinstance(block, dict) or not isinstance(operator, str):
             continue
         base, ignored_because = _base_operator(operator)
         for key, raw_values in block.items():

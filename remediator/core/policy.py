@@ -29,17 +29,23 @@ def parse_policy(value: str | bytes | Policy) -> Policy:
         except UnicodeDecodeError as error:
             raise PolicyError(f"policy is not UTF-8 text: {error.reason}") from None
     if isinstance(value, str):
-        if value[:1] == "{" and value[1:3] != '\\"':
-            try:  # the common case, plain JSON text, in one step
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                value = _decode_text(value)
-        else:
-            value = _decode_text(value)
+        try:
+            value = _decode(value)
+        except RecursionError:
+            raise PolicyError("policy is nested too deeply to be a resource policy") from None
     if not isinstance(value, dict):
         raise PolicyError(f"policy is not a JSON object (got {_json_type(value)})")
     _validate(value)
     return value
+
+
+def _decode(text: str) -> Any:
+    if text[:1] == "{" and text[1:3] != '\\"':
+        try:  # the common case, plain JSON text, in one step
+            return json.loads(text)
+        except ValueError:  # not JSON (JSONDecodeError), or a number Python refuses to convert
+            pass
+    return _decode_text(text)
 
 
 def _decode_text(text: str) -> Any:
@@ -50,24 +56,28 @@ def _decode_text(text: str) -> Any:
             raise PolicyError("policy is empty")
         if stripped.startswith('{\\"'):
             # The SDK form, recognised up front: plain JSON can never start with a backslash after "{".
-            try:
-                current = json.loads(f'"{stripped}"')
-                continue
-            except json.JSONDecodeError as inner:
-                raise PolicyError(f"policy is not JSON nor an escaped JSON string: {inner.msg}") from None
+            current = _string_body(stripped)
+            continue
         try:
             current = json.loads(stripped)
         except json.JSONDecodeError as error:
             # The SDK form: a JSON string body such as {\"Version\":...\/*}.
             if '\\"' not in stripped:
                 raise PolicyError(f"policy is not JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
-            try:
-                current = json.loads(f'"{stripped}"')
-            except json.JSONDecodeError as inner:
-                raise PolicyError(f"policy is not JSON nor an escaped JSON string: {inner.msg}") from None
+            current = _string_body(stripped)
+        except ValueError as error:
+            raise PolicyError(f"policy is not JSON Python can read: {error}") from None
         if not isinstance(current, str):
             return current
     raise PolicyError("policy is escaped more deeply than API Gateway ever returns it")
+
+
+def _string_body(text: str) -> str:
+    """Decode `text` as the body of a JSON string (raw line breaks allowed, as a pretty-printed policy has them)."""
+    try:
+        return json.loads(f'"{text}"', strict=False)
+    except json.JSONDecodeError as error:
+        raise PolicyError(f"policy is not JSON nor an escaped JSON string: {error.msg}") from None
 
 
 def _validate(policy: Policy) -> None:

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 PARTITIONS = frozenset({"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"})
 
-ACCOUNT_ID = re.compile(r"\d{12}")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")  # ASCII only: \d also matches other scripts' digits
 # Prefixes IAM gives unique IDs; a policy shows one in place of a deleted user or role.
 UNIQUE_ID = re.compile(r"(?:AIDA|AROA|AIPA|AGPA|ANPA|ANVA|ASIA|ABIA|ACCA|AKIA|APKA|ASCA)[A-Z0-9]{8,}")
 _WILDCARD_CHARS = frozenset("*?")
