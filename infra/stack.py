@@ -288,20 +288,23 @@ class RemediatorStack(Stack):
             "sweep", code, start_env, timeout=Duration.minutes(5), dead_letter_queue=self.dlq
         )
 
-        # ---- Slack's callback -----------------------------------------------------------------
-        # Slack must get its answer within 3 s; a normal run is far shorter. 10 s leaves room for a
-        # cold start without letting a stuck call run long.
-        self.functions["slack_callback"] = self._function(
-            "slack_callback", code, common_env, timeout=Duration.seconds(10)
-        )
-        # Auth type NONE on purpose: Slack cannot sign its requests with AWS credentials (SigV4), so a
-        # URL with AWS_IAM auth could never be called by it. The authentication is Slack's own request
-        # signature (HMAC-SHA256 with the app's signing secret over the timestamp and the raw body, at
-        # most 5 minutes old), which remediator.handlers.slack_callback verifies before it reads
-        # anything else; then only presses by remediator:approverUserIds count, each approval once.
-        self.slack_callback_url = self.functions["slack_callback"].add_function_url(
-            auth_type=lambda_.FunctionUrlAuthType.NONE
-        )
+        # ---- Slack's callback (approval mode only: the other modes have no public endpoint) -----
+        self.slack_callback_url: lambda_.FunctionUrl | None = None
+        if config.mode == "approval":
+            # Slack must get its answer within 3 s; a normal run is far shorter. 10 s leaves room
+            # for a cold start without letting a stuck call run long.
+            self.functions["slack_callback"] = self._function(
+                "slack_callback", code, common_env, timeout=Duration.seconds(10)
+            )
+            # Auth type NONE on purpose: Slack cannot sign its requests with AWS credentials (SigV4),
+            # so a URL with AWS_IAM auth could never be called by it. The authentication is Slack's
+            # own request signature (HMAC-SHA256 with the app's signing secret over the timestamp and
+            # the raw body, at most 5 minutes old), which remediator.handlers.slack_callback verifies
+            # before it reads anything else; then only presses by remediator:approverUserIds count,
+            # each approval once.
+            self.slack_callback_url = self.functions["slack_callback"].add_function_url(
+                auth_type=lambda_.FunctionUrlAuthType.NONE
+            )
 
         # ---- what starts it -------------------------------------------------------------------
         # Exactly-once remediation on at-least-once delivery: the trigger function starts one
@@ -381,12 +384,13 @@ class RemediatorStack(Stack):
         CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "AuditTableName", value=self.table.table_name)
         CfnOutput(self, "TrustParameterName", value=self.trust_parameter.parameter_name)
-        CfnOutput(
-            self,
-            "SlackInteractivityUrl",
-            description="Request URL for the Slack app's Interactivity & Shortcuts setting.",
-            value=self.slack_callback_url.url,
-        )
+        if self.slack_callback_url is not None:
+            CfnOutput(
+                self,
+                "SlackInteractivityUrl",
+                description="Request URL for the Slack app's Interactivity & Shortcuts setting.",
+                value=self.slack_callback_url.url,
+            )
         CfnOutput(
             self,
             "SlackBotTokenSecretArn",

@@ -774,6 +774,12 @@ def test_app_synthesizes_with_aws_solutions_checks_and_default_context(tmp_path)
     assert {e["APPROVAL_TIMEOUT_SECONDS"] for e in env} == {"86400"}
     (param,) = of_type(template["Resources"], "AWS::SSM::Parameter").values()
     assert json.loads(param["Properties"]["Value"]) == {"trusted_accounts": [], "trusted_org_ids": []}
+    # Outside approval mode nothing is public: no Slack callback, no Function URL, nothing answers tasks.
+    assert of_type(template["Resources"], "AWS::Lambda::Url") == {}
+    assert "remediator.handlers.slack_callback" not in {
+        f["Properties"]["Handler"] for f in of_type(template["Resources"], "AWS::Lambda::Function").values()}
+    assert "SlackInteractivityUrl" not in template["Outputs"]
+    assert "states:SendTaskSuccess" not in json.dumps(of_type(template["Resources"], "AWS::IAM::Policy"))
 
 
 def test_no_cdk_warnings_or_errors(stack):
