@@ -72,10 +72,14 @@ def _decode_text(text: str) -> Any:
     raise PolicyError("policy is escaped more deeply than API Gateway ever returns it")
 
 
+# Built once: json.loads with an argument builds a new decoder on every call.
+_LENIENT_DECODE = json.JSONDecoder(strict=False).decode
+
+
 def _string_body(text: str) -> str:
     """Decode `text` as the body of a JSON string (raw line breaks allowed, as a pretty-printed policy has them)."""
     try:
-        return json.loads(f'"{text}"', strict=False)
+        return _LENIENT_DECODE(f'"{text}"')
     except json.JSONDecodeError as error:
         raise PolicyError(f"policy is not JSON nor an escaped JSON string: {error.msg}") from None
 
