@@ -113,15 +113,22 @@ def _prune(parent: Path, keep: Path) -> None:
             pass
 
 
+def _built_or_staging(parent: Path, key: str) -> tuple[Path, Path | None]:
+    """(the build for `key`, None) when it exists, else (where it will go, a fresh staging directory)."""
+    final = parent / key
+    if final.is_dir():
+        return final, None
+    parent.mkdir(parents=True, exist_ok=True)
+    return final, Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+
+
 def _dependencies(requirements: Path, build_dir: Path) -> Path:
     text = requirements.read_bytes()
     key = _digest(BUILD_FORMAT.encode(), " ".join(PIP_PLATFORM_OPTIONS).encode(), text)
     parent = build_dir / "lambda-deps"
-    final = parent / key
-    if final.is_dir():
+    final, tmp = _built_or_staging(parent, key)
+    if tmp is None:
         return final
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
     command = [
         sys.executable, "-m", "pip", "install",
         "--quiet", "--disable-pip-version-check", "--no-input", "--no-compile",
@@ -161,11 +168,9 @@ def build_lambda_asset(root: Path = ROOT, build_dir: Path | None = None) -> Path
         parts += [rel.as_posix().encode(), content]
     key = _digest(*parts)
     parent = build_dir / "lambda-asset"
-    final = parent / key
-    if final.is_dir():
+    final, tmp = _built_or_staging(parent, key)
+    if tmp is None:
         return final
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
     try:
         shutil.copytree(deps, tmp, dirs_exist_ok=True)
         for rel, content in sources.items():
