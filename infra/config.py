@@ -23,6 +23,9 @@ remediator:approverUserIds           []                           Slack user IDs
                                                                   mode)
 remediator:approvalTimeoutHours      24                           1..8760: an unanswered approval times out
                                                                   and nothing is changed
+remediator:callbackReservedConcurrency 5                          1..100: concurrent executions reserved
+                                                                  for (and capping) the public Slack
+                                                                  callback (approval mode)
 ===================================  ===========================  ==========================================
 
 Lists may be given as JSON lists, or (from the command line, where context values are strings)
@@ -54,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "remediator:slackChannel": "",
     "remediator:approverUserIds": [],
     "remediator:approvalTimeoutHours": 24,
+    "remediator:callbackReservedConcurrency": 5,
 }
 
 # Kept in step with remediator.core (ACCOUNT_ID, ORG_ID) and remediator.events (REST_API_ID).
@@ -71,6 +75,10 @@ _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{6,}")
 
 # A year: the longest a Standard workflow execution, and so the approval wait, can run.
 MAX_APPROVAL_TIMEOUT_HOURS = 8760
+
+# The public Slack callback's reserved concurrency: at least one (zero would switch the callback off),
+# and small, since each reserved unit is taken from the account's shared pool.
+MAX_CALLBACK_CONCURRENCY = 100
 
 # SSM String parameters: 4 KB in the standard tier, 8 KB in the advanced tier.
 STANDARD_PARAMETER_LIMIT = 4096
@@ -94,6 +102,7 @@ class RemediatorConfig:
     slack_channel: str = ""
     approver_user_ids: tuple[str, ...] = ()
     approval_timeout_hours: int = 24
+    callback_reserved_concurrency: int = 5
 
     @property
     def approval_timeout_seconds(self) -> int:
@@ -218,6 +227,19 @@ def _hours(key: str, value: Any) -> int:
     return value
 
 
+def _concurrency(key: str, value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"context {key} must be a whole number of concurrent executions, got {value!r}")
+    if not 1 <= value <= MAX_CALLBACK_CONCURRENCY:
+        raise ConfigError(
+            f"context {key} must be between 1 and {MAX_CALLBACK_CONCURRENCY} (0 would switch the callback off; "
+            f"more takes capacity from every other function of the account); got {value}"
+        )
+    return value
+
+
 def from_context(get: Any) -> RemediatorConfig:
     """Validate the settings. ``get(key)`` returns a context value or None (``node.try_get_context``)."""
 
@@ -267,6 +289,9 @@ def from_context(get: Any) -> RemediatorConfig:
             "profile: Copy member ID)",
         ),
         approval_timeout_hours=_hours("remediator:approvalTimeoutHours", value("remediator:approvalTimeoutHours")),
+        callback_reserved_concurrency=_concurrency(
+            "remediator:callbackReservedConcurrency", value("remediator:callbackReservedConcurrency")
+        ),
     )
     if config.mode == "approval":
         # Without a channel nothing can be asked; without approvers every press is refused and each

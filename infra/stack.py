@@ -19,6 +19,7 @@ from aws_cdk import (
     Aws,
     CfnOutput,
     Duration,
+    Fn,
     RemovalPolicy,
     Stack,
     Validations,
@@ -40,7 +41,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 import remediator.workflow
-from remediator.events import EVENT_PATTERN
+from remediator.events import event_pattern
 from infra.asset import build_lambda_asset
 from infra.config import STANDARD_PARAMETER_LIMIT, RemediatorConfig
 
@@ -56,39 +57,63 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 
+# API Gateway control-plane resources, as paths under arn:<partition>:apigateway:<region>::
+RESTAPIS = "/restapis"  # the collection: GetRestApis (GET)
+RESTAPI = "/restapis/*"  # one REST API: GetRestApi (GET), UpdateRestApi (PATCH)
+DEPLOYMENTS = "/restapis/*/deployments"  # CreateDeployment (POST)
+STAGES = "/restapis/*/stages*"  # GetStages (GET), UpdateStage (PATCH)
+
+# Changing a resource policy takes apigateway:UpdateRestApiPolicy on top of apigateway:PATCH
+# (API Gateway developer guide, "Create and attach an API Gateway resource policy to an API").
+WRITE_POLICY = (("GET", RESTAPI), ("PATCH", RESTAPI), ("UpdateRestApiPolicy", RESTAPI))
+
+# Failure counts per API (remediator.adapters.dynamodb.FailureLedger), "failures#<region>#<api_id>".
+FAILURE_ITEM_KEYS = ("failures#*",)
+
+
 @dataclass(frozen=True)
 class Access:
     """What one function may do, beyond writing its own log group."""
 
-    apigateway: tuple[str, ...] = ()  # HTTP verbs, as apigateway:<VERB> on /restapis*
+    apigateway: tuple[tuple[str, str], ...] = ()  # (action, resource path): apigateway:<action> on that path
     read_trust: bool = False
     start_execution: bool = False
     put_audit: bool = False
     publish: bool = False
     approvals: tuple[str, ...] = ()  # DynamoDB actions on the approval items only (APPROVAL_ITEM_KEYS)
+    failures: tuple[str, ...] = ()  # DynamoDB actions on the failure counts only (FAILURE_ITEM_KEYS)
     slack_token: bool = False  # read the Slack bot token secret
     slack_signing_secret: bool = False  # read the Slack signing secret
     answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens
 
 
 ACCESS = {
-    "evaluate": Access(apigateway=("GET",), read_trust=True),
+    # evaluate reads the API and, before proposing a fix, how often that fix already failed (GetItem).
+    "evaluate": Access(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",)),
     # apply, in approval mode, finds the approval of its execution and marks it superseded (GetItem,
     # UpdateItem) and updates its Slack message (bot token) when the approved plan has gone stale.
     "apply": Access(
-        apigateway=("GET", "PATCH"),
+        apigateway=WRITE_POLICY,
         read_trust=True,
         approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
         slack_token=True,
     ),
     # restore, redeploy and record judge nothing, so they do not read the trusted lists: record takes
     # the findings that Evaluate and Apply already worked out from the workflow's state.
-    "restore": Access(apigateway=("GET", "PATCH")),
-    "redeploy": Access(apigateway=("GET", "POST", "PATCH")),
-    "record": Access(put_audit=True),
+    "restore": Access(apigateway=WRITE_POLICY),
+    # redeploy creates a deployment and points the stages at it: nothing else under /restapis, so it
+    # can neither create or import an API nor rewrite a policy.
+    "redeploy": Access(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("PATCH", STAGES))),
+    # record also clears the API's failure count once a fix went through (DeleteItem).
+    "record": Access(put_audit=True, failures=("dynamodb:DeleteItem",)),
     # notify also tells Slack: it finds the execution's approval (GetItem), records the outcome on it
-    # (UpdateItem) and updates or posts the message (bot token).
-    "notify": Access(publish=True, approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"), slack_token=True),
+    # (UpdateItem) and updates or posts the message (bot token). A failure adds to the API's count.
+    "notify": Access(
+        publish=True,
+        approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
+        failures=("dynamodb:UpdateItem",),
+        slack_token=True,
+    ),
     # approval (the AwaitApproval task) builds no Remediator, so it never reads the trust parameter:
     # it writes the approval and its execution pointer in one TransactWriteItems (IAM authorizes each
     # Put as dynamodb:PutItem), records the posted message (UpdateItem) and posts it (bot token).
@@ -102,10 +127,9 @@ ACCESS = {
         answer_tasks=True,
     ),
     "trigger": Access(start_execution=True),
-    "sweep": Access(apigateway=("GET",), read_trust=True, start_execution=True),
+    # sweep lists the APIs (the listing carries each policy) and starts executions.
+    "sweep": Access(apigateway=(("GET", RESTAPIS),), read_trust=True, start_execution=True),
 }
-
-
 
 
 class RemediatorStack(Stack):
@@ -172,6 +196,21 @@ class RemediatorStack(Stack):
             display_name="API Gateway resource policy remediator",
             master_key=self.topic_key,
             enforce_ssl=True,
+        )
+        # The alarms below publish as the CloudWatch service; without this statement the topic policy
+        # (whose only other statement denies plain HTTP) gives CloudWatch nothing, and they stay silent.
+        # Only this account's alarms (aws:SourceAccount, aws:SourceArn), not any account's CloudWatch.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"},
+                },
+            )
         )
 
         # One dead-letter queue for everything EventBridge (and Lambda's async retries) give up on.
@@ -293,8 +332,12 @@ class RemediatorStack(Stack):
         if config.mode == "approval":
             # Slack must get its answer within 3 s; a normal run is far shorter. 10 s leaves room
             # for a cold start without letting a stuck call run long.
+            # Reserved concurrency both guarantees the callback capacity and caps it: a flood of unsigned
+            # requests to the public URL is throttled at this number instead of taking the account's
+            # shared concurrency from the workflow's own functions.
             self.functions["slack_callback"] = self._function(
-                "slack_callback", code, common_env, timeout=Duration.seconds(10)
+                "slack_callback", code, common_env, timeout=Duration.seconds(10),
+                reserved_concurrency=config.callback_reserved_concurrency,
             )
             # Auth type NONE on purpose: Slack cannot sign its requests with AWS credentials (SigV4),
             # so a URL with AWS_IAM auth could never be called by it. The authentication is Slack's
@@ -314,16 +357,22 @@ class RemediatorStack(Stack):
         # either returns the running execution or fails with ExecutionAlreadyExists, which the trigger
         # reports as a duplicate. So an event that EventBridge delivers twice, or that the retries
         # below (EventBridge's and Lambda's async retries) hand over again, is remediated once.
+        # The bot's own writes (and failed calls) never match, so a fix, a restore or a redeploy can
+        # never start another execution; the trigger ignores them too, as a second line of defence.
+        own_roles = [function.role.role_arn for function in self.functions.values()]
+        pattern = event_pattern(own_roles)
         self.api_change_rule = events.Rule(
             self,
             "ApiChangeRule",
-            description="API Gateway calls that can change a REST API's resource policy.",
+            description="Successful API Gateway calls that can change a REST API's resource policy, "
+            "made by anyone but this stack's own roles.",
             event_pattern=events.EventPattern(
-                source=EVENT_PATTERN["source"],
-                detail_type=EVENT_PATTERN["detail-type"],
-                detail=EVENT_PATTERN["detail"],
+                source=pattern["source"],
+                detail_type=pattern["detail-type"],
+                detail=pattern["detail"],
             ),
         )
+        self.functions["trigger"].add_environment("REMEDIATOR_ROLE_ARNS", Fn.join(",", own_roles))
         self.api_change_rule.add_target(
             targets.LambdaFunction(
                 self.functions["trigger"],
@@ -406,10 +455,10 @@ class RemediatorStack(Stack):
 
     # ---------------------------------------------------------------------------------------------
 
-    @property
-    def restapis_arn(self) -> str:
-        # The narrowest resource API Gateway's control plane accepts for "any REST API".
-        return f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/restapis*"
+    @staticmethod
+    def apigateway_arn(path: str) -> str:
+        """An API Gateway control-plane resource of this region (API Gateway ARNs have no account)."""
+        return f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::{path}"
 
     def _function(
         self,
@@ -419,6 +468,7 @@ class RemediatorStack(Stack):
         *,
         timeout: Duration = Duration.seconds(30),
         dead_letter_queue: sqs.IQueue | None = None,
+        reserved_concurrency: int | None = None,
     ) -> lambda_.Function:
         title = "".join(part.capitalize() for part in name.split("_"))  # slack_callback -> SlackCallback
         log_group = logs.LogGroup(
@@ -456,6 +506,7 @@ class RemediatorStack(Stack):
             log_group=log_group,
             dead_letter_queue=dead_letter_queue,
             retry_attempts=2 if dead_letter_queue is not None else None,
+            reserved_concurrent_executions=reserved_concurrency,
         )
         Validations.of(function).acknowledge(
             Acknowledgment(
@@ -468,13 +519,11 @@ class RemediatorStack(Stack):
 
     def _grant(self, name: str, function: lambda_.Function, access: Access) -> None:
         statements: list[iam.PolicyStatement] = []
-        if access.apigateway:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=[f"apigateway:{verb}" for verb in access.apigateway],
-                    resources=[self.restapis_arn],
-                )
-            )
+        by_path: dict[str, list[str]] = {}
+        for action, path in access.apigateway:
+            by_path.setdefault(path, []).append(f"apigateway:{action}")
+        for path, actions in by_path.items():
+            statements.append(iam.PolicyStatement(actions=actions, resources=[self.apigateway_arn(path)]))
         if access.read_trust:
             statements.append(
                 iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.trust_parameter.parameter_arn])
@@ -495,14 +544,15 @@ class RemediatorStack(Stack):
                     actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.topic_key.key_arn]
                 )
             )
-        if access.approvals:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=list(access.approvals),
-                    resources=[self.table.table_arn],
-                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(APPROVAL_ITEM_KEYS)}},
+        for actions, keys in ((access.approvals, APPROVAL_ITEM_KEYS), (access.failures, FAILURE_ITEM_KEYS)):
+            if actions:
+                statements.append(
+                    iam.PolicyStatement(
+                        actions=list(actions),
+                        resources=[self.table.table_arn],
+                        conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(keys)}},
+                    )
                 )
-            )
         secrets = [
             secret.secret_arn
             for wanted, secret in (
@@ -525,13 +575,13 @@ class RemediatorStack(Stack):
             )
         for statement in statements:
             function.add_to_role_policy(statement)
-        if access.apigateway:
+        for path in sorted({path for _, path in access.apigateway if "*" in path}):
             Validations.of(function.role).acknowledge(
                 Acknowledgment(
-                    id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis*]",
-                    reason="API Gateway control-plane permissions are granted on resource paths; "
-                    "/restapis* (every REST API in this region) is the narrowest ARN that covers APIs "
-                    "created after deployment, which are exactly the ones this function must inspect.",
+                    id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::{path}]",
+                    reason="API Gateway control-plane permissions are granted on resource paths; a wildcard "
+                    "for the REST API ID is the narrowest ARN that covers APIs created after deployment, "
+                    "which are exactly the ones this function must inspect or fix.",
                 )
             )
 

@@ -19,12 +19,36 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 ACCOUNT = re.compile(r"[0-9]{12}")
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
 
-# The EventBridge rule's pattern: the CDK stack and the local runner both use this one.
+# The EventBridge rule's pattern without the exclusion of the stack's own roles (event_pattern adds it).
+# Failed calls changed nothing, so they never match (errorCode is set only on a failed call).
 EVENT_PATTERN: dict[str, Any] = {
     "source": ["aws.apigateway"],
     "detail-type": [DETAIL_TYPE],
-    "detail": {"eventSource": [EVENT_SOURCE], "eventName": list(WATCHED_EVENTS)},
+    "detail": {"eventSource": [EVENT_SOURCE], "eventName": list(WATCHED_EVENTS), "errorCode": [{"exists": False}]},
 }
+
+
+def event_pattern(own_role_arns: list[Any]) -> dict[str, Any]:
+    """The rule's pattern: the watched calls, not failed, and not made by the remediator's own roles.
+
+    The bot's own writes (Apply, RestorePolicy, Redeploy) are CloudTrail events too; matching them
+    would start a new execution for every write, which can loop. `anything-but` alone would also drop
+    every caller without a session issuer (IAM users, the root user), since EventBridge matches no
+    filter but `exists: false` on a missing field; hence the `$or`. The CDK stack and the local runner
+    both use this function (the ARNs are CloudFormation references in the stack).
+    """
+    pattern = {**EVENT_PATTERN, "detail": dict(EVENT_PATTERN["detail"])}
+    if own_role_arns:
+        issuer = ("userIdentity", "sessionContext", "sessionIssuer", "arn")
+        pattern["detail"]["$or"] = [_nested(issuer, [{"exists": False}]), _nested(issuer, [{"anything-but": list(own_role_arns)}])]
+    return pattern
+
+
+def _nested(keys: tuple[str, ...], leaf: Any) -> dict[str, Any]:
+    node: Any = leaf
+    for key in reversed(keys):
+        node = {key: node}
+    return node
 
 
 class EventError(ValueError):
@@ -82,8 +106,13 @@ class Ignored:
     event_id: str | None = None
 
 
-def parse_event(event: Any) -> ApiChange | Ignored:
-    """An EventBridge "AWS API Call via CloudTrail" event or a bare CloudTrail record."""
+def parse_event(event: Any, *, owner_account: str | None = None, own_roles: frozenset[str] = frozenset()) -> ApiChange | Ignored:
+    """An EventBridge "AWS API Call via CloudTrail" event or a bare CloudTrail record.
+
+    `owner_account`: the account the remediator runs in (never taken from the event). An event that
+    names any other account is refused: trusting it would make the owner's own principals
+    "untrusted". `own_roles`: the remediator's role ARNs; their writes are ignored, not remediated.
+    """
     if not isinstance(event, dict):
         raise EventError(f"event is not a JSON object (got {type(event).__name__})")
     if "detail-type" in event or "detail" in event:
@@ -92,9 +121,9 @@ def parse_event(event: Any) -> ApiChange | Ignored:
         record = event.get("detail")
         if not isinstance(record, dict):
             raise EventError("event has no CloudTrail record in 'detail'")
-        return _parse_record(record, envelope=event)
+        return _parse_record(record, event, owner_account, own_roles)
     if "eventSource" in event:
-        return _parse_record(event, envelope={})
+        return _parse_record(event, {}, owner_account, own_roles)
     if "Records" in event:
         raise EventError("a trail file holds several records: pass them one at a time (parse_records)")
     raise EventError("not a CloudTrail event: no 'detail' envelope and no 'eventSource'")
@@ -114,7 +143,8 @@ def parse_records(trail_file: Any) -> list[ApiChange | Ignored]:
     return results
 
 
-def _parse_record(record: dict[str, Any], envelope: dict[str, Any]) -> ApiChange | Ignored:
+def _parse_record(record: dict[str, Any], envelope: dict[str, Any], owner_account: str | None = None,
+                  own_roles: frozenset[str] = frozenset()) -> ApiChange | Ignored:
     source = record.get("eventSource")
     name = record.get("eventName")
     event_id = record.get("eventID") or envelope.get("id")
@@ -138,8 +168,35 @@ def _parse_record(record: dict[str, Any], envelope: dict[str, Any]) -> ApiChange
         where = "responseElements.id"
     region = record.get("awsRegion") or envelope.get("region")
     account = record.get("recipientAccountId") or envelope.get("account") or _get(record, "userIdentity", "accountId")
+    if owner_account is not None:
+        for named in _accounts_named(record, envelope):
+            if named != owner_account:
+                raise EventError(f"{name} event {event_id} names account {named!r}, not this remediator's account {owner_account}; refused")
+        account = owner_account
     _check_ids(api_id, region, account, where)
-    return ApiChange(api_id, region, account, event_id, name, _caller(record.get("userIdentity")))  # type: ignore[arg-type]
+    caller = _caller(record.get("userIdentity"))
+    if caller.session_issuer_arn is not None and caller.session_issuer_arn in own_roles:
+        return Ignored(f"{name} was made by the remediator's own role {caller.session_issuer_arn}", event_id)
+    return ApiChange(api_id, region, account, event_id, name, caller)  # type: ignore[arg-type]
+
+
+def _accounts_named(record: dict[str, Any], envelope: dict[str, Any]) -> list[str]:
+    """Every account the event says the change happened in: its recipient, its envelope, its resources' ARNs."""
+    named: list[Any] = [record.get("recipientAccountId"), envelope.get("account")]
+    for where in (envelope.get("resources"), record.get("resources")):
+        if where is None:
+            continue
+        if not isinstance(where, list):
+            raise EventError(f"event resources {where!r:.60} are not a list")
+        for resource in where:
+            if isinstance(resource, dict):
+                named.append(resource.get("accountId"))
+                resource = resource.get("ARN")
+            if isinstance(resource, str) and resource.count(":") >= 5:
+                named.append(resource.split(":")[4])
+            elif resource is not None:
+                raise EventError(f"event resource {resource!r:.60} is not an ARN")
+    return [str(a) for a in named if a not in (None, "")]
 
 
 def _check_ids(api_id: Any, region: Any, account: Any, where: str = "api_id") -> None:

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RedeployFailed, RestApi
 from remediator.adapters.clients import ClientFactory
-from remediator.adapters.dynamodb import ApprovalConflict, ApprovalStore, AuditTable
+from remediator.adapters.dynamodb import ApprovalConflict, ApprovalStore, AuditTable, FailureLedger
 from remediator.adapters.secrets import secret_value
 from remediator.adapters.slack import SlackChannel, SlackUnavailable
 from remediator.adapters.sns import publish
@@ -29,7 +29,16 @@ from remediator.adapters.sts import caller_identity
 from remediator.core import TrustConfig
 from remediator.events import ApiChange, Caller, EventError, Ignored, parse_event
 from remediator.logs import bind, get_logger
-from remediator.sweep import DEFAULT_EXEMPT_TAG_KEY, ApiReport, Patched, Remediator, StageSelection, SweepSettings, assess
+from remediator.sweep import (
+    DEFAULT_EXEMPT_TAG_KEY,
+    ApiReport,
+    Patched,
+    Remediator,
+    StageSelection,
+    SweepSettings,
+    assess,
+    policy_digest,
+)
 
 log = get_logger("remediator.handlers")
 
@@ -70,6 +79,7 @@ class Settings:
     slack_api_url: str | None = None
     approvers: frozenset[str] = frozenset()
     approval_timeout_seconds: int = 24 * 3600
+    own_roles: frozenset[str] = frozenset()
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -93,6 +103,7 @@ class Settings:
             slack_api_url=env.get("SLACK_API_URL") or None,
             approvers=frozenset(u.strip() for u in env.get("APPROVER_USER_IDS", "").split(",") if u.strip()),
             approval_timeout_seconds=int(env.get("APPROVAL_TIMEOUT_SECONDS", str(24 * 3600))),
+            own_roles=frozenset(r.strip() for r in env.get("REMEDIATOR_ROLE_ARNS", "").split(",") if r.strip()),
         )
 
     @property
@@ -132,9 +143,14 @@ def partition_of(region: str) -> str:
 # --- starting the workflow ----------------------------------------------------------------------
 
 def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """EventBridge rule target: one execution per CloudTrail event, named after its event ID."""
+    """EventBridge rule target: one execution per CloudTrail event, named after its event ID.
+
+    The owner is this function's own account, never the event's: an event naming another account is
+    refused. The remediator's own writes are ignored here too (the rule already filters them out).
+    """
+    settings = Settings.from_environment()
     try:
-        change = parse_event(event)
+        change = parse_event(event, owner_account=_account(context), own_roles=settings.own_roles)
     except EventError as error:
         bind(event_id=event.get("id") if isinstance(event, dict) else None)
         log.error("event_rejected", error=str(error))
@@ -144,7 +160,6 @@ def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         log.info("event_ignored", reason=change.reason)
         return {"status": "ignored", "reason": change.reason}
     bind(event_id=change.event_id, execution=change.execution_name, api_id=change.api_id)
-    settings = Settings.from_environment()
     status = start_execution(clients(), settings.state_machine_arn, change.execution_name, {"change": change.to_dict(), "source": "event"})
     log.info("execution_" + status, event_name=change.event_name)
     return {"status": status, "execution_name": change.execution_name}
@@ -180,13 +195,16 @@ def _account(context: Any) -> str:
 
 # --- the workflow's states ----------------------------------------------------------------------
 
-def _state(event: dict[str, Any]) -> tuple[dict[str, Any], ApiChange, Settings]:
+def _state(event: dict[str, Any], context: Any) -> tuple[dict[str, Any], ApiChange, Settings]:
     try:
         state = event["input"]
         change = ApiChange.from_dict(state["change"])
     except (KeyError, TypeError, EventError) as error:
         raise RemediationFailed(f"state input is not a workflow state: {error}") from None
     bind(event_id=change.event_id, execution=event.get("execution"), api_id=change.api_id, region=change.region)
+    owner = _account(context)
+    if change.account != owner:
+        raise RemediationFailed(f"the change names account {change.account}, not this remediator's account {owner}; nothing changed")
     return state, change, Settings.from_environment()
 
 
@@ -214,7 +232,7 @@ def _aws_call(action: Any) -> Any:
 
 def evaluate(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Read the API's policy as it is now (never the event's copy) and decide what to do."""
-    _, change, settings = _state(event)
+    _, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"))
     try:
         api = _aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
@@ -232,14 +250,25 @@ def evaluate(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         verdict = "report-only"
     else:
         verdict = "compliant"
-    log.info("evaluated", verdict=verdict, findings=len(report.evaluation.findings) if report.evaluation else None)
-    return {"verdict": verdict, "mode": settings.mode, "policy": api.policy,
+    failures = 0
+    if verdict == "fix" and settings.mode != "dry-run":
+        # A fix that failed LIMIT times on this very policy waits for a person (or a policy change).
+        failures = _aws_call(lambda: _ledger(settings).count(change.region, change.api_id, policy_digest(api.policy)))
+        if failures >= FailureLedger.LIMIT:
+            verdict = "held"
+    log.info("evaluated", verdict=verdict, failures=failures,
+             findings=len(report.evaluation.findings) if report.evaluation else None)
+    return {"verdict": verdict, "mode": settings.mode, "policy": api.policy, "failures": failures,
             "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict()}
+
+
+def _ledger(settings: Settings) -> FailureLedger:
+    return FailureLedger(clients(), settings.audit_table)
 
 
 def apply(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Re-read, re-plan if the policy changed since Evaluate, and write the fix."""
-    state, change, settings = _state(event)
+    state, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"))
     evaluation = state.get("evaluation") or {}
     expected = evaluation.get("policy")
@@ -267,7 +296,7 @@ def apply(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 def redeploy(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One CreateDeployment for the API, its other stages pointed at it."""
-    state, change, settings = _state(event)
+    state, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"), judges=False)
     api = RestApi(change.region, change.api_id, state.get("evaluation", {}).get("name", ""), None, {})
     try:
@@ -280,7 +309,7 @@ def redeploy(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 def restore(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """After a failed redeploy: put the previous policy back so the API is never left half-fixed."""
-    state, change, settings = _state(event)
+    state, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"), judges=False)
     applied = state.get("applied") or {}
     try:
@@ -293,7 +322,7 @@ def restore(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 def record(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Store the audit record of the change in DynamoDB."""
-    state, change, settings = _state(event)
+    state, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"), judges=False)
     applied, deployed, evaluation = state["applied"], state.get("redeploy") or {}, state.get("evaluation") or {}
     api = RestApi(change.region, change.api_id, evaluation.get("name", ""), applied["before"], {})
@@ -301,12 +330,13 @@ def record(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     patched = Patched(report, "patched", "", applied["before"], applied["written"], applied["patch_operations"], applied.get("replanned", False))
     findings = (applied.get("report") or evaluation).get("findings", [])
     audit = _aws_call(lambda: remediator.record(patched, deployed.get("stages", []), deployed.get("deployment_id"), findings))
+    _aws_call(lambda: _ledger(settings).clear(change.region, change.api_id))  # the fix went through: the count starts over
     return audit.to_dict()
 
 
 def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Publish a proposal, findings for review, the result of a fix, or a failure."""
-    state, change, settings = _state(event)
+    state, change, settings = _state(event, context)
     kind = event.get("kind", "notice")
     evaluation = state.get("evaluation") or {}
     name = evaluation.get("name") or change.api_id
@@ -337,6 +367,13 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if kind == "failure":
         body["error"] = state.get("error")
         body["restore"] = (state.get("restore") or {}).get("result")
+        if "policy" in evaluation and evaluation.get("verdict") == "fix" and settings.mode != "dry-run":
+            failures = _aws_call(lambda: _ledger(settings).add(change.region, change.api_id, policy_digest(evaluation["policy"])))
+            body["consecutive_failures"] = failures
+            if failures >= FailureLedger.LIMIT:
+                body["needs_person"] = (f"the fix failed {failures} times in a row on this policy; it is not attempted "
+                                        "again automatically until the policy changes")
+                subjects["failure"] = f"Remediation FAILED {failures} times, needs a person: API {name} ({change.region})"
     if kind in ("rejected", "timeout"):
         body["decision"] = state.get("decision") or state.get("approval")
     message_id = _aws_call(lambda: publish(clients(), settings.topic_arn, subjects.get(kind, f"API {name}"), body))
@@ -434,7 +471,7 @@ def approval(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     The state machine now waits for the callback (or its timeout); if Slack cannot be reached
     this raises, and the execution fails with a notification: nothing is applied.
     """
-    state, change, settings = _state(event)
+    state, change, settings = _state(event, context)
     token = event.get("task_token")
     if not isinstance(token, str) or not token:
         raise RemediationFailed("AwaitApproval was invoked without a task token")

