@@ -72,17 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     with emulated_account(account_id=OWNER, region=REGION) as account:
         print(f"Emulated account {OWNER} on {account.endpoint_url} (no AWS account, no Docker).")
         print(f"Trusted: owner {OWNER}, partner {PARTNER}. Exemption tag: remediator:exempt=true.\n")
-        flow = LocalWorkflow(account, WorkflowConfig(mode=modes[0], trusted_accounts=[PARTNER]), region=REGION)
         transitions: dict[str, int] = {}
         apigw = account.clients.client("apigateway", REGION)
+        flow = None
         for mode in modes:
-            flow.set_mode(mode)
+            # Each mode is its own deployment of the stack: its template's roles, grants and rule.
+            if flow is not None:
+                flow.close()
+                account.reset()
+            flow = LocalWorkflow(account, WorkflowConfig(mode=mode, trusted_accounts=[PARTNER]), region=REGION)
             _banner(f"mode: {mode}")
             for item in seed:
                 name = f"{item['name']}-{mode}"
                 policy = item["policy"]
                 text = escaped(policy) if item.get("escaped") else json.dumps(policy)
                 api_id = seed_rest_api(account.clients, REGION, name, text, item.get("tags"), tuple(item.get("stages", ["prod"])))
+                flow.discard_pending()  # the seed's own CloudTrail event: the demo delivers its own, below
                 event = cloudtrail.api_call_event("CreateRestApi", api_id, REGION, OWNER)
                 posted_before = len(flow.slack.calls)
                 print(f"\nAPI {name} ({api_id}) in {REGION}: {event['detail']['eventName']} by {event['detail']['userIdentity']['arn']}")
@@ -100,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         _banner("cost per event (Standard workflows bill per state transition)")
         for verdict, count in sorted(transitions.items()):
             print(f"  {verdict:<12} {count} state transitions")
-        flow.close()
+        if flow is not None:
+            checked = flow.strict.checked if flow.strict else []
+            print(f"\nStrict local account: {len(checked)} AWS calls of the functions checked against the IAM policies "
+                  f"of the synthesized template, {sum(not c.allowed for c in checked)} denied.")
+            flow.close()
     return 0
 
 
@@ -188,13 +197,12 @@ def _show_api(name: str, api_id: str, event: dict[str, Any], started: dict[str, 
 
 
 def _show_follow_up(flow: Any, api_id: str, original: dict[str, Any]) -> None:
-    from remediator.local import cloudtrail
-
-    own = cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER, cloudtrail.remediator_caller(OWNER))
-    started = flow.deliver(own)
-    result = flow.wait(started["execution_name"])
-    verdict = (result.output or {}).get("evaluation", {}).get("verdict")
-    print(f"  follow-up: the fix's own UpdateRestApi event ran {result.transitions} transitions and ended {verdict} (no loop)")
+    """The fix's own writes are CloudTrail events too: the rule must match none of them."""
+    own = [e for e in (flow.strict.trail if flow.strict else [])
+           if e["requestParameters"].get("restApiId") == api_id and e["userIdentity"]["type"] == "AssumedRole"]
+    answers = flow.pump()
+    print(f"  follow-up: CloudTrail recorded the fix's own writes ({', '.join(e['eventName'] for e in own) or 'none'}); "
+          f"the rule matched {len(answers)} of them: no new execution, no loop")
     duplicate = flow.deliver(original)
     print(f"  duplicate: the same CreateRestApi event delivered again: {duplicate['status']} (not run twice)")
     flow.notifications()

@@ -19,7 +19,8 @@ def test_demo_runs_every_mode_and_reports_what_it_did(capsys, tmp_path, monkeypa
     for expected in ("mode: dry-run", "mode: approval", "mode: auto", "published: proposal",
                      "Slack message posted for approval", "[ Approve ]  [ Reject ]", "forged click (wrong signature): HTTP 401",
                      "signed click on Approve by U0APPROVER: HTTP 200", "approval:  approved by U0APPROVER",
-                     "stages:    prod, dev now serve deployment", "audit:     {", "follow-up: the fix's own UpdateRestApi event ran 3 transitions and ended compliant",
+                     "stages:    prod, dev now serve deployment", "audit:     {", "follow-up: CloudTrail recorded the fix's own writes (UpdateRestApi, CreateDeployment, UpdateStage); the rule matched 0 of them",
+                         "AWS calls of the functions checked against the IAM policies of the synthesized template, 0 denied",
                      "duplicate: the same CreateRestApi event delivered again: duplicate", "Scheduled sweep",
                      "compliant    3 state transitions", "fix          9 state transitions"):
         assert expected in out, expected

@@ -24,6 +24,7 @@ import boto3
 import botocore.session
 from botocore.credentials import CredentialProvider
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
 from remediator import handlers, workflow
 from remediator.adapters.clients import ClientFactory
@@ -79,13 +80,34 @@ def _invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: A
     event = json.loads(body) if body else {}
     try:
         return json.dumps(run_function(name, event)).encode()
-    except FunctionTimedOut as error:  # Step Functions fails the task with States.Timeout (LambdaFunctionTimedOut)
+    except FunctionTimedOut as error:  # what Lambda answers for a function that ran out of time
         response_headers["x-amz-function-error"] = "Unhandled"
-        return json.dumps({"errorType": "States.Timeout", "errorMessage": str(error)}).encode()
+        return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: local Error: {error}"}).encode()
     except Exception as error:  # a handler's exception is a Lambda error, named after its class, as in AWS
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
                            "stackTrace": traceback.format_exception(error)[-3:]}).encode()
+
+
+def _exec_lambda_function(original: Callable[..., None]) -> Callable[..., None]:
+    """Step Functions fails a Lambda task whose function timed out with States.Timeout
+    (history event LambdaFunctionTimedOut); the emulator's interpreter does so for a TimeoutError."""
+    if getattr(original, "_local_timeouts", False):
+        return original
+
+    def exec_lambda_function(*args: Any, **kwargs: Any) -> None:
+        try:
+            original(*args, **kwargs)
+        except lambda_eval_utils.LambdaFunctionErrorException as error:
+            if '"errorType":"Sandbox.Timedout"' in error.payload:
+                raise TimeoutError(json.loads(error.payload).get("errorMessage", "")) from None
+            raise
+
+    exec_lambda_function._local_timeouts = True  # type: ignore[attr-defined]
+    return exec_lambda_function
+
+
+lambda_eval_utils.execute_lambda_function_integration = _exec_lambda_function(lambda_eval_utils.execute_lambda_function_integration)
 
 
 class FunctionTimedOut(Exception):

@@ -526,6 +526,10 @@ class StrictLayer:
             if is_apigateway and not self.quotas.admit(operation, principal.patient):
                 return _error(start_response, service, 429, "TooManyRequestsException", "Too Many Requests",
                               {"Retry-After": "5"})
+            if is_apigateway and operation == "CreateDeployment":
+                refused = _deployment_refused(self.account, request.region, request.path)
+                if refused:
+                    return _error(start_response, service, 400, "BadRequestException", refused)
             captured: dict[str, Any] = {}
 
             def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -640,6 +644,23 @@ def _hash_key(account: str, region: str, table: str) -> str | None:
         return dynamodb_backends[account][region].get_table(table).hash_key_attr
     except Exception:  # no such table: DynamoDB answers ResourceNotFound itself
         return None
+
+
+def _deployment_refused(account: str, region: str, path: str) -> str | None:
+    """API Gateway refuses to deploy an API any of whose methods has no integration (the emulator only
+    refuses when none has one)."""
+    from moto.apigateway.models import apigateway_backends
+
+    match = _PATH_PARAMS.match(path)
+    try:
+        api = apigateway_backends[account][region].get_rest_api(match.group("restApiId") if match else "")
+    except Exception:
+        return None  # no such API: the emulator answers NotFound itself
+    for resource in api.resources.values():
+        for verb, method in resource.resource_methods.items():
+            if method.method_integration is None:
+                return f"No integration defined for method {verb} {resource.get_path()}"
+    return None
 
 
 def _topic_key(account: str, region: str, topic_arn: str) -> str | None:
