@@ -87,49 +87,64 @@ class Access:
     answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens
 
 
-ACCESS = {
-    # evaluate reads the API and, before proposing a fix, how often that fix already failed (GetItem).
-    "evaluate": Access(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",)),
-    # apply, in approval mode, finds the approval of its execution and marks it superseded (GetItem,
-    # UpdateItem) and updates its Slack message (bot token) when the approved plan has gone stale.
-    "apply": Access(
-        apigateway=WRITE_POLICY,
-        read_trust=True,
-        approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
-        slack_token=True,
-    ),
-    # restore, redeploy and record judge nothing, so they do not read the trusted lists: record takes
-    # the findings that Evaluate and Apply already worked out from the workflow's state.
-    "restore": Access(apigateway=WRITE_POLICY),
-    # redeploy creates a deployment and points the stages at it: nothing else under /restapis, so it
-    # can neither create or import an API nor rewrite a policy.
-    "redeploy": Access(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("PATCH", STAGES))),
-    # record also clears the API's failure count once a fix went through (DeleteItem).
-    "record": Access(put_audit=True, failures=("dynamodb:DeleteItem",)),
-    # notify also tells Slack: it finds the execution's approval (GetItem), records the outcome on it
-    # (UpdateItem) and updates or posts the message (bot token). A failure adds to the API's count.
-    "notify": Access(
-        publish=True,
-        approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
-        failures=("dynamodb:UpdateItem",),
-        slack_token=True,
-    ),
-    # approval (the AwaitApproval task) builds no Remediator, so it never reads the trust parameter:
-    # it writes the approval and its execution pointer in one TransactWriteItems (IAM authorizes each
-    # Put as dynamodb:PutItem), records the posted message (UpdateItem) and posts it (bot token).
-    "approval": Access(approvals=("dynamodb:PutItem", "dynamodb:UpdateItem"), slack_token=True),
-    # slack_callback verifies the request (signing secret), reads and decides the approval (GetItem,
-    # conditional UpdateItem), answers the waiting task, and updates the message (bot token).
-    "slack_callback": Access(
-        approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
-        slack_token=True,
-        slack_signing_secret=True,
-        answer_tasks=True,
-    ),
-    "trigger": Access(start_execution=True),
-    # sweep lists the APIs (the listing carries each policy) and starts executions.
-    "sweep": Access(apigateway=(("GET", RESTAPIS),), read_trust=True, start_execution=True),
-}
+def access(name: str, config: RemediatorConfig) -> Access:
+    """What function `name` may do in a stack of this configuration: exactly the calls it makes there.
+
+    Only auto and approval mode change anything, so in dry-run mode the functions that write (Apply,
+    Restore, Redeploy, Record) get no grant at all: a dry-run stack cannot change an API even if one
+    of its functions is invoked by hand. Slack and the approval items are granted where they are used.
+    """
+    writes = config.mode in ("auto", "approval")
+    approval = config.mode == "approval"
+    slack = approval or bool(config.slack_channel)
+    grants = {
+        # evaluate reads the API and, before proposing a fix it would apply, how often that fix already
+        # failed (GetItem on the failure counts).
+        "evaluate": Access(apigateway=(("GET", RESTAPI),), read_trust=True,
+                           failures=("dynamodb:GetItem",) if writes else ()),
+        # apply, in approval mode, finds the approval of its execution and marks it superseded (GetItem,
+        # UpdateItem) and updates its Slack message (bot token) when the approved plan has gone stale.
+        "apply": Access(
+            apigateway=WRITE_POLICY,
+            read_trust=True,
+            approvals=("dynamodb:GetItem", "dynamodb:UpdateItem") if approval else (),
+            slack_token=approval,
+        ) if writes else Access(),
+        # restore, redeploy and record judge nothing, so they do not read the trusted lists: record takes
+        # the findings that Evaluate and Apply already worked out from the workflow's state.
+        "restore": Access(apigateway=WRITE_POLICY) if writes else Access(),
+        # redeploy creates a deployment and points the stages at it: nothing else under /restapis, so it
+        # can neither create or import an API nor rewrite a policy.
+        "redeploy": Access(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("PATCH", STAGES))) if writes else Access(),
+        # record also clears the API's failure count once a fix went through (DeleteItem).
+        "record": Access(put_audit=True, failures=("dynamodb:DeleteItem",)) if writes else Access(),
+        # notify also tells Slack: it looks for the execution's approval (GetItem), records the outcome on
+        # it in approval mode (UpdateItem) and updates or posts the message (bot token). A failed fix adds
+        # to the API's failure count (UpdateItem).
+        "notify": Access(
+            publish=True,
+            approvals=(("dynamodb:GetItem",) if slack else ()) + (("dynamodb:UpdateItem",) if approval else ()),
+            failures=("dynamodb:UpdateItem",) if writes else (),
+            slack_token=slack,
+        ),
+        # approval (the AwaitApproval task, reached in approval mode only) builds no Remediator, so it never
+        # reads the trust parameter: it writes the approval and its execution pointer in one
+        # TransactWriteItems (IAM authorizes each Put as dynamodb:PutItem), records the posted message
+        # (UpdateItem) and posts it (bot token).
+        "approval": Access(approvals=("dynamodb:PutItem", "dynamodb:UpdateItem"), slack_token=True) if approval else Access(),
+        # slack_callback verifies the request (signing secret), reads and decides the approval (GetItem,
+        # conditional UpdateItem), answers the waiting task, and updates the message (bot token).
+        "slack_callback": Access(
+            approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
+            slack_token=True,
+            slack_signing_secret=True,
+            answer_tasks=True,
+        ),
+        "trigger": Access(start_execution=True),
+        # sweep lists the APIs (the listing carries each policy) and starts executions.
+        "sweep": Access(apigateway=(("GET", RESTAPIS),), read_trust=True, start_execution=True),
+    }
+    return grants[name]
 
 
 class RemediatorStack(Stack):
@@ -399,7 +414,7 @@ class RemediatorStack(Stack):
 
         # ---- permissions ----------------------------------------------------------------------
         for name, function in self.functions.items():
-            self._grant(name, function, ACCESS[name])
+            self._grant(name, function, access(name, config))
 
         # ---- alarms -----------------------------------------------------------------------------
         alarm_action = cw_actions.SnsAction(self.topic)

@@ -72,8 +72,10 @@ def _context(args: argparse.Namespace) -> tuple[ClientFactory, str, str, SweepSe
     configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
     clients = ClientFactory(endpoint_url=args.endpoint_url)
     identity = caller_identity(clients)
-    owner = args.owner_account or identity.account
-    if args.partition == "aws" and not args.owner_account:
+    # The owner is whoever's credentials these are: another account's ID would make this account's own
+    # principals "untrusted" and write a fallback that grants the other account's root.
+    owner = _own_account(identity.account, args.owner_account)
+    if args.partition == "aws":
         args.partition = identity.partition
     stages = StageSelection(getattr(args, "stages", "all"))
     settings = SweepSettings(
@@ -84,6 +86,13 @@ def _context(args: argparse.Namespace) -> tuple[ClientFactory, str, str, SweepSe
     )
     regions = enabled_regions(clients) if args.regions == ["all"] else args.regions
     return clients, owner, identity.arn, settings, regions
+
+
+def _own_account(caller: str, given: str | None) -> str:
+    if given and given != caller:
+        raise ValueError(f"--owner-account {given} is not the account of these credentials ({caller}); "
+                         "scan, fix and rollback work on the caller's own account only")
+    return caller
 
 
 def run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -136,6 +145,10 @@ def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return cli.EXIT_INVALID
     clients = ClientFactory(endpoint_url=args.endpoint_url)
     identity = caller_identity(clients)
+    if record.account != identity.account:
+        print(f"error: the record is of account {record.account}, but these credentials are of account "
+              f"{identity.account}; nothing changed", file=err)
+        return cli.EXIT_INVALID
     settings = SweepSettings(trust=TrustConfig(owner_account=record.account))
     remediator = Remediator(ApiGatewayAdapter(clients), settings, audit, record.account, f"cli-rollback:{identity.arn}")
     try:

@@ -29,7 +29,7 @@ import remediator.workflow  # noqa: E402
 from infra import ConfigError, build_app  # noqa: E402
 from infra.asset import build_lambda_asset  # noqa: E402
 from infra.config import DEFAULTS, cdk_json_context, from_context  # noqa: E402
-from infra.stack import ACCESS, APPROVAL_ITEM_KEYS, FAILURE_ITEM_KEYS  # noqa: E402
+from infra.stack import APPROVAL_ITEM_KEYS, FAILURE_ITEM_KEYS, access  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -568,7 +568,7 @@ def test_approval_store_keys_and_calls_fit_the_grants():
         flow()
         assert fake.calls, handler
         for action, key in fake.calls:
-            assert action in ACCESS[handler].approvals, (handler, action)
+            assert action in access(handler, from_context(CONTEXT.get)).approvals, (handler, action)
             assert any(fnmatch.fnmatchcase(key, pattern) for pattern in APPROVAL_ITEM_KEYS), (handler, key)
 
 
@@ -856,6 +856,11 @@ def test_app_synthesizes_with_aws_solutions_checks_and_default_context(tmp_path)
         f["Properties"]["Handler"] for f in of_type(template["Resources"], "AWS::Lambda::Function").values()}
     assert "SlackInteractivityUrl" not in template["Outputs"]
     assert "states:SendTaskSuccess" not in json.dumps(of_type(template["Resources"], "AWS::IAM::Policy"))
+    # A dry-run stack cannot change anything, even if one of its functions is invoked by hand.
+    policies = json.dumps(of_type(template["Resources"], "AWS::IAM::Policy"))
+    for action in ("apigateway:PATCH", "apigateway:POST", "apigateway:UpdateRestApiPolicy", "dynamodb:PutItem",
+                   "dynamodb:DeleteItem", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue"):
+        assert action not in policies, action
 
 
 def test_no_cdk_warnings_or_errors(stack):

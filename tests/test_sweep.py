@@ -17,6 +17,7 @@ from remediator.audit import JsonLinesAuditLog
 from remediator.cli import main
 from remediator.core import TrustConfig, parse_policy
 from remediator.local.emulator import escaped, seed_rest_api
+from remediator.local.strict import escape_policy
 from remediator.sweep import Remediator, StageSelection, SweepSettings, scan
 from tests.conftest import OWNER, PARTNER, STRANGER
 
@@ -153,7 +154,8 @@ def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp
     for api_id, info in estate.items():
         record = next(r for r in records if r["api_id"] == api_id)
         if record["action"] != "applied":
-            assert now[api_id] == info["text"], f"{info['name']} must be untouched"
+            returned = None if info["text"] is None else escape_policy(info["text"])  # as API Gateway returns it
+            assert now[api_id] == returned, f"{info['name']} must be untouched"
             continue
         assert parse_policy(now[api_id]) == json.loads(record["patch_operations"][0]["value"])
         stages = stage_deployments(account.clients, info["region"], api_id)
@@ -172,7 +174,7 @@ def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp
     assert len(lines) == 5
     entry = next(line for line in lines if line["api_name"] == "untrusted-us-east-1")
     assert entry["account"] == OWNER and entry["region"] == "us-east-1" and entry["action"] == "remediate"
-    assert entry["policy_before"] == estate[entry["api_id"]]["text"], "the policy before is recorded exactly as read"
+    assert entry["policy_before"] == escape_policy(estate[entry["api_id"]]["text"]), "the policy before is recorded exactly as read"
     assert entry["triggered_by"].startswith("cli:arn:aws:") and entry["deployment_id"] and entry["timestamp"].endswith("Z")
 
     # A second run changes nothing.
@@ -210,7 +212,7 @@ def test_rollback_refuses_when_the_policy_changed_since(account, tmp_path: Path)
     base = ["rollback", "--audit-log", str(audit), "--api-id", api_id, "--endpoint-url", account.endpoint_url, "--apply"]
     status, records, err = run_cli(*base)
     assert status == 2 and records == [] and err.count("\n") == 1 and "someone changed it since" in err
-    assert ApiGatewayAdapter(account.clients).get_rest_api("us-east-1", api_id).policy == someone_elses
+    assert ApiGatewayAdapter(account.clients).get_rest_api("us-east-1", api_id).policy == escape_policy(someone_elses)
     status, _, _ = run_cli(*base, "--force")
     assert status == 0
     assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("us-east-1", api_id).policy) == policy(allow(OWNER, STRANGER))
@@ -417,3 +419,28 @@ def test_secrets_are_read_once_per_cache_period(in_process: ClientFactory) -> No
     assert secrets.secret_value(in_process, arn, clock=lambda: now[0]) == "first"
     now[0] += 1
     assert secrets.secret_value(in_process, arn, clock=lambda: now[0]) == "rotated"
+
+
+@pytest.mark.parametrize("command", ["scan", "fix"])
+def test_an_owner_account_other_than_the_callers_is_refused(account, tmp_path: Path, command: str) -> None:
+    """The owner is whoever's credentials these are; another account would make the owner's principals untrusted."""
+    original = policy(allow(OWNER, STRANGER))
+    api_id = seed_rest_api(account.clients, "eu-west-1", "api", json.dumps(original))
+    extra = ["--apply", "--audit-log", str(tmp_path / "audit.jsonl")] if command == "fix" else []
+    status, records, err = run_cli(command, *sweep_args(account, "--owner-account", STRANGER, *extra))
+    assert status == 2 and records == [] and err.count("\n") == 1
+    assert f"--owner-account {STRANGER} is not the account of these credentials ({OWNER})" in err
+    assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy) == original
+    # Naming the caller's own account is the same as naming none.
+    assert run_cli(command, *sweep_args(account, "--owner-account", OWNER, *extra))[0] in (0, 1)
+
+
+def test_rollback_of_another_accounts_record_is_refused(account, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    api_id = seed_rest_api(account.clients, "eu-west-1", "api", json.dumps(policy(allow(OWNER, STRANGER))))
+    assert run_cli("fix", *sweep_args(account, "--apply", "--audit-log", str(audit)))[0] == 0
+    record = json.loads(audit.read_text())
+    audit.write_text(json.dumps({**record, "account": STRANGER}) + "\n")
+    status, _, err = run_cli("rollback", "--audit-log", str(audit), "--api-id", api_id, "--endpoint-url", account.endpoint_url, "--apply")
+    assert status == 2 and f"the record is of account {STRANGER}" in err and err.count("\n") == 1
+    assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy) == policy(allow(OWNER))

@@ -179,7 +179,7 @@ class LocalWorkflow:
         self.clients = account.clients
         self.config = config
         self.strict = account.strict
-        self.template = synthesized_template(config.mode)
+        self.template = synthesized_template(config.mode, slack=bool(config.slack_channel))
         account_id = account.account_id
         resolve = self.resolve = Resolver(account_id, region)
         iam = self.clients.client("iam", region)
@@ -258,7 +258,8 @@ class LocalWorkflow:
                     principal = self.strict.register(Principal(
                         name=handler, arn=f"arn:aws:sts::{account_id}:assumed-role/{self.role_arns[role_id].rsplit('/', 1)[1]}/{name}",
                         access_key="ASIALOCAL" + hashlib.sha256(name.encode()).hexdigest()[:11].upper(),
-                        policies=PolicySet(policies.get(role_id, []), principal=name), role_arn=self.role_arns[role_id]))
+                        policies=PolicySet(policies.get(role_id, []), principal=name), role_arn=self.role_arns[role_id],
+                        scope=config.mode))
                 group = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
                 _routes[name] = Route(getattr(handlers, handler), principal, float(function["Properties"].get("Timeout", 3)),
                                       resolve.attrs.get((group["Ref"], "Arn")) if group else None, self.strict)
@@ -268,7 +269,7 @@ class LocalWorkflow:
             machine_role = next(iter(of_type(self.template, "AWS::StepFunctions::StateMachine").values()))["Properties"]["RoleArn"]["Fn::GetAtt"][0]
             self.strict.register(Principal("state-machine", f"arn:aws:sts::{account_id}:assumed-role/{self.role_arns[machine_role].rsplit('/', 1)[1]}/states",
                                            SFN_KEY, PolicySet(policies.get(machine_role, []), principal="state machine"),
-                                           role_arn=self.role_arns[machine_role]))
+                                           role_arn=self.role_arns[machine_role], scope=config.mode))
             handlers.clients = functools.cache(_function_clients)  # type: ignore[assignment]
         # The stack's rule, with the template's pattern, delivering to a queue the runner hands on to the
         # trigger function (the emulated EventBridge delivers to queues, not to functions).
@@ -410,6 +411,27 @@ class LocalWorkflow:
             return {"status": "not-matched"}
         results = [self.invoke_trigger(item) for item in delivered]
         return results[0]
+
+    def invoke_async(self, name: str, event: dict[str, Any]) -> dict[str, Any] | None:
+        """An asynchronous invocation (EventBridge's): on failure, after Lambda's own retries, the event goes
+        to the function's dead-letter queue, sent with the function's role as Lambda sends it."""
+        function = FUNCTION_PREFIX + name.lower()
+        try:
+            return run_function(function, event)
+        except Exception as error:  # noqa: BLE001 - any failure of the function ends in its DLQ
+            route = _routes[function]
+            queue_arn = self.resolve.attrs[(next(iter(of_type(self.template, "AWS::SQS::Queue"))), "Arn")]
+            if route.strict is not None and route.principal is not None:
+                denied = route.strict.authorize(route.principal, [Call("sqs:SendMessage", queue_arn)])
+                if denied is not None:
+                    raise RuntimeError(f"{function}: its failed event could not reach the DLQ: {denied.reason}") from error
+            self.clients.client("sqs", self.region).send_message(
+                QueueUrl=self.dlq_url, MessageBody=json.dumps(event),
+                MessageAttributes={"ErrorMessage": {"DataType": "String", "StringValue": str(error)[:256]}})
+            return None
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self._drain(self.dlq_url)
 
     def invoke_trigger(self, event: dict[str, Any]) -> dict[str, Any]:
         return self._invoke("Trigger", event)

@@ -175,6 +175,11 @@ class Principal:
     policies: PolicySet | None  # None: not IAM-checked (the harness)
     role_arn: str | None = None
     patient: bool = False  # waits for its quota turn (the harness) instead of being throttled
+    scope: str = ""  # the deployment it belongs to (the stack's mode), to tell grants of one template apart
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope}/{self.name}" if self.scope else self.name
 
     def user_identity(self, account: str) -> dict[str, Any]:
         """`userIdentity` of a CloudTrail record of this principal's call."""
@@ -420,6 +425,7 @@ class CheckedCall:
     resource: str
     allowed: bool
     reason: str
+    scope: str = ""
 
 
 class StrictLayer:
@@ -459,11 +465,11 @@ class StrictLayer:
                 decision = principal.policies.decide(call)
             except IamError as unknown:  # an operation that is no IAM action: nothing can allow it
                 decision = Decision(False, str(unknown), None)
-            checked = CheckedCall(principal.name, call.action, call.resource, decision.allowed, decision.reason)
+            checked = CheckedCall(principal.name, call.action, call.resource, decision.allowed, decision.reason, principal.scope)
             with self._lock:
                 self.checked.append(checked)
                 if decision.allowed and decision.statement is not None:
-                    self.used[principal.name].add((decision.statement, dataset().canonical(call.action) or call.action))
+                    self.used[principal.key].add((decision.statement, dataset().canonical(call.action) or call.action))
             if not decision.allowed:
                 return checked
         return None

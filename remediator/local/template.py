@@ -24,13 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "local-templates"
 MODES = ("auto", "dry-run", "approval")
 
-# Approval mode needs a channel and an approver to synthesize; their values change no grant.
-_CONTEXT: dict[str, dict[str, Any]] = {
-    "auto": {"remediator:mode": "auto"},
-    "dry-run": {"remediator:mode": "dry-run"},
-    "approval": {"remediator:mode": "approval", "remediator:slackChannel": "C0LOCALAPPROVALS",
-                 "remediator:approverUserIds": ["U0APPROVER"]},
-}
+# A channel and an approver: their values change no grant, whether there is a channel does (the
+# functions that post to Slack may read the bot token only when there is one).
+SLACK_CHANNEL = "C0LOCALAPPROVALS"
+
+
+def _context(mode: str, slack: bool) -> dict[str, Any]:
+    context: dict[str, Any] = {"remediator:mode": mode}
+    if slack or mode == "approval":
+        context["remediator:slackChannel"] = SLACK_CHANNEL
+    if mode == "approval":
+        context["remediator:approverUserIds"] = ["U0APPROVER"]
+    return context
 
 _SYNTH = """
 import json, sys
@@ -59,11 +64,13 @@ def _digest() -> str:
 
 
 @cache
-def synthesized_template(mode: str) -> dict[str, Any]:
-    """The template `cdk synth` makes for this mode (cached on disk while the sources are unchanged)."""
+def synthesized_template(mode: str, slack: bool = False) -> dict[str, Any]:
+    """The template `cdk synth` makes for this mode, with or without a Slack channel (cached on disk
+    while the sources are unchanged)."""
     if mode not in MODES:
         raise TemplateError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    path = CACHE / f"{_digest()}-{mode}.json"
+    slack = slack or mode == "approval"
+    path = CACHE / f"{_digest()}-{mode}{'-slack' if slack else ''}.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -74,7 +81,7 @@ def synthesized_template(mode: str) -> dict[str, Any]:
         env.pop(key, None)
     with tempfile.TemporaryDirectory(prefix="synth-", dir=CACHE) as outdir:
         partial = Path(outdir) / "template.json"
-        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(_CONTEXT[mode]), outdir, str(partial)],
+        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(_context(mode, slack)), outdir, str(partial)],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0 or not partial.is_file():
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
