@@ -26,11 +26,17 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 
 @pytest.fixture(autouse=True)
 def paced_without_waiting(monkeypatch) -> list[float]:
-    """The CLI's deployments are paced for real; here the pacer's waits are recorded instead of slept."""
+    """The CLI's deployments are paced; here the pacer's waits are recorded, and slept on the local clock."""
     import remediator.sweep_cli
+    from remediator.local.strict import local_clock
 
     waits: list[float] = []
-    monkeypatch.setattr(remediator.sweep_cli, "ApiGatewayAdapter", lambda clients: ApiGatewayAdapter(clients, DeploymentPacer(sleep=waits.append)))
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        local_clock().sleep(seconds)
+
+    monkeypatch.setattr(remediator.sweep_cli, "ApiGatewayAdapter", lambda clients: ApiGatewayAdapter(clients, DeploymentPacer(sleep=sleep)))
     return waits
 
 
@@ -146,6 +152,8 @@ def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp
     estate = seed_estate(account.clients)
     audit = tmp_path / "audit.jsonl"
     account.server.counts.clear()
+    account.strict.clock.advance(60)  # seeded a minute ago
+    account.strict.quotas.waited.clear()
     status, records, _ = run_cli("fix", *sweep_args(account, "--apply", "--audit-log", str(audit)))
     assert status == 1, "the wildcard API still needs review"
     fixed = {r["name"]: r for r in records if r["action"] == "applied"}
@@ -167,7 +175,9 @@ def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OWNER}:root"}, "Action": "execute-api:Invoke", "Resource": "execute-api:/*"})
     counts = account.server.aws_requests()
     assert counts[("apigateway", "CreateDeployment")] == 4, "one deployment per API with stages, not per stage"
-    assert len(paced_without_waiting) == 3 and all(4.0 < wait <= 5.0 for wait in paced_without_waiting), paced_without_waiting
+    # Paced by the CLI itself: the account's CreateDeployment quota never had to hold one back.
+    assert len(paced_without_waiting) == 3 and all(0 < wait <= 5.0 for wait in paced_without_waiting), paced_without_waiting
+    assert account.strict.quotas.waited["CreateDeployment"] == 0
     assert counts[("apigateway", "UpdateStage")] == 2 * 3, "the other stages are pointed at it"
     assert counts[("apigateway", "UpdateRestApi")] == 5
     lines = [json.loads(line) for line in audit.read_text().splitlines()]

@@ -71,6 +71,12 @@ class DeploymentPacer:
             self._last = self.clock()
             return waited
 
+    def mark(self) -> None:
+        """The call has been answered: count the interval from here, so that the quota, which API Gateway
+        counts from each request's arrival, is kept even when a request takes a while to arrive."""
+        with self._lock:
+            self._last = self.clock()
+
 
 def _is_not_found(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "NotFoundException"
@@ -133,7 +139,10 @@ class ApiGatewayAdapter:
         done: list[str] = []
         self.pacer.wait_turn()
         try:
-            deployment_id = client.create_deployment(restApiId=api_id, stageName=first, description=description)["id"]
+            try:
+                deployment_id = client.create_deployment(restApiId=api_id, stageName=first, description=description)["id"]
+            finally:
+                self.pacer.mark()
             done.append(first)
             for stage in others:
                 client.update_stage(

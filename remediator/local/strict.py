@@ -98,6 +98,13 @@ class _ClockModule:
 _installed: list[LocalClock] = []
 
 
+def local_clock() -> LocalClock:
+    """The clock the strict account runs on (botocore's retries and the redeploy pacer sleep on it)."""
+    if not _installed:
+        raise RuntimeError("no strict local account is running")
+    return _installed[0]
+
+
 def install_clock(clock: LocalClock) -> None:
     """Route botocore's retry sleeps and the redeploy pacer through the local clock (once per process)."""
     import botocore.endpoint
@@ -391,6 +398,7 @@ class Quotas:
         self._buckets: dict[str, Bucket] = {}
         self._lock = threading.Lock()
         self.throttled: collections.Counter[str] = collections.Counter()
+        self.waited: collections.Counter[str] = collections.Counter()  # patient callers' waits, per quota
 
     def admit(self, operation: str, patient: bool) -> bool:
         """Whether the call may go ahead now; a patient caller waits (on the local clock) for its turn."""
@@ -407,6 +415,7 @@ class Quotas:
                 if not patient:
                     self.throttled[operation] += 1
                     return False
+                self.waited.update(name for name, wait in zip(names, waits) if wait)
             self.clock.advance_to(now + max(waits))
 
     def _bucket(self, name: str) -> Bucket:
