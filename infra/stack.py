@@ -87,6 +87,16 @@ class Access:
     answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens
 
 
+def reachable(name: str, config: RemediatorConfig) -> bool:
+    """Whether the workflow can reach this task in this mode (the definition names every task in every
+    mode; ChooseMode routes by mode). An unreachable task's role is granted nothing."""
+    if name == "approval":
+        return config.mode == "approval"
+    if name in ("apply", "restore", "redeploy", "record"):
+        return config.mode in ("auto", "approval")
+    return True
+
+
 def access(name: str, config: RemediatorConfig) -> Access:
     """What function `name` may do in a stack of this configuration: exactly the calls it makes there.
 
@@ -293,7 +303,9 @@ class RemediatorStack(Stack):
 
         self.functions: dict[str, lambda_.Function] = {}
         for name in TASKS:
-            self.functions[name.lower()] = self._function(name.lower(), code, common_env)
+            self.functions[name.lower()] = self._function(
+                name.lower(), code, common_env, reachable=reachable(name.lower(), config)
+            )
 
         # ---- the workflow ---------------------------------------------------------------------
         self.workflow_log_group = logs.LogGroup(
@@ -329,7 +341,7 @@ class RemediatorStack(Stack):
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
-                resources=[self.functions[name.lower()].function_arn for name in TASKS],
+                resources=[self.functions[name.lower()].function_arn for name in TASKS if reachable(name.lower(), config)],
             )
         )
         self._acknowledge_state_machine_role()
@@ -484,6 +496,7 @@ class RemediatorStack(Stack):
         timeout: Duration = Duration.seconds(30),
         dead_letter_queue: sqs.IQueue | None = None,
         reserved_concurrency: int | None = None,
+        reachable: bool = True,
     ) -> lambda_.Function:
         title = "".join(part.capitalize() for part in name.split("_"))  # slack_callback -> SlackCallback
         log_group = logs.LogGroup(
@@ -500,12 +513,13 @@ class RemediatorStack(Stack):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Runs the remediator {name} function.",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
+        if reachable:  # a function the workflow never reaches in this mode may not even write logs
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                )
             )
-        )
         function = lambda_.Function(
             self,
             f"{title}Function",

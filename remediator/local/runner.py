@@ -6,6 +6,7 @@ functions in this process (no Docker), exactly as AWS would call them.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import io
@@ -28,6 +29,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda
 
 from remediator import handlers, workflow
 from remediator.adapters.clients import ClientFactory
+from remediator.adapters import secrets as secrets_adapter
 from remediator.adapters.dynamodb import AuditTable
 from remediator.adapters.stepfunctions import create_state_machine, execution_arn, states_entered, wait_for_execution
 from remediator.audit import AuditRecord
@@ -37,6 +39,7 @@ from remediator.local.slack import FunctionUrl, SlackStandIn, button_press_body,
 from remediator.local.strict import (
     SFN_KEY,
     InvocationCredentials,
+    current_invocation,
     Invocation,
     LambdaTimedOut,
     Principal,
@@ -271,6 +274,7 @@ class LocalWorkflow:
                                            SFN_KEY, PolicySet(policies.get(machine_role, []), principal="state machine"),
                                            role_arn=self.role_arns[machine_role], scope=config.mode))
             handlers.clients = functools.cache(_function_clients)  # type: ignore[assignment]
+            secrets_adapter._cache = ContainerState()
         # The stack's rule, with the template's pattern, delivering to a queue the runner hands on to the
         # trigger function (the emulated EventBridge delivers to queues, not to functions).
         (rule,) = [r for r in of_type(self.template, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
@@ -471,6 +475,37 @@ class LocalWorkflow:
 
     def audit_records(self) -> list[AuditRecord]:
         return list(self.audit.records())
+
+
+class ContainerState(dict):  # type: ignore[type-arg]
+    """A module-level cache, kept per function as Lambda keeps it per container.
+
+    In-process, every function shares the package's module state; in AWS each function has containers
+    of its own, so one function's cached secret never spares another its GetSecretValue (and its grant).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stores: dict[str, dict[Any, Any]] = collections.defaultdict(dict)
+
+    def _store(self) -> dict[Any, Any]:
+        running = current_invocation()
+        return self._stores[running.function if running else ""]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._store().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._store()[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._store()[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._store()
+
+    def clear(self) -> None:
+        self._stores.clear()
 
 
 def _function_clients() -> ClientFactory:

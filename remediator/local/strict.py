@@ -709,10 +709,10 @@ def _secret_arn(account: str, region: str, secret_id: str) -> str:
 
 def _state_machine_of_token(account: str, region: str, token: str) -> str | None:
     """Step Functions authorizes SendTask* against the state machine whose execution issued the token."""
-    from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-    backend = stepfunctions_backends[account][region]
-    for execution in getattr(backend, "_get_executions", lambda: [])():
+    backend = stepfunctions_parser_backends[account][region]
+    for execution in backend._get_executions():
         worker = getattr(execution, "exec_worker", None)
         pool = getattr(getattr(getattr(worker, "env", None), "callback_pool_manager", None), "_pool", {})
         if token in pool:

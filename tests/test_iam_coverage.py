@@ -1,0 +1,145 @@
+"""Each role allows exactly the calls its function makes: every call observed end to end is allowed,
+and every grant of the synthesized template is used by some call.
+
+Each mode is its own template, so each is driven through every path that touches AWS: a fix, a failing
+redeploy and its restore, a proposal, approval, rejection and a stale approval, the scheduled sweep,
+and an asynchronous failure that Lambda sends to the dead-letter queue with the function's role.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediator.local import cloudtrail, runner
+from remediator.local.iam import _wild, dataset
+from remediator.local.runner import LocalWorkflow
+from tests.conftest import OWNER
+from tests.test_approvals import start, wait_for_buttons
+from tests.test_strict_account import without_integration
+from tests.test_workflow import REGION, UNTRUSTED, seed
+
+APPROVER = "U0APPROVER"
+REPORT = Path(__file__).resolve().parents[1] / "build" / "iam-coverage.json"
+
+# Granted to the state machine's role by CDK for Step Functions' own use (X-Ray tracing, log delivery):
+# the service calls them, never our code, so no local run can observe them.
+SERVICE_ONLY = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+                "xray:GetSamplingRules", "xray:GetSamplingTargets"}
+
+
+def fail_async(flow: LocalWorkflow, name: str) -> None:
+    """An asynchronous invocation whose function fails: Lambda sends the event to the DLQ as the function's role."""
+    route = runner._routes[runner.FUNCTION_PREFIX + name.lower()]
+    real = route.handler
+
+    def broken(event: dict, context: Any) -> Any:
+        raise RuntimeError("injected failure")
+
+    route.handler = broken
+    try:
+        assert flow.invoke_async(name, {"source": "aws.events", "detail": {}}) is None
+    finally:
+        route.handler = real
+    assert len(flow.dead_letters()) == 1
+
+
+def fix_and_fail(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, UNTRUSTED)
+    flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))
+    broken = seed(flow, UNTRUSTED)
+    without_integration(flow, broken)
+    flow.discard_pending()
+    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", broken, REGION, OWNER))
+    flow.wait(started["execution_name"])
+
+
+def sweep(flow: LocalWorkflow) -> None:
+    seed(flow, UNTRUSTED)
+    flow.run_sweep()
+    if flow.config.mode != "approval":  # in approval mode the sweep's executions wait for a person
+        for execution in flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]:
+            flow.wait(execution["name"])
+    fail_async(flow, "Trigger")
+    fail_async(flow, "Sweep")
+
+
+def exercise_auto(flow: LocalWorkflow) -> None:
+    fix_and_fail(flow)
+    sweep(flow)
+
+
+def exercise_dry_run(flow: LocalWorkflow) -> None:
+    api_id = seed(flow, UNTRUSTED)
+    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))
+    flow.wait(started["execution_name"])
+    sweep(flow)
+
+
+def exercise_approval(flow: LocalWorkflow) -> None:
+    from remediator.adapters.apigateway import ApiGatewayAdapter
+
+    _, approved = start(flow)
+    assert flow.press(wait_for_buttons(flow), "approve")[0] == 200
+    flow.wait(approved)
+    _, rejected = start(flow)
+    assert flow.press(wait_for_buttons(flow, count=2), "reject")[0] == 200
+    flow.wait(rejected)
+    api_id, stale = start(flow)
+    first = wait_for_buttons(flow, count=3)
+    newer = {"Version": "2012-10-17", "Statement": [{**UNTRUSTED["Statement"][0], "Sid": "newer"}]}
+    ApiGatewayAdapter(flow.clients).update_policy(REGION, api_id, [{"op": "replace", "path": "/policy", "value": json.dumps(newer)}])
+    assert flow.press(first, "approve")[0] == 200
+    assert flow.press(wait_for_buttons(flow, count=4), "approve")[0] == 200
+    flow.wait(stale)
+    broken, failing = start(flow)
+    without_integration(flow, broken)
+    assert flow.press(wait_for_buttons(flow, count=5), "approve")[0] == 200
+    flow.wait(failing)
+    sweep(flow)
+
+
+EXERCISE = {"auto": exercise_auto, "dry-run": exercise_dry_run, "approval": exercise_approval}
+
+
+def grants(principal: Any) -> set[tuple[str, str]]:
+    """(action, resource pattern) for every action and resource an Allow statement names."""
+    found = set()
+    for statement in principal.policies.statements:
+        if statement["Effect"] != "Allow":
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        found |= {(action, resource) for pattern in actions for action in dataset().expand(pattern) for resource in resources}
+    return found
+
+
+@pytest.mark.parametrize("mode", ["auto", "dry-run", "approval"])
+def test_each_role_allows_exactly_the_calls_its_function_makes(make_flow, mode: str) -> None:
+    flow = make_flow(mode=mode, approvers=[APPROVER])
+    assert flow.strict is not None
+    first = len(flow.strict.checked)
+    EXERCISE[mode](flow)
+    checked = [c for c in flow.strict.checked[first:] if c.scope == mode]
+    assert [c for c in checked if not c.allowed] == [], "a call the function makes is not granted"
+    principals = {p.name: p for p in flow.strict.principals.values() if p.scope == mode and p.policies is not None}
+    report: dict[str, Any] = {}
+    for name, principal in sorted(principals.items()):
+        calls = [c for c in checked if c.principal == name]
+        unused = sorted(
+            (action, resource) for action, resource in grants(principal)
+            if action not in SERVICE_ONLY
+            and not any(c.action.lower() == action.lower() and _wild(resource, False).fullmatch(c.resource) for c in calls)
+        )
+        assert unused == [], f"{mode}/{name}: granted but never used: {unused}"
+        report[name] = dict(sorted(collections.Counter(c.action for c in calls).items()))
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(REPORT.read_text()) if REPORT.is_file() else {}
+    previous[mode] = {"calls_checked": len(checked), "calls_per_function": report}
+    REPORT.write_text(json.dumps(previous, indent=1, sort_keys=True))
