@@ -130,7 +130,8 @@ def test_a_burst_whose_own_writes_make_events_ends_with_no_second_fix(flow: Loca
     apis = [seed(flow, UNTRUSTED) for _ in range(3)]
     flow.discard_pending()
     for api_id in apis:
-        run(flow, api_id)
+        _, result = run(flow, api_id)
+        assert result.status == "SUCCEEDED", flow.notifications()
     bot_roles = {flow.role_arn(h) for h in ("apply", "redeploy", "restore")}
     bot_events = [e for e in flow.strict.trail if e["userIdentity"].get("sessionContext", {}).get("sessionIssuer", {}).get("arn") in bot_roles]
     assert {e["eventName"] for e in bot_events} == {"UpdateRestApi", "CreateDeployment", "UpdateStage"}
@@ -268,3 +269,35 @@ def test_the_rule_pattern_comes_from_the_template(flow: LocalWorkflow) -> None:
     assert detail["errorCode"] == [{"exists": False}]
     (excluded,) = detail["$or"][1]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
     assert flow.role_arn("apply") in excluded["anything-but"] and PARTNER not in json.dumps(excluded)
+
+
+def test_the_public_callback_is_capped_at_its_reserved_concurrency(make_flow) -> None:
+    """A flood of requests to the public URL is throttled at the template's reserved concurrency (5)."""
+    import threading
+
+    from remediator.local.slack import post
+
+    flow = make_flow(mode="approval", approvers=["U0APPROVER"])
+    route = runner._routes[runner.FUNCTION_PREFIX + "slack_callback"]
+    release, busy = threading.Event(), threading.Semaphore(0)
+    real = route.handler
+
+    def slow(event: dict, context: Any) -> Any:
+        busy.release()
+        release.wait(10)
+        return real(event, context)
+
+    route.handler = slow
+    assert flow.callback is not None
+    answers: list[int] = []
+    threads = [threading.Thread(target=lambda: answers.append(post(flow.callback.url, "x", {})[0])) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for _ in range(5):
+        assert busy.acquire(timeout=10)
+    code, body = post(flow.callback.url, "x", {})
+    assert code == 429 and "Rate Exceeded" in body
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(answers) == [401] * 5  # unsigned: refused by the handler once it had a slot

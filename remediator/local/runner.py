@@ -288,7 +288,8 @@ class LocalWorkflow:
         self.slack = SlackStandIn(self.slack_token).start()
         self.callback: FunctionUrl | None = None
         if "slack_callback" in functions:  # approval mode only, as in the stack
-            self.callback = FunctionUrl(lambda event, context=None: run_function(FUNCTION_PREFIX + "slack_callback", event)).start()
+            reserved = functions["slack_callback"][1]["Properties"].get("ReservedConcurrentExecutions")
+            self.callback = FunctionUrl(_concurrency_limited(FUNCTION_PREFIX + "slack_callback", reserved)).start()
         trigger_env = functions["trigger"][1]["Properties"]["Environment"]["Variables"]
         self.environment = {
             "REMEDIATOR_MODE": config.mode,
@@ -475,6 +476,23 @@ class LocalWorkflow:
 
     def audit_records(self) -> list[AuditRecord]:
         return list(self.audit.records())
+
+
+def _concurrency_limited(function: str, reserved: int | None) -> Callable[..., dict[str, Any]]:
+    """A Function URL in front of a function with reserved concurrency: past it, Lambda answers 429."""
+    slots = threading.BoundedSemaphore(reserved) if reserved else None
+
+    def invoke(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        if slots is not None and not slots.acquire(blocking=False):
+            return {"statusCode": 429, "headers": {"Content-Type": "application/json", "x-amzn-ErrorType": "TooManyRequestsException"},
+                    "body": '{"Message":"Rate Exceeded."}'}
+        try:
+            return run_function(function, event)
+        finally:
+            if slots is not None:
+                slots.release()
+
+    return invoke
 
 
 class ContainerState(dict):  # type: ignore[type-arg]

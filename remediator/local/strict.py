@@ -114,7 +114,8 @@ def install_clock(clock: LocalClock) -> None:
     from remediator.adapters import apigateway
 
     if _installed:
-        _installed[0] = clock
+        if _installed[0] is not clock:
+            raise RuntimeError("another local clock is already installed in this process; share it (local_clock())")
     else:
         _installed.append(clock)
     shim = _ClockModule(_ClockProxy())
@@ -442,7 +443,8 @@ class StrictLayer:
 
     def __init__(self, account: str, clock: LocalClock | None = None) -> None:
         self.account = account
-        self.clock = clock or LocalClock()
+        # One clock per process: botocore's sleeps are routed to it, and every layer must see them.
+        self.clock = clock or (_installed[0] if _installed else LocalClock())
         self.quotas = Quotas(self.clock)
         self.harness = Principal("harness", f"arn:aws:iam::{account}:user/local-admin", HARNESS_KEY, None, patient=True)
         self.principals: dict[str, Principal] = {HARNESS_KEY: self.harness}
