@@ -32,13 +32,40 @@ def corpus_dir(name: str) -> Path:
 
 # --- emulated AWS -------------------------------------------------------------------------------
 
+_STRICT_LAYERS: list = []
+
+
 @pytest.fixture(scope="session")
 def emulator():
-    """One emulated account on loopback for the session (moto's threaded server); reset before each test."""
+    """One strict local account on loopback for the session (moto's threaded server behind the strict
+    layer); reset before each test."""
     from remediator.local.emulator import emulated_account
 
     with emulated_account(account_id=OWNER) as account:
+        _STRICT_LAYERS.append(account.strict)
         yield account
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """build/iam-report.json: every call the functions made in this run, as the strict account checked it."""
+    import collections
+    import json
+
+    layers = [layer for layer in _STRICT_LAYERS if layer is not None]
+    if not layers:
+        return
+    checked = [c for layer in layers for c in layer.checked]
+    per_function: dict = collections.defaultdict(collections.Counter)
+    for call in checked:
+        per_function[f"{call.scope}/{call.principal}"][call.action] += 1
+    report = {
+        "calls_checked": len(checked),
+        "denied": collections.Counter(f"{c.scope}/{c.principal} {c.action}" for c in checked if not c.allowed),
+        "calls_per_function": {k: dict(sorted(v.items())) for k, v in sorted(per_function.items())},
+    }
+    path = REPO / "build" / "iam-report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, sort_keys=True))
 
 
 @pytest.fixture

@@ -301,3 +301,35 @@ def test_the_public_callback_is_capped_at_its_reserved_concurrency(make_flow) ->
     for thread in threads:
         thread.join(10)
     assert sorted(answers) == [401] * 5  # unsigned: refused by the handler once it had a slot
+
+
+@pytest.mark.parametrize("mode", ["auto", "approval"])
+def test_the_synthesized_template_lets_the_fix_happen_and_nothing_more(mode: str) -> None:
+    from remediator.local.template import synthesized_template
+
+    template = synthesized_template(mode)
+    resources = template["Resources"]
+    roles = {f["Properties"]["Handler"].rsplit(".", 1)[1]: f["Properties"]["Role"]["Fn::GetAtt"][0]
+             for f in of_type(template, "AWS::Lambda::Function").values()}
+
+    def statements(handler: str) -> list[dict[str, Any]]:
+        return [s for p in of_type(template, "AWS::IAM::Policy").values() if {"Ref": roles[handler]} in p["Properties"]["Roles"]
+                for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+    def apigateway(handler: str) -> set[tuple[str, str]]:
+        return {(a, json.dumps(s["Resource"]).split("::")[-1].rstrip('"]}')) for s in statements(handler)
+                for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]) if a.startswith("apigateway:")}
+
+    for handler in ("apply", "restore"):
+        assert ("apigateway:UpdateRestApiPolicy", "/restapis/*") in apigateway(handler)
+    assert apigateway("redeploy") == {("apigateway:POST", "/restapis/*/deployments"), ("apigateway:GET", "/restapis/*/stages*"),
+                                      ("apigateway:PATCH", "/restapis/*/stages*")}
+    (topic_policy,) = of_type(template, "AWS::SNS::TopicPolicy").values()
+    assert any(s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"} and s["Effect"] == "Allow"
+               for s in topic_policy["Properties"]["PolicyDocument"]["Statement"])
+    (rule,) = [r for r in of_type(template, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    detail = rule["Properties"]["EventPattern"]["detail"]
+    assert detail["errorCode"] == [{"exists": False}] and "anything-but" in json.dumps(detail["$or"])
+    callback = [f for f in of_type(template, "AWS::Lambda::Function").values() if f["Properties"]["Handler"].endswith("slack_callback")]
+    assert [f["Properties"].get("ReservedConcurrentExecutions") for f in callback] == ([5] if mode == "approval" else [])
+    assert resources  # the template is the stack's, synthesized by the CDK
