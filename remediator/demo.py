@@ -181,7 +181,7 @@ def _show_api(name: str, api_id: str, event: dict[str, Any], started: dict[str, 
     for operation in evaluation.get("patch_operations", []):
         print(f"  patch:     {operation['op']} {operation['path']} = {operation['value']}")
     print(f"  before:    {before}")
-    print(f"  after:     {after}" + ("  (unchanged)" if after == before else ""))
+    print(f"  after:     {after}" + ("  (unchanged; API Gateway returns it escaped)" if _same(after, before) else ""))
     redeploy = output.get("redeploy")
     if redeploy:
         print(f"  stages:    {', '.join(redeploy['stages'])} now serve deployment {redeploy['deployment_id']}")
@@ -194,6 +194,17 @@ def _show_api(name: str, api_id: str, event: dict[str, Any], started: dict[str, 
               + (f" ({len(message['patch_operations'])} patch operation(s) proposed, nothing changed)" if message["kind"] == "proposal" else ""))
     if evaluation.get("mode") == "approval" and output.get("approval"):
         print(f"  approval:  {output['approval']['decision']} by {output['approval']['approver']} in Slack; the message was updated in place")
+
+
+def _same(left: str | None, right: str | None) -> bool:
+    from remediator.core import PolicyError, parse_policy
+
+    if left is None or right is None:
+        return left == right
+    try:
+        return parse_policy(left) == parse_policy(right)
+    except PolicyError:
+        return left == right
 
 
 def _show_follow_up(flow: Any, api_id: str, original: dict[str, Any]) -> None:
