@@ -213,31 +213,26 @@ def _slack_channel(key: str, value: Any) -> str:
     return channel
 
 
-def _hours(key: str, value: Any) -> int:
-    # bool is an int in Python; true/false is no number of hours.
+def _whole_number(key: str, value: Any, unit: str, highest: int, why: str) -> int:
+    """A whole number from 1 to `highest` (a string of digits from the command line too)."""
+    # bool is an int in Python; true/false is no number.
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"context {key} must be a whole number of hours, got {value!r}")
-    if not 1 <= value <= MAX_APPROVAL_TIMEOUT_HOURS:
-        raise ConfigError(
-            f"context {key} must be between 1 and {MAX_APPROVAL_TIMEOUT_HOURS} hours (a year, the longest a "
-            f"Standard workflow execution runs); got {value}"
-        )
+        raise ConfigError(f"context {key} must be a whole number of {unit}, got {value!r}")
+    if not 1 <= value <= highest:
+        raise ConfigError(f"context {key} must be between 1 and {highest} {why}; got {value}")
     return value
+
+
+def _hours(key: str, value: Any) -> int:
+    return _whole_number(key, value, "hours", MAX_APPROVAL_TIMEOUT_HOURS,
+                         "hours (a year, the longest a Standard workflow execution runs)")
 
 
 def _concurrency(key: str, value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"context {key} must be a whole number of concurrent executions, got {value!r}")
-    if not 1 <= value <= MAX_CALLBACK_CONCURRENCY:
-        raise ConfigError(
-            f"context {key} must be between 1 and {MAX_CALLBACK_CONCURRENCY} (0 would switch the callback off; "
-            f"more takes capacity from every other function of the account); got {value}"
-        )
-    return value
+    return _whole_number(key, value, "concurrent executions", MAX_CALLBACK_CONCURRENCY,
+                         "(0 would switch the callback off; more takes capacity from every other function of the account)")
 
 
 def from_context(get: Any) -> RemediatorConfig:

@@ -118,33 +118,17 @@ def install_clock(clock: LocalClock) -> None:
             raise RuntimeError("another local clock is already installed in this process; share it (local_clock())")
     else:
         _installed.append(clock)
-    shim = _ClockModule(_ClockProxy())
+    shim = _ClockModule(clock)
     botocore.endpoint.time = shim  # type: ignore[attr-defined]
     botocore.retries.standard.time = shim  # type: ignore[attr-defined]
-    bucket.Clock.sleep = lambda self, amount: _installed[0].sleep(amount)  # type: ignore[method-assign]
-    bucket.Clock.current_time = lambda self: _installed[0].time()  # type: ignore[method-assign]
+    bucket.Clock.sleep = lambda self, amount: clock.sleep(amount)  # type: ignore[method-assign]
+    bucket.Clock.current_time = lambda self: clock.time()  # type: ignore[method-assign]
     bucket.TokenBucket.__init__ = _virtual_bucket_init(bucket.TokenBucket.__init__)  # type: ignore[method-assign]
     fields = apigateway.DeploymentPacer.__dataclass_fields__
-    fields["clock"].default = lambda: _installed[0].monotonic()
-    fields["sleep"].default = lambda seconds: _installed[0].sleep(seconds)
+    fields["clock"].default = clock.monotonic
+    fields["sleep"].default = clock.sleep
     apigateway.DeploymentPacer.__init__.__defaults__ = tuple(  # type: ignore[attr-defined]
         fields[name].default for name in ("interval", "clock", "sleep"))
-
-
-class _ClockProxy(LocalClock):
-    """Whatever clock was installed last (each LocalWorkflow may bring its own)."""
-
-    def __init__(self) -> None:  # noqa: D107 - no state of its own
-        pass
-
-    def monotonic(self) -> float:
-        return _installed[0].monotonic()
-
-    def time(self) -> float:
-        return _installed[0].time()
-
-    def sleep(self, seconds: float) -> None:
-        _installed[0].sleep(seconds)
 
 
 def _virtual_bucket_init(original: Callable[..., None]) -> Callable[..., None]:
