@@ -121,3 +121,46 @@ def test_bare_record_and_envelope_agree() -> None:
 
 def test_rule_pattern_names_the_four_calls() -> None:
     assert EVENT_PATTERN["detail"]["eventName"] == ["CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi"]
+
+
+@pytest.mark.parametrize("number", sorted(EXPECTED))
+def test_the_corpus_events_bound_to_their_own_account(number: str) -> None:
+    """Given the remediator's account, an event of that account parses as before; of any other, it is refused."""
+    event = load(number)
+    assert isinstance(parse_event(event, owner_account="111122223333"), ApiChange)
+    with pytest.raises(EventError, match="names account '111122223333', not this remediator's account 999999999999; refused"):
+        parse_event(event, owner_account="999999999999")
+
+
+@pytest.mark.parametrize("tamper, named", [
+    (lambda e: e["detail"].__setitem__("recipientAccountId", "999999999999"), "999999999999"),
+    (lambda e: e.__setitem__("account", "999999999999"), "999999999999"),
+    (lambda e: e.__setitem__("resources", ["arn:aws:apigateway:eu-west-1:999999999999:/restapis/a1b2c3d4e5"]), "999999999999"),
+    (lambda e: e["detail"].__setitem__("resources", [{"ARN": "arn:aws:iam::444455556666:role/x", "accountId": "444455556666"}]),
+     "444455556666"),
+])
+def test_an_event_naming_another_account_anywhere_is_refused(tamper, named: str) -> None:
+    event = api_call_event("UpdateRestApi", "a1b2c3d4e5", "eu-west-1", "111122223333")
+    tamper(event)
+    with pytest.raises(EventError, match=f"names account '{named}'") as refused:
+        parse_event(event, owner_account="111122223333")
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("resources", ["arn:aws:iam::111122223333:root", [42], [{"ARN": 7}]])
+def test_malformed_resources_are_refused(resources) -> None:
+    event = api_call_event("UpdateRestApi", "a1b2c3d4e5", "eu-west-1", "111122223333")
+    event["resources"] = resources
+    with pytest.raises(EventError):
+        parse_event(event, owner_account="111122223333")
+
+
+def test_the_remediators_own_writes_are_ignored() -> None:
+    role = "arn:aws:iam::111122223333:role/ApiPolicyRemediator-ApplyRole"
+    identity = {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/ApiPolicyRemediator-ApplyRole/fn",
+                "accountId": "111122223333", "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role}}}
+    event = api_call_event("UpdateRestApi", "a1b2c3d4e5", "eu-west-1", "111122223333", identity)
+    ignored = parse_event(event, owner_account="111122223333", own_roles=frozenset({role}))
+    assert isinstance(ignored, Ignored) and "own role" in ignored.reason
+    other = parse_event(event, owner_account="111122223333", own_roles=frozenset({role + "2"}))
+    assert isinstance(other, ApiChange)
