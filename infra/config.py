@@ -42,8 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from remediator.core.principals import ACCOUNT_ID
+from remediator.core.trust import ORG_ID
+from remediator.events import REST_API_ID
+from remediator.workflow import MODES
+
 PREFIX = "remediator:"
-MODES = ("auto", "dry-run", "approval")
 
 DEFAULTS: dict[str, Any] = {
     "remediator:mode": "dry-run",
@@ -60,10 +64,9 @@ DEFAULTS: dict[str, Any] = {
     "remediator:callbackReservedConcurrency": 5,
 }
 
-# Kept in step with remediator.core (ACCOUNT_ID, ORG_ID) and remediator.events (REST_API_ID).
-_ACCOUNT_ID = re.compile(r"\d{12}")
-_ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
-_REST_API_ID = re.compile(r"[a-z0-9]{10}")
+# ACCOUNT_ID, ORG_ID, REST_API_ID and MODES are the runtime's own: a value the synth accepts is one every
+# execution accepts too (a pattern of its own let the synth take Arabic-Indic digits that every
+# execution then refused).
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _TAG_KEY = re.compile(r"[\w.:/=+\-@ ]{1,128}")
 _RATE = re.compile(r"rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)")
@@ -245,19 +248,19 @@ def from_context(get: Any) -> RemediatorConfig:
     trusted_accounts = _each(
         "remediator:trustedAccounts",
         _list("remediator:trustedAccounts", value("remediator:trustedAccounts")),
-        _ACCOUNT_ID,
+        ACCOUNT_ID,
         "a 12-digit AWS account ID (write it as a string to keep leading zeros)",
     )
     trusted_org_ids = _each(
         "remediator:trustedOrgIds",
         _list("remediator:trustedOrgIds", value("remediator:trustedOrgIds")),
-        _ORG_ID,
+        ORG_ID,
         "an AWS Organizations ID (o- followed by 10 to 32 lowercase letters or digits)",
     )
     exempt_api_ids = _each(
         "remediator:exemptApiIds",
         _list("remediator:exemptApiIds", value("remediator:exemptApiIds")),
-        _REST_API_ID,
+        REST_API_ID,
         "a REST API ID (10 lowercase letters or digits)",
     )
     exempt_tag_key = _string("remediator:exemptTagKey", value("remediator:exemptTagKey"))

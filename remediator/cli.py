@@ -9,57 +9,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import TextIO
 
-from remediator.core import ConfigError, Evaluation, TrustConfig, evaluate_policy
-
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_INVALID = 2
-
-
-class UsageError(Exception):
-    """A wrong argument; reported as one line with exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _csv(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def add_trust_arguments(parser: argparse.ArgumentParser, owner_required: bool) -> None:
-    parser.add_argument("--owner-account", required=owner_required, help="the API owner's account ID (always trusted)")
-    parser.add_argument("--trusted-accounts", type=_csv, default=[], help="comma-separated trusted account IDs")
-    parser.add_argument("--trusted-org-ids", type=_csv, default=[], help="comma-separated trusted organization IDs (o-...)")
-    parser.add_argument("--partition", default="aws", help="partition for the owner's root ARN (aws, aws-cn, aws-us-gov, ...)")
-    parser.add_argument(
-        "--remove-wildcard-principals",
-        action="store_true",
-        help="also strip '*' principals (off by default: private APIs rely on them)",
-    )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-
-
-def trust_config(args: argparse.Namespace, owner_account: str | None = None) -> TrustConfig:
-    return TrustConfig(
-        owner_account=owner_account or args.owner_account,
-        trusted_accounts=frozenset(args.trusted_accounts),
-        trusted_org_ids=frozenset(args.trusted_org_ids),
-        partition=args.partition,
-        remove_wildcard_principals=args.remove_wildcard_principals,
-    )
+from remediator.cli_args import (
+    EXIT_FINDINGS,
+    EXIT_INVALID,
+    EXIT_OK,
+    Parser,
+    UsageError,
+    add_trust_arguments,
+    one_line,
+    trust_config,
+)
+from remediator.core import ConfigError, Evaluation, evaluate_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m remediator", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="python -m remediator", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     evaluate = commands.add_parser("evaluate", help="evaluate policy files against the trusted accounts")
     evaluate.add_argument("files", nargs="+", metavar="FILE", help="a policy in any accepted form; - reads standard input")
     add_trust_arguments(evaluate, owner_required=True)
@@ -80,10 +49,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         args = build_parser().parse_args(argv)
         return int(args.run(args, out, err))
     except UsageError as error:
-        print(f"error: {_one_line(str(error))}", file=err)
+        print(f"error: {one_line(str(error))}", file=err)
         return EXIT_INVALID
     except ConfigError as error:
-        print(f"error: {_one_line(str(error))}", file=err)
+        print(f"error: {one_line(str(error))}", file=err)
         return EXIT_INVALID
     except KeyboardInterrupt:
         print("error: interrupted", file=err)
@@ -100,7 +69,7 @@ def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             evaluation = evaluate_policy(_read(source), config)
         except (OSError, ValueError) as error:  # PolicyError is a ValueError, as is undecodable text
-            print(f"error: {source}: {_one_line(_describe(error))}", file=err)
+            print(f"error: {source}: {one_line(_describe(error))}", file=err)
             status = EXIT_INVALID
             continue
         if not evaluation.compliant and status == EXIT_OK:
@@ -139,14 +108,3 @@ def _describe(error: Exception) -> str:
     if isinstance(error, OSError):
         return error.strerror or str(error)
     return str(error)
-
-
-_WHITESPACE = re.compile(r"\s+")
-
-
-def _one_line(message: str) -> str:
-    return _WHITESPACE.sub(" ", message).strip()
-
-
-def emit_json(record: dict[str, Any], out: TextIO) -> None:
-    print(json.dumps(record, default=str), file=out)

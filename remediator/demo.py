@@ -21,7 +21,7 @@ OWNER = "111122223333"
 PARTNER = "444455556666"
 STRANGER = "999999999999"
 REGION = "eu-west-1"
-MODES = ("dry-run", "approval", "auto")
+MODES = ("dry-run", "approval", "auto")  # the workflow's modes (remediator.workflow.MODES), in the demo's order
 
 
 def default_seed() -> list[dict[str, Any]]:

@@ -29,6 +29,8 @@ from remediator.adapters.sts import caller_identity
 from remediator.core import TrustConfig
 from remediator.events import ApiChange, Caller, EventError, Ignored, parse_event
 from remediator.logs import bind, get_logger
+from remediator.workflow import MODES, errors
+from remediator.workflow.errors import RemediationFailed
 from remediator.sweep import (
     DEFAULT_EXEMPT_TAG_KEY,
     ApiReport,
@@ -42,16 +44,6 @@ from remediator.sweep import (
 
 log = get_logger("remediator.handlers")
 
-MODES = ("auto", "dry-run", "approval")
-_THROTTLING = {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
-
-
-class Throttled(Exception):
-    """AWS kept throttling after the SDK's own retries; the state machine retries with backoff."""
-
-
-class RemediationFailed(Exception):
-    """A step could not complete; the state machine catches this and notifies."""
 
 
 @cache
@@ -217,17 +209,15 @@ def _remediator(change: ApiChange, settings: Settings, execution: str | None, ju
 
 
 def _aws_call(action: Any) -> Any:
-    """Throttling that outlived botocore's retries becomes `Throttled`, which the state machine retries."""
+    """An AWS error that outlived botocore's retries becomes the workflow's error for it: `Throttled` and
+    `Transient` are retried by the state machine, anything else (`RemediationFailed`) is caught."""
     try:
         return action()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in _THROTTLING:
-            raise Throttled(str(error)) from None
-        raise RemediationFailed(str(error)) from None
+        raise errors.from_aws(error.response.get("Error", {}).get("Code"), str(error)) from None
     except RedeployFailed as error:
-        if isinstance(error.cause, ClientError) and error.cause.response.get("Error", {}).get("Code") in _THROTTLING:
-            raise Throttled(str(error)) from None
-        raise RemediationFailed(str(error)) from None
+        code = error.cause.response.get("Error", {}).get("Code") if isinstance(error.cause, ClientError) else None
+        raise errors.from_aws(code, str(error)) from None
 
 
 def evaluate(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, TextIO, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from remediator import cli
+from remediator import cli_args as cli
 from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.clients import ClientFactory
 from remediator.adapters.ec2 import enabled_regions
@@ -61,10 +61,10 @@ def add_commands(commands: Any) -> None:
 
 
 def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--regions", required=True, type=cli._csv, help="comma-separated regions, or 'all' for every enabled region")
+    parser.add_argument("--regions", required=True, type=cli.csv_list, help="comma-separated regions, or 'all' for every enabled region")
     cli.add_trust_arguments(parser, owner_required=False)
     parser.add_argument("--exempt-tag-key", default=DEFAULT_EXEMPT_TAG_KEY, help="APIs tagged KEY=true are never changed")
-    parser.add_argument("--exempt-api-ids", type=cli._csv, default=[], help="comma-separated API IDs never changed")
+    parser.add_argument("--exempt-api-ids", type=cli.csv_list, default=[], help="comma-separated API IDs never changed")
     parser.add_argument("--endpoint-url", help="send every AWS call here (a local emulator)")
 
 
@@ -154,7 +154,7 @@ def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         outcome = remediator.rollback(record, apply=args.apply, force=args.force)
     except RollbackRefused as refused:
-        print(f"error: {cli._one_line(str(refused))}", file=err)
+        print(f"error: {cli.one_line(str(refused))}", file=err)
         return cli.EXIT_INVALID
     _emit_outcome(outcome, args.format, out)
     return cli.EXIT_INVALID if outcome.action in ("failed", "skipped") else cli.EXIT_OK
@@ -199,9 +199,9 @@ def _guard(err: TextIO, action: Any) -> int:
     except NoCredentialsError:
         print("error: no AWS credentials found (configure a profile, or use --endpoint-url with an emulator)", file=err)
     except (ClientError, BotoCoreError) as error:
-        print(f"error: {cli._one_line(str(error))}", file=err)
+        print(f"error: {cli.one_line(str(error))}", file=err)
     except ValueError as error:
-        print(f"error: {cli._one_line(str(error))}", file=err)
+        print(f"error: {cli.one_line(str(error))}", file=err)
     return cli.EXIT_INVALID
 
 
@@ -226,4 +226,6 @@ def _progress(items: Iterable[T], err: TextIO, label: str, total: int | None = N
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(cli.main())
+    from remediator.cli import main
+
+    sys.exit(main())

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from remediator.adapters.clients import ClientFactory
+from remediator.workflow.errors import REJECTED
 
 
 def start_execution(clients: ClientFactory, state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
@@ -63,7 +64,7 @@ def answer_task(clients: ClientFactory, task_token: str, approved: bool, output:
         if approved:
             client.send_task_success(taskToken=task_token, output=json.dumps(output))
         else:
-            client.send_task_failure(taskToken=task_token, error="Rejected", cause=json.dumps(output))
+            client.send_task_failure(taskToken=task_token, error=REJECTED, cause=json.dumps(output))
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
             raise TaskGone(str(error)) from None

@@ -20,9 +20,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from remediator.workflow import MODES
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "local-templates"
-MODES = ("auto", "dry-run", "approval")
 
 # A channel and an approver: their values change no grant, whether there is a channel does (the
 # functions that post to Slack may read the bot token only when there is one).

@@ -8,6 +8,8 @@ from importlib import resources
 from typing import Any
 
 FUNCTIONS = ("Evaluate", "Approval", "Apply", "Redeploy", "Restore", "Record", "Notify")
+# The modes the workflow runs in (ChooseMode), one list for the stack's settings and the runtime.
+MODES = ("auto", "dry-run", "approval")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 

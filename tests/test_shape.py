@@ -1,0 +1,84 @@
+"""The code's shape: no import cycles in the package, one list of modes, one account-ID rule."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from remediator import demo, workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """The package modules a module imports at run time anywhere (functions included), except under
+    `if __name__ == "__main__"` and `if TYPE_CHECKING` (type hints only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = {id(n) for node in ast.walk(tree)
+               if isinstance(node, ast.If) and any(w in ast.dump(node.test) for w in ("__main__", "TYPE_CHECKING"))
+               for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith(package)}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = {}
+    for path in (ROOT / "remediator").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        targets = {t for t in _imports(path, "remediator") if t in modules and t != name}
+        graph[name] = targets
+    return graph
+
+
+def test_the_package_has_no_import_cycles() -> None:
+    graph = import_graph()
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            cycle = path[path.index(node):] + [node]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if node in done:
+            return
+        for target in sorted(graph.get(node, ())):
+            # a package's __init__ importing its own submodules is how packages re-export
+            if not target.startswith(node + "."):
+                visit(target, path + [node])
+        done.add(node)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert "remediator.cli" not in graph["remediator.sweep_cli"]
+
+
+def test_one_list_of_modes() -> None:
+    from infra import config
+
+    assert set(demo.MODES) == set(workflow.MODES)
+    assert config.MODES is workflow.MODES
+
+
+@pytest.mark.parametrize("account", ["١١١١٢٢٢٢٣٣٣٣", "１１１１２２２２３３３３", "11112222333"])
+def test_the_synth_refuses_account_ids_the_runtime_would_refuse(account: str) -> None:
+    from infra.config import ConfigError, from_context
+
+    from remediator.core import TrustConfig
+
+    with pytest.raises(ConfigError, match="remediator:trustedAccounts"):
+        from_context({"remediator:trustedAccounts": [account]}.get)
+    with pytest.raises(ValueError):
+        TrustConfig(owner_account="111122223333", trusted_accounts=frozenset({account}))
