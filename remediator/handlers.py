@@ -31,13 +31,14 @@ from remediator.events import ApiChange, Caller, EventError, Ignored, parse_even
 from remediator.logs import bind, get_logger
 from remediator.workflow import MODES, errors
 from remediator.workflow.errors import RemediationFailed
-from remediator.sweep import (
+from remediator.remediation import (
     DEFAULT_EXEMPT_TAG_KEY,
     ApiReport,
     Patched,
     Remediator,
     StageSelection,
     SweepSettings,
+    Verdict,
     assess,
     policy_digest,
 )
@@ -168,8 +169,7 @@ def sweep(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     counts = {"apis": 0, "started": 0, "duplicate": 0}
     for api in ApiGatewayAdapter(clients()).list_rest_apis(region):
         counts["apis"] += 1
-        report = assess(api, sweep_settings)
-        if report.exempt or (report.evaluation is not None and report.evaluation.compliant):
+        if not assess(api, sweep_settings).verdict().needs_attention:
             continue
         change = ApiChange(api.api_id, region, account, f"{hour}-{api.api_id}", "ScheduledSweep",
                            Caller("Scheduler", None, None, "events.amazonaws.com", None))
@@ -228,24 +228,13 @@ def evaluate(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         api = _aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
     except ApiNotFound:
         log.info("api_gone")
-        return {"verdict": "gone", "mode": settings.mode}
+        return {"verdict": Verdict.GONE.value, "mode": settings.mode}
     report = assess(api, remediator.settings)
-    if report.exempt:
-        verdict = "exempt"
-    elif report.error or report.evaluation is None:
-        verdict = "report-only"
-    elif report.needs_fix:
-        verdict = "fix"
-    elif not report.evaluation.compliant:
-        verdict = "report-only"
-    else:
-        verdict = "compliant"
     failures = 0
-    if verdict == "fix" and settings.mode != "dry-run":
+    if report.verdict() is Verdict.FIX and settings.mode != "dry-run":
         # A fix that failed LIMIT times on this very policy waits for a person (or a policy change).
         failures = _aws_call(lambda: _ledger(settings).count(change.region, change.api_id, policy_digest(api.policy)))
-        if failures >= FailureLedger.LIMIT:
-            verdict = "held"
+    verdict = report.verdict(failures, FailureLedger.LIMIT).value
     log.info("evaluated", verdict=verdict, failures=failures,
              findings=len(report.evaluation.findings) if report.evaluation else None)
     return {"verdict": verdict, "mode": settings.mode, "policy": api.policy, "failures": failures,
@@ -357,7 +346,7 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if kind == "failure":
         body["error"] = state.get("error")
         body["restore"] = (state.get("restore") or {}).get("result")
-        if "policy" in evaluation and evaluation.get("verdict") == "fix" and settings.mode != "dry-run":
+        if "policy" in evaluation and evaluation.get("verdict") == Verdict.FIX.value and settings.mode != "dry-run":
             failures = _aws_call(lambda: _ledger(settings).add(change.region, change.api_id, policy_digest(evaluation["policy"])))
             body["consecutive_failures"] = failures
             if failures >= FailureLedger.LIMIT:

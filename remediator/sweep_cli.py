@@ -23,7 +23,7 @@ from remediator.adapters.sts import caller_identity
 from remediator.audit import JsonLinesAuditLog, last_change
 from remediator.core import TrustConfig
 from remediator.logs import configure
-from remediator.sweep import (
+from remediator.remediation import (
     DEFAULT_EXEMPT_TAG_KEY,
     FixOutcome,
     Remediator,

@@ -82,3 +82,36 @@ def test_the_synth_refuses_account_ids_the_runtime_would_refuse(account: str) ->
         from_context({"remediator:trustedAccounts": [account]}.get)
     with pytest.raises(ValueError):
         TrustConfig(owner_account="111122223333", trusted_accounts=frozenset({account}))
+
+
+def test_the_definition_routes_on_the_verdicts_the_ladder_gives() -> None:
+    import json
+
+    from remediator.remediation import Verdict
+
+    choices = json.loads(workflow.definition_text())["States"]["IsActionNeeded"]["Choices"]
+    routed = {c["StringEquals"] for c in choices if c["Variable"] == "$.evaluation.verdict"}
+    assert routed == {Verdict.FIX.value, Verdict.REPORT_ONLY.value}  # everything else ends the execution
+    assert {v for v in Verdict if v.needs_attention} == {Verdict.FIX, Verdict.REPORT_ONLY}
+
+
+def test_one_decision_ladder() -> None:
+    from remediator.adapters.apigateway import RestApi
+    from remediator.core import TrustConfig, evaluate_policy
+    from remediator.remediation import ApiReport, Verdict
+
+    trust = TrustConfig(owner_account="111122223333")
+    api = RestApi("eu-west-1", "abcde12345", "api", None, {})
+
+    def report(statement: dict | None, exempt: bool = False, error: str | None = None) -> ApiReport:
+        policy = {"Version": "2012-10-17", "Statement": [statement] if statement else []}
+        return ApiReport(api, exempt, None if error else evaluate_policy(policy, trust), error)
+
+    untrusted = {"Effect": "Allow", "Principal": {"AWS": "999999999999"}, "Action": "execute-api:Invoke", "Resource": "*"}
+    wildcard = {**untrusted, "Principal": "*"}
+    assert report(untrusted).verdict() is Verdict.FIX
+    assert report(untrusted, exempt=True).verdict() is Verdict.EXEMPT
+    assert report(untrusted).verdict(2, 3) is Verdict.FIX and report(untrusted).verdict(3, 3) is Verdict.HELD
+    assert report(wildcard).verdict() is Verdict.REPORT_ONLY
+    assert report(None).verdict() is Verdict.COMPLIANT
+    assert report(None, error="policy cannot be read").verdict() is Verdict.REPORT_ONLY

@@ -18,7 +18,7 @@ from remediator.cli import main
 from remediator.core import TrustConfig, parse_policy
 from remediator.local.emulator import escaped, seed_rest_api
 from remediator.local.strict import escape_policy
-from remediator.sweep import Remediator, StageSelection, SweepSettings, scan
+from remediator.remediation import Remediator, StageSelection, SweepSettings, scan
 from tests.conftest import OWNER, PARTNER, STRANGER
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")

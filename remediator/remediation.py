@@ -1,4 +1,5 @@
-"""Assess, fix and roll back REST APIs: the shell around the trust engine that the CLI and the Lambdas share.
+"""The remediation service: assess, decide, fix and roll back REST APIs. The shell around the trust
+engine that the CLI (scan, fix, rollback) and the workflow's Lambdas share.
 
 Every write re-reads the API first and re-plans from what is there now, so a policy
 changed since it was assessed is never overwritten with a stale fix.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,6 +23,23 @@ from remediator.logs import get_logger
 log = get_logger(__name__)
 
 DEFAULT_EXEMPT_TAG_KEY = "remediator:exempt"
+
+
+class Verdict(str, Enum):
+    """What should happen to an API: decided in one place (`ApiReport.verdict`) for the CLI, the sweep
+    Lambda and the workflow's Evaluate."""
+
+    COMPLIANT = "compliant"  # nothing to do
+    EXEMPT = "exempt"  # never changed, whatever it grants
+    REPORT_ONLY = "report-only"  # findings a person must review (or a policy that cannot be read)
+    FIX = "fix"  # untrusted principals the fix removes
+    HELD = "held"  # the fix failed FailureLedger.LIMIT times on this policy: a person must look first
+    GONE = "gone"  # the API no longer exists
+
+    @property
+    def needs_attention(self) -> bool:
+        """Whether the scheduled sweep sends the API through the workflow."""
+        return self in (Verdict.FIX, Verdict.REPORT_ONLY)
 
 
 class StageSelection:
@@ -71,6 +90,16 @@ class ApiReport:
     @property
     def needs_fix(self) -> bool:
         return not self.exempt and self.evaluation is not None and bool(self.evaluation.patch_operations)
+
+    def verdict(self, failures: int = 0, failure_limit: int | None = None) -> Verdict:
+        """The one decision ladder: exempt, unreadable, fixable (unless the fix keeps failing), findings, compliant."""
+        if self.exempt:
+            return Verdict.EXEMPT
+        if self.error or self.evaluation is None:
+            return Verdict.REPORT_ONLY
+        if self.needs_fix:
+            return Verdict.HELD if failure_limit is not None and failures >= failure_limit else Verdict.FIX
+        return Verdict.COMPLIANT if self.evaluation.compliant else Verdict.REPORT_ONLY
 
     @property
     def has_findings(self) -> bool:
@@ -146,13 +175,14 @@ class Remediator:
         self.triggered_by = triggered_by
 
     def fix(self, report: ApiReport, apply: bool) -> FixOutcome:
-        if report.exempt:
+        verdict = report.verdict()
+        if verdict is Verdict.EXEMPT:
             return FixOutcome(report, "exempt", "never changed")
-        if report.error:
+        if report.error:  # on the command line an unreadable policy is an error (exit 2), not a finding
             return FixOutcome(report, "failed", report.error)
-        if not report.needs_fix:
-            if report.evaluation is not None and not report.evaluation.compliant:
-                return FixOutcome(report, "report-only", "findings need a person's review; nothing to remove automatically")
+        if verdict is Verdict.REPORT_ONLY:
+            return FixOutcome(report, "report-only", "findings need a person's review; nothing to remove automatically")
+        if verdict is Verdict.COMPLIANT:
             return FixOutcome(report, "unchanged", "compliant")
         if not apply:
             return FixOutcome(report, "proposed", "dry run: nothing changed")
