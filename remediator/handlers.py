@@ -29,11 +29,12 @@ from remediator.adapters.sts import caller_identity
 from remediator.core import TrustConfig
 from remediator.events import ApiChange, Caller, EventError, Ignored, parse_event
 from remediator.logs import bind, get_logger
+from remediator.audit import AuditRecord
 from remediator.workflow import MODES, errors
+from remediator.workflow.state import Applied, Evaluation, Redeployed, StateError, WorkflowState
 from remediator.workflow.errors import RemediationFailed
 from remediator.remediation import (
     DEFAULT_EXEMPT_TAG_KEY,
-    ApiReport,
     Patched,
     Remediator,
     StageSelection,
@@ -187,12 +188,12 @@ def _account(context: Any) -> str:
 
 # --- the workflow's states ----------------------------------------------------------------------
 
-def _state(event: dict[str, Any], context: Any) -> tuple[dict[str, Any], ApiChange, Settings]:
+def _state(event: dict[str, Any], context: Any) -> tuple[WorkflowState, ApiChange, Settings]:
     try:
-        state = event["input"]
-        change = ApiChange.from_dict(state["change"])
-    except (KeyError, TypeError, EventError) as error:
+        state = WorkflowState.from_dict(event["input"] if isinstance(event, dict) else None)
+    except (KeyError, StateError) as error:
         raise RemediationFailed(f"state input is not a workflow state: {error}") from None
+    change = state.change
     bind(event_id=change.event_id, execution=event.get("execution"), api_id=change.api_id, region=change.region)
     owner = _account(context)
     if change.account != owner:
@@ -228,7 +229,7 @@ def evaluate(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         api = _aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
     except ApiNotFound:
         log.info("api_gone")
-        return {"verdict": Verdict.GONE.value, "mode": settings.mode}
+        return Evaluation(Verdict.GONE.value, settings.mode).to_dict()
     report = assess(api, remediator.settings)
     failures = 0
     if report.verdict() is Verdict.FIX and settings.mode != "dry-run":
@@ -237,8 +238,8 @@ def evaluate(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     verdict = report.verdict(failures, FailureLedger.LIMIT).value
     log.info("evaluated", verdict=verdict, failures=failures,
              findings=len(report.evaluation.findings) if report.evaluation else None)
-    return {"verdict": verdict, "mode": settings.mode, "policy": api.policy, "failures": failures,
-            "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict()}
+    return Evaluation.from_dict({"verdict": verdict, "mode": settings.mode, "policy": api.policy, "failures": failures,
+                                 "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict()}).to_dict()
 
 
 def _ledger(settings: Settings) -> FailureLedger:
@@ -249,50 +250,44 @@ def apply(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Re-read, re-plan if the policy changed since Evaluate, and write the fix."""
     state, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"))
-    evaluation = state.get("evaluation") or {}
-    expected = evaluation.get("policy")
+    evaluation = state.evaluation
+    expected = evaluation.policy if evaluation else None
     # In approval mode a person approved this exact patch of this exact policy; anything else is asked again.
-    approved = evaluation.get("patch_operations") if settings.mode == "approval" else None
+    approved = (evaluation.patch_operations if evaluation else []) if settings.mode == "approval" else None
     patched: Patched = _aws_call(lambda: remediator.patch(change.region, change.api_id, expected, approved))
     if patched.action == "failed":
         raise RemediationFailed(patched.detail)
     if patched.action == "stale" or (approved is not None and patched.action in ("unchanged", "exempt")):
         log.warning("approved_plan_is_stale", outcome=patched.action)
         _supersede(settings, event.get("execution") or "")
-        return {"outcome": "stale", "detail": patched.detail, "replanned": True}
-    outcome = "patched" if patched.action == "patched" else patched.action
-    log.info("applied", outcome=outcome, replanned=patched.replanned)
-    return {
-        "outcome": outcome,
-        "detail": patched.detail,
-        "replanned": patched.replanned,
-        "before": patched.before,
-        "written": patched.written,
-        "patch_operations": patched.operations,
-        **({"report": patched.report.to_dict()} if patched.report.evaluation else {}),
-    }
+        return Applied("stale", patched.detail, replanned=True).to_dict()
+    log.info("applied", outcome=patched.action, replanned=patched.replanned)
+    return Applied(patched.action, patched.detail, patched.replanned, patched.before, patched.written, patched.operations,
+                   patched.report.to_dict() if patched.report.evaluation else None).to_dict()
 
 
 def redeploy(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One CreateDeployment for the API, its other stages pointed at it."""
     state, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"), judges=False)
-    api = RestApi(change.region, change.api_id, state.get("evaluation", {}).get("name", ""), None, {})
+    api = RestApi(change.region, change.api_id, state.evaluation.name if state.evaluation else "", None, {})
     try:
         stages, deployment_id, missing = _aws_call(lambda: remediator.redeploy(api))
     except ApiNotFound:
         raise RemediationFailed(f"{change.region}/{change.api_id}: API was deleted before its redeploy") from None
     log.info("redeployed", stages=stages, deployment_id=deployment_id)
-    return {"stages": stages, "deployment_id": deployment_id, "missing_stages": missing}
+    return Redeployed(stages, deployment_id, missing).to_dict()
 
 
 def restore(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """After a failed redeploy: put the previous policy back so the API is never left half-fixed."""
     state, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"), judges=False)
-    applied = state.get("applied") or {}
+    applied = state.applied
+    if applied is None:
+        raise RemediationFailed("RestorePolicy reached without $.applied: nothing was written, nothing to restore")
     try:
-        result = _aws_call(lambda: remediator.restore(change.region, change.api_id, applied["before"], applied["written"]))
+        result = _aws_call(lambda: remediator.restore(change.region, change.api_id, applied.before, applied.written))
     except ApiNotFound:
         result = "not restored: the API was deleted"
     log.warning("restore", result=result)
@@ -303,12 +298,15 @@ def record(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Store the audit record of the change in DynamoDB."""
     state, change, settings = _state(event, context)
     remediator = _remediator(change, settings, event.get("execution"), judges=False)
-    applied, deployed, evaluation = state["applied"], state.get("redeploy") or {}, state.get("evaluation") or {}
-    api = RestApi(change.region, change.api_id, evaluation.get("name", ""), applied["before"], {})
-    report = ApiReport(api, False, None)
-    patched = Patched(report, "patched", "", applied["before"], applied["written"], applied["patch_operations"], applied.get("replanned", False))
-    findings = (applied.get("report") or evaluation).get("findings", [])
-    audit = _aws_call(lambda: remediator.record(patched, deployed.get("stages", []), deployed.get("deployment_id"), findings))
+    applied, deployed, evaluation = state.applied, state.redeploy or Redeployed(), state.evaluation
+    if applied is None or applied.outcome != "patched":
+        raise RemediationFailed("Record reached without a written fix in $.applied")
+    findings = applied.findings if applied.findings is not None else (evaluation.findings if evaluation else [])
+    audit = _aws_call(lambda: remediator.record_change(AuditRecord(
+        account=change.account, region=change.region, api_id=change.api_id, api_name=evaluation.name if evaluation else "",
+        action="remediate", policy_before=applied.before, policy_after=applied.written, patch_operations=applied.patch_operations,
+        stages_redeployed=list(deployed.stages), deployment_id=deployed.deployment_id, triggered_by=remediator.triggered_by,
+        findings=findings)))
     _aws_call(lambda: _ledger(settings).clear(change.region, change.api_id))  # the fix went through: the count starts over
     return audit.to_dict()
 
@@ -317,8 +315,8 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Publish a proposal, findings for review, the result of a fix, or a failure."""
     state, change, settings = _state(event, context)
     kind = event.get("kind", "notice")
-    evaluation = state.get("evaluation") or {}
-    name = evaluation.get("name") or change.api_id
+    evaluation = state.evaluation or Evaluation("", settings.mode)
+    name = evaluation.name or change.api_id
     subjects = {
         "proposal": f"Proposed fix for API {name} ({change.region})",
         "findings": f"Findings to review on API {name} ({change.region})",
@@ -333,21 +331,22 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         "account": change.account,
         "region": change.region,
         "api_id": change.api_id,
-        "api_name": evaluation.get("name"),
+        "api_name": evaluation.name or None,
         "changed_by": change.caller.describe(),
         "event": f"{change.event_name} {change.event_id}",
         "execution": event.get("execution"),
-        "findings": evaluation.get("findings", []),
-        "patch_operations": (state.get("applied") or {}).get("patch_operations") or evaluation.get("patch_operations", []),
+        "findings": evaluation.findings,
+        "patch_operations": (state.applied.patch_operations if state.applied else []) or evaluation.patch_operations,
     }
     if kind == "result":
-        body["stages_redeployed"] = (state.get("redeploy") or {}).get("stages", [])
-        body["deployment_id"] = (state.get("redeploy") or {}).get("deployment_id")
+        deployed = state.redeploy or Redeployed()
+        body["stages_redeployed"] = deployed.stages
+        body["deployment_id"] = deployed.deployment_id
     if kind == "failure":
         body["error"] = state.get("error")
         body["restore"] = (state.get("restore") or {}).get("result")
-        if "policy" in evaluation and evaluation.get("verdict") == Verdict.FIX.value and settings.mode != "dry-run":
-            failures = _aws_call(lambda: _ledger(settings).add(change.region, change.api_id, policy_digest(evaluation["policy"])))
+        if state.evaluation is not None and evaluation.verdict == Verdict.FIX.value and settings.mode != "dry-run":
+            failures = _aws_call(lambda: _ledger(settings).add(change.region, change.api_id, policy_digest(evaluation.policy)))
             body["consecutive_failures"] = failures
             if failures >= FailureLedger.LIMIT:
                 body["needs_person"] = (f"the fix failed {failures} times in a row on this policy; it is not attempted "
@@ -361,7 +360,7 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return {"kind": kind, "message_id": message_id, "slack": slack}
 
 
-def _tell_slack(kind: str, state: dict[str, Any], change: ApiChange, settings: Settings, execution: str,
+def _tell_slack(kind: str, state: WorkflowState, change: ApiChange, settings: Settings, execution: str,
                 body: dict[str, Any]) -> str | None:
     """Update the approval message in place, or post proposals and results as messages without buttons.
 
@@ -424,8 +423,8 @@ def _supersede(settings: Settings, execution: str) -> None:
         log.warning("slack_not_told", kind="superseded", error=str(error))
 
 
-def _request_from_state(state: dict[str, Any], change: ApiChange, execution: str, token: str, expires_at: int) -> ApprovalRequest:
-    evaluation = state.get("evaluation") or {}
+def _request_from_state(state: WorkflowState, change: ApiChange, execution: str, token: str, expires_at: int) -> ApprovalRequest:
+    evaluation = state.evaluation or Evaluation("", "")
     return ApprovalRequest(
         approval_id=new_approval_id(),
         execution=execution,
@@ -433,11 +432,11 @@ def _request_from_state(state: dict[str, Any], change: ApiChange, execution: str
         account=change.account,
         region=change.region,
         api_id=change.api_id,
-        api_name=evaluation.get("name") or change.api_id,
+        api_name=evaluation.name or change.api_id,
         changed_by=change.caller.describe(),
-        findings=evaluation.get("findings", []),
-        patch_operations=evaluation.get("patch_operations", []),
-        policy_before=evaluation.get("policy") or "",
+        findings=evaluation.findings,
+        patch_operations=evaluation.patch_operations,
+        policy_before=evaluation.policy or "",
         expires_at=expires_at,
     )
 

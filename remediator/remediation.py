@@ -251,7 +251,7 @@ class Remediator:
         api = patched.report.api
         if findings is None:
             findings = [f.to_dict() for f in patched.report.evaluation.findings] if patched.report.evaluation else []
-        record = AuditRecord(
+        return self.record_change(AuditRecord(
             account=self.account,
             region=api.region,
             api_id=api.api_id,
@@ -264,9 +264,13 @@ class Remediator:
             deployment_id=deployment_id,
             triggered_by=self.triggered_by,
             findings=findings,
-        )
+        ))
+
+    def record_change(self, record: AuditRecord) -> AuditRecord:
+        """Append one audit record (the workflow builds it from its typed state)."""
         self.audit.append(record)
-        log.info("policy_changed", action=patched.change, region=api.region, api_id=api.api_id, stages=stages, deployment_id=deployment_id)
+        log.info("policy_changed", action=record.action, region=record.region, api_id=record.api_id,
+                 stages=record.stages_redeployed, deployment_id=record.deployment_id)
         return record
 
     def restore(self, region: str, api_id: str, before: str, written: str) -> str:
