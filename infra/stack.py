@@ -12,8 +12,6 @@ stack only substitutes the function ARNs for its ${<Name>FunctionArn} placeholde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aws_cdk import (
     Acknowledgment,
     Aws,
@@ -40,7 +38,9 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+import remediator.functions
 import remediator.workflow
+from remediator.functions.needs import APPROVAL_ITEM_KEYS, FAILURE_ITEM_KEYS, Needs
 from remediator.events import event_pattern
 from infra.asset import build_lambda_asset
 from infra.config import STANDARD_PARAMETER_LIMIT, RemediatorConfig
@@ -48,113 +48,18 @@ from infra.config import STANDARD_PARAMETER_LIMIT, RemediatorConfig
 # The state-machine tasks, named as in the definition's ${<Name>FunctionArn} placeholders.
 TASKS = remediator.workflow.FUNCTIONS
 
-# Partition keys of the approval items (remediator.adapters.dynamodb.ApprovalStore): "approval#<id>"
-# holds a pending approval and its task token, "execution#<name>" points an execution at its approval.
-# Functions that handle approvals may touch only these items, never the audit records ("api#...").
-APPROVAL_ITEM_KEYS = ("approval#*", "execution#*")
-
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 
-# API Gateway control-plane resources, as paths under arn:<partition>:apigateway:<region>::
-RESTAPIS = "/restapis"  # the collection: GetRestApis (GET)
-RESTAPI = "/restapis/*"  # one REST API: GetRestApi (GET), UpdateRestApi (PATCH)
-DEPLOYMENTS = "/restapis/*/deployments"  # CreateDeployment (POST)
-STAGES = "/restapis/*/stages*"  # GetStages (GET), UpdateStage (PATCH)
-
-# Changing a resource policy takes apigateway:UpdateRestApiPolicy on top of apigateway:PATCH
-# (API Gateway developer guide, "Create and attach an API Gateway resource policy to an API").
-WRITE_POLICY = (("GET", RESTAPI), ("PATCH", RESTAPI), ("UpdateRestApiPolicy", RESTAPI))
-
-# Failure counts per API (remediator.adapters.dynamodb.FailureLedger), "failures#<region>#<api_id>".
-FAILURE_ITEM_KEYS = ("failures#*",)
-
-
-@dataclass(frozen=True)
-class Access:
-    """What one function may do, beyond writing its own log group."""
-
-    apigateway: tuple[tuple[str, str], ...] = ()  # (action, resource path): apigateway:<action> on that path
-    read_trust: bool = False
-    start_execution: bool = False
-    put_audit: bool = False
-    publish: bool = False
-    approvals: tuple[str, ...] = ()  # DynamoDB actions on the approval items only (APPROVAL_ITEM_KEYS)
-    failures: tuple[str, ...] = ()  # DynamoDB actions on the failure counts only (FAILURE_ITEM_KEYS)
-    slack_token: bool = False  # read the Slack bot token secret
-    slack_signing_secret: bool = False  # read the Slack signing secret
-    answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens
+def needs_of(name: str, config: RemediatorConfig) -> Needs | None:
+    """What function `name` needs in a stack of this configuration, as the function's own module declares
+    it (remediator/functions/<name>.py); None where the workflow never reaches it in this mode."""
+    return remediator.functions.needs(name, config.mode, bool(config.slack_channel))
 
 
 def reachable(name: str, config: RemediatorConfig) -> bool:
-    """Whether the workflow can reach this task in this mode (the definition names every task in every
-    mode; ChooseMode routes by mode). An unreachable task's role is granted nothing."""
-    if name == "approval":
-        return config.mode == "approval"
-    if name in ("apply", "restore", "redeploy", "record"):
-        return config.mode in ("auto", "approval")
-    return True
-
-
-def access(name: str, config: RemediatorConfig) -> Access:
-    """What function `name` may do in a stack of this configuration: exactly the calls it makes there.
-
-    Only auto and approval mode change anything, so in dry-run mode the functions that write (Apply,
-    Restore, Redeploy, Record) get no grant at all: a dry-run stack cannot change an API even if one
-    of its functions is invoked by hand. Slack and the approval items are granted where they are used.
-    """
-    writes = config.mode in ("auto", "approval")
-    approval = config.mode == "approval"
-    slack = approval or bool(config.slack_channel)
-    grants = {
-        # evaluate reads the API and, before proposing a fix it would apply, how often that fix already
-        # failed (GetItem on the failure counts).
-        "evaluate": Access(apigateway=(("GET", RESTAPI),), read_trust=True,
-                           failures=("dynamodb:GetItem",) if writes else ()),
-        # apply, in approval mode, finds the approval of its execution and marks it superseded (GetItem,
-        # UpdateItem) and updates its Slack message (bot token) when the approved plan has gone stale.
-        "apply": Access(
-            apigateway=WRITE_POLICY,
-            read_trust=True,
-            approvals=("dynamodb:GetItem", "dynamodb:UpdateItem") if approval else (),
-            slack_token=approval,
-        ) if writes else Access(),
-        # restore, redeploy and record judge nothing, so they do not read the trusted lists: record takes
-        # the findings that Evaluate and Apply already worked out from the workflow's state.
-        "restore": Access(apigateway=WRITE_POLICY) if writes else Access(),
-        # redeploy creates a deployment and points the stages at it: nothing else under /restapis, so it
-        # can neither create or import an API nor rewrite a policy.
-        "redeploy": Access(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("PATCH", STAGES))) if writes else Access(),
-        # record also clears the API's failure count once a fix went through (DeleteItem).
-        "record": Access(put_audit=True, failures=("dynamodb:DeleteItem",)) if writes else Access(),
-        # notify also tells Slack: it looks for the execution's approval (GetItem), records the outcome on
-        # it in approval mode (UpdateItem) and updates or posts the message (bot token). A failed fix adds
-        # to the API's failure count (UpdateItem).
-        "notify": Access(
-            publish=True,
-            approvals=(("dynamodb:GetItem",) if slack else ()) + (("dynamodb:UpdateItem",) if approval else ()),
-            failures=("dynamodb:UpdateItem",) if writes else (),
-            slack_token=slack,
-        ),
-        # approval (the AwaitApproval task, reached in approval mode only) builds no Remediator, so it never
-        # reads the trust parameter: it writes the approval and its execution pointer in one
-        # TransactWriteItems (IAM authorizes each Put as dynamodb:PutItem), records the posted message
-        # (UpdateItem) and posts it (bot token).
-        "approval": Access(approvals=("dynamodb:PutItem", "dynamodb:UpdateItem"), slack_token=True) if approval else Access(),
-        # slack_callback verifies the request (signing secret), reads and decides the approval (GetItem,
-        # conditional UpdateItem), answers the waiting task, and updates the message (bot token).
-        "slack_callback": Access(
-            approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"),
-            slack_token=True,
-            slack_signing_secret=True,
-            answer_tasks=True,
-        ),
-        "trigger": Access(start_execution=True),
-        # sweep lists the APIs (the listing carries each policy) and starts executions.
-        "sweep": Access(apigateway=(("GET", RESTAPIS),), read_trust=True, start_execution=True),
-    }
-    return grants[name]
+    return needs_of(name, config) is not None
 
 
 class RemediatorStack(Stack):
@@ -369,7 +274,7 @@ class RemediatorStack(Stack):
             # Auth type NONE on purpose: Slack cannot sign its requests with AWS credentials (SigV4),
             # so a URL with AWS_IAM auth could never be called by it. The authentication is Slack's
             # own request signature (HMAC-SHA256 with the app's signing secret over the timestamp and
-            # the raw body, at most 5 minutes old), which remediator.handlers.slack_callback verifies
+            # the raw body, at most 5 minutes old), which remediator.functions.slack_callback verifies
             # before it reads anything else; then only presses by remediator:approverUserIds count,
             # each approval once.
             self.slack_callback_url = self.functions["slack_callback"].add_function_url(
@@ -426,7 +331,7 @@ class RemediatorStack(Stack):
 
         # ---- permissions ----------------------------------------------------------------------
         for name, function in self.functions.items():
-            self._grant(name, function, access(name, config))
+            self._grant(name, function, needs_of(name, config) or Needs())
 
         # ---- alarms -----------------------------------------------------------------------------
         alarm_action = cw_actions.SnsAction(self.topic)
@@ -526,7 +431,7 @@ class RemediatorStack(Stack):
             description=f"API Gateway resource policy remediator: {name}",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
-            handler=f"remediator.handlers.{name}",
+            handler=remediator.functions.handler_path(name),
             code=code,
             memory_size=256,
             timeout=timeout,
@@ -546,7 +451,7 @@ class RemediatorStack(Stack):
         )
         return function
 
-    def _grant(self, name: str, function: lambda_.Function, access: Access) -> None:
+    def _grant(self, name: str, function: lambda_.Function, access: Needs) -> None:
         statements: list[iam.PolicyStatement] = []
         by_path: dict[str, list[str]] = {}
         for action, path in access.apigateway:

@@ -95,10 +95,10 @@ def make_flow(account):
     """Build the workflow on the emulated account; restores the environment and routes afterwards."""
     import os
 
-    from remediator import handlers
+    from remediator.functions import common
     from remediator.local import runner
 
-    saved_env, saved_routes, saved_clients, made = dict(os.environ), dict(runner._routes), handlers.clients, []
+    saved_env, saved_routes, saved_clients, made = dict(os.environ), dict(runner._routes), common.clients, []
 
     def make(**config):
         config.setdefault("trusted_accounts", [PARTNER])
@@ -111,7 +111,7 @@ def make_flow(account):
         flow.close()
     runner._routes.clear()
     runner._routes.update(saved_routes)
-    handlers.clients = saved_clients
+    common.clients = saved_clients
     os.environ.clear()
     os.environ.update(saved_env)
-    handlers.clients.cache_clear()
+    common.clients.cache_clear()

@@ -241,7 +241,7 @@ def test_requests_that_are_not_even_text_are_refused_cleanly(flow: LocalWorkflow
     """The callback is a public URL: whatever arrives gets an error status, never an exception."""
     import base64
 
-    from remediator import handlers
+    from remediator.functions import slack_callback
     from remediator.local.slack import signed_headers
 
     api_id, execution = start(flow)
@@ -251,7 +251,7 @@ def test_requests_that_are_not_even_text_are_refused_cleanly(flow: LocalWorkflow
     def answer(body: str, encoded: bool = True, **headers: str) -> int:
         event = {"headers": {**signed, **headers}, "body": body, "isBase64Encoded": encoded,
                  "requestContext": {"http": {"method": "POST"}}}
-        return handlers.slack_callback(event)["statusCode"]
+        return slack_callback.handler(event)["statusCode"]
 
     assert answer(base64.b64encode(b"payload=\xff\xfe").decode()) == 400                      # not UTF-8
     assert answer("not*base64!") == 400                                                     # not base64
@@ -269,20 +269,20 @@ def test_requests_that_are_not_even_text_are_refused_cleanly(flow: LocalWorkflow
 def test_a_decision_the_workflow_did_not_hear_can_be_made_again(flow: LocalWorkflow, monkeypatch) -> None:
     from botocore.exceptions import ClientError
 
-    from remediator import handlers
+    from remediator.functions import slack_callback
 
     api_id, execution = start(flow)
     approval_id = wait_for_buttons(flow)
-    real_answer = handlers.answer_task
+    real_answer = slack_callback.answer_task
 
     def unavailable(*args: Any, **kwargs: Any) -> None:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "SendTaskSuccess")
 
-    monkeypatch.setattr(handlers, "answer_task", unavailable)
+    monkeypatch.setattr(slack_callback, "answer_task", unavailable)
     status, reason = flow.press(approval_id, "approve")
     assert status == 503 and "try again" in reason
     still_waiting(flow, api_id, execution, approval_id)
-    monkeypatch.setattr(handlers, "answer_task", real_answer)
+    monkeypatch.setattr(slack_callback, "answer_task", real_answer)
     assert flow.press(approval_id, "approve")[0] == 200, "the second click is not refused as a replay"
     assert flow.wait(execution).status == "SUCCEEDED" and policy_of(flow, api_id) == FIXED
 

@@ -29,7 +29,8 @@ import remediator.workflow  # noqa: E402
 from infra import ConfigError, build_app  # noqa: E402
 from infra.asset import build_lambda_asset  # noqa: E402
 from infra.config import DEFAULTS, cdk_json_context, from_context  # noqa: E402
-from infra.stack import APPROVAL_ITEM_KEYS, FAILURE_ITEM_KEYS, access  # noqa: E402
+from infra.stack import needs_of  # noqa: E402
+from remediator.functions.needs import APPROVAL_ITEM_KEYS, FAILURE_ITEM_KEYS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,11 +51,11 @@ CONTEXT = {
     "remediator:sweepSchedule": "rate(6 hours)",
 }
 
-TASK_HANDLERS = {name: f"remediator.handlers.{name.lower()}" for name in remediator.workflow.FUNCTIONS}
+TASK_HANDLERS = {name: f"remediator.functions.{name.lower()}.handler" for name in remediator.workflow.FUNCTIONS}
 ALL_HANDLERS = {
-    "remediator.handlers.trigger",
-    "remediator.handlers.sweep",
-    "remediator.handlers.slack_callback",
+    "remediator.functions.trigger.handler",
+    "remediator.functions.sweep.handler",
+    "remediator.functions.slack_callback.handler",
     *TASK_HANDLERS.values(),
 }
 COMMON_ENV = {
@@ -224,7 +225,7 @@ def test_event_rule_pattern_is_exact(resources):
 
 
 def test_trigger_knows_the_stack_roles(resources):
-    _, trigger = functions_by_handler(resources)["remediator.handlers.trigger"]
+    _, trigger = functions_by_handler(resources)["remediator.functions.trigger.handler"]
     joined = trigger["Properties"]["Environment"]["Variables"]["REMEDIATOR_ROLE_ARNS"]
     assert joined["Fn::Join"][0] == ","
     assert sorted(map(json.dumps, joined["Fn::Join"][1])) == sorted(map(json.dumps, own_role_refs(resources)))
@@ -253,7 +254,7 @@ def test_both_rules_target_their_lambda_with_a_dead_letter_queue(resources):
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
         assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
         targeted.add(handlers[target["Arn"]["Fn::GetAtt"][0]])
-    assert targeted == {"remediator.handlers.trigger", "remediator.handlers.sweep"}
+    assert targeted == {"remediator.functions.trigger.handler", "remediator.functions.sweep.handler"}
     # EventBridge may send to the queue (CDK's queue policy), and the queue is encrypted and SSL-only.
     (queue,) = of_type(resources, "AWS::SQS::Queue").values()
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
@@ -269,7 +270,7 @@ def test_both_rules_target_their_lambda_with_a_dead_letter_queue(resources):
 def test_trigger_and_sweep_async_failures_also_reach_the_queue(resources):
     (dlq_id,) = of_type(resources, "AWS::SQS::Queue")
     by_handler = functions_by_handler(resources)
-    for handler in ("remediator.handlers.trigger", "remediator.handlers.sweep"):
+    for handler in ("remediator.functions.trigger.handler", "remediator.functions.sweep.handler"):
         _, function = by_handler[handler]
         assert function["Properties"]["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
 
@@ -342,7 +343,7 @@ def test_lambdas(resources):
         assert props["Runtime"] == "python3.12"
         assert props["Architectures"] == ["arm64"]
         assert props["MemorySize"] == 256
-        assert props["Timeout"] == {"remediator.handlers.sweep": 300, "remediator.handlers.slack_callback": 10}.get(handler, 30)
+        assert props["Timeout"] == {"remediator.functions.sweep.handler": 300, "remediator.functions.slack_callback.handler": 10}.get(handler, 30)
         group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
         assert resources[group_id]["Properties"]["RetentionInDays"] > 0
 
@@ -356,8 +357,8 @@ def test_lambda_environment(resources):
     secrets = secret_ids(resources)
     for handler, (_, function) in by_handler.items():
         env = function["Properties"]["Environment"]["Variables"]
-        starts = handler in ("remediator.handlers.trigger", "remediator.handlers.sweep")
-        own_roles = {"REMEDIATOR_ROLE_ARNS"} if handler == "remediator.handlers.trigger" else set()
+        starts = handler in ("remediator.functions.trigger.handler", "remediator.functions.sweep.handler")
+        own_roles = {"REMEDIATOR_ROLE_ARNS"} if handler == "remediator.functions.trigger.handler" else set()
         assert set(env) == COMMON_ENV | ({"STATE_MACHINE_ARN"} if starts else set()) | own_roles, handler
         assert not any(key.startswith("POWERTOOLS") for key in env)
         assert env["REMEDIATOR_MODE"] == "approval"
@@ -381,9 +382,11 @@ def test_lambda_environment(resources):
 
 
 def test_every_handler_exists_in_the_package():
-    handlers = pytest.importorskip("remediator.handlers")
+    import importlib
+
     for name in sorted(ALL_HANDLERS):
-        assert callable(getattr(handlers, name.rsplit(".", 1)[1], None)), name
+        module, attribute = name.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), attribute, None)), name
 
 
 # ---- least privilege ---------------------------------------------------------------------------
@@ -420,7 +423,7 @@ WRITE_POLICY_GRANTS = {("apigateway:GET", "/restapis/*"), ("apigateway:PATCH", "
     ("sweep", {("apigateway:GET", "/restapis")}),
 ])
 def test_apigateway_grants_are_exactly_the_calls_made(resources, handler, grants):
-    _, function = functions_by_handler(resources)[f"remediator.handlers.{handler}"]
+    _, function = functions_by_handler(resources)[f"remediator.functions.{handler}.handler"]
     found = set()
     for statement in role_statements(resources, function):
         actions = as_list(statement["Action"])
@@ -438,7 +441,7 @@ def test_only_five_functions_touch_api_gateway(resources):
         handler for handler, (_, function) in functions_by_handler(resources).items()
         if any(a.startswith("apigateway:") for s in role_statements(resources, function) for a in as_list(s["Action"]))
     }
-    assert touching == {f"remediator.handlers.{h}" for h in ("evaluate", "apply", "restore", "redeploy", "sweep")}
+    assert touching == {f"remediator.functions.{h}.handler" for h in ("evaluate", "apply", "restore", "redeploy", "sweep")}
 
 
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
@@ -465,7 +468,7 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
     ],
 )
 def test_each_function_may_do_only_its_job(resources, handler, actions):
-    _, function = functions_by_handler(resources)[f"remediator.handlers.{handler}"]
+    _, function = functions_by_handler(resources)[f"remediator.functions.{handler}.handler"]
     assert role_actions(resources, function) == actions | LOGS
     role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]
     assert "ManagedPolicyArns" not in role["Properties"]
@@ -500,7 +503,7 @@ def test_approval_functions_touch_only_approval_items(resources):
     failures = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(FAILURE_ITEM_KEYS)}}
     failure_actions = {"evaluate": ["dynamodb:GetItem"], "notify": ["dynamodb:UpdateItem"], "record": ["dynamodb:DeleteItem"]}
     for handler, (_, function) in by_handler.items():
-        name = handler.rsplit(".", 1)[1]
+        name = handler.split(".")[-2]
         for statement in role_statements(resources, function):
             actions = as_list(statement["Action"])
             if not any(a.startswith("dynamodb:") for a in actions):
@@ -568,7 +571,7 @@ def test_approval_store_keys_and_calls_fit_the_grants():
         flow()
         assert fake.calls, handler
         for action, key in fake.calls:
-            assert action in access(handler, from_context(CONTEXT.get)).approvals, (handler, action)
+            assert action in needs_of(handler, from_context(CONTEXT.get)).approvals, (handler, action)
             assert any(fnmatch.fnmatchcase(key, pattern) for pattern in APPROVAL_ITEM_KEYS), (handler, key)
 
 
@@ -581,7 +584,7 @@ def test_slack_secrets_are_read_only_by_the_functions_that_use_them(resources):
                 assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]  # no DescribeSecret etc.
                 for resource in as_list(statement["Resource"]):
                     (kind,) = [k for k, v in secrets.items() if resource == {"Ref": v}]
-                    readers[kind].add(handler.rsplit(".", 1)[1])
+                    readers[kind].add(handler.split(".")[-2])
     assert readers == {"token": {"approval", "notify", "apply", "slack_callback"}, "signing": {"slack_callback"}}
     # AWS managed key: Secrets Manager decrypts for principals of this account, so no kms:Decrypt grants.
     for secret in of_type(resources, "AWS::SecretsManager::Secret").values():
@@ -600,7 +603,7 @@ def test_only_slack_callback_answers_tasks_and_only_this_state_machine(resources
             assert as_list(statement["Resource"]) == [{"Ref": machine_id}], owner
             (policy,) = [p for k, p in resources.items() if k == owner]
             answering += [by_role.get(r["Ref"], r["Ref"]) for r in policy["Properties"]["Roles"]]
-    assert answering == ["remediator.handlers.slack_callback"]
+    assert answering == ["remediator.functions.slack_callback.handler"]
 
 
 # ---- Slack -------------------------------------------------------------------------------------------
@@ -608,7 +611,7 @@ def test_only_slack_callback_answers_tasks_and_only_this_state_machine(resources
 
 def test_slack_callback_has_a_public_function_url_and_nothing_else_does(resources, template):
     by_handler = functions_by_handler(resources)
-    callback_id, _ = by_handler["remediator.handlers.slack_callback"]
+    callback_id, _ = by_handler["remediator.functions.slack_callback.handler"]
     (url_id, url), = of_type(resources, "AWS::Lambda::Url").items()
     # NONE: Slack cannot sign requests with AWS credentials; the handler verifies Slack's signature.
     assert url["Properties"]["AuthType"] == "NONE"
@@ -651,7 +654,7 @@ def test_await_approval_invokes_the_approval_function(resources):
     assert state["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
     assert state["Parameters"]["FunctionName"] == "${ApprovalFunctionArn}"
     assert state["TimeoutSecondsPath"] == "$.evaluation.approval_timeout_seconds"
-    approval_id, _ = functions_by_handler(resources)["remediator.handlers.approval"]
+    approval_id, _ = functions_by_handler(resources)["remediator.functions.approval.handler"]
     assert machine["Properties"]["DefinitionSubstitutions"]["ApprovalFunctionArn"] == {"Fn::GetAtt": [approval_id, "Arn"]}
 
 
@@ -701,7 +704,7 @@ def test_public_callback_has_reserved_concurrency(resources):
     by_handler = functions_by_handler(resources)
     for handler, (_, function) in by_handler.items():
         reserved = function["Properties"].get("ReservedConcurrentExecutions")
-        assert reserved == (5 if handler == "remediator.handlers.slack_callback" else None), handler
+        assert reserved == (5 if handler == "remediator.functions.slack_callback.handler" else None), handler
 
 
 def test_trust_parameter(resources):
@@ -852,7 +855,7 @@ def test_app_synthesizes_with_aws_solutions_checks_and_default_context(tmp_path)
     assert json.loads(param["Properties"]["Value"]) == {"trusted_accounts": [], "trusted_org_ids": []}
     # Outside approval mode nothing is public: no Slack callback, no Function URL, nothing answers tasks.
     assert of_type(template["Resources"], "AWS::Lambda::Url") == {}
-    assert "remediator.handlers.slack_callback" not in {
+    assert "remediator.functions.slack_callback.handler" not in {
         f["Properties"]["Handler"] for f in of_type(template["Resources"], "AWS::Lambda::Function").values()}
     assert "SlackInteractivityUrl" not in template["Outputs"]
     assert "states:SendTaskSuccess" not in json.dumps(of_type(template["Resources"], "AWS::IAM::Policy"))
@@ -863,7 +866,7 @@ def test_app_synthesizes_with_aws_solutions_checks_and_default_context(tmp_path)
         assert action not in policies, action
     # The tasks a dry run never reaches may do nothing at all, not even write logs.
     for handler, (_, function) in functions_by_handler(template["Resources"]).items():
-        unreachable = handler.rsplit(".", 1)[1] in ("apply", "restore", "redeploy", "record", "approval")
+        unreachable = handler.split(".")[-2] in ("apply", "restore", "redeploy", "record", "approval")
         assert (role_actions(template["Resources"], function) == set()) == unreachable, handler
 
 

@@ -12,7 +12,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from remediator import handlers
 from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.core import parse_policy
 from remediator.local import cloudtrail, runner
@@ -20,6 +19,7 @@ from remediator.local.iam import Call, PolicySet, resource_policy_decide
 from remediator.local.runner import LocalWorkflow
 from remediator.local.strict import Principal, escape_policy
 from remediator.local.template import of_type
+from remediator.workflow.errors import RemediationFailed
 from tests.conftest import OWNER, PARTNER, STRANGER
 from tests.test_workflow import FIXED, REGION, UNTRUSTED, policy_of, run, seed
 
@@ -196,7 +196,7 @@ def test_a_state_naming_another_account_is_refused(flow: LocalWorkflow) -> None:
     api_id = seed(flow, UNTRUSTED)
     change = {"api_id": api_id, "region": REGION, "account": STRANGER, "event_id": "e", "event_name": "UpdateRestApi",
               "caller": {"type": "IAMUser", "arn": None, "principal_id": None, "invoked_by": None, "session_issuer_arn": None}}
-    with pytest.raises(handlers.RemediationFailed, match=f"names account {STRANGER}"):
+    with pytest.raises(RemediationFailed, match=f"names account {STRANGER}"):
         runner.run_function(runner.FUNCTION_PREFIX + "apply", {"input": {"change": change}, "execution": "x"})
     assert policy_of(flow, api_id) == UNTRUSTED
 
@@ -309,7 +309,7 @@ def test_the_synthesized_template_lets_the_fix_happen_and_nothing_more(mode: str
 
     template = synthesized_template(mode)
     resources = template["Resources"]
-    roles = {f["Properties"]["Handler"].rsplit(".", 1)[1]: f["Properties"]["Role"]["Fn::GetAtt"][0]
+    roles = {f["Properties"]["Handler"].split(".")[-2]: f["Properties"]["Role"]["Fn::GetAtt"][0]
              for f in of_type(template, "AWS::Lambda::Function").values()}
 
     def statements(handler: str) -> list[dict[str, Any]]:
@@ -330,6 +330,6 @@ def test_the_synthesized_template_lets_the_fix_happen_and_nothing_more(mode: str
     (rule,) = [r for r in of_type(template, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
     detail = rule["Properties"]["EventPattern"]["detail"]
     assert detail["errorCode"] == [{"exists": False}] and "anything-but" in json.dumps(detail["$or"])
-    callback = [f for f in of_type(template, "AWS::Lambda::Function").values() if f["Properties"]["Handler"].endswith("slack_callback")]
+    callback = [f for f in of_type(template, "AWS::Lambda::Function").values() if f["Properties"]["Handler"] == "remediator.functions.slack_callback.handler"]
     assert [f["Properties"].get("ReservedConcurrentExecutions") for f in callback] == ([5] if mode == "approval" else [])
     assert resources  # the template is the stack's, synthesized by the CDK

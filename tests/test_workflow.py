@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from remediator import handlers
+from remediator.functions import common
 from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.core import parse_policy
 from remediator.local import cloudtrail, runner
@@ -167,7 +167,7 @@ def test_api_deleted_mid_execution(flow: LocalWorkflow) -> None:
 def test_throttled_create_deployment_is_retried(flow: LocalWorkflow) -> None:
     api_id = seed(flow, UNTRUSTED)
     throttle = _Throttle(times=2)
-    handlers.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.CreateDeployment", throttle)
+    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.CreateDeployment", throttle)
     _, result = run(flow, api_id)
     assert result.status == "SUCCEEDED" and throttle.calls == 3
     assert set(stages_of(flow, api_id).values()) == {result.output["redeploy"]["deployment_id"]}
@@ -179,7 +179,7 @@ def test_throttling_beyond_the_sdk_retries_is_retried_by_the_state_machine(flow:
     waits: list[float] = []
     monkeypatch.setattr(retrier, "time", types.SimpleNamespace(sleep=waits.append))
     api_id = seed(flow, UNTRUSTED)
-    factory = handlers.clients()
+    factory = common.clients()
     factory.retry_mode, factory.max_attempts = "standard", 2  # the SDK gives up quickly here
     factory.client("apigateway", REGION).meta.events.register("before-send.apigateway.CreateDeployment", _Throttle(times=3))
     _, result = run(flow, api_id)
@@ -189,7 +189,7 @@ def test_throttling_beyond_the_sdk_retries_is_retried_by_the_state_machine(flow:
 
 def test_failed_redeploy_restores_the_policy_and_notifies(flow: LocalWorkflow) -> None:
     api_id = seed(flow, UNTRUSTED)
-    handlers.clients().client("apigateway", REGION).meta.events.register(
+    common.clients().client("apigateway", REGION).meta.events.register(
         "before-send.apigateway.CreateDeployment", _Throttle(times=99, status=400, code="BadRequestException"))
     _, result = run(flow, api_id)
     assert result.status == "FAILED" and result.error == "RemediationFailed"

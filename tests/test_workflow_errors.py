@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from remediator import handlers, workflow
+from remediator import workflow
+from remediator.functions.common import aws_call
 from remediator.adapters.apigateway import RedeployFailed
 from remediator.workflow import errors
 
@@ -61,11 +62,11 @@ def test_aws_errors_become_the_workflows(code: str, raised: type) -> None:
         raise _client_error(code)
 
     with pytest.raises(raised) as caught:
-        handlers._aws_call(call)
+        aws_call(call)
     assert type(caught.value).__name__ in errors.names_in(definition()) or raised is errors.RemediationFailed
 
     def redeploy() -> None:
         raise RedeployFailed(None, [], _client_error(code))
 
     with pytest.raises(raised):
-        handlers._aws_call(redeploy)
+        aws_call(redeploy)

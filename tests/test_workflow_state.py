@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from remediator import handlers
+from remediator.functions import record
 from remediator.local import cloudtrail
 from remediator.events import parse_event
+from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Applied, Evaluation, Redeployed, StateError, WorkflowState
 from tests.conftest import OWNER
 
@@ -43,5 +44,5 @@ def test_what_is_not_a_state_is_refused_in_one_line(raw, message: str) -> None:
 
 
 def test_a_handler_given_no_state_fails_cleanly() -> None:
-    with pytest.raises(handlers.RemediationFailed, match="not a workflow state"):
-        handlers.record({"input": {"change": {"api_id": "x"}}, "execution": "e"})
+    with pytest.raises(RemediationFailed, match="not a workflow state"):
+        record.handler({"input": {"change": {"api_id": "x"}}, "execution": "e"})

@@ -1,4 +1,4 @@
-"""Run the real workflow on the emulated account: the same state-machine definition, the same handlers.
+"""Run the real workflow on the emulated account: the same state-machine definition, the same functions.
 
 The emulator executes the definition; its Lambda invocations are routed to the handler
 functions in this process (no Docker), exactly as AWS would call them.
@@ -27,7 +27,9 @@ from botocore.credentials import CredentialProvider
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
-from remediator import handlers, workflow
+from remediator import functions as function_modules
+from remediator import workflow
+from remediator.functions import common
 from remediator.adapters.clients import ClientFactory
 from remediator.adapters import secrets as secrets_adapter
 from remediator.adapters.dynamodb import AuditTable
@@ -49,17 +51,8 @@ from remediator.local.strict import (
 from remediator.local.template import Resolver, of_type, synthesized_template
 
 FUNCTION_PREFIX = "apigw-remediator-"
-HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
-    "Evaluate": handlers.evaluate,
-    "Approval": handlers.approval,
-    "Apply": handlers.apply,
-    "Redeploy": handlers.redeploy,
-    "Restore": handlers.restore,
-    "Record": handlers.record,
-    "Notify": handlers.notify,
-    "Trigger": handlers.trigger,
-    "Sweep": handlers.sweep,
-}
+# The functions the local account runs, each by its module (remediator/functions/<name>.py).
+HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {name: function_modules.handler(name) for name in function_modules.NAMES}
 
 
 @dataclass
@@ -228,11 +221,11 @@ class LocalWorkflow:
         lam = self.clients.client("lambda", region)
         functions = {}
         for logical_id, function in of_type(self.template, "AWS::Lambda::Function").items():
-            handler = function["Properties"]["Handler"].rsplit(".", 1)[1]
+            handler = function_modules.name_of(function["Properties"]["Handler"])
             name = FUNCTION_PREFIX + handler
             role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
             arn = lam.create_function(FunctionName=name, Runtime="python3.12", Role=self.role_arns[role_id],
-                                      Handler=f"remediator.handlers.{handler}", Code={"ZipFile": _placeholder_zip()})["FunctionArn"]
+                                      Handler=function_modules.handler_path(handler), Code={"ZipFile": _placeholder_zip()})["FunctionArn"]
             resolve.bind(logical_id, name, Arn=arn)
             functions[handler] = (logical_id, function, name, role_id)
         for logical_id in of_type(self.template, "AWS::Logs::LogGroup"):
@@ -264,7 +257,7 @@ class LocalWorkflow:
                         policies=PolicySet(policies.get(role_id, []), principal=name), role_arn=self.role_arns[role_id],
                         scope=config.mode))
                 group = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
-                _routes[name] = Route(getattr(handlers, handler), principal, float(function["Properties"].get("Timeout", 3)),
+                _routes[name] = Route(function_modules.handler(handler), principal, float(function["Properties"].get("Timeout", 3)),
                                       resolve.attrs.get((group["Ref"], "Arn")) if group else None, self.strict)
             LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
         self.functions = {handler: name for handler, (_, _, name, _) in functions.items()}
@@ -273,7 +266,7 @@ class LocalWorkflow:
             self.strict.register(Principal("state-machine", f"arn:aws:sts::{account_id}:assumed-role/{self.role_arns[machine_role].rsplit('/', 1)[1]}/states",
                                            SFN_KEY, PolicySet(policies.get(machine_role, []), principal="state machine"),
                                            role_arn=self.role_arns[machine_role], scope=config.mode))
-            handlers.clients = functools.cache(_function_clients)  # type: ignore[assignment]
+            common.clients = functools.cache(_function_clients)  # type: ignore[assignment]
             secrets_adapter._cache = ContainerState()
         # The stack's rule, with the template's pattern, delivering to a queue the runner hands on to the
         # trigger function (the emulated EventBridge delivers to queues, not to functions).
@@ -313,7 +306,7 @@ class LocalWorkflow:
             "AWS_DEFAULT_REGION": region,  # as in Lambda, where both are set
         }
         os.environ.update(self.environment)
-        handlers.clients.cache_clear()
+        common.clients.cache_clear()
 
     def _bind_one(self, cfn_type: str, ref: str, **attrs: str) -> None:
         for logical_id in of_type(self.template, cfn_type):

@@ -1,0 +1,67 @@
+"""The Apply state: re-read, re-plan if the policy changed since Evaluate, and write the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from remediator.adapters.dynamodb import ApprovalStore
+from remediator.adapters.slack import SlackUnavailable
+from remediator.approvals import message
+from remediator.functions import common
+from remediator.functions.common import Settings, aws_call, read_state, remediator_for
+from remediator.functions.needs import WRITE_POLICY, Needs
+from remediator.logs import get_logger
+from remediator.remediation import Patched
+from remediator.workflow.errors import RemediationFailed
+from remediator.workflow.state import Applied
+
+log = get_logger("remediator.functions.apply")
+
+
+def needs(mode: str, slack: bool) -> Needs | None:
+    """In approval mode it also marks a stale approval superseded and updates its Slack message."""
+    if mode not in ("auto", "approval"):
+        return None  # a dry run never writes
+    approval = mode == "approval"
+    return Needs(apigateway=WRITE_POLICY, read_trust=True,
+                 approvals=("dynamodb:GetItem", "dynamodb:UpdateItem") if approval else (), slack_token=approval)
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Re-read, re-plan if the policy changed since Evaluate, and write the fix."""
+    state, change, settings = read_state(event, context)
+    remediator = remediator_for(change, settings, event.get("execution"))
+    evaluation = state.evaluation
+    expected = evaluation.policy if evaluation else None
+    # In approval mode a person approved this exact patch of this exact policy; anything else is asked again.
+    approved = (evaluation.patch_operations if evaluation else []) if settings.mode == "approval" else None
+    patched: Patched = aws_call(lambda: remediator.patch(change.region, change.api_id, expected, approved))
+    if patched.action == "failed":
+        raise RemediationFailed(patched.detail)
+    if patched.action == "stale" or (approved is not None and patched.action in ("unchanged", "exempt")):
+        log.warning("approved_plan_is_stale", outcome=patched.action)
+        supersede(settings, event.get("execution") or "")
+        return Applied("stale", patched.detail, replanned=True).to_dict()
+    log.info("applied", outcome=patched.action, replanned=patched.replanned)
+    return Applied(patched.action, patched.detail, patched.replanned, patched.before, patched.written, patched.operations,
+                   patched.report.to_dict() if patched.report.evaluation else None).to_dict()
+
+
+def supersede(settings: Settings, execution: str) -> None:
+    """Say on the approved message that it no longer applies: a new proposal follows."""
+    if not settings.slack_enabled:
+        return
+    store = ApprovalStore(common.clients(), settings.audit_table)
+    try:
+        request = store.for_execution(execution)
+        if request is None:
+            return
+        request.status = "superseded"
+        request.detail = "The policy changed after this proposal; nothing was applied. A new proposal follows."
+        store.save(request)
+        if request.channel and request.ts:
+            settings.slack().update(request.channel, request.ts, *message(request, "superseded", buttons=False))
+    except (SlackUnavailable, ClientError, LookupError) as error:
+        log.warning("slack_not_told", kind="superseded", error=str(error))

@@ -1,0 +1,179 @@
+"""What the functions share: their settings, their AWS clients, reading the workflow's state, and
+turning AWS errors into the workflow's. Each function is its own module beside this one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from remediator.adapters.apigateway import ApiGatewayAdapter, RedeployFailed
+from remediator.adapters.clients import ClientFactory
+from remediator.adapters.dynamodb import AuditTable, FailureLedger
+from remediator.adapters.secrets import secret_value
+from remediator.adapters.slack import SlackChannel
+from remediator.adapters.ssm import trust_lists
+from remediator.adapters.sts import caller_identity
+from remediator.approvals import ApprovalRequest, new_approval_id
+from remediator.core import TrustConfig
+from remediator.events import ApiChange
+from remediator.logs import bind
+from remediator.remediation import DEFAULT_EXEMPT_TAG_KEY, Remediator, StageSelection, SweepSettings
+from remediator.workflow import MODES, errors
+from remediator.workflow.errors import RemediationFailed
+from remediator.workflow.state import Evaluation, StateError, WorkflowState
+
+
+@cache
+
+
+def clients() -> ClientFactory:
+    """One client factory per Lambda container (AWS_ENDPOINT_URL points it at an emulator locally)."""
+    return ClientFactory()
+
+
+@dataclass(frozen=True)
+
+
+class Settings:
+    """What the stack configures through the environment."""
+
+    mode: str
+    trust_parameter: str
+    exempt_tag_key: str
+    exempt_api_ids: frozenset[str]
+    stages: str
+    remove_wildcards: bool
+    audit_table: str
+    topic_arn: str
+    state_machine_arn: str
+    slack_channel: str = ""
+    slack_token_secret: str = ""
+    slack_signing_secret: str = ""
+    slack_api_url: str | None = None
+    approvers: frozenset[str] = frozenset()
+    approval_timeout_seconds: int = 24 * 3600
+    own_roles: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        env = os.environ
+        mode = env.get("REMEDIATOR_MODE", "dry-run")
+        if mode not in MODES:
+            raise RemediationFailed(f"REMEDIATOR_MODE {mode!r} is not one of {', '.join(MODES)}")
+        return cls(
+            mode=mode,
+            trust_parameter=env.get("TRUST_PARAMETER_NAME", ""),
+            exempt_tag_key=env.get("EXEMPT_TAG_KEY", DEFAULT_EXEMPT_TAG_KEY),
+            exempt_api_ids=frozenset(i.strip() for i in env.get("EXEMPT_API_IDS", "").split(",") if i.strip()),
+            stages=env.get("REDEPLOY_STAGES", "all"),
+            remove_wildcards=env.get("REMOVE_WILDCARD_PRINCIPALS", "false").lower() == "true",
+            audit_table=env.get("AUDIT_TABLE_NAME", ""),
+            topic_arn=env.get("TOPIC_ARN", ""),
+            state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+            slack_channel=env.get("SLACK_CHANNEL", ""),
+            slack_token_secret=env.get("SLACK_BOT_TOKEN_SECRET", ""),
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET_SECRET", ""),
+            slack_api_url=env.get("SLACK_API_URL") or None,
+            approvers=frozenset(u.strip() for u in env.get("APPROVER_USER_IDS", "").split(",") if u.strip()),
+            approval_timeout_seconds=int(env.get("APPROVAL_TIMEOUT_SECONDS", str(24 * 3600))),
+            own_roles=frozenset(r.strip() for r in env.get("REMEDIATOR_ROLE_ARNS", "").split(",") if r.strip()),
+        )
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_channel and self.slack_token_secret)
+
+    def slack(self, timeout: int = 5, retry: bool = True) -> SlackChannel:
+        token = secret_value(clients(), self.slack_token_secret)
+        return SlackChannel(token, self.slack_channel, self.slack_api_url, timeout=timeout, retry=retry)
+
+    def sweep_settings(self, account: str, region: str, read_trust_lists: bool = True) -> SweepSettings:
+        """The trusted lists are read at run time (so they change without a redeploy), by the states that judge."""
+        read = read_trust_lists and self.trust_parameter
+        accounts, orgs = trust_lists(clients(), self.trust_parameter) if read else (frozenset(), frozenset())
+        trust = TrustConfig(
+            owner_account=account,
+            trusted_accounts=accounts,
+            trusted_org_ids=orgs,
+            partition=partition_of(region),
+            remove_wildcard_principals=self.remove_wildcards,
+        )
+        return SweepSettings(trust, self.exempt_tag_key, self.exempt_api_ids, StageSelection(self.stages))
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-isob-"):
+        return "aws-iso-b"
+    if region.startswith("us-iso-"):
+        return "aws-iso"
+    return "aws"
+
+
+def own_account(context: Any) -> str:
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 and parts[4] else caller_identity(clients()).account
+
+
+def read_state(event: dict[str, Any], context: Any) -> tuple[WorkflowState, ApiChange, Settings]:
+    try:
+        state = WorkflowState.from_dict(event["input"] if isinstance(event, dict) else None)
+    except (KeyError, StateError) as error:
+        raise RemediationFailed(f"state input is not a workflow state: {error}") from None
+    change = state.change
+    bind(event_id=change.event_id, execution=event.get("execution"), api_id=change.api_id, region=change.region)
+    owner = own_account(context)
+    if change.account != owner:
+        raise RemediationFailed(f"the change names account {change.account}, not this remediator's account {owner}; nothing changed")
+    return state, change, Settings.from_environment()
+
+
+def remediator_for(change: ApiChange, settings: Settings, execution: str | None, judges: bool = True) -> Remediator:
+    """`judges`: whether this state evaluates policies (and so needs the trusted lists)."""
+    sweep_settings = settings.sweep_settings(change.account, change.region, read_trust_lists=judges)
+    audit = AuditTable(clients(), settings.audit_table)
+    triggered_by = f"{change.event_name} {change.event_id} by {change.caller.describe()} (execution {execution})"
+    return Remediator(ApiGatewayAdapter(clients()), sweep_settings, audit, change.account, triggered_by)
+
+
+def aws_call(action: Any) -> Any:
+    """An AWS error that outlived botocore's retries becomes the workflow's error for it: `Throttled` and
+    `Transient` are retried by the state machine, anything else (`RemediationFailed`) is caught."""
+    try:
+        return action()
+    except ClientError as error:
+        raise errors.from_aws(error.response.get("Error", {}).get("Code"), str(error)) from None
+    except RedeployFailed as error:
+        code = error.cause.response.get("Error", {}).get("Code") if isinstance(error.cause, ClientError) else None
+        raise errors.from_aws(code, str(error)) from None
+
+
+def ledger(settings: Settings) -> FailureLedger:
+    return FailureLedger(clients(), settings.audit_table)
+
+
+def request_from_state(state: WorkflowState, change: ApiChange, execution: str, token: str, expires_at: int) -> ApprovalRequest:
+    evaluation = state.evaluation or Evaluation("", "")
+    return ApprovalRequest(
+        approval_id=new_approval_id(),
+        execution=execution,
+        task_token=token,
+        account=change.account,
+        region=change.region,
+        api_id=change.api_id,
+        api_name=evaluation.name or change.api_id,
+        changed_by=change.caller.describe(),
+        findings=evaluation.findings,
+        patch_operations=evaluation.patch_operations,
+        policy_before=evaluation.policy or "",
+        expires_at=expires_at,
+    )

@@ -1,0 +1,42 @@
+"""The Evaluate state: read the API's policy as it is now and decide what happens to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from remediator.adapters.apigateway import ApiNotFound
+from remediator.adapters.dynamodb import FailureLedger
+from remediator.functions.common import aws_call, ledger, read_state, remediator_for
+from remediator.functions.needs import RESTAPI, Needs
+from remediator.logs import get_logger
+from remediator.remediation import Verdict, assess, policy_digest
+from remediator.workflow.state import Evaluation
+
+log = get_logger("remediator.functions.evaluate")
+
+
+def needs(mode: str, slack: bool) -> Needs | None:
+    # Before proposing a fix it would apply, how often that fix already failed (GetItem on the counts).
+    writes = mode in ("auto", "approval")
+    return Needs(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",) if writes else ())
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Read the API's policy as it is now (never the event's copy) and decide what to do."""
+    _, change, settings = read_state(event, context)
+    remediator = remediator_for(change, settings, event.get("execution"))
+    try:
+        api = aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
+    except ApiNotFound:
+        log.info("api_gone")
+        return Evaluation(Verdict.GONE.value, settings.mode).to_dict()
+    report = assess(api, remediator.settings)
+    failures = 0
+    if report.verdict() is Verdict.FIX and settings.mode != "dry-run":
+        # A fix that failed LIMIT times on this very policy waits for a person (or a policy change).
+        failures = aws_call(lambda: ledger(settings).count(change.region, change.api_id, policy_digest(api.policy)))
+    verdict = report.verdict(failures, FailureLedger.LIMIT).value
+    log.info("evaluated", verdict=verdict, failures=failures,
+             findings=len(report.evaluation.findings) if report.evaluation else None)
+    return Evaluation.from_dict({"verdict": verdict, "mode": settings.mode, "policy": api.policy, "failures": failures,
+                                 "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict()}).to_dict()

@@ -1,0 +1,114 @@
+"""The notifying states: a proposal, findings for review, the result of a fix, or a failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from remediator.adapters.dynamodb import ApprovalStore, FailureLedger
+from remediator.adapters.slack import SlackUnavailable
+from remediator.adapters.sns import publish
+from remediator.approvals import message
+from remediator.events import ApiChange
+from remediator.functions import common
+from remediator.functions.common import Settings, aws_call, ledger, read_state, request_from_state
+from remediator.functions.needs import Needs
+from remediator.logs import get_logger
+from remediator.remediation import Verdict, policy_digest
+from remediator.workflow.state import Evaluation, Redeployed, WorkflowState
+
+log = get_logger("remediator.functions.notify")
+
+
+def needs(mode: str, slack: bool) -> Needs | None:
+    """With a channel it looks for the execution's approval and posts or updates the message (bot token);
+    in approval mode it records the outcome on the approval; a failed fix adds to the API's count."""
+    slack = slack or mode == "approval"
+    return Needs(
+        publish=True,
+        approvals=(("dynamodb:GetItem",) if slack else ()) + (("dynamodb:UpdateItem",) if mode == "approval" else ()),
+        failures=("dynamodb:UpdateItem",) if mode in ("auto", "approval") else (),
+        slack_token=slack,
+    )
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Publish a proposal, findings for review, the result of a fix, or a failure."""
+    state, change, settings = read_state(event, context)
+    kind = event.get("kind", "notice")
+    evaluation = state.evaluation or Evaluation("", settings.mode)
+    name = evaluation.name or change.api_id
+    subjects = {
+        "proposal": f"Proposed fix for API {name} ({change.region})",
+        "findings": f"Findings to review on API {name} ({change.region})",
+        "result": f"Fixed API {name} ({change.region})",
+        "failure": f"Remediation FAILED for API {name} ({change.region})",
+        "rejected": f"Fix rejected for API {name} ({change.region}): nothing changed",
+        "timeout": f"Approval timed out for API {name} ({change.region}): nothing changed",
+    }
+    body = {
+        "kind": kind,
+        "mode": settings.mode,
+        "account": change.account,
+        "region": change.region,
+        "api_id": change.api_id,
+        "api_name": evaluation.name or None,
+        "changed_by": change.caller.describe(),
+        "event": f"{change.event_name} {change.event_id}",
+        "execution": event.get("execution"),
+        "findings": evaluation.findings,
+        "patch_operations": (state.applied.patch_operations if state.applied else []) or evaluation.patch_operations,
+    }
+    if kind == "result":
+        deployed = state.redeploy or Redeployed()
+        body["stages_redeployed"] = deployed.stages
+        body["deployment_id"] = deployed.deployment_id
+    if kind == "failure":
+        body["error"] = state.get("error")
+        body["restore"] = (state.get("restore") or {}).get("result")
+        if state.evaluation is not None and evaluation.verdict == Verdict.FIX.value and settings.mode != "dry-run":
+            failures = aws_call(lambda: ledger(settings).add(change.region, change.api_id, policy_digest(evaluation.policy)))
+            body["consecutive_failures"] = failures
+            if failures >= FailureLedger.LIMIT:
+                body["needs_person"] = (f"the fix failed {failures} times in a row on this policy; it is not attempted "
+                                        "again automatically until the policy changes")
+                subjects["failure"] = f"Remediation FAILED {failures} times, needs a person: API {name} ({change.region})"
+    if kind in ("rejected", "timeout"):
+        body["decision"] = state.get("decision") or state.get("approval")
+    message_id = aws_call(lambda: publish(common.clients(), settings.topic_arn, subjects.get(kind, f"API {name}"), body))
+    log.info("notified", kind=kind, message_id=message_id)
+    slack = tell_slack(kind, state, change, settings, event.get("execution") or "", body) if settings.slack_enabled else None
+    return {"kind": kind, "message_id": message_id, "slack": slack}
+
+
+def tell_slack(kind: str, state: WorkflowState, change: ApiChange, settings: Settings, execution: str,
+                body: dict[str, Any]) -> str | None:
+    """Update the approval message in place, or post proposals and results as messages without buttons.
+
+    Slack is a courtesy here: the SNS notification above is the record, so a Slack failure is logged, not raised.
+    """
+    store = ApprovalStore(common.clients(), settings.audit_table)
+    try:
+        request = store.for_execution(execution)
+        if request is not None:
+            request.status = {"result": "applied", "rejected": "rejected", "timeout": "timed-out", "failure": "failed"}.get(kind, request.status)
+            if kind == "result":
+                request.stages = list(body.get("stages_redeployed") or [])
+                request.detail = f"Redeployed stages: {', '.join(request.stages) or 'none'} (deployment {body.get('deployment_id')})"
+            elif kind == "timeout":
+                request.detail = f"No decision within {settings.approval_timeout_seconds} s; nothing was changed."
+            store.save(request)
+            if request.channel and request.ts:
+                text, blocks = message(request, request.status, buttons=False)
+                settings.slack().update(request.channel, request.ts, text, blocks)
+            return "updated"
+        if kind not in ("proposal", "result"):
+            return None
+        request = request_from_state(state, change, execution, "", 0)
+        text, blocks = message(request, kind, buttons=False)
+        settings.slack().post(text, blocks)
+        return "posted"
+    except (SlackUnavailable, ClientError, LookupError) as error:
+        log.warning("slack_not_told", kind=kind, error=str(error))
+        return "failed"

@@ -1,0 +1,98 @@
+"""Slack's interactive payloads, behind a Function URL: the Slack signature is the authentication."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from remediator.adapters.dynamodb import ApprovalConflict, ApprovalStore
+from remediator.adapters.secrets import secret_value
+from remediator.adapters.slack import SlackUnavailable
+from remediator.adapters.stepfunctions import TaskGone, answer_task
+from remediator.approvals import CallbackRejected, message, read_button_press, verify_request
+from remediator.functions import common
+from remediator.functions.common import Settings
+from remediator.functions.needs import Needs
+from remediator.logs import bind, get_logger
+
+log = get_logger("remediator.functions.slack_callback")
+
+
+def needs(mode: str, slack: bool) -> Needs | None:
+    """It verifies the request (signing secret), reads and decides the approval, answers the waiting task
+    and updates the message (bot token)."""
+    if mode != "approval":
+        return None
+    return Needs(approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"), slack_token=True, slack_signing_secret=True,
+                 answer_tasks=True)
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Function URL for Slack's interactive payloads. The Slack signature is the authentication.
+
+    Order matters: signature and age first (nothing else is read from a forged request), then
+    the allow-list, then the approval's state, claimed atomically so a replay finds it decided.
+    """
+    now = int(time.time())
+    bind(request="slack-callback")
+    try:
+        settings = Settings.from_environment()
+        headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
+        body = request_body(event)
+        method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "POST")
+        if method != "POST":
+            raise CallbackRejected(405, f"method {method} not allowed")
+        verify_request(headers, body, secret_value(common.clients(), settings.slack_signing_secret), now)
+        press = read_button_press(body, settings.approvers)
+        bind(approval_id=press.approval_id, user=press.user_id)
+        store = ApprovalStore(common.clients(), settings.audit_table)
+        pending = store.get(press.approval_id)
+        if pending is None:
+            raise CallbackRejected(404, "unknown approval ID")
+        if pending.status != "pending":
+            raise CallbackRejected(409, f"approval already {pending.status}")
+        if pending.expires_at <= now:
+            raise CallbackRejected(410, "approval expired")
+        decision = "approved" if press.action == "approve" else "rejected"
+        try:
+            request = store.decide(press.approval_id, decision, press.user_id, now)
+        except ApprovalConflict:
+            raise CallbackRejected(409, "approval already decided or expired") from None
+        output = {"decision": decision, "approval_id": request.approval_id, "approver": press.user_id, "decided_at": now}
+        try:
+            answer_task(common.clients(), request.task_token, decision == "approved", output)
+        except TaskGone as gone:
+            raise CallbackRejected(410, f"the workflow no longer waits for this approval ({gone})") from None
+        except (ClientError, BotoCoreError) as error:
+            # The workflow did not hear the decision: undo it, so that a second click is not refused as a replay.
+            reopened = store.reopen(pending, decision)
+            log.error("task_not_answered", error=str(error), reopened=reopened)
+            raise CallbackRejected(503, "the workflow could not be told; nothing was decided, try again") from None
+    except CallbackRejected as rejected:
+        log.warning("callback_rejected", status=rejected.status, reason=rejected.reason)
+        return {"statusCode": rejected.status, "headers": {"Content-Type": "text/plain"}, "body": rejected.reason}
+    log.info("callback_accepted", decision=decision)
+    try:
+        text, blocks = message(request, decision, buttons=False)
+        if request.channel and request.ts:
+            # Slack wants the answer within 3 s; if the update does not make it, notify updates the message later.
+            settings.slack(timeout=2, retry=False).update(request.channel, request.ts, text, blocks)
+    except (SlackUnavailable, LookupError, ClientError) as error:
+        log.warning("slack_not_updated", error=str(error))
+    return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": f"{decision} by <@{press.user_id}>"}
+
+
+def request_body(event: dict[str, Any]) -> str:
+    """The raw body exactly as Slack signed it; a body that is not UTF-8 text is refused, not crashed on."""
+    raw = event.get("body") or ""
+    if not isinstance(raw, str):
+        raise CallbackRejected(400, "request body is not text")
+    if not event.get("isBase64Encoded"):
+        return raw
+    try:
+        return base64.b64decode(raw, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise CallbackRejected(400, "request body is not base64-encoded UTF-8 text") from None
