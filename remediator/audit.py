@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -46,30 +47,65 @@ class AuditSink(Protocol):
     def records(self) -> Iterator[AuditRecord]: ...
 
 
+class AuditLogError(ValueError):
+    """The audit log cannot be written (a directory, no such folder, no space): nothing may change."""
+
+
 class JsonLinesAuditLog:
-    """Appends one JSON object per line; each write is flushed and fsynced before the next change."""
+    """Appends one JSON object per line; each write is flushed and fsynced before the next change.
+
+    A crash mid-write can leave a truncated last line: readers report and skip it (`skipped`), and
+    the next append starts on a new line instead of being glued onto the fragment.
+    """
+
+    MIN_FREE_BYTES = 1 << 20  # refuse to start changing APIs with less than 1 MiB left for their records
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.skipped: list[str] = []
+
+    def check_writable(self) -> None:
+        """Prove, before the first change, that a record can be written: else nothing may change."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.flush()
+                os.fsync(handle.fileno())
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as error:
+            raise AuditLogError(f"audit log {self.path} cannot be written: {error.strerror or error}") from None
+        if free < self.MIN_FREE_BYTES:
+            raise AuditLogError(f"audit log {self.path} cannot be written: only {free} bytes free on its disk")
 
     def append(self, record: AuditRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
+        line = json.dumps(record.to_dict(), separators=(",", ":")) + "\n"
+        with self.path.open("a+b") as handle:
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # a truncated last line: start the record on a line of its own
+                    line = "\n" + line
+            handle.write(line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
 
     def records(self) -> Iterator[AuditRecord]:
         if not self.path.exists():
             return
-        with self.path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
+        with self.path.open(encoding="utf-8", errors="surrogateescape") as handle:
+            lines = handle.read().split("\n")
+        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+        for index, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                yield AuditRecord.from_dict(json.loads(line))
+            except (json.JSONDecodeError, TypeError) as error:
+                number = index + 1
+                if index == last:  # the last write was cut off: report and skip it
+                    self.skipped.append(f"{self.path}:{number}: truncated last line skipped ({len(line)} characters)")
                     continue
-                try:
-                    yield AuditRecord.from_dict(json.loads(line))
-                except (json.JSONDecodeError, TypeError) as error:
-                    raise ValueError(f"{self.path}:{number}: not an audit record ({error})") from None
+                raise ValueError(f"{self.path}:{number}: not an audit record ({error})") from None
 
 
 def last_change(sink: AuditSink, api_id: str, region: str | None = None) -> AuditRecord | None:

@@ -119,9 +119,12 @@ def run_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    audit = JsonLinesAuditLog(args.audit_log)
+    if args.apply:
+        audit.check_writable()  # before anything changes: a change without its record is not made
     clients, owner, caller, settings, regions = _context(args)
     adapter = ApiGatewayAdapter(clients)
-    remediator = Remediator(adapter, settings, JsonLinesAuditLog(args.audit_log), owner, f"cli:{caller}")
+    remediator = Remediator(adapter, settings, audit, owner, f"cli:{caller}")
     reports = list(_progress(scan(adapter, regions, settings), err, "scanning"))
     outcomes = (remediator.fix(report, apply=args.apply) for report in reports)
     status = cli.EXIT_OK
@@ -138,7 +141,11 @@ def run_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
     audit = JsonLinesAuditLog(args.audit_log)
+    if args.apply:
+        audit.check_writable()
     record = last_change(audit, args.api_id, args.region)
+    for skipped in audit.skipped:
+        print(f"warning: {cli.one_line(skipped)}", file=err)
     if record is None:
         where = f" in {args.region}" if args.region else ""
         print(f"error: {args.audit_log}: no remediation of {args.api_id}{where} is recorded", file=err)

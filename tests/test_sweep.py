@@ -454,3 +454,41 @@ def test_rollback_of_another_accounts_record_is_refused(account, tmp_path: Path)
     status, _, err = run_cli("rollback", "--audit-log", str(audit), "--api-id", api_id, "--endpoint-url", account.endpoint_url, "--apply")
     assert status == 2 and f"the record is of account {STRANGER}" in err and err.count("\n") == 1
     assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy) == policy(allow(OWNER))
+
+
+@pytest.mark.parametrize("where", ["a directory", "under a file", "no space"])
+def test_an_audit_log_that_cannot_be_written_stops_fix_before_any_change(account, tmp_path: Path, where: str, monkeypatch) -> None:
+    original = policy(allow(OWNER, STRANGER))
+    api_id = seed_rest_api(account.clients, "eu-west-1", "api", json.dumps(original))
+    if where == "a directory":
+        audit = tmp_path / "audit.jsonl"
+        audit.mkdir()
+    elif where == "under a file":
+        (tmp_path / "file").write_text("x")
+        audit = tmp_path / "file" / "audit.jsonl"
+    else:
+        audit = tmp_path / "audit.jsonl"
+        monkeypatch.setattr("shutil.disk_usage", lambda path: type("Usage", (), {"free": 1024})())
+    account.server.counts.clear()
+    status, records, err = run_cli("fix", *sweep_args(account, "--apply", "--audit-log", str(audit)))
+    assert status == 2 and records == [] and err.count("\n") == 1 and "cannot be written" in err
+    assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy) == original
+    assert not any(op.startswith(("Update", "Create")) for (_, op) in account.server.aws_requests())
+
+
+def test_a_truncated_last_line_is_skipped_and_the_next_record_starts_on_its_own_line(account, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    api_id = seed_rest_api(account.clients, "eu-west-1", "api", json.dumps(policy(allow(OWNER, STRANGER))))
+    assert run_cli("fix", *sweep_args(account, "--apply", "--audit-log", str(audit)))[0] == 0
+    with audit.open("a") as handle:
+        handle.write('{"account":"111122223333","region":"eu-we')  # a write cut off by a crash
+    base = ["rollback", "--audit-log", str(audit), "--api-id", api_id, "--endpoint-url", account.endpoint_url]
+    status, _, err = run_cli(*base, "--apply")
+    assert status == 0 and "warning:" in err and "truncated last line skipped" in err
+    lines = audit.read_text().split("\n")
+    assert lines[-1] == "" and lines[1].startswith('{"account":"111122223333","region":"eu-we') and not lines[1].endswith("}")
+    assert [json.loads(line)["action"] for line in lines if line.endswith("}")] == ["remediate", "rollback"]
+    # a corrupt line that is not the last is still refused
+    audit.write_text("garbage\n" + audit.read_text())
+    status, _, err = run_cli(*base)
+    assert status == 2 and "not an audit record" in err
