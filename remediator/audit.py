@@ -31,6 +31,7 @@ class AuditRecord:
     triggered_by: str
     findings: list[dict[str, Any]] = field(default_factory=list)
     timestamp: str = field(default_factory=utc_now)
+    change_id: str = ""  # what made the change (the workflow's execution): one record per change, however often retried
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

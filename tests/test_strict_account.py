@@ -333,3 +333,25 @@ def test_the_synthesized_template_lets_the_fix_happen_and_nothing_more(mode: str
     callback = [f for f in of_type(template, "AWS::Lambda::Function").values() if f["Properties"]["Handler"] == "remediator.functions.slack_callback.handler"]
     assert [f["Properties"].get("ReservedConcurrentExecutions") for f in callback] == ([5] if mode == "approval" else [])
     assert resources  # the template is the stack's, synthesized by the CDK
+
+
+def test_a_record_retried_after_its_write_went_through_leaves_one_record(flow: LocalWorkflow) -> None:
+    """The audit record's key is the change's (its execution): a retried Record writes nothing twice."""
+    from remediator.workflow.errors import Transient
+
+    route = runner._routes[runner.FUNCTION_PREFIX + "record"]
+    real, calls = route.handler, []
+
+    def record_then_fail_once(event: dict, context: Any) -> Any:
+        result = real(event, context)
+        calls.append(result)
+        if len(calls) == 1:
+            raise Transient("injected: the write went through, then the function failed")
+        return result
+
+    route.handler = record_then_fail_once
+    api_id = seed(flow, UNTRUSTED)
+    _, result = run(flow, api_id)
+    assert result.status == "SUCCEEDED" and len(calls) == 2  # Step Functions retried Record
+    (record,) = flow.audit_records()
+    assert record.api_id == api_id and record.change_id == result.name

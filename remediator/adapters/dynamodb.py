@@ -20,9 +20,12 @@ class AuditTable:
         self.table_name = table_name
 
     def append(self, record: AuditRecord) -> None:
+        """Append a record; with a `change_id` the key is the change's, so a retried write finds it there
+        and writes nothing: exactly one record per change."""
+        key = f"audit#change#{record.change_id}" if record.change_id else f"audit#{record.timestamp}#{record.action}#{uuid.uuid4().hex[:12]}"
         item = {
             "pk": {"S": f"api#{record.region}#{record.api_id}"},
-            "sk": {"S": f"audit#{record.timestamp}#{record.action}#{uuid.uuid4().hex[:12]}"},
+            "sk": {"S": key},
             "account": {"S": record.account},
             "region": {"S": record.region},
             "api_id": {"S": record.api_id},
@@ -31,7 +34,12 @@ class AuditTable:
             "record": {"S": json.dumps(record.to_dict(), separators=(",", ":"))},
         }
         # Never overwrite an earlier record: an audit log only grows.
-        self._client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        try:
+            self._client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except self._client.exceptions.ConditionalCheckFailedException:
+            if not record.change_id:
+                raise
+            # This change is recorded already (a retry after the first write went through).
 
     def records(self) -> Iterator[AuditRecord]:
         kwargs: dict[str, Any] = {"TableName": self.table_name}
@@ -42,7 +50,7 @@ class AuditTable:
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        for item in sorted(items, key=lambda i: i["sk"]["S"]):
+        for item in sorted(items, key=lambda i: (i["recorded_at"]["S"], i["sk"]["S"])):
             yield AuditRecord.from_dict(json.loads(item["record"]["S"]))
 
 

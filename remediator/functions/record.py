@@ -31,6 +31,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         account=change.account, region=change.region, api_id=change.api_id, api_name=evaluation.name if evaluation else "",
         action="remediate", policy_before=applied.before, policy_after=applied.written, patch_operations=applied.patch_operations,
         stages_redeployed=list(deployed.stages), deployment_id=deployed.deployment_id, triggered_by=remediator.triggered_by,
-        findings=findings)))
+        findings=findings, change_id=str(event.get("execution") or ""))))
     aws_call(lambda: ledger(settings).clear(change.region, change.api_id))  # the fix went through: the count starts over
     return audit.to_dict()

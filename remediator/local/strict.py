@@ -110,6 +110,7 @@ def install_clock(clock: LocalClock) -> None:
     import botocore.endpoint
     import botocore.retries.bucket as bucket
     import botocore.retries.standard
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
     from remediator.adapters import apigateway
 
@@ -121,6 +122,7 @@ def install_clock(clock: LocalClock) -> None:
     shim = _ClockModule(clock)
     botocore.endpoint.time = shim  # type: ignore[attr-defined]
     botocore.retries.standard.time = shim  # type: ignore[attr-defined]
+    retrier_decl.time = shim  # Step Functions' Retry intervals, too, pass on the local clock
     bucket.Clock.sleep = lambda self, amount: clock.sleep(amount)  # type: ignore[method-assign]
     bucket.Clock.current_time = lambda self: clock.time()  # type: ignore[method-assign]
     bucket.TokenBucket.__init__ = _virtual_bucket_init(bucket.TokenBucket.__init__)  # type: ignore[method-assign]
