@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from remediator.local import cloudtrail, runner
-from remediator.local.iam import _wild, dataset
+from remediator.local.iam import _wild
 from remediator.local.runner import LocalWorkflow
 from tests.conftest import OWNER
 from tests.test_approvals import start, wait_for_buttons
@@ -109,15 +109,10 @@ EXERCISE = {"auto": exercise_auto, "dry-run": exercise_dry_run, "approval": exer
 
 
 def grants(principal: Any) -> set[tuple[str, str]]:
-    """(action, resource pattern) for every action and resource an Allow statement names."""
-    found = set()
-    for statement in principal.policies.statements:
-        if statement["Effect"] != "Allow":
-            continue
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        found |= {(action, resource) for pattern in actions for action in dataset().expand(pattern) for resource in resources}
-    return found
+    """(action, resource pattern) for every action an Allow statement grants (PolicySet.granted) and each
+    resource the statement names."""
+    resources = [s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]] for s in principal.policies.statements]
+    return {(action, resource) for index, action in principal.policies.granted() for resource in resources[index]}
 
 
 @pytest.mark.parametrize("mode", ["auto", "dry-run", "approval"])

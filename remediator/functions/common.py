@@ -29,16 +29,12 @@ from remediator.workflow.state import Evaluation, StateError, WorkflowState
 
 
 @cache
-
-
 def clients() -> ClientFactory:
     """One client factory per Lambda container (AWS_ENDPOINT_URL points it at an emulator locally)."""
     return ClientFactory()
 
 
 @dataclass(frozen=True)
-
-
 class Settings:
     """What the stack configures through the environment."""
 

@@ -28,8 +28,6 @@ FAILURE_ITEM_KEYS = ("failures#*",)
 
 
 @dataclass(frozen=True)
-
-
 class Needs:
     """What one function may do, beyond writing its own log group."""
 

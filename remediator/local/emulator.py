@@ -27,7 +27,7 @@ from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_
 from werkzeug.serving import make_server
 
 from remediator.adapters.clients import ClientFactory
-from remediator.local.strict import StrictLayer, install_clock
+from remediator.local.strict import OPERATION_KEY, StrictLayer, install_clock
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -92,7 +92,7 @@ class CountingMotoServer(ThreadedMotoServer):
             app = self.strict.wrap(app, operation_of)
 
         def counting_app(environ: dict[str, Any], start_response: Any) -> Any:
-            key = operation_of(environ)
+            key = environ[OPERATION_KEY] = operation_of(environ)
             with self._count_lock:
                 self.counts[key] += 1
             return app(environ, start_response)

@@ -234,9 +234,10 @@ class LocalWorkflow:
             group = f"/aws/lambda/{FUNCTION_PREFIX}{owner}" if owner in functions else f"/aws/vendedlogs/states/{logical_id}"
             resolve.bind(logical_id, group, Arn=f"arn:aws:logs:{region}:{account_id}:log-group:{group}:*")
         arns = {n: resolve.attrs[(functions[n.lower()][0], "Arn")] for n in workflow.FUNCTIONS}
+        (machine,) = of_type(self.template, "AWS::StepFunctions::StateMachine").values()
+        machine_role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         self.state_machine_arn = create_state_machine(
-            self.clients, region, "apigw-remediator", workflow.render(arns),
-            self.role_arns[next(iter(of_type(self.template, "AWS::StepFunctions::StateMachine").values()))["Properties"]["RoleArn"]["Fn::GetAtt"][0]])
+            self.clients, region, "apigw-remediator", workflow.render(arns), self.role_arns[machine_role])
         self._bind_one("AWS::StepFunctions::StateMachine", self.state_machine_arn, Name="apigw-remediator")
         for cfn_type in ("AWS::Events::Rule", "AWS::CloudWatch::Alarm", "AWS::Lambda::Url", "AWS::Lambda::Permission",
                          "AWS::IAM::Policy", "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
@@ -260,9 +261,7 @@ class LocalWorkflow:
                 _routes[name] = Route(function_modules.handler(handler), principal, float(function["Properties"].get("Timeout", 3)),
                                       resolve.attrs.get((group["Ref"], "Arn")) if group else None, self.strict)
             LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
-        self.functions = {handler: name for handler, (_, _, name, _) in functions.items()}
         if self.strict is not None:
-            machine_role = next(iter(of_type(self.template, "AWS::StepFunctions::StateMachine").values()))["Properties"]["RoleArn"]["Fn::GetAtt"][0]
             self.strict.register(Principal("state-machine", f"arn:aws:sts::{account_id}:assumed-role/{self.role_arns[machine_role].rsplit('/', 1)[1]}/states",
                                            SFN_KEY, PolicySet(policies.get(machine_role, []), principal="state machine"),
                                            role_arn=self.role_arns[machine_role], scope=config.mode))
@@ -352,10 +351,6 @@ class LocalWorkflow:
         """Press a button as Slack would: a signed POST to the callback's Function URL."""
         body = body if body is not None else button_press_body(approval_id, action, user_id)
         return post(self.callback.url, body, signed_headers(body, secret or self.signing_secret, timestamp))
-
-    def set_mode(self, mode: str) -> None:
-        self.config.mode = mode
-        os.environ["REMEDIATOR_MODE"] = mode
 
     def publish_event(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Put an event on the emulated EventBridge bus; returns what the stack's rule delivered of it.

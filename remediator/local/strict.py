@@ -34,8 +34,9 @@ from urllib.parse import parse_qs, unquote
 
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-from remediator.local.iam import Call, Decision, IamError, PolicySet, dataset
+from remediator.local.iam import Call, Decision, IamError, PolicySet
 
+OPERATION_KEY = "local.operation"  # the (service, operation) the server already worked out for a request
 HARNESS_KEY = "testing"  # the emulator's default credentials: the test harness, the demo's setup, the CLI
 SFN_KEY = "ak"  # the emulator's Step Functions interpreter signs its Lambda invokes with this key
 
@@ -170,10 +171,6 @@ class Principal:
     role_arn: str | None = None
     patient: bool = False  # waits for its quota turn (the harness) instead of being throttled
     scope: str = ""  # the deployment it belongs to (the stack's mode), to tell grants of one template apart
-
-    @property
-    def key(self) -> str:
-        return f"{self.scope}/{self.name}" if self.scope else self.name
 
     def user_identity(self, account: str) -> dict[str, Any]:
         """`userIdentity` of a CloudTrail record of this principal's call."""
@@ -384,7 +381,6 @@ class Quotas:
         self.clock = clock
         self._buckets: dict[str, Bucket] = {}
         self._lock = threading.Lock()
-        self.throttled: collections.Counter[str] = collections.Counter()
         self.waited: collections.Counter[str] = collections.Counter()  # patient callers' waits, per quota
 
     def admit(self, operation: str, patient: bool) -> bool:
@@ -400,7 +396,6 @@ class Quotas:
                     if not wait:
                         self._buckets[name].tokens += 1
                 if not patient:
-                    self.throttled[operation] += 1
                     return False
                 self.waited.update(name for name, wait in zip(names, waits) if wait)
             self.clock.advance_to(now + max(waits))
@@ -435,9 +430,7 @@ class StrictLayer:
         self.harness = Principal("harness", f"arn:aws:iam::{account}:user/local-admin", HARNESS_KEY, None, patient=True)
         self.principals: dict[str, Principal] = {HARNESS_KEY: self.harness}
         self.checked: list[CheckedCall] = []
-        self.used: dict[str, set[tuple[int, str]]] = collections.defaultdict(set)
         self.trail: list[dict[str, Any]] = []
-        self.cloudtrail = True
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -454,7 +447,7 @@ class StrictLayer:
     # -- authorization --
 
     def authorize(self, principal: Principal, calls: Iterable[Call]) -> CheckedCall | None:
-        """The first denied call, or None if every call is allowed (recording what each used)."""
+        """The first denied call, or None if every call is allowed (each one recorded in `checked`)."""
         if principal.policies is None:
             return None
         for call in calls:
@@ -465,13 +458,11 @@ class StrictLayer:
             checked = CheckedCall(principal.name, call.action, call.resource, decision.allowed, decision.reason, principal.scope)
             with self._lock:
                 self.checked.append(checked)
-                if decision.allowed and decision.statement is not None:
-                    self.used[principal.key].add((decision.statement, dataset().canonical(call.action) or call.action))
             if not decision.allowed:
                 return checked
         return None
 
-    def calls_for(self, request: Request, principal: Principal) -> list[Call]:
+    def calls_for(self, request: Request) -> list[Call]:
         service, op = request.service, request.operation
         region, account = request.region, self.account
         if service in ("apigateway", "execute-api"):
@@ -513,13 +504,13 @@ class StrictLayer:
 
     def wrap(self, app: Callable[..., Any], operation_of: Callable[[dict[str, Any]], tuple[str, str]]) -> Callable[..., Any]:
         def strict_app(environ: dict[str, Any], start_response: Any) -> Any:
-            service, operation = operation_of(environ)
+            service, operation = environ.get(OPERATION_KEY) or operation_of(environ)
             if service == "emulator":
                 return app(environ, start_response)
             request = Request(environ, service, operation)
             principal = self.principals.get(request.access_key, self.harness)
             try:
-                calls = self.calls_for(request, principal)
+                calls = self.calls_for(request)
             except NotImplementedError as error:
                 return _error(start_response, service, 400, "ValidationException", str(error))
             denied = self.authorize(principal, calls)
@@ -557,13 +548,12 @@ class StrictLayer:
         detail = cloudtrail_record(request, principal.user_identity(self.account), self.account, response)
         with self._lock:
             self.trail.append(detail)
-        if self.cloudtrail:
-            from moto.events.models import events_backends
+        from moto.events.models import events_backends
 
-            events_backends[self.account][request.region].put_events([{
-                "Source": "aws.apigateway", "DetailType": "AWS API Call via CloudTrail",
-                "Detail": json.dumps(detail), "Resources": [],
-            }])
+        events_backends[self.account][request.region].put_events([{
+            "Source": "aws.apigateway", "DetailType": "AWS API Call via CloudTrail",
+            "Detail": json.dumps(detail), "Resources": [],
+        }])
 
     def events_by(self, role_arn: str) -> list[dict[str, Any]]:
         """The recorded CloudTrail events of calls made by sessions of this role."""
