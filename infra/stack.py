@@ -40,7 +40,7 @@ from constructs import Construct
 
 import remediator.functions
 import remediator.workflow
-from remediator.functions.needs import APPROVAL_ITEM_KEYS, FAILURE_ITEM_KEYS, Needs
+from remediator.functions.needs import APPROVAL_ITEM_KEYS, AUDIT_ITEM_KEYS, FAILURE_ITEM_KEYS, JOURNAL_ITEM_KEYS, Needs
 from remediator.events import event_pattern
 from infra.asset import build_lambda_asset
 from infra.config import STANDARD_PARAMETER_LIMIT, RemediatorConfig
@@ -468,8 +468,6 @@ class RemediatorStack(Stack):
                     actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn]
                 )
             )
-        if access.put_audit:
-            statements.append(iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.table.table_arn]))
         if access.publish:
             statements.append(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
             # Publishing to an encrypted topic: SNS asks KMS for a data key on the caller's behalf.
@@ -478,7 +476,8 @@ class RemediatorStack(Stack):
                     actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.topic_key.key_arn]
                 )
             )
-        for actions, keys in ((access.approvals, APPROVAL_ITEM_KEYS), (access.failures, FAILURE_ITEM_KEYS)):
+        for actions, keys in ((access.approvals, APPROVAL_ITEM_KEYS), (access.failures, FAILURE_ITEM_KEYS),
+                              (access.journal, JOURNAL_ITEM_KEYS), (("dynamodb:PutItem",) if access.put_audit else (), AUDIT_ITEM_KEYS)):
             if actions:
                 statements.append(
                     iam.PolicyStatement(

@@ -31,7 +31,8 @@ class AuditRecord:
     triggered_by: str
     findings: list[dict[str, Any]] = field(default_factory=list)
     timestamp: str = field(default_factory=utc_now)
-    change_id: str = ""  # what made the change (the workflow's execution): one record per change, however often retried
+    change_id: str = ""  # the change's intent (remediator.journal): one record per change, however often retried
+    outcome: str = "applied"  # applied (deployed) | restored (undone: policy and stages put back)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,8 +56,8 @@ class AuditLogError(ValueError):
 class JsonLinesAuditLog:
     """Appends one JSON object per line; each write is flushed and fsynced before the next change.
 
-    A crash mid-write can leave a truncated last line: readers report and skip it (`skipped`), and
-    the next append starts on a new line instead of being glued onto the fragment.
+    A crash mid-write can leave a truncated last line: readers report and skip it (`skipped`), also once
+    later records follow it, and the next append starts on a new line instead of being glued onto it.
     """
 
     MIN_FREE_BYTES = 1 << 20  # refuse to start changing APIs with less than 1 MiB left for their records
@@ -79,8 +80,12 @@ class JsonLinesAuditLog:
             raise AuditLogError(f"audit log {self.path} cannot be written: only {free} bytes free on its disk")
 
     def append(self, record: AuditRecord) -> None:
+        self.append_line(record.to_dict())
+
+    def append_line(self, data: dict[str, Any]) -> None:
+        """One JSON object on a line of its own, on disk (fsync) before this returns."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record.to_dict(), separators=(",", ":")) + "\n"
+        line = json.dumps(data, separators=(",", ":")) + "\n"
         with self.path.open("a+b") as handle:
             if handle.tell() > 0:
                 handle.seek(-1, os.SEEK_END)
@@ -100,19 +105,25 @@ class JsonLinesAuditLog:
             if not line.strip():
                 continue
             try:
-                yield AuditRecord.from_dict(json.loads(line))
-            except (json.JSONDecodeError, TypeError) as error:
+                data = json.loads(line)
+                if isinstance(data, dict) and data.get("kind") == "intent":
+                    continue  # the journal's intents share the file (remediator.journal)
+                yield AuditRecord.from_dict(data)
+            except (json.JSONDecodeError, TypeError, AttributeError) as error:
                 number = index + 1
-                if index == last:  # the last write was cut off: report and skip it
-                    self.skipped.append(f"{self.path}:{number}: truncated last line skipped ({len(line)} characters)")
+                cut_off = line.lstrip().startswith("{") and not line.rstrip().endswith("}")
+                if index == last or cut_off:  # a write cut off by a crash (later appends start on a new line)
+                    kind = "truncated last line" if index == last else "truncated line"
+                    self.skipped.append(f"{self.path}:{number}: {kind} skipped ({len(line)} characters)")
                     continue
                 raise ValueError(f"{self.path}:{number}: not an audit record ({error})") from None
 
 
 def last_change(sink: AuditSink, api_id: str, region: str | None = None) -> AuditRecord | None:
-    """The most recent remediation of an API, which a rollback undoes."""
+    """The most recent remediation of an API that took effect (not one undone since), which a rollback undoes."""
     found = None
     for record in sink.records():
-        if record.api_id == api_id and record.action == "remediate" and (region is None or record.region == region):
+        if (record.api_id == api_id and record.action == "remediate" and record.outcome == "applied"
+                and (region is None or record.region == region)):
             found = record
     return found

@@ -8,15 +8,21 @@ changed since it was assessed is never overwritten with a stale fix.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RedeployFailed, RestApi
-from remediator.audit import AuditRecord, AuditSink
+from remediator import clock
+from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RestApi
+from remediator.audit import AuditRecord, JsonLinesAuditLog
+from remediator.journal import FileLease, Intent, IntentConflict, Journal, JsonLinesJournal, Lease, PlannedStage
 from remediator.core import Evaluation, PolicyError, TrustConfig, compact_json, evaluate_policy, parse_policy
 from remediator.logs import get_logger
 
@@ -34,12 +40,13 @@ class Verdict(str, Enum):
     REPORT_ONLY = "report-only"  # findings a person must review (or a policy that cannot be read)
     FIX = "fix"  # untrusted principals the fix removes
     HELD = "held"  # the fix failed FailureLedger.LIMIT times on this policy: a person must look first
+    RECOVER = "recover"  # a change of ours was left half-done (its holder is gone): finish or undo it first
     GONE = "gone"  # the API no longer exists
 
     @property
     def needs_attention(self) -> bool:
         """Whether the scheduled sweep sends the API through the workflow."""
-        return self in (Verdict.FIX, Verdict.REPORT_ONLY)
+        return self in (Verdict.FIX, Verdict.REPORT_ONLY, Verdict.RECOVER)
 
 
 class StageSelection:
@@ -91,8 +98,11 @@ class ApiReport:
     def needs_fix(self) -> bool:
         return not self.exempt and self.evaluation is not None and bool(self.evaluation.patch_operations)
 
-    def verdict(self, failures: int = 0, failure_limit: int | None = None) -> Verdict:
-        """The one decision ladder: exempt, unreadable, fixable (unless the fix keeps failing), findings, compliant."""
+    def verdict(self, failures: int = 0, failure_limit: int | None = None, left_open: bool = False) -> Verdict:
+        """The one decision ladder: a change of ours left half-done, exempt, unreadable, fixable (unless the
+        fix keeps failing), findings, compliant."""
+        if left_open:
+            return Verdict.RECOVER
         if self.exempt:
             return Verdict.EXEMPT
         if self.error or self.evaluation is None:
@@ -164,15 +174,70 @@ class RollbackRefused(Exception):
     """The API's policy is no longer the one the remediation wrote."""
 
 
-class Remediator:
-    """Applies fixes and rollbacks to live APIs through the adapter, recording each change."""
+@dataclass
+class Patched:
+    """The first step of a change: its intent written and the policy patched (or why nothing was written)."""
 
-    def __init__(self, adapter: ApiGatewayAdapter, settings: SweepSettings, audit: AuditSink, account: str, triggered_by: str) -> None:
+    report: ApiReport
+    action: str  # patched | busy | unchanged | exempt | skipped | failed | stale
+    detail: str
+    intent: Intent | None = None
+    replanned: bool = False
+    wait_seconds: float = 0.0  # busy: another change of this API is in flight; look again after this
+    recovered: list[str] = field(default_factory=list)  # what reconciling a change left half-done did
+    error_code: str | None = None  # failed: the AWS error code (the workflow retries throttling)
+
+    def outcome(self) -> FixOutcome:
+        return FixOutcome(self.report, self.action, self.detail, replanned=self.replanned)
+
+
+@dataclass
+class Deployment:
+    """The second step: the stages that serve the change now, or how long to wait for the account's turn."""
+
+    stages: list[str] = field(default_factory=list)
+    deployment_id: str | None = None
+    missing: list[str] = field(default_factory=list)
+    wait_seconds: float = 0.0
+
+
+class Remediator:
+    """Every change as a transaction, for the CLI and the workflow alike:
+
+    1. `begin`: reconcile an intent this API was left with, re-read and re-plan, write the intent
+       (`pending`, with the stages and the deployment each serves now), then patch the policy;
+    2. `deploy`: in the account's turn (the lease), one CreateDeployment, the other stages pointed at it;
+    3. `complete`: close the intent as `applied` with its one audit record; or `undo`: every stage back
+       on the deployment it served and the policy back to `before`, closed as `restored` with its record.
+
+    The open intent is the claim on the API: a second fix of it waits (`busy`) instead of changing it twice.
+    """
+
+    CLAIM_SECONDS = 600.0  # a holder that stops renewing its claim for this long is taken for dead
+    POLL_SECONDS = 10  # how long a duplicate waits before it looks again
+
+    def __init__(self, adapter: ApiGatewayAdapter, settings: SweepSettings, journal: Journal, lease: Lease,
+                 account: str, triggered_by: str, holder: str | None = None) -> None:
         self.adapter = adapter
         self.settings = settings
-        self.audit = audit
+        self.journal = journal
+        self.lease = lease
         self.account = account
         self.triggered_by = triggered_by
+        self.holder = holder or f"cli:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    @classmethod
+    def with_audit_log(cls, adapter: ApiGatewayAdapter, settings: SweepSettings, log: JsonLinesAuditLog, account: str,
+                       triggered_by: str) -> Remediator:
+        """The CLI's: intents and records in one JSON Lines file, runs taking turns through its lock file."""
+        journal = JsonLinesJournal(log)
+        return cls(adapter, settings, journal, FileLease(journal), account, triggered_by)
+
+    def _exclusive(self) -> Any:
+        exclusive = getattr(self.journal, "exclusive", None)
+        return exclusive() if exclusive is not None else nullcontext()
+
+    # --- the CLI: each API from start to end, one at a time -------------------------------------
 
     def fix(self, report: ApiReport, apply: bool) -> FixOutcome:
         verdict = report.verdict()
@@ -189,160 +254,283 @@ class Remediator:
         return self.apply(report.api.region, report.api.api_id, expected_policy=report.api.policy)
 
     def apply(self, region: str, api_id: str, expected_policy: str | None = None) -> FixOutcome:
-        """Patch, redeploy and record in one go (the CLI); the workflow runs the same steps as states."""
-        patched = self.patch(region, api_id, expected_policy)
-        if patched.action != "patched":
-            return patched.outcome()
-        try:
-            stages, deployment_id, missing = self.redeploy(patched.report.api)
-        except (RedeployFailed, ApiNotFound, ClientError, BotoCoreError) as error:
-            return self._undo(patched, error)
-        record = self.record(patched, stages, deployment_id)
-        outcome = patched.outcome()
-        outcome.action = "applied"
-        outcome.detail = _redeploy_detail(stages, missing)
-        outcome.stages_redeployed, outcome.deployment_id, outcome.audit = list(stages), deployment_id, record
-        return outcome
+        """Begin, deploy in the account's turn, and complete, holding the journal's lock throughout."""
+        with self._exclusive():
+            patched = self.begin(region, api_id, expected_policy)
+            if patched.action != "patched" or patched.intent is None:
+                return patched.outcome()
+            return self.finish(patched)
 
-    def patch(self, region: str, api_id: str, expected_policy: str | None = None,
+    def finish(self, patched: Patched, action: str = "applied") -> FixOutcome:
+        """Deploy (waiting for the account's turn) and complete; undo if the deployment fails."""
+        assert patched.intent is not None
+        intent = patched.intent
+        try:
+            deployment = self.deploy(intent)
+            while deployment.wait_seconds > 0:
+                clock.sleep(deployment.wait_seconds)
+                deployment = self.deploy(intent)
+        except (ApiNotFound, ClientError, BotoCoreError) as error:
+            try:
+                result = self.undo(intent, f"redeploy failed: {error}")
+            except (ApiNotFound, ClientError, BotoCoreError, PolicyError) as undo_error:
+                log.error("undo_failed", region=intent.region, api_id=intent.api_id, error=str(undo_error))
+                return FixOutcome(patched.report, "failed", f"redeploy failed ({error}) and could not be undone ({undo_error}); "
+                                  "the change stays pending and is finished or undone by the next run")
+            return FixOutcome(patched.report, "failed", f"redeploy failed, {result}: {error}")
+        record = self.complete(intent, deployment)
+        return FixOutcome(patched.report, action, _redeploy_detail(deployment.stages, deployment.missing),
+                          list(deployment.stages), deployment.deployment_id, record, patched.replanned)
+
+    def recover(self, regions: Iterable[str] | None = None) -> list[str]:
+        """Finish or undo every change left half-done in this account (by a run that was killed, an
+        execution that failed): what `fix` and the sweep do first. Says what it did to each."""
+        wanted = set(regions) if regions is not None else None
+        done: list[str] = []
+        with self._exclusive():
+            for intent in self.journal.open_intents():
+                if intent.account != self.account or (wanted is not None and intent.region not in wanted):
+                    continue
+                if self.journal.held_by_other(intent, self.holder, clock.now()):
+                    continue
+                state, carry_on = self.reconcile(intent)
+                if carry_on is not None:
+                    outcome = self.finish(Patched(_intent_report(intent), "patched", "", carry_on))
+                    state = "applied" if outcome.action == "applied" else f"failed ({outcome.detail})"
+                done.append(f"{intent.region}/{intent.api_id}: change {intent.intent_id} of {intent.created_at} {state}")
+        return done
+
+    # --- the steps, shared with the workflow's states ---------------------------------------------
+
+    def begin(self, region: str, api_id: str, expected_policy: str | None = None,
               approved_operations: list[dict[str, str]] | None = None) -> Patched:
-        """Re-read the API, re-plan if its policy changed since it was assessed, and write the fix.
+        """Reconcile what this API was left with, re-read, re-plan, write the intent, patch the policy.
 
         With `approved_operations` (approval mode) nothing is written unless the policy is still the
-        one the person saw and the plan still that patch: otherwise it comes back as "stale", from
-        the same read that would have been patched, to be proposed again.
+        one the person saw and the plan still that patch: otherwise it comes back as "stale".
         """
+        recovered: list[str] = []
+        left = self.journal.open_intent(self.account, region, api_id)
+        if left is not None:
+            if self.journal.held_by_other(left, self.holder, clock.now()):
+                return Patched(_intent_report(left), "busy", f"a change of this API is in progress ({left.holder}); waiting for it",
+                               wait_seconds=self.POLL_SECONDS)
+            state, carry_on = self.reconcile(left)
+            recovered.append(f"change {left.intent_id} {state}")
+            if carry_on is not None:
+                return Patched(_intent_report(carry_on), "patched", "finishing the change left half-done", carry_on, recovered=recovered)
         try:
             api = self.adapter.get_rest_api(region, api_id)
         except ApiNotFound:
-            return Patched(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
+            return Patched(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped", recovered=recovered)
         report = assess(api, self.settings)
-        replanned = expected_policy is not None and not _same_policy(api.policy, expected_policy)
+        replanned = expected_policy is not None and not same_policy(api.policy, expected_policy)
         if report.exempt:
             return Patched(report, "exempt", "never changed", replanned=replanned)
         if report.error or report.evaluation is None:
             return Patched(report, "failed", report.error or "no evaluation", replanned=replanned)
         if not report.needs_fix:
-            return Patched(report, "unchanged", "nothing to remove now", replanned=replanned)
+            return Patched(report, "unchanged", "nothing to remove now", replanned=replanned, recovered=recovered)
         operations = report.evaluation.patch_operations
         if approved_operations is not None and (replanned or operations != approved_operations):
             return Patched(report, "stale", "the policy changed after the proposal; nothing written", replanned=True)
+        findings = [f.to_dict() for f in report.evaluation.findings]
+        patched = self._write(report, operations, operations[0]["value"], "remediate", None, findings)
+        patched.replanned, patched.recovered = replanned, recovered
+        return patched
+
+    def _write(self, report: ApiReport, operations: list[dict[str, str]], after: str, action: str,
+               stage_names: list[str] | None, findings: list[dict[str, Any]]) -> Patched:
+        """Write the intent, then the policy: a change is never made before it is written down."""
+        api = report.api
         try:
-            updated = self.adapter.update_policy(region, api_id, operations)
+            current = {s.name: s.deployment_id for s in self.adapter.list_stages(api.region, api.api_id)}
         except ApiNotFound:
-            return Patched(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
+            return Patched(_gone_report(api.region, api.api_id), "skipped", f"{api.region}/{api.api_id}: API was deleted; skipped")
+        if stage_names is None:
+            stage_names, missing = self.settings.stages.pick(list(current))
+        else:
+            stage_names, missing = [n for n in stage_names if n in current], [n for n in stage_names if n not in current]
+        intent = Intent(
+            intent_id=uuid.uuid4().hex, account=self.account, region=api.region, api_id=api.api_id, api_name=api.name,
+            action=action, policy_before=api.policy or "", policy_after=after, patch_operations=operations,
+            stages=[PlannedStage(name, current[name]) for name in stage_names], missing_stages=missing,
+            triggered_by=self.triggered_by, holder=self.holder, expires_at=clock.now() + self.CLAIM_SECONDS, findings=findings,
+        )
+        try:
+            self.journal.begin(intent)
+        except IntentConflict:
+            return Patched(report, "busy", "another change of this API began just now; waiting for it", wait_seconds=self.POLL_SECONDS)
+        log.info("intent_written", intent_id=intent.intent_id, region=api.region, api_id=api.api_id, stages=stage_names)
+        try:
+            self.adapter.update_policy(api.region, api.api_id, operations)
+        except ApiNotFound:
+            self._close(intent, "abandoned", "the API was deleted before the policy was written")
+            return Patched(_gone_report(api.region, api.api_id), "skipped", f"{api.region}/{api.api_id}: API was deleted; skipped")
         except (ClientError, BotoCoreError) as error:
-            return Patched(report, "failed", f"policy not changed: {error}", replanned=replanned)
-        written = updated.policy or operations[0]["value"]
-        return Patched(report, "patched", "policy written", api.policy or "", written, operations, replanned)
+            if self._unchanged(intent):
+                self._close(intent, "failed", f"policy not changed: {error}")
+                code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+                return Patched(report, "failed", f"policy not changed: {error}", error_code=code)
+            raise  # the write may have gone through: the intent stays open and is reconciled
+        return Patched(report, "patched", "policy written", intent)
 
-    def redeploy(self, api: RestApi, stages: list[str] | None = None) -> tuple[list[str], str | None, list[str]]:
-        """(stages redeployed, deployment ID, named stages that do not exist)."""
-        missing: list[str] = []
-        if stages is None:
-            existing = [s.name for s in self.adapter.list_stages(api.region, api.api_id)]
-            stages, missing = self.settings.stages.pick(existing)
-        deployment_id = self.adapter.redeploy(api.region, api.api_id, stages, "apigw-remediator: resource policy fixed")
-        return stages, deployment_id, missing
+    def _unchanged(self, intent: Intent) -> bool:
+        try:
+            return same_policy(self.adapter.get_rest_api(intent.region, intent.api_id).policy, intent.policy_before)
+        except (ApiNotFound, ClientError, BotoCoreError):
+            return False
 
-    def record(self, patched: Patched, stages: list[str], deployment_id: str | None,
-               findings: list[dict[str, Any]] | None = None) -> AuditRecord:
-        """Append the audit record; `findings` when they were judged in an earlier step (the workflow)."""
-        api = patched.report.api
-        if findings is None:
-            findings = [f.to_dict() for f in patched.report.evaluation.findings] if patched.report.evaluation else []
-        return self.record_change(AuditRecord(
-            account=self.account,
-            region=api.region,
-            api_id=api.api_id,
-            api_name=api.name,
-            action=patched.change,
-            policy_before=patched.before,
-            policy_after=patched.written,
-            patch_operations=patched.operations,
-            stages_redeployed=list(stages),
-            deployment_id=deployment_id,
-            triggered_by=self.triggered_by,
-            findings=findings,
-        ))
+    def deploy(self, intent: Intent) -> Deployment:
+        """In the account's turn: one CreateDeployment for the first planned stage (recorded in the intent
+        at once), then the other stages pointed at it. Repeatable: a retry creates no second deployment."""
+        stored = self.journal.open_intent(intent.account, intent.region, intent.api_id)
+        if stored is None or stored.intent_id != intent.intent_id or self.journal.held_by_other(stored, self.holder, clock.now()):
+            raise IntentConflict(f"{intent.key}: change {intent.intent_id} is no longer this one's to deploy")
+        intent = stored
+        if intent.expires_at - clock.now() < self.CLAIM_SECONDS / 2:
+            self._renew(intent)
+        if not intent.stages:
+            return Deployment([], None, intent.missing_stages)
+        if intent.deployment_id is None:
+            granted, seconds = self.lease.acquire(self.holder, clock.now())
+            if not granted:
+                return Deployment(wait_seconds=seconds)
+            deployed_at = None
+            try:
+                clock.sleep(seconds)  # the rest of the interval since the account's last deployment (<= 5 s)
+                intent.deployment_id = self.adapter.create_deployment(
+                    intent.region, intent.api_id, intent.stages[0].name, f"apigw-remediator: {intent.action} ({intent.intent_id})")
+                deployed_at = clock.now()
+            finally:
+                self.lease.release(self.holder, deployed_at)
+            self.journal.update(intent)
+        current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
+        for stage in intent.stages:
+            if stage.name in current and current[stage.name] != intent.deployment_id:
+                self.adapter.point_stage(intent.region, intent.api_id, stage.name, intent.deployment_id)
+        return Deployment([s.name for s in intent.stages if s.name in current], intent.deployment_id,
+                          intent.missing_stages + [s.name for s in intent.stages if s.name not in current])
 
-    def record_change(self, record: AuditRecord) -> AuditRecord:
-        """Append one audit record (the workflow builds it from its typed state)."""
-        self.audit.append(record)
+    def complete(self, intent: Intent, deployment: Deployment) -> AuditRecord:
+        """Close the intent as applied, with the change's one audit record (keyed by the intent)."""
+        intent.state, intent.deployment_id = "applied", deployment.deployment_id
+        record = intent.record("applied", deployment.stages, deployment.deployment_id)
+        self.journal.close(intent, record)
         log.info("policy_changed", action=record.action, region=record.region, api_id=record.api_id,
-                 stages=record.stages_redeployed, deployment_id=record.deployment_id)
+                 stages=record.stages_redeployed, deployment_id=record.deployment_id, intent_id=intent.intent_id)
         return record
 
-    def restore(self, region: str, api_id: str, before: str, written: str) -> str:
-        """Put the previous policy back, only if the API still holds what we wrote; says what it did."""
-        current = self.adapter.get_rest_api(region, api_id)
-        if not _same_policy(current.policy, written):
-            return "not restored: the policy changed again since the fix was written"
-        self.adapter.update_policy(region, api_id, [{"op": "replace", "path": "/policy", "value": compact_json(parse_policy(before))}])
-        return "previous policy restored"
+    def undo(self, intent: Intent, reason: str) -> str:
+        """Every planned stage back on the deployment it served before, the policy back to `before` (if it
+        is still what was written); closed as `restored` with its record. Says what it did."""
+        stored = self.journal.open_intent(intent.account, intent.region, intent.api_id)
+        if stored is None or stored.intent_id != intent.intent_id:
+            return "nothing undone: the change was closed already"
+        intent = stored
+        try:
+            policy = self.adapter.get_rest_api(intent.region, intent.api_id).policy
+        except ApiNotFound:
+            self._close(intent, "abandoned", f"{reason}; the API was deleted")
+            return "the API was deleted"
+        moved = self._put_stages_back(intent)
+        if same_policy(policy, intent.policy_after):
+            restored = compact_json(parse_policy(intent.policy_before)) if intent.policy_before else ""
+            operations = ([{"op": "replace", "path": "/policy", "value": restored}] if restored
+                          else [{"op": "remove", "path": "/policy"}])
+            self.adapter.update_policy(intent.region, intent.api_id, operations)
+            result = "previous policy restored"
+        elif same_policy(policy, intent.policy_before):
+            result = "the policy was never changed"
+        else:
+            result = "policy not restored: it changed again since the fix was written"
+        if moved:
+            result += f"; stages {', '.join(moved)} back on their previous deployments"
+        if result.startswith("the policy was never changed") and not moved:
+            self._close(intent, "failed", f"{reason}; nothing was changed")
+        else:
+            intent.state, intent.reason = "restored", f"{reason}; {result}"
+            self.journal.close(intent, intent.record("restored", moved, None))
+        log.warning("undone", region=intent.region, api_id=intent.api_id, result=result, intent_id=intent.intent_id)
+        return result
+
+    def _put_stages_back(self, intent: Intent) -> list[str]:
+        current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
+        moved = []
+        for stage in intent.stages:
+            now_serving = current.get(stage.name)
+            if stage.deployment_id and now_serving is not None and now_serving != stage.deployment_id:
+                self.adapter.point_stage(intent.region, intent.api_id, stage.name, stage.deployment_id)
+                moved.append(stage.name)
+        return moved
+
+    def reconcile(self, intent: Intent) -> tuple[str, Intent | None]:
+        """Settle a change left open by a holder that is gone (or by this one, retried):
+        policy = `after`: finish it (returned, to be deployed) or, if deployed already, just record it;
+        policy = `before`: never written (abandoned) or put back (restored); else someone changed it since
+        (superseded: it is re-planned from what is there now)."""
+        try:
+            api = self.adapter.get_rest_api(intent.region, intent.api_id)
+        except ApiNotFound:
+            self._close(intent, "abandoned", "the API was deleted")
+            return "abandoned", None
+        if same_policy(api.policy, intent.policy_after):
+            previous = intent.holder
+            intent.holder, intent.expires_at = self.holder, clock.now() + self.CLAIM_SECONDS
+            self.journal.update(intent, previous_holder=previous)
+            current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
+            planned = [s.name for s in intent.stages if s.name in current]
+            if intent.deployment_id and all(current[name] == intent.deployment_id for name in planned):
+                self.complete(intent, Deployment(planned, intent.deployment_id, intent.missing_stages))
+                return "applied (it was deployed; its record is now written)", None
+            return "resumed", intent
+        if same_policy(api.policy, intent.policy_before):
+            moved = self._put_stages_back(intent)
+            if moved:
+                intent.state, intent.reason = "restored", f"stages {', '.join(moved)} put back"
+                self.journal.close(intent, intent.record("restored", moved, None))
+                return "restored", None
+            self._close(intent, "abandoned", "the policy was never written")
+            return "abandoned", None
+        self._close(intent, "superseded", "the policy changed since; re-planned from what is there now")
+        return "superseded", None
+
+    def _renew(self, intent: Intent) -> None:
+        intent.expires_at = clock.now() + self.CLAIM_SECONDS
+        self.journal.update(intent)
+
+    def _close(self, intent: Intent, state: str, reason: str) -> None:
+        intent.state, intent.reason = state, reason
+        self.journal.close(intent, None)
+        log.info("intent_closed", intent_id=intent.intent_id, state=state, reason=reason)
 
     def rollback(self, record: AuditRecord, apply: bool, force: bool = False) -> FixOutcome:
-        """Restore the policy from before a remediation, unless someone changed it since (or `force`)."""
-        try:
-            api = self.adapter.get_rest_api(record.region, record.api_id)
-        except ApiNotFound:
-            return _gone(record.region, record.api_id)
-        report = ApiReport(api, self.settings.is_exempt(api), None)
-        if not force and not _same_policy(api.policy, record.policy_after):
-            raise RollbackRefused(
-                f"{record.api_id}: the current policy is not the one the remediation of {record.timestamp} wrote; "
-                "someone changed it since (use --force to restore anyway)"
-            )
-        restored = compact_json(parse_policy(record.policy_before))
-        operations = [{"op": "replace", "path": "/policy", "value": restored}]
-        if not apply:
-            return FixOutcome(report, "proposed", f"dry run: would restore the policy of {record.timestamp}")
-        try:
-            updated = self.adapter.update_policy(record.region, record.api_id, operations)
-        except ApiNotFound:
-            return _gone(record.region, record.api_id)
-        patched = Patched(report, "patched", "", api.policy or "", updated.policy or restored, operations, change="rollback")
-        existing = [s.name for s in self.adapter.list_stages(record.region, record.api_id)]
-        try:
-            stages, deployment_id, _ = self.redeploy(api, [s for s in record.stages_redeployed if s in existing])
-        except (RedeployFailed, ApiNotFound, ClientError, BotoCoreError) as error:
-            return self._undo(patched, error)
-        audit = self.record(patched, stages, deployment_id)
-        return FixOutcome(report, "rolled-back", _redeploy_detail(stages, []), list(stages), deployment_id, audit)
-
-    def _undo(self, patched: Patched, error: Exception) -> FixOutcome:
-        """A redeploy failed: put the previous policy back so the API is never left half-fixed."""
-        api = patched.report.api
-        stages_done = error.stages_done if isinstance(error, RedeployFailed) else []
-        if stages_done:
-            # A stage already serves the new policy; restoring the policy alone would split stages and source.
-            record = self.record(patched, stages_done, getattr(error, "deployment_id", None))
-            return FixOutcome(patched.report, "failed", f"policy changed and partly redeployed ({', '.join(stages_done)}): {error}",
-                              stages_done, record.deployment_id, record)
-        try:
-            result = self.restore(api.region, api.api_id, patched.before, patched.written)
-        except (ApiNotFound, ClientError, BotoCoreError, PolicyError) as undo_error:
-            log.error("undo_failed", region=api.region, api_id=api.api_id, error=str(undo_error))
-            return FixOutcome(patched.report, "failed", f"redeploy failed ({error}) and the previous policy could not be restored ({undo_error})")
-        log.warning("redeploy_failed", region=api.region, api_id=api.api_id, error=str(error), undo=result)
-        return FixOutcome(patched.report, "failed", f"redeploy failed, {result}, nothing changed: {error}")
-
-
-@dataclass
-class Patched:
-    """The result of writing a fix (or of deciding not to): what the redeploy and the record need."""
-
-    report: ApiReport
-    action: str  # patched | unchanged | exempt | skipped | failed | stale
-    detail: str
-    before: str = ""
-    written: str = ""
-    operations: list[dict[str, str]] = field(default_factory=list)
-    replanned: bool = False
-    change: str = "remediate"
-
-    def outcome(self) -> FixOutcome:
-        return FixOutcome(self.report, self.action, self.detail, replanned=self.replanned)
+        """Restore the policy from before a remediation, unless someone changed it since (or `force`),
+        as a change of its own: intent first, the record's stages redeployed, one record."""
+        with self._exclusive():
+            left = self.journal.open_intent(self.account, record.region, record.api_id)
+            if left is not None and not self.journal.held_by_other(left, self.holder, clock.now()):
+                state, carry_on = self.reconcile(left)
+                if carry_on is not None:
+                    self.finish(Patched(_intent_report(carry_on), "patched", "", carry_on))
+            try:
+                api = self.adapter.get_rest_api(record.region, record.api_id)
+            except ApiNotFound:
+                return _gone(record.region, record.api_id)
+            report = ApiReport(api, self.settings.is_exempt(api), None)
+            if not force and not same_policy(api.policy, record.policy_after):
+                raise RollbackRefused(
+                    f"{record.api_id}: the current policy is not the one the remediation of {record.timestamp} wrote; "
+                    "someone changed it since (use --force to restore anyway)"
+                )
+            restored = compact_json(parse_policy(record.policy_before))
+            operations = [{"op": "replace", "path": "/policy", "value": restored}]
+            if not apply:
+                return FixOutcome(report, "proposed", f"dry run: would restore the policy of {record.timestamp}")
+            patched = self._write(report, operations, restored, "rollback", list(record.stages_redeployed), [])
+            if patched.action != "patched":
+                return patched.outcome()
+            return self.finish(patched, action="rolled-back")
 
 
 def _redeploy_detail(stages: list[str], missing: list[str]) -> str:
@@ -354,6 +542,11 @@ def _redeploy_detail(stages: list[str], missing: list[str]) -> str:
 
 def _gone_report(region: str, api_id: str) -> ApiReport:
     return ApiReport(RestApi(region, api_id, "", None, {}), False, None, "API no longer exists")
+
+
+def _intent_report(intent: Intent) -> ApiReport:
+    """What to report of an API known only from its intent."""
+    return ApiReport(RestApi(intent.region, intent.api_id, intent.api_name, intent.policy_after, {}), False, None)
 
 
 def _gone(region: str, api_id: str) -> FixOutcome:
@@ -371,7 +564,7 @@ def policy_digest(policy: str | None) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _same_policy(left: str | None, right: str | None) -> bool:
+def same_policy(left: str | None, right: str | None) -> bool:
     """Equal as documents: API Gateway returns what it stored in its own escaped form."""
     if left is None or right is None:
         return left == right

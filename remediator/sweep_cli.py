@@ -120,11 +120,14 @@ def run_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     audit = JsonLinesAuditLog(args.audit_log)
-    if args.apply:
-        audit.check_writable()  # before anything changes: a change without its record is not made
     clients, owner, caller, settings, regions = _context(args)
     adapter = ApiGatewayAdapter(clients)
-    remediator = Remediator(adapter, settings, audit, owner, f"cli:{caller}")
+    remediator = Remediator.with_audit_log(adapter, settings, audit, owner, f"cli:{caller}")
+    if args.apply:
+        remediator.journal.check_writable()  # before anything changes: a change without its intent is not made
+        # Changes a killed run left half-done are finished (or undone) before anything new begins.
+        for line in remediator.recover(regions):
+            print(f"recovered: {cli.one_line(line)}", file=err)
     reports = list(_progress(scan(adapter, regions, settings), err, "scanning"))
     outcomes = (remediator.fix(report, apply=args.apply) for report in reports)
     status = cli.EXIT_OK
@@ -142,7 +145,7 @@ def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
     audit = JsonLinesAuditLog(args.audit_log)
     if args.apply:
-        audit.check_writable()
+        audit.check_writable()  # before anything else: nothing changes without its record
     record = last_change(audit, args.api_id, args.region)
     for skipped in audit.skipped:
         print(f"warning: {cli.one_line(skipped)}", file=err)
@@ -157,7 +160,10 @@ def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
               f"{identity.account}; nothing changed", file=err)
         return cli.EXIT_INVALID
     settings = SweepSettings(trust=TrustConfig(owner_account=record.account))
-    remediator = Remediator(ApiGatewayAdapter(clients), settings, audit, record.account, f"cli-rollback:{identity.arn}")
+    remediator = Remediator.with_audit_log(ApiGatewayAdapter(clients), settings, audit, record.account,
+                                           f"cli-rollback:{identity.arn}")
+    if args.apply:
+        remediator.journal.check_writable()
     try:
         outcome = remediator.rollback(record, apply=args.apply, force=args.force)
     except RollbackRefused as refused:

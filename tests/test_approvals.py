@@ -100,7 +100,7 @@ def test_approve_applies_exactly_the_proposed_patch_and_redeploys(flow: LocalWor
     result = flow.wait(execution)
     assert result.status == "SUCCEEDED"
     assert result.states == ["Evaluate", "IsActionNeeded", "ChooseMode", "AwaitApproval", "Apply", "WasPatched",
-                             "Redeploy", "Record", "Notify", "Done"]
+                             "Redeploy", "IsDeployed", "Record", "Notify", "Done"]
     assert result.output["applied"]["patch_operations"] == proposed and policy_of(flow, api_id) == FIXED
     assert result.output["approval"]["approver"] == APPROVER
     stages = {s.name: s.deployment_id for s in ApiGatewayAdapter(flow.clients).list_stages(REGION, api_id)}

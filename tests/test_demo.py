@@ -25,7 +25,7 @@ def test_demo_runs_every_mode_and_reports_what_it_did(capsys, tmp_path, monkeypa
                      "compliant    3 state transitions", "fix          9 state transitions"):
         assert expected in out, expected
     (swept,) = [line for line in out.splitlines() if line.startswith("  changed-while-events-were-lost (")]
-    assert swept.endswith("SUCCEEDED, Evaluate > IsActionNeeded > ChooseMode > Apply > WasPatched > Redeploy > Record > Notify > Done")
+    assert swept.endswith("SUCCEEDED, Evaluate > IsActionNeeded > ChooseMode > Apply > WasPatched > Redeploy > IsDeployed > Record > Notify > Done")
 
 
 def test_demo_takes_a_seed_file(capsys, tmp_path) -> None:

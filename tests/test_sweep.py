@@ -26,17 +26,21 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 
 @pytest.fixture(autouse=True)
 def paced_without_waiting(monkeypatch) -> list[float]:
-    """The CLI's deployments are paced; here the pacer's waits are recorded, and slept on the local clock."""
+    """The CLI's deployments are paced (its turn to deploy, and the adapter's pacer); here their waits are
+    recorded, and slept on the local clock."""
+    import remediator.clock
     import remediator.sweep_cli
     from remediator.local.strict import local_clock
 
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
-        waits.append(seconds)
+        if seconds > 0:
+            waits.append(seconds)
         local_clock().sleep(seconds)
 
     monkeypatch.setattr(remediator.sweep_cli, "ApiGatewayAdapter", lambda clients: ApiGatewayAdapter(clients, DeploymentPacer(sleep=sleep)))
+    monkeypatch.setattr(remediator.clock, "_sleep", sleep)
     return waits
 
 
@@ -181,7 +185,12 @@ def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp
     assert counts[("apigateway", "UpdateStage")] == 2 * 3, "the other stages are pointed at it"
     assert counts[("apigateway", "UpdateRestApi")] == 5
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
-    assert len(lines) == 5
+    intents = [line for line in lines if line.get("kind") == "intent"]
+    lines = [line for line in lines if line.get("kind") != "intent"]
+    assert len(lines) == 5 and {line["outcome"] for line in lines} == {"applied"}
+    for record in lines:  # each change was written down before it was made, and its record closes it
+        first = next(i for i, line in enumerate(intents) if line["intent_id"] == record["change_id"])
+        assert intents[first]["state"] == "pending" and intents[first]["policy_after"] == record["policy_after"]
     entry = next(line for line in lines if line["api_name"] == "untrusted-us-east-1")
     assert entry["account"] == OWNER and entry["region"] == "us-east-1" and entry["action"] == "remediate"
     assert entry["policy_before"] == escape_policy(estate[entry["api_id"]]["text"]), "the policy before is recorded exactly as read"
@@ -192,7 +201,7 @@ def test_apply_fixes_exactly_the_findings_and_redeploys_every_stage(account, tmp
     status, records, _ = run_cli("fix", *sweep_args(account, "--apply", "--audit-log", str(audit)))
     assert not [r for r in records if r["action"] == "applied"]
     assert account.server.aws_requests().keys() == {("apigateway", "GetRestApis"), ("sts", "GetCallerIdentity")}
-    assert len(audit.read_text().splitlines()) == 5
+    assert len(audit.read_text().splitlines()) == 5 + len(intents), "nothing was left to recover, nothing written"
 
 
 def test_rollback_restores_the_exact_previous_policy(account, tmp_path: Path) -> None:
@@ -210,7 +219,7 @@ def test_rollback_restores_the_exact_previous_policy(account, tmp_path: Path) ->
     assert status == 0 and record["action"] == "rolled-back" and sorted(record["stages_redeployed"]) == ["dev", "prod"]
     assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy) == original
     assert set(stage_deployments(account.clients, "eu-west-1", api_id).values()) == {record["deployment_id"]}
-    assert [json.loads(line)["action"] for line in audit.read_text().splitlines()] == ["remediate", "rollback"]
+    assert [r.action for r in JsonLinesAuditLog(audit).records()] == ["remediate", "rollback"]
 
 
 def test_rollback_refuses_when_the_policy_changed_since(account, tmp_path: Path) -> None:
@@ -275,7 +284,7 @@ def test_throttled_create_deployment_is_retried_by_botocore(in_process: ClientFa
     throttle = _Throttle(times=2)
     clients.client("apigateway", "us-east-1").meta.events.register("before-send.apigateway.CreateDeployment", throttle)
     adapter = ApiGatewayAdapter(clients)
-    remediator = Remediator(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
+    remediator = Remediator.with_audit_log(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
     (report,) = scan(adapter, ["us-east-1"], settings())
     outcome = remediator.fix(report, apply=True)
     assert outcome.action == "applied" and throttle.calls == 3
@@ -285,39 +294,44 @@ def test_throttled_create_deployment_is_retried_by_botocore(in_process: ClientFa
 def test_failed_redeploy_restores_the_policy(in_process: ClientFactory, tmp_path: Path) -> None:
     original = json.dumps(policy(allow(OWNER, STRANGER)))
     api_id = seed_rest_api(in_process, "us-east-1", "api", original)
+    before = stage_deployments(in_process, "us-east-1", api_id)
     clients = ClientFactory(retry_mode="standard", max_attempts=2)
     clients.client("apigateway", "us-east-1").meta.events.register(
         "before-send.apigateway.CreateDeployment", _Throttle(times=99, status=400, code="BadRequestException"))
     adapter = ApiGatewayAdapter(clients)
     audit = JsonLinesAuditLog(tmp_path / "a.jsonl")
     (report,) = scan(adapter, ["us-east-1"], settings())
-    outcome = Remediator(adapter, settings(), audit, OWNER, "test").fix(report, apply=True)
-    assert outcome.action == "failed" and "previous policy restored, nothing changed" in outcome.detail
+    outcome = Remediator.with_audit_log(adapter, settings(), audit, OWNER, "test").fix(report, apply=True)
+    # In-process, moto answers before the injected error does: the deployment went through, and the
+    # error came after it. Both the stage and the policy are put back, and one record says so.
+    assert outcome.action == "failed" and "previous policy restored" in outcome.detail
     assert parse_policy(adapter.get_rest_api("us-east-1", api_id).policy) == json.loads(original)
-    assert list(audit.records()) == []
+    assert stage_deployments(in_process, "us-east-1", api_id)["prod"] == before["prod"]
+    (record,) = audit.records()
+    assert record.outcome == "restored" and record.deployment_id is None
 
 
 def test_an_approved_patch_is_written_only_while_it_is_still_the_plan(in_process: ClientFactory, tmp_path: Path) -> None:
     original = json.dumps(policy(allow(OWNER, PARTNER, STRANGER)))
     api_id = seed_rest_api(in_process, "us-east-1", "api", original)
     adapter = ApiGatewayAdapter(in_process)
-    remediator = Remediator(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
+    remediator = Remediator.with_audit_log(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
     (report,) = scan(adapter, ["us-east-1"], settings())
     approved = report.evaluation.patch_operations
     newer = json.dumps(policy(allow(OWNER, STRANGER)))
     adapter.update_policy("us-east-1", api_id, [{"op": "replace", "path": "/policy", "value": newer}])
-    stale = remediator.patch("us-east-1", api_id, original, approved)
+    stale = remediator.begin("us-east-1", api_id, original, approved)
     assert stale.action == "stale" and stale.report.evaluation.patch_operations != approved
     assert parse_policy(adapter.get_rest_api("us-east-1", api_id).policy) == json.loads(newer), "nothing was written"
     same_fix = json.dumps(policy(allow(OWNER, PARTNER, STRANGER, "123456789012")))
     adapter.update_policy("us-east-1", api_id, [{"op": "replace", "path": "/policy", "value": same_fix}])
-    unseen = remediator.patch("us-east-1", api_id, original, approved)
+    unseen = remediator.begin("us-east-1", api_id, original, approved)
     assert unseen.action == "stale", "the same resulting patch, but it would remove a principal nobody was shown"
     assert unseen.report.evaluation.patch_operations == approved
     adapter.update_policy("us-east-1", api_id, [{"op": "replace", "path": "/policy", "value": original}])
-    written = remediator.patch("us-east-1", api_id, original, approved)
+    written = remediator.begin("us-east-1", api_id, original, approved)
     assert written.action == "patched" and not written.replanned
-    assert parse_policy(written.written) == policy(allow(OWNER, PARTNER))
+    assert parse_policy(written.intent.policy_after) == policy(allow(OWNER, PARTNER))
 
 
 def test_api_deleted_mid_run_is_skipped(in_process: ClientFactory, tmp_path: Path) -> None:
@@ -326,7 +340,7 @@ def test_api_deleted_mid_run_is_skipped(in_process: ClientFactory, tmp_path: Pat
     adapter = ApiGatewayAdapter(in_process)
     reports = list(scan(adapter, ["us-east-1"], settings()))
     in_process.client("apigateway", "us-east-1").delete_rest_api(restApiId=doomed)
-    remediator = Remediator(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
+    remediator = Remediator.with_audit_log(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
     outcomes = {o.report.api.api_id: o for o in (remediator.fix(r, apply=True) for r in reports)}
     assert outcomes[doomed].action == "skipped" and outcomes[doomed].detail == f"us-east-1/{doomed}: API was deleted; skipped"
     assert outcomes[kept].action == "applied"
@@ -384,7 +398,7 @@ def test_pacing_applies_across_apis_and_regions(in_process: ClientFactory, tmp_p
     for region in ("us-east-1", "eu-west-1"):
         in_process.client("apigateway", region).meta.events.register(
             "before-call.apigateway.CreateDeployment", lambda **_: sent.append(now[0]))
-    remediator = Remediator(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
+    remediator = Remediator.with_audit_log(adapter, settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
     outcomes = [remediator.fix(r, apply=True) for r in scan(adapter, ["us-east-1", "eu-west-1"], settings())]
     assert [o.action for o in outcomes] == ["applied"] * 6
     assert sent == [0.0, 5.0, 10.0, 15.0, 20.0, 25.0], "one CreateDeployment per API, at the quota and no faster"
@@ -449,8 +463,8 @@ def test_rollback_of_another_accounts_record_is_refused(account, tmp_path: Path)
     audit = tmp_path / "audit.jsonl"
     api_id = seed_rest_api(account.clients, "eu-west-1", "api", json.dumps(policy(allow(OWNER, STRANGER))))
     assert run_cli("fix", *sweep_args(account, "--apply", "--audit-log", str(audit)))[0] == 0
-    record = json.loads(audit.read_text())
-    audit.write_text(json.dumps({**record, "account": STRANGER}) + "\n")
+    (record,) = JsonLinesAuditLog(audit).records()
+    audit.write_text(json.dumps({**record.to_dict(), "account": STRANGER}) + "\n")
     status, _, err = run_cli("rollback", "--audit-log", str(audit), "--api-id", api_id, "--endpoint-url", account.endpoint_url, "--apply")
     assert status == 2 and f"the record is of account {STRANGER}" in err and err.count("\n") == 1
     assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy) == policy(allow(OWNER))
@@ -486,8 +500,11 @@ def test_a_truncated_last_line_is_skipped_and_the_next_record_starts_on_its_own_
     status, _, err = run_cli(*base, "--apply")
     assert status == 0 and "warning:" in err and "truncated last line skipped" in err
     lines = audit.read_text().split("\n")
-    assert lines[-1] == "" and lines[1].startswith('{"account":"111122223333","region":"eu-we') and not lines[1].endswith("}")
-    assert [json.loads(line)["action"] for line in lines if line.endswith("}")] == ["remediate", "rollback"]
+    assert lines[-1] == "" and '{"account":"111122223333","region":"eu-we' in lines, "the fragment stays a line of its own"
+    assert [json.loads(line)["action"] for line in lines if line.endswith("}") and '"kind":"intent"' not in line] == ["remediate", "rollback"]
+    log = JsonLinesAuditLog(audit)
+    assert [r.action for r in log.records()] == ["remediate", "rollback"], "records after the fragment stay readable"
+    assert len(log.skipped) == 1 and "truncated line skipped" in log.skipped[0]
     # a corrupt line that is not the last is still refused
     audit.write_text("garbage\n" + audit.read_text())
     status, _, err = run_cli(*base)

@@ -1,4 +1,4 @@
-"""API Gateway REST APIs: list, read, patch the policy, list stages, redeploy.
+"""API Gateway REST APIs: list, read, patch the policy, list stages, deploy, point stages at a deployment.
 
 Policies come back backslash-escaped; callers hand them to the trust engine's parser
 as they are. Deployments are paced: CreateDeployment allows one call per 5 seconds
@@ -23,16 +23,6 @@ CREATE_DEPLOYMENT_INTERVAL_SECONDS = 5.0
 
 class ApiNotFound(LookupError):
     """The REST API no longer exists (deleted between the listing and the fix)."""
-
-
-class RedeployFailed(RuntimeError):
-    """A redeploy stopped part-way; says which stages already serve the new deployment."""
-
-    def __init__(self, deployment_id: str | None, stages_done: list[str], cause: Exception) -> None:
-        super().__init__(f"redeploy failed after stages {stages_done or 'none'}: {cause}")
-        self.deployment_id = deployment_id
-        self.stages_done = stages_done
-        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -129,33 +119,29 @@ class ApiGatewayAdapter:
             raise
         return [Stage(item["stageName"], item.get("deploymentId")) for item in items]
 
-    def redeploy(self, region: str, api_id: str, stage_names: list[str], description: str) -> str | None:
-        """One CreateDeployment for the first stage, then UpdateStage for the others; returns the deployment ID."""
-        if not stage_names:
-            return None
-        client = self._client(region)
-        first, *others = stage_names
-        deployment_id: str | None = None
-        done: list[str] = []
+    def create_deployment(self, region: str, api_id: str, stage: str, description: str) -> str:
+        """One CreateDeployment for `stage` (paced by the account-wide quota); returns the deployment ID."""
         self.pacer.wait_turn()
         try:
-            try:
-                deployment_id = client.create_deployment(restApiId=api_id, stageName=first, description=description)["id"]
-            finally:
-                self.pacer.mark()
-            done.append(first)
-            for stage in others:
-                client.update_stage(
-                    restApiId=api_id,
-                    stageName=stage,
-                    patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment_id}],
-                )
-                done.append(stage)
+            return str(self._client(region).create_deployment(restApiId=api_id, stageName=stage, description=description)["id"])
         except ClientError as error:
-            if _is_not_found(error) and not done:
+            if _is_not_found(error):
                 raise ApiNotFound(api_id) from None
-            raise RedeployFailed(deployment_id, done, error) from error
-        return deployment_id
+            raise
+        finally:
+            self.pacer.mark()
+
+    def point_stage(self, region: str, api_id: str, stage: str, deployment_id: str) -> None:
+        """Make `stage` serve `deployment_id` (another stage's new deployment, or the one it served before)."""
+        try:
+            self._client(region).update_stage(
+                restApiId=api_id, stageName=stage,
+                patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment_id}],
+            )
+        except ClientError as error:
+            if _is_not_found(error):
+                raise ApiNotFound(api_id) from None
+            raise
 
 
 def _rest_api(region: str, item: dict[str, Any]) -> RestApi:

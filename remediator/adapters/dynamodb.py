@@ -1,4 +1,5 @@
-"""DynamoDB: the audit table (and, later, pending approvals), one item per change."""
+"""DynamoDB: one table for the audit records, the intent journal, the deployment lease, pending approvals
+and failure counts, each under its own key prefix."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from remediator.adapters.clients import ClientFactory
 from remediator.approvals import ApprovalRequest
 from remediator.audit import AuditRecord
+from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict
 
 
 class AuditTable:
@@ -22,17 +24,7 @@ class AuditTable:
     def append(self, record: AuditRecord) -> None:
         """Append a record; with a `change_id` the key is the change's, so a retried write finds it there
         and writes nothing: exactly one record per change."""
-        key = f"audit#change#{record.change_id}" if record.change_id else f"audit#{record.timestamp}#{record.action}#{uuid.uuid4().hex[:12]}"
-        item = {
-            "pk": {"S": f"api#{record.region}#{record.api_id}"},
-            "sk": {"S": key},
-            "account": {"S": record.account},
-            "region": {"S": record.region},
-            "api_id": {"S": record.api_id},
-            "action": {"S": record.action},
-            "recorded_at": {"S": record.timestamp},
-            "record": {"S": json.dumps(record.to_dict(), separators=(",", ":"))},
-        }
+        item = _audit_item(record)
         # Never overwrite an earlier record: an audit log only grows.
         try:
             self._client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -52,6 +44,20 @@ class AuditTable:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         for item in sorted(items, key=lambda i: (i["recorded_at"]["S"], i["sk"]["S"])):
             yield AuditRecord.from_dict(json.loads(item["record"]["S"]))
+
+
+def _audit_item(record: AuditRecord) -> dict[str, Any]:
+    key = f"audit#change#{record.change_id}" if record.change_id else f"audit#{record.timestamp}#{record.action}#{uuid.uuid4().hex[:12]}"
+    return {
+        "pk": {"S": f"api#{record.region}#{record.api_id}"},
+        "sk": {"S": key},
+        "account": {"S": record.account},
+        "region": {"S": record.region},
+        "api_id": {"S": record.api_id},
+        "action": {"S": record.action},
+        "recorded_at": {"S": record.timestamp},
+        "record": {"S": json.dumps(record.to_dict(), separators=(",", ":"))},
+    }
 
 
 class ApprovalConflict(Exception):
@@ -202,3 +208,133 @@ class FailureLedger:
 
 def _failure_key(region: str, api_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"failures#{region}#{api_id}"}, "sk": {"S": "failures"}}
+
+
+class DynamoJournal:
+    """The workflow's intent journal (remediator.journal), with conditional writes.
+
+    The open intent of an API is one item in one partition, `intent#open` / `<account>#<region>#<api_id>`,
+    so that putting it is the claim on the API (it exists at most once) and a sweep finds every open
+    intent with one Query. Closing deletes it and, in the same transaction, keeps the closed intent under
+    `intent#<id>` and puts the change's audit record under the intent's ID: both exactly once.
+    """
+
+    OPEN = "intent#open"
+
+    def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
+        self._client = clients.client("dynamodb", region)
+        self.table_name = table_name
+
+    def check_writable(self) -> None:
+        """The table is checked by the first conditional write; nothing is changed before it."""
+
+    def _item(self, intent: Intent) -> dict[str, Any]:
+        return {
+            "pk": {"S": self.OPEN}, "sk": {"S": intent.key},
+            "intent_id": {"S": intent.intent_id}, "holder": {"S": intent.holder},
+            "expires_at": {"N": repr(float(intent.expires_at))},
+            "record": {"S": json.dumps(intent.to_dict(), separators=(",", ":"))},
+        }
+
+    def open_intent(self, account: str, region: str, api_id: str) -> Intent | None:
+        key = {"pk": {"S": self.OPEN}, "sk": {"S": f"{account}#{region}#{api_id}"}}
+        item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+        return Intent.from_dict(json.loads(item["record"]["S"])) if item else None
+
+    def open_intents(self) -> list[Intent]:
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True, "KeyConditionExpression": "pk = :open",
+                                  "ExpressionAttributeValues": {":open": {"S": self.OPEN}}}
+        found: list[Intent] = []
+        while True:
+            page = self._client.query(**kwargs)
+            found.extend(Intent.from_dict(json.loads(item["record"]["S"])) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def held_by_other(self, intent: Intent, holder: str, now: float) -> bool:
+        return intent.holder != holder and intent.expires_at > now
+
+    def begin(self, intent: Intent) -> None:
+        try:
+            self._client.put_item(TableName=self.table_name, Item=self._item(intent), ConditionExpression="attribute_not_exists(pk)")
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise IntentConflict(intent.key) from None
+
+    def update(self, intent: Intent, previous_holder: str | None = None) -> None:
+        """Rewrite the open intent, only if it is still this one and still held by whom the caller read."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name, Item=self._item(intent), ConditionExpression="intent_id = :id AND holder = :holder",
+                ExpressionAttributeValues={":id": {"S": intent.intent_id}, ":holder": {"S": previous_holder or intent.holder}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise IntentConflict(intent.key) from None
+
+    def close(self, intent: Intent, record: AuditRecord | None) -> None:
+        items: list[dict[str, Any]] = [
+            {"Delete": {"TableName": self.table_name, "Key": {"pk": {"S": self.OPEN}, "sk": {"S": intent.key}},
+                        "ConditionExpression": "intent_id = :id", "ExpressionAttributeValues": {":id": {"S": intent.intent_id}}}},
+            {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)", "Item": {
+                "pk": {"S": f"intent#{intent.intent_id}"}, "sk": {"S": "intent"}, "state": {"S": intent.state},
+                "record": {"S": json.dumps(intent.to_dict(), separators=(",", ":"))}}}},
+        ]
+        if record is not None:
+            items.append({"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)",
+                                  "Item": _audit_item(record)}})
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except self._client.exceptions.TransactionCanceledException as error:
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if len(reasons) < 2 or reasons[1] != "ConditionalCheckFailed":
+                raise  # not closed by an earlier attempt: a real conflict
+            # The closed intent exists already: a retried Record or Restore whose first attempt went
+            # through. Nothing is written twice.
+
+
+class DynamoLease:
+    """The account's deployment turn, shared by every execution: item `lease#deployments` / `<account>`.
+
+    Taken with a conditional write when nobody holds it (or the holder's hold expired) and the account's
+    next CreateDeployment may go within DEPLOYMENT_INTERVAL: the holder waits out that remainder itself
+    (a few seconds, well inside its timeout) and deploys on time. Released with the time the next may go.
+    """
+
+    HOLD_SECONDS = 60.0  # longer than the Redeploy function's timeout: a holder that died lets go by then
+
+    def __init__(self, clients: ClientFactory, table_name: str, account: str, region: str | None = None) -> None:
+        self._client = clients.client("dynamodb", region)
+        self.table_name = table_name
+        self.key = {"pk": {"S": "lease#deployments"}, "sk": {"S": account}}
+
+    def acquire(self, holder: str, now: float) -> tuple[bool, float]:
+        try:
+            old = self._client.update_item(
+                TableName=self.table_name, Key=self.key,
+                UpdateExpression="SET holder = :me, held_until = :until",
+                ConditionExpression="(attribute_not_exists(holder) OR holder = :me OR held_until < :now) "
+                                    "AND (attribute_not_exists(next_at) OR next_at <= :soon)",
+                ExpressionAttributeValues={":me": {"S": holder}, ":now": {"N": repr(now)},
+                                           ":soon": {"N": repr(now + DEPLOYMENT_INTERVAL)},
+                                           ":until": {"N": repr(now + self.HOLD_SECONDS)}},
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
+            return True, max(0.0, float(old.get("next_at", {}).get("N", "0")) - now)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            item = self._client.get_item(TableName=self.table_name, Key=self.key, ConsistentRead=True).get("Item", {})
+            next_at = float(item.get("next_at", {}).get("N", "0"))
+            held = "holder" in item and float(item.get("held_until", {}).get("N", "0")) >= now
+            # Held: the holder deploys at next_at, then the turn after is ours to take.
+            return False, max(1.0, next_at - now if held else next_at - now - DEPLOYMENT_INTERVAL)
+
+    def release(self, holder: str, deployed_at: float | None) -> None:
+        update = "REMOVE holder, held_until"
+        values: dict[str, Any] = {":me": {"S": holder}}
+        if deployed_at is not None:
+            update = "SET next_at = :next " + update
+            values[":next"] = {"N": repr(deployed_at + DEPLOYMENT_INTERVAL)}
+        try:
+            self._client.update_item(TableName=self.table_name, Key=self.key, UpdateExpression=update,
+                                     ConditionExpression="holder = :me", ExpressionAttributeValues=values)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass  # the hold had expired and someone else took it: theirs now

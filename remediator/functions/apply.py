@@ -1,7 +1,8 @@
-"""The Apply state: re-read, re-plan if the policy changed since Evaluate, and write the fix."""
+"""The Apply state: the change begins: its intent is written, then the policy."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,42 +12,51 @@ from remediator.adapters.slack import SlackUnavailable
 from remediator.approvals import message
 from remediator.functions import common
 from remediator.functions.common import Settings, aws_call, read_state, remediator_for
-from remediator.functions.needs import WRITE_POLICY, Needs
+from remediator.functions.needs import STAGES, WRITE_POLICY, Needs
 from remediator.logs import get_logger
-from remediator.remediation import Patched
-from remediator.workflow.errors import RemediationFailed
+from remediator.remediation import Patched, Verdict
+from remediator.workflow import errors
 from remediator.workflow.state import Applied
 
 log = get_logger("remediator.functions.apply")
 
 
 def needs(mode: str, slack: bool) -> Needs | None:
-    """In approval mode it also marks a stale approval superseded and updates its Slack message."""
+    """It settles a change this API was left with (reading the stages, recording one that was deployed),
+    writes the intent, then the policy. In approval mode it also marks a stale approval superseded and
+    updates its Slack message."""
     if mode not in ("auto", "approval"):
         return None  # a dry run never writes
     approval = mode == "approval"
-    return Needs(apigateway=WRITE_POLICY, read_trust=True,
+    return Needs(apigateway=(*WRITE_POLICY, ("GET", STAGES)), read_trust=True, put_audit=True,
+                 journal=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
                  approvals=("dynamodb:GetItem", "dynamodb:UpdateItem") if approval else (), slack_token=approval)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Re-read, re-plan if the policy changed since Evaluate, and write the fix."""
+    """Settle what the API was left with, re-read, re-plan if the policy changed since Evaluate, write the
+    intent and then the fix; or wait (`busy`) while another change of the API is in flight."""
     state, change, settings = read_state(event, context)
     remediator = remediator_for(change, settings, event.get("execution"))
     evaluation = state.evaluation
     expected = evaluation.policy if evaluation else None
     # In approval mode a person approved this exact patch of this exact policy; anything else is asked again.
-    approved = (evaluation.patch_operations if evaluation else []) if settings.mode == "approval" else None
-    patched: Patched = aws_call(lambda: remediator.patch(change.region, change.api_id, expected, approved))
+    recovering = evaluation is not None and evaluation.verdict == Verdict.RECOVER.value
+    approved = (evaluation.patch_operations if evaluation else []) if settings.mode == "approval" and not recovering else None
+    patched: Patched = aws_call(lambda: remediator.begin(change.region, change.api_id, expected, approved))
     if patched.action == "failed":
-        raise RemediationFailed(patched.detail)
+        raise errors.from_aws(patched.error_code, patched.detail)
     if patched.action == "stale" or (approved is not None and patched.action in ("unchanged", "exempt")):
         log.warning("approved_plan_is_stale", outcome=patched.action)
         supersede(settings, event.get("execution") or "")
         return Applied("stale", patched.detail, replanned=True).to_dict()
-    log.info("applied", outcome=patched.action, replanned=patched.replanned)
-    return Applied(patched.action, patched.detail, patched.replanned, patched.before, patched.written, patched.operations,
-                   patched.report.to_dict() if patched.report.evaluation else None).to_dict()
+    log.info("applied", outcome=patched.action, replanned=patched.replanned, recovered=patched.recovered)
+    intent = patched.intent
+    if intent is None:
+        return Applied(patched.action, patched.detail, patched.replanned, wait_seconds=math.ceil(patched.wait_seconds)).to_dict()
+    return Applied(patched.action, patched.detail, patched.replanned, intent.policy_before, intent.policy_after,
+                   intent.patch_operations, patched.report.to_dict() if patched.report.evaluation else None,
+                   intent=intent.to_dict()).to_dict()
 
 
 def supersede(settings: Settings, execution: str) -> None:

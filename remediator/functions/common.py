@@ -11,9 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from remediator.adapters.apigateway import ApiGatewayAdapter, RedeployFailed
+from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.clients import ClientFactory
-from remediator.adapters.dynamodb import AuditTable, FailureLedger
+from remediator.adapters.dynamodb import DynamoJournal, DynamoLease, FailureLedger
 from remediator.adapters.secrets import secret_value
 from remediator.adapters.slack import SlackChannel
 from remediator.adapters.ssm import trust_lists
@@ -21,6 +21,7 @@ from remediator.adapters.sts import caller_identity
 from remediator.approvals import ApprovalRequest, new_approval_id
 from remediator.core import TrustConfig
 from remediator.events import ApiChange
+from remediator.journal import IntentConflict
 from remediator.logs import bind
 from remediator.remediation import DEFAULT_EXEMPT_TAG_KEY, Remediator, StageSelection, SweepSettings
 from remediator.workflow import MODES, errors
@@ -134,11 +135,14 @@ def read_state(event: dict[str, Any], context: Any) -> tuple[WorkflowState, ApiC
 
 
 def remediator_for(change: ApiChange, settings: Settings, execution: str | None, judges: bool = True) -> Remediator:
-    """`judges`: whether this state evaluates policies (and so needs the trusted lists)."""
+    """`judges`: whether this state evaluates policies (and so needs the trusted lists). The execution holds
+    the API's open intent and takes the account's deployment lease."""
     sweep_settings = settings.sweep_settings(change.account, change.region, read_trust_lists=judges)
-    audit = AuditTable(clients(), settings.audit_table)
+    journal = DynamoJournal(clients(), settings.audit_table)
+    lease = DynamoLease(clients(), settings.audit_table, change.account)
     triggered_by = f"{change.event_name} {change.event_id} by {change.caller.describe()} (execution {execution})"
-    return Remediator(ApiGatewayAdapter(clients()), sweep_settings, audit, change.account, triggered_by)
+    return Remediator(ApiGatewayAdapter(clients()), sweep_settings, journal, lease, change.account, triggered_by,
+                      holder=f"execution:{execution}")
 
 
 def aws_call(action: Any) -> Any:
@@ -148,9 +152,8 @@ def aws_call(action: Any) -> Any:
         return action()
     except ClientError as error:
         raise errors.from_aws(error.response.get("Error", {}).get("Code"), str(error)) from None
-    except RedeployFailed as error:
-        code = error.cause.response.get("Error", {}).get("Code") if isinstance(error.cause, ClientError) else None
-        raise errors.from_aws(code, str(error)) from None
+    except IntentConflict as error:
+        raise RemediationFailed(f"another change of this API took over: {error}") from None
 
 
 def ledger(settings: Settings) -> FailureLedger:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from remediator import clock
 from remediator.adapters.apigateway import ApiNotFound
 from remediator.adapters.dynamodb import FailureLedger
 from remediator.functions.common import aws_call, ledger, read_state, remediator_for
@@ -16,9 +17,11 @@ log = get_logger("remediator.functions.evaluate")
 
 
 def needs(mode: str, slack: bool) -> Needs | None:
-    # Before proposing a fix it would apply, how often that fix already failed (GetItem on the counts).
+    # Before proposing a fix it would apply, how often that fix already failed (GetItem on the counts), and
+    # whether a change of ours was left half-done on the API (GetItem on its open intent).
     writes = mode in ("auto", "approval")
-    return Needs(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",) if writes else ())
+    return Needs(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",) if writes else (),
+                 journal=("dynamodb:GetItem",) if writes else ())
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -31,11 +34,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         log.info("api_gone")
         return Evaluation(Verdict.GONE.value, settings.mode).to_dict()
     report = assess(api, remediator.settings)
-    failures = 0
-    if report.verdict() is Verdict.FIX and settings.mode != "dry-run":
+    failures, left_open = 0, False
+    if settings.mode != "dry-run":
+        # A change of ours left half-done (its holder gone) is settled first, whatever the policy says now.
+        left = aws_call(lambda: remediator.journal.open_intent(change.account, change.region, change.api_id))
+        left_open = left is not None and not remediator.journal.held_by_other(left, remediator.holder, clock.now())
+    if report.verdict() is Verdict.FIX and settings.mode != "dry-run" and not left_open:
         # A fix that failed LIMIT times on this very policy waits for a person (or a policy change).
         failures = aws_call(lambda: ledger(settings).count(change.region, change.api_id, policy_digest(api.policy)))
-    verdict = report.verdict(failures, FailureLedger.LIMIT).value
+    verdict = report.verdict(failures, FailureLedger.LIMIT, left_open).value
     log.info("evaluated", verdict=verdict, failures=failures,
              findings=len(report.evaluation.findings) if report.evaluation else None)
     return Evaluation.from_dict({"verdict": verdict, "mode": settings.mode, "policy": api.policy, "failures": failures,

@@ -25,6 +25,11 @@ WRITE_POLICY = (("GET", RESTAPI), ("PATCH", RESTAPI), ("UpdateRestApiPolicy", RE
 # records ("api#...").
 APPROVAL_ITEM_KEYS = ("approval#*", "execution#*")
 FAILURE_ITEM_KEYS = ("failures#*",)
+# The intent journal and the deployment lease (remediator.adapters.dynamodb.DynamoJournal, DynamoLease):
+# "intent#open" holds each API's open intent, "intent#<id>" a closed one, "lease#deployments" the
+# account's turn to deploy. Audit records are "api#<region>#<id>" items, put only (never rewritten).
+JOURNAL_ITEM_KEYS = ("intent#*", "lease#*")
+AUDIT_ITEM_KEYS = ("api#*",)
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,8 @@ class Needs:
     apigateway: tuple[tuple[str, str], ...] = ()  # (action, resource path): apigateway:<action> on that path
     read_trust: bool = False  # ssm:GetParameter on the trust parameter
     start_execution: bool = False  # states:StartExecution on the state machine
-    put_audit: bool = False  # dynamodb:PutItem of audit records
+    put_audit: bool = False  # dynamodb:PutItem of audit records (AUDIT_ITEM_KEYS), alone or in a transaction
+    journal: tuple[str, ...] = ()  # DynamoDB actions on the journal and lease items only (JOURNAL_ITEM_KEYS)
     publish: bool = False  # sns:Publish to the topic, and the topic key for it
     approvals: tuple[str, ...] = ()  # DynamoDB actions on the approval items only (APPROVAL_ITEM_KEYS)
     failures: tuple[str, ...] = ()  # DynamoDB actions on the failure counts only (FAILURE_ITEM_KEYS)

@@ -1,13 +1,14 @@
-"""The Record state: store the change's audit record, built from the execution's typed state."""
+"""The Record state: the change's intent closes as applied, with its one audit record."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from remediator.audit import AuditRecord
 from remediator.functions.common import aws_call, ledger, read_state, remediator_for
 from remediator.functions.needs import Needs
+from remediator.journal import Intent
 from remediator.logs import get_logger
+from remediator.remediation import Deployment
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Redeployed
 
@@ -15,22 +16,24 @@ log = get_logger("remediator.functions.record")
 
 
 def needs(mode: str, slack: bool) -> Needs | None:
-    # It also clears the API's failure count once a fix went through (DeleteItem).
-    return Needs(put_audit=True, failures=("dynamodb:DeleteItem",)) if mode in ("auto", "approval") else None
+    # Closing the intent and putting the record is one transaction (DeleteItem and PutItem of journal
+    # items, PutItem of the record); it also clears the API's failure count (DeleteItem).
+    if mode not in ("auto", "approval"):
+        return None
+    return Needs(put_audit=True, journal=("dynamodb:PutItem", "dynamodb:DeleteItem"), failures=("dynamodb:DeleteItem",))
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Store the audit record of the change in DynamoDB."""
+    """Close the intent with the audit record; a retry after the first attempt went through writes nothing."""
     state, change, settings = read_state(event, context)
     remediator = remediator_for(change, settings, event.get("execution"), judges=False)
-    applied, deployed, evaluation = state.applied, state.redeploy or Redeployed(), state.evaluation
-    if applied is None or applied.outcome != "patched":
+    applied, deployed = state.applied, state.redeploy or Redeployed()
+    if applied is None or applied.outcome != "patched" or applied.intent is None:
         raise RemediationFailed("Record reached without a written fix in $.applied")
-    findings = applied.findings if applied.findings is not None else (evaluation.findings if evaluation else [])
-    audit = aws_call(lambda: remediator.record_change(AuditRecord(
-        account=change.account, region=change.region, api_id=change.api_id, api_name=evaluation.name if evaluation else "",
-        action="remediate", policy_before=applied.before, policy_after=applied.written, patch_operations=applied.patch_operations,
-        stages_redeployed=list(deployed.stages), deployment_id=deployed.deployment_id, triggered_by=remediator.triggered_by,
-        findings=findings, change_id=str(event.get("execution") or ""))))
+    intent = Intent.from_dict(applied.intent)
+    if applied.findings is not None:
+        intent.findings = applied.findings
+    audit = aws_call(lambda: remediator.complete(
+        intent, Deployment(list(deployed.stages), deployed.deployment_id, list(deployed.missing_stages))))
     aws_call(lambda: ledger(settings).clear(change.region, change.api_id))  # the fix went through: the count starts over
     return audit.to_dict()

@@ -1,12 +1,14 @@
-"""The Redeploy state: one CreateDeployment for the API, its other stages pointed at it."""
+"""The Redeploy state: in the account's turn, one CreateDeployment for the API, its other stages pointed at it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from remediator.adapters.apigateway import ApiNotFound, RestApi
+from remediator.adapters.apigateway import ApiNotFound
 from remediator.functions.common import aws_call, read_state, remediator_for
 from remediator.functions.needs import DEPLOYMENTS, STAGES, Needs
+from remediator.journal import Intent
 from remediator.logs import get_logger
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Redeployed
@@ -15,20 +17,27 @@ log = get_logger("remediator.functions.redeploy")
 
 
 def needs(mode: str, slack: bool) -> Needs | None:
-    # Deployments and stages only: it can neither create or import an API nor rewrite a policy.
+    # Deployments and stages only: it can neither create or import an API nor rewrite a policy. It reads
+    # and renews the intent, records the deployment in it, and takes and releases the deployment lease.
     if mode not in ("auto", "approval"):
         return None
-    return Needs(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("PATCH", STAGES)))
+    return Needs(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("PATCH", STAGES)),
+                 journal=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"))
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """One CreateDeployment for the API, its other stages pointed at it."""
+    """Deploy in the account's turn, or say how long to wait for it (the state machine waits, not the Lambda)."""
     state, change, settings = read_state(event, context)
     remediator = remediator_for(change, settings, event.get("execution"), judges=False)
-    api = RestApi(change.region, change.api_id, state.evaluation.name if state.evaluation else "", None, {})
+    if state.applied is None or state.applied.intent is None:
+        raise RemediationFailed("Redeploy reached without the change's intent in $.applied")
+    intent = Intent.from_dict(state.applied.intent)
     try:
-        stages, deployment_id, missing = aws_call(lambda: remediator.redeploy(api))
+        deployment = aws_call(lambda: remediator.deploy(intent))
     except ApiNotFound:
         raise RemediationFailed(f"{change.region}/{change.api_id}: API was deleted before its redeploy") from None
-    log.info("redeployed", stages=stages, deployment_id=deployment_id)
-    return Redeployed(stages, deployment_id, missing).to_dict()
+    if deployment.wait_seconds > 0:
+        log.info("waiting_for_deployment_turn", seconds=deployment.wait_seconds)
+        return Redeployed("wait", wait_seconds=max(1, math.ceil(deployment.wait_seconds))).to_dict()
+    log.info("redeployed", stages=deployment.stages, deployment_id=deployment.deployment_id)
+    return Redeployed("deployed", deployment.stages, deployment.deployment_id, deployment.missing).to_dict()

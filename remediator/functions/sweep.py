@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 import os
 from typing import Any
 
+from remediator import clock
 from remediator.adapters.apigateway import ApiGatewayAdapter
+from remediator.adapters.dynamodb import DynamoJournal
 from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ApiChange, Caller
 from remediator.functions import common
@@ -19,8 +21,11 @@ log = get_logger("remediator.functions.sweep")
 
 
 def needs(mode: str, slack: bool) -> Needs | None:
-    # The listing carries each policy: GET on the collection is all it reads.
-    return Needs(apigateway=(("GET", RESTAPIS),), read_trust=True, start_execution=True)
+    # The listing carries each policy: GET on the collection is all it reads. Where the workflow writes, it
+    # also looks for changes left half-done (one Query of the open intents).
+    writes = mode in ("auto", "approval")
+    return Needs(apigateway=(("GET", RESTAPIS),), read_trust=True, start_execution=True,
+                 journal=("dynamodb:Query",) if writes else ())
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -32,9 +37,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     hour = datetime.now(UTC).strftime("%Y%m%dT%H")
     bind(sweep=hour, region=region)
     counts = {"apis": 0, "started": 0, "duplicate": 0}
+    left_open: set[str] = set()
+    if settings.mode != "dry-run":  # changes left half-done (their holder gone) are settled by an execution of their own
+        journal = DynamoJournal(common.clients(), settings.audit_table)
+        now = clock.now()
+        left_open = {i.api_id for i in journal.open_intents()
+                     if i.account == account and i.region == region and not journal.held_by_other(i, "", now)}
     for api in ApiGatewayAdapter(common.clients()).list_rest_apis(region):
         counts["apis"] += 1
-        if not assess(api, sweep_settings).verdict().needs_attention:
+        if not assess(api, sweep_settings).verdict(left_open=api.api_id in left_open).needs_attention:
             continue
         change = ApiChange(api.api_id, region, account, f"{hour}-{api.api_id}", "ScheduledSweep",
                            Caller("Scheduler", None, None, "events.amazonaws.com", None))

@@ -44,16 +44,21 @@ SFN_KEY = "ak"  # the emulator's Step Functions interpreter signs its Lambda inv
 # --- time ----------------------------------------------------------------------------------------
 
 class LocalClock:
-    """Virtual time: a sleep moves the clock forward at once instead of waiting.
+    """Virtual time: waiting moves the clock forward instead of waiting in real time.
 
-    Time is shared, as in the real world: when two threads sleep at once, the clock jumps to the
-    later wake-up, not to the sum of both. Lambda timeouts are charged per invocation (its own
-    real time plus its own sleeps), so one execution's backoff never times out another's task.
+    A sleep inside a Lambda invocation (botocore's backoff, the pacer) moves the clock at once and is
+    charged to that invocation's timeout. Waits outside one (a Wait state, a Retry interval) are
+    events in a queue, as in a discrete-event simulation: each waits for its own instant, and only the
+    earliest of them moves the clock there, once nothing else moved it for a moment of real time. So
+    forty executions waiting 5 s each advance the clock 5 s, not 200 s.
     """
+
+    IDLE = 0.02  # real seconds without a clock move before the earliest waiter takes the clock to its instant
 
     def __init__(self) -> None:
         self._offset = 0.0
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._waiting: list[float] = []
 
     def monotonic(self) -> float:
         return time.monotonic() + self._offset
@@ -62,19 +67,36 @@ class LocalClock:
         return time.time() + self._offset
 
     def advance(self, seconds: float) -> None:
-        with self._lock:
+        with self._changed:
             self._offset += max(0.0, seconds)
+            self._changed.notify_all()
 
     def advance_to(self, target: float) -> None:
-        with self._lock:
+        with self._changed:
             self._offset = max(self._offset, target - time.monotonic())
+            self._changed.notify_all()
 
     def sleep(self, seconds: float) -> None:
         seconds = max(0.0, float(seconds))
         invocation = current_invocation()
         if invocation is not None:
             invocation.charge(seconds)
-        self.advance_to(self.monotonic() + seconds)
+            self.advance_to(self.monotonic() + seconds)
+            return
+        self.wait_until(self.monotonic() + seconds)
+
+    def wait_until(self, target: float) -> None:
+        """Block until the clock reaches `target`; the earliest waiter moves it there when all is quiet."""
+        with self._changed:
+            self._waiting.append(target)
+            try:
+                while self.monotonic() < target:
+                    moved = self._changed.wait(self.IDLE)
+                    if not moved and target <= min(self._waiting) and self.monotonic() < target:
+                        self._offset = max(self._offset, target - time.monotonic())
+                        self._changed.notify_all()
+            finally:
+                self._waiting.remove(target)
 
 
 class _ClockModule:
@@ -112,7 +134,9 @@ def install_clock(clock: LocalClock) -> None:
     import botocore.retries.bucket as bucket
     import botocore.retries.standard
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
+    from remediator import clock as product_clock
     from remediator.adapters import apigateway
 
     if _installed:
@@ -124,6 +148,8 @@ def install_clock(clock: LocalClock) -> None:
     botocore.endpoint.time = shim  # type: ignore[attr-defined]
     botocore.retries.standard.time = shim  # type: ignore[attr-defined]
     retrier_decl.time = shim  # Step Functions' Retry intervals, too, pass on the local clock
+    wait_function.WaitFunction._wait_interval = _local_wait(clock)  # type: ignore[method-assign]  # and its Wait states
+    product_clock.install(clock.time, clock.sleep)  # leases, claims and the CLI's turn to deploy
     bucket.Clock.sleep = lambda self, amount: clock.sleep(amount)  # type: ignore[method-assign]
     bucket.Clock.current_time = lambda self: clock.time()  # type: ignore[method-assign]
     bucket.TokenBucket.__init__ = _virtual_bucket_init(bucket.TokenBucket.__init__)  # type: ignore[method-assign]
@@ -132,6 +158,16 @@ def install_clock(clock: LocalClock) -> None:
     fields["sleep"].default = clock.sleep
     apigateway.DeploymentPacer.__init__.__defaults__ = tuple(  # type: ignore[attr-defined]
         fields[name].default for name in ("interval", "clock", "sleep"))
+
+
+def _local_wait(clock: LocalClock) -> Callable[..., None]:
+    """A Wait state passes its seconds on the local clock (moto waits in real time)."""
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        if wait_seconds > 0 and env.is_running():
+            clock.sleep(wait_seconds)
+
+    return wait_interval
 
 
 def _virtual_bucket_init(original: Callable[..., None]) -> Callable[..., None]:

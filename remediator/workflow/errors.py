@@ -16,6 +16,10 @@ LAMBDA_SERVICE_ERRORS = (
     "Lambda.TooManyRequestsException",
 )
 
+# A Lambda function that ran past its timeout. Every step of a change can be repeated (the intent says
+# what was done), so our tasks retry it; on AwaitApproval it means the person did not answer in time.
+TIMEOUT = "States.Timeout"
+
 # The error SendTaskFailure sends when a person rejects a proposal in Slack; AwaitApproval catches it.
 REJECTED = "Rejected"
 

@@ -59,13 +59,15 @@ class Evaluation:
 class Applied:
     """$.applied: what Apply wrote (or why it wrote nothing)."""
 
-    outcome: str  # patched | unchanged | exempt | skipped | stale
+    outcome: str  # patched | busy | unchanged | exempt | skipped | stale
     detail: str = ""
     replanned: bool = False
     before: str = ""
     written: str = ""
     patch_operations: list[dict[str, str]] = field(default_factory=list)
     report: dict[str, Any] | None = None  # the re-plan's report, when the policy changed since Evaluate
+    intent: dict[str, Any] | None = None  # patched: the change's intent (remediator.journal.Intent), as written
+    wait_seconds: int = 0  # busy: another change of the API is in flight; WaitForApi waits this long
 
     @classmethod
     def from_dict(cls, data: Any) -> Applied:
@@ -75,7 +77,7 @@ class Applied:
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if not (k == "report" and v is None)}
+        return {k: v for k, v in asdict(self).items() if not (k in ("report", "intent") and v is None)}
 
     @property
     def findings(self) -> list[dict[str, Any]] | None:
@@ -84,11 +86,14 @@ class Applied:
 
 @dataclass
 class Redeployed:
-    """$.redeploy: the deployment Redeploy created and the stages now serving it."""
+    """$.redeploy: the deployment Redeploy created and the stages now serving it, or how long to wait
+    for the account's turn to deploy (WaitForDeployment)."""
 
+    outcome: str = "deployed"  # deployed | wait
     stages: list[str] = field(default_factory=list)
     deployment_id: str | None = None
     missing_stages: list[str] = field(default_factory=list)
+    wait_seconds: int = 0
 
     @classmethod
     def from_dict(cls, data: Any) -> Redeployed:
