@@ -22,7 +22,7 @@ def test_demo_runs_every_mode_and_reports_what_it_did(capsys, tmp_path, monkeypa
                      "stages:    prod, dev now serve deployment", "audit:     {", "follow-up: CloudTrail recorded the fix's own writes (UpdateRestApi, CreateDeployment, UpdateStage); the rule matched 0 of them",
                          "AWS calls of the functions checked against the IAM policies of the synthesized template, 0 denied",
                      "duplicate: the same CreateRestApi event delivered again: duplicate", "Scheduled sweep",
-                     "compliant    3 state transitions", "fix          9 state transitions"):
+                     "compliant    3 state transitions", "fix          10 state transitions"):
         assert expected in out, expected
     (swept,) = [line for line in out.splitlines() if line.startswith("  changed-while-events-were-lost (")]
     assert swept.endswith("SUCCEEDED, Evaluate > IsActionNeeded > ChooseMode > Apply > WasPatched > Redeploy > IsDeployed > Record > Notify > Done")

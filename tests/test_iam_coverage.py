@@ -60,6 +60,58 @@ def fix_and_fail(flow: LocalWorkflow) -> None:
     flow.wait(started["execution_name"])
 
 
+def partial_redeploy(flow: LocalWorkflow) -> None:
+    """A redeploy refused on its second stage: Restore puts the first stage back, then the policy."""
+    from remediator.functions import common
+    from tests.faults.injection import Fault
+
+    fault = Fault("apigateway", "UpdateStage", "before", "refuse").install_on(common.clients(), REGION)
+    try:
+        if flow.config.mode == "approval":
+            asked = sum(1 for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"]))
+            _, name = start(flow)
+            assert flow.press(wait_for_buttons(flow, count=asked + 1), "approve")[0] == 200
+        else:
+            api_id = seed(flow, UNTRUSTED)
+            flow.discard_pending()
+            name = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))["execution_name"]
+        result = flow.wait(name)
+    finally:
+        fault.times = fault.fired
+    assert result.status == "FAILED"
+    restores = [n.get("restore") or "" for n in flow.notifications() if n["kind"] == "failure"]
+    assert any("back on their previous deployments" in r for r in restores), restores
+
+
+def recover_unrecorded(flow: LocalWorkflow) -> None:
+    """A fix deployed whose Record kept failing: the next execution for the API settles it (Apply closes
+    the intent with its record)."""
+    from remediator.remediation import Remediator
+
+    route = runner._routes[runner.FUNCTION_PREFIX + "record"]
+    real = route.handler
+
+    def broken(event: dict, context: Any) -> Any:
+        raise RuntimeError("injected failure")
+
+    route.handler = broken
+    try:
+        if flow.config.mode == "approval":
+            asked = sum(1 for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"]))
+            api_id, name = start(flow)
+            assert flow.press(wait_for_buttons(flow, count=asked + 1), "approve")[0] == 200
+        else:
+            api_id = seed(flow, UNTRUSTED)
+            flow.discard_pending()
+            name = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))["execution_name"]
+        assert flow.wait(name).status == "FAILED"
+    finally:
+        route.handler = real
+    flow.later(Remediator.CLAIM_SECONDS + 1)
+    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))
+    assert flow.wait(started["execution_name"]).output["evaluation"]["verdict"] == "recover"
+
+
 def sweep(flow: LocalWorkflow) -> None:
     seed(flow, UNTRUSTED)
     flow.run_sweep()
@@ -72,6 +124,8 @@ def sweep(flow: LocalWorkflow) -> None:
 
 def exercise_auto(flow: LocalWorkflow) -> None:
     fix_and_fail(flow)
+    partial_redeploy(flow)
+    recover_unrecorded(flow)
     sweep(flow)
 
 
@@ -102,6 +156,8 @@ def exercise_approval(flow: LocalWorkflow) -> None:
     without_integration(flow, broken)
     assert flow.press(wait_for_buttons(flow, count=5), "approve")[0] == 200
     flow.wait(failing)
+    partial_redeploy(flow)
+    recover_unrecorded(flow)
     sweep(flow)
 
 

@@ -30,7 +30,7 @@ from infra import ConfigError, build_app  # noqa: E402
 from infra.asset import build_lambda_asset  # noqa: E402
 from infra.config import DEFAULTS, cdk_json_context, from_context  # noqa: E402
 from infra.stack import needs_of  # noqa: E402
-from remediator.functions.needs import APPROVAL_ITEM_KEYS, FAILURE_ITEM_KEYS  # noqa: E402
+from remediator.functions.needs import APPROVAL_ITEM_KEYS, AUDIT_ITEM_KEYS, FAILURE_ITEM_KEYS, JOURNAL_ITEM_KEYS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -415,8 +415,10 @@ WRITE_POLICY_GRANTS = {("apigateway:GET", "/restapis/*"), ("apigateway:PATCH", "
 @pytest.mark.parametrize("handler, grants", [
     ("evaluate", {("apigateway:GET", "/restapis/*")}),
     # Changing a policy takes UpdateRestApiPolicy on top of PATCH; without it every fix is denied.
-    ("apply", WRITE_POLICY_GRANTS),
-    ("restore", WRITE_POLICY_GRANTS),
+    # It reads the stages to write them into the intent (the deployment each serves before the change).
+    ("apply", WRITE_POLICY_GRANTS | {("apigateway:GET", "/restapis/*/stages*")}),
+    # It puts every stage back on the deployment it served, then the policy.
+    ("restore", WRITE_POLICY_GRANTS | {("apigateway:GET", "/restapis/*/stages*"), ("apigateway:PATCH", "/restapis/*/stages*")}),
     # Deployments and stages only: no CreateRestApi/ImportRestApi (POST /restapis), no policy writes.
     ("redeploy", {("apigateway:POST", "/restapis/*/deployments"), ("apigateway:GET", "/restapis/*/stages*"),
                   ("apigateway:PATCH", "/restapis/*/stages*")}),
@@ -446,6 +448,7 @@ def test_only_five_functions_touch_api_gateway(resources):
 
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 APPROVAL_READ_WRITE = {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+JOURNAL_WRITE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}  # the intent (and the record it closes with)
 READ_SECRET = {"secretsmanager:GetSecretValue"}
 
 
@@ -454,17 +457,18 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
     [
         ("evaluate", {"apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem"}),
         ("apply", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy", "ssm:GetParameter"}
-         | APPROVAL_READ_WRITE | READ_SECRET),
+         | JOURNAL_WRITE | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: restore, redeploy and record judge nothing.
-        ("restore", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy"}),
-        ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH"}),
+        ("restore", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy"} | JOURNAL_WRITE),
+        ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH", "dynamodb:GetItem", "dynamodb:PutItem",
+                      "dynamodb:UpdateItem"}),
         ("record", {"dynamodb:PutItem", "dynamodb:DeleteItem"}),
         ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"} | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: the approval handler builds no Remediator.
         ("approval", {"dynamodb:PutItem", "dynamodb:UpdateItem"} | READ_SECRET),
         ("slack_callback", APPROVAL_READ_WRITE | READ_SECRET | {"states:SendTaskSuccess", "states:SendTaskFailure"}),
         ("trigger", {"states:StartExecution", "sqs:SendMessage"}),
-        ("sweep", {"apigateway:GET", "ssm:GetParameter", "states:StartExecution", "sqs:SendMessage"}),
+        ("sweep", {"apigateway:GET", "ssm:GetParameter", "states:StartExecution", "sqs:SendMessage", "dynamodb:Query"}),
     ],
 )
 def test_each_function_may_do_only_its_job(resources, handler, actions):
@@ -495,25 +499,36 @@ def test_permissions_name_the_resources(resources):
                 assert [flat(r) for r in as_list(statement["Resource"])] == [expected[action]], owner
 
 
-def test_approval_functions_touch_only_approval_items(resources):
-    """Every DynamoDB grant except record's audit PutItem is limited to the approval items' keys,
-    so the public-facing slack_callback (and the others) can neither read nor rewrite audit records."""
+def test_each_dynamodb_grant_is_limited_to_its_items(resources):
+    """Every DynamoDB grant names the keys it may touch: approvals, failure counts, the journal and lease, or
+    audit records (put only). So the public-facing slack_callback (and the others) can neither read nor
+    rewrite audit records, and no function may rewrite one."""
     by_handler = functions_by_handler(resources)
-    approvals = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(APPROVAL_ITEM_KEYS)}}
-    failures = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(FAILURE_ITEM_KEYS)}}
-    failure_actions = {"evaluate": ["dynamodb:GetItem"], "notify": ["dynamodb:UpdateItem"], "record": ["dynamodb:DeleteItem"]}
+    keys = {tuple(APPROVAL_ITEM_KEYS): "approvals", tuple(FAILURE_ITEM_KEYS): "failures",
+            tuple(JOURNAL_ITEM_KEYS): "journal", tuple(AUDIT_ITEM_KEYS): "audit"}
+    expected = {
+        "evaluate": {"failures": ["dynamodb:GetItem"], "journal": ["dynamodb:GetItem"]},
+        "apply": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], "audit": ["dynamodb:PutItem"],
+                  "approvals": ["dynamodb:GetItem", "dynamodb:UpdateItem"]},
+        "redeploy": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]},
+        "restore": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], "audit": ["dynamodb:PutItem"]},
+        "record": {"journal": ["dynamodb:PutItem", "dynamodb:DeleteItem"], "audit": ["dynamodb:PutItem"],
+                   "failures": ["dynamodb:DeleteItem"]},
+        "notify": {"failures": ["dynamodb:UpdateItem"], "approvals": ["dynamodb:GetItem", "dynamodb:UpdateItem"]},
+        "approval": {"approvals": ["dynamodb:PutItem", "dynamodb:UpdateItem"]},
+        "slack_callback": {"approvals": ["dynamodb:GetItem", "dynamodb:UpdateItem"]},
+        "sweep": {"journal": ["dynamodb:Query"]},
+    }
     for handler, (_, function) in by_handler.items():
         name = handler.split(".")[-2]
+        found = {}
         for statement in role_statements(resources, function):
             actions = as_list(statement["Action"])
             if not any(a.startswith("dynamodb:") for a in actions):
                 continue
-            if statement.get("Condition") == failures:
-                assert actions == failure_actions.get(name), handler
-            elif name == "record":
-                assert actions == ["dynamodb:PutItem"] and "Condition" not in statement
-            else:
-                assert statement["Condition"] == approvals, handler
+            leading = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            found[keys[tuple(leading)]] = actions
+        assert found == expected.get(name, {}), handler
 
 
 class _RecordingDynamoDB:

@@ -339,7 +339,7 @@ def test_the_synthesized_template_lets_the_fix_happen_and_nothing_more(mode: str
 
 
 def test_a_record_retried_after_its_write_went_through_leaves_one_record(flow: LocalWorkflow) -> None:
-    """The audit record's key is the change's (its execution): a retried Record writes nothing twice."""
+    """The audit record's key is the change's intent: a retried Record writes nothing twice."""
     from remediator.workflow.errors import Transient
 
     route = runner._routes[runner.FUNCTION_PREFIX + "record"]
@@ -357,4 +357,4 @@ def test_a_record_retried_after_its_write_went_through_leaves_one_record(flow: L
     _, result = run(flow, api_id)
     assert result.status == "SUCCEEDED" and len(calls) == 2  # Step Functions retried Record
     (record,) = flow.audit_records()
-    assert record.api_id == api_id and record.change_id == result.name
+    assert record.api_id == api_id and record.change_id == result.output["applied"]["intent"]["intent_id"]

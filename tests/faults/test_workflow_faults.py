@@ -1,0 +1,136 @@
+"""Faults at every step of the workflow, on the strict local account: throttling, a Lambda that crashes or
+times out, before and after each write (the policy, the intent, the deployment, a stage, the record, the
+lease), once or every time.
+
+Whatever happens, the API ends either fixed and deployed on every stage, or untouched (its policy and
+every stage as before); a failed execution is notified; and once the fault is gone, the next sweep
+leaves it fixed with exactly one applied audit record and no change left open.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from remediator.functions import common
+from remediator.remediation import Remediator
+from remediator.local.runner import LocalWorkflow
+from tests.faults.injection import Fault
+from tests.test_workflow import FIXED, REGION, UNTRUSTED, policy_of, run, seed, stages_of
+
+WRITES = [("apigateway", "UpdateRestApi"), ("apigateway", "CreateDeployment"), ("apigateway", "UpdateStage"),
+          ("dynamodb", "PutItem"), ("dynamodb", "TransactWriteItems")]
+CASES = [Fault(service, operation, when, kind) for service, operation in WRITES
+         for when in ("before", "after") for kind in ("throttle", "crash", "timeout")]
+CASES += [Fault(service, operation, "before", "refuse", times=99) for service, operation in WRITES]
+CASES += [Fault("dynamodb", "UpdateItem", "after", "crash"), Fault("dynamodb", "UpdateItem", "before", "throttle", times=12)]
+
+
+def open_intents(flow: LocalWorkflow) -> list:
+    from remediator.adapters.dynamodb import DynamoJournal
+
+    return DynamoJournal(flow.clients, flow.audit.table_name, REGION).open_intents()
+
+
+def fixed_or_untouched(flow: LocalWorkflow, api_id: str, original: dict[str, str | None]) -> str:
+    """The API is never half-changed: the fix on every stage, or the policy and every stage as before."""
+    stages, policy = stages_of(flow, api_id), policy_of(flow, api_id)
+    if policy == FIXED:
+        (deployment,) = set(stages.values())
+        assert deployment not in original.values(), "the fix is served by a deployment made after it"
+        return "fixed"
+    assert policy == UNTRUSTED, policy
+    assert stages == original, "every stage back on the deployment it served"
+    return "untouched"
+
+
+@pytest.mark.parametrize("fault", CASES, ids=str)
+def test_a_fault_at_any_step_leaves_the_api_fixed_or_untouched_and_recorded_once(make_flow, fault: Fault) -> None:
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, UNTRUSTED)
+    flow.discard_pending()  # the setup's own CloudTrail events
+    original = stages_of(flow, api_id)
+    fault.install_on(common.clients(), REGION)
+    _, result = run(flow, api_id)
+    assert fault.fired, f"{fault} was never reached"
+    state = fixed_or_untouched(flow, api_id, original)
+    notices = flow.notifications()
+    if result.status == "SUCCEEDED":
+        assert state == "fixed" and result.states[-1] == "Done"
+        (record,) = flow.audit_records()
+        assert record.outcome == "applied" and record.deployment_id == set(stages_of(flow, api_id).values()).pop()
+        assert open_intents(flow) == []
+    else:
+        assert [n for n in notices if n["kind"] == "failure"], "every failure is notified"
+        assert all(r.outcome in ("applied", "restored") for r in flow.audit_records())
+    assert flow.matched() == [], "the product's own writes start nothing"
+
+    # The fault is gone; an hour later the sweep settles whatever is left: fixed, recorded once, nothing open.
+    fault.times = fault.fired
+    flow.later(3600)
+    flow.run_sweep()
+    for execution in flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]:
+        assert flow.wait(execution["name"]).status != "RUNNING"
+    assert fixed_or_untouched(flow, api_id, original) == "fixed"
+    records = flow.audit_records()
+    applied = [r for r in records if r.outcome == "applied"]
+    assert len(applied) == 1 and applied[0].deployment_id == set(stages_of(flow, api_id).values()).pop()
+    assert len(records) - len(applied) <= 1 and all(r.outcome == "restored" for r in records if r not in applied)
+    assert len({r.change_id for r in records}) == len(records), "one record per change"
+    assert open_intents(flow) == []
+
+
+def test_a_change_left_patched_but_undeployed_is_finished_by_the_next_execution(make_flow) -> None:
+    """Redeploy and RestorePolicy both crash: the execution fails (notified) with the policy patched but not
+    deployed and its intent open. Once the failed execution's claim lapses, the next event for the API
+    finishes the deployment and records it, instead of finding the policy 'compliant'."""
+    from remediator.local import runner
+    from tests.faults.injection import InjectedCrash
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, UNTRUSTED)
+    original = stages_of(flow, api_id)
+    saved = {name: runner._routes[runner.FUNCTION_PREFIX + name].handler for name in ("redeploy", "restore")}
+
+    def crash(event: dict, context: object) -> dict:
+        raise InjectedCrash("injected crash")
+
+    for name in saved:
+        runner._routes[runner.FUNCTION_PREFIX + name].handler = crash
+    try:
+        _, first = run(flow, api_id)
+    finally:
+        for name, handler in saved.items():
+            runner._routes[runner.FUNCTION_PREFIX + name].handler = handler
+    assert first.status == "FAILED" and [n for n in flow.notifications() if n["kind"] == "failure"]
+    assert policy_of(flow, api_id) == FIXED and stages_of(flow, api_id) == original, "patched, not deployed"
+    (left,) = open_intents(flow)
+    flow.later(Remediator.CLAIM_SECONDS + 1)
+    _, second = run(flow, api_id)
+    assert second.output["evaluation"]["verdict"] == "recover"
+    assert second.status == "SUCCEEDED" and fixed_or_untouched(flow, api_id, original) == "fixed"
+    (record,) = flow.audit_records()
+    assert record.change_id == left.intent_id and record.outcome == "applied"
+    assert open_intents(flow) == []
+
+
+def test_many_events_for_one_api_make_one_fix_and_one_deployment(make_flow) -> None:
+    """A burst of events for one API while its fix is in flight collapses into one fix: the others wait for
+    it (WaitForApi), then find the API compliant."""
+    from remediator.local import cloudtrail
+    from tests.conftest import OWNER
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, UNTRUSTED)
+    flow.account.server.counts.clear()
+    names = []
+    for _ in range(6):
+        started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))
+        assert started["status"] == "started"
+        names.append(started["execution_name"])
+    results = [flow.wait(name, timeout=120) for name in names]
+    assert {r.status for r in results} == {"SUCCEEDED"}
+    counts = flow.account.server.aws_requests()
+    assert counts[("apigateway", "UpdateRestApi")] == 1 and counts[("apigateway", "CreateDeployment")] == 1
+    (record,) = flow.audit_records()
+    assert record.outcome == "applied" and policy_of(flow, api_id) == FIXED
+    assert open_intents(flow) == []
