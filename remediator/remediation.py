@@ -23,6 +23,7 @@ from remediator import clock
 from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RestApi
 from remediator.audit import AuditRecord, JsonLinesAuditLog
 from remediator.journal import FileLease, Intent, IntentConflict, Journal, JsonLinesJournal, Lease, PlannedStage
+from remediator.workflow.errors import THROTTLING_CODES, TRANSIENT_CODES
 from remediator.core import Evaluation, PolicyError, TrustConfig, compact_json, evaluate_policy, parse_policy
 from remediator.logs import get_logger
 
@@ -266,10 +267,7 @@ class Remediator:
         assert patched.intent is not None
         intent = patched.intent
         try:
-            deployment = self.deploy(intent)
-            while deployment.wait_seconds > 0:
-                clock.sleep(deployment.wait_seconds)
-                deployment = self.deploy(intent)
+            deployment = self._deploy_retrying(intent)
         except (ApiNotFound, ClientError, BotoCoreError) as error:
             try:
                 result = self.undo(intent, f"redeploy failed: {error}")
@@ -281,6 +279,26 @@ class Remediator:
         record = self.complete(intent, deployment)
         return FixOutcome(patched.report, action, _redeploy_detail(deployment.stages, deployment.missing),
                           list(deployment.stages), deployment.deployment_id, record, patched.replanned)
+
+    RETRIES = 4  # throttling or a transient error that outlived botocore's retries: tried again, not undone
+
+    def _deploy_retrying(self, intent: Intent) -> Deployment:
+        """Deploy in the account's turn; throttling and transient errors are retried with backoff (a repeated
+        deploy creates no second deployment once the first is recorded in the intent)."""
+        for attempt in range(self.RETRIES + 1):
+            try:
+                deployment = self.deploy(intent)
+                while deployment.wait_seconds > 0:
+                    clock.sleep(deployment.wait_seconds)
+                    deployment = self.deploy(intent)
+                return deployment
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                if attempt == self.RETRIES or (code not in THROTTLING_CODES and code not in TRANSIENT_CODES):
+                    raise
+                log.warning("deploy_retried", region=intent.region, api_id=intent.api_id, error=str(error), attempt=attempt + 1)
+                clock.sleep(min(60.0, 5.0 * 2 ** attempt))
+        raise AssertionError("unreachable")
 
     def recover(self, regions: Iterable[str] | None = None) -> list[str]:
         """Finish or undo every change left half-done in this account (by a run that was killed, an
@@ -368,18 +386,19 @@ class Remediator:
             self._close(intent, "abandoned", "the API was deleted before the policy was written")
             return Patched(_gone_report(api.region, api.api_id), "skipped", f"{api.region}/{api.api_id}: API was deleted; skipped")
         except (ClientError, BotoCoreError) as error:
-            if self._unchanged(intent):
+            # Did it go through? An answer can be lost after the write (a timeout, a throttled retry).
+            try:
+                now_there = self.adapter.get_rest_api(api.region, api.api_id).policy
+            except (ApiNotFound, ClientError, BotoCoreError):
+                raise error from None  # unknown: the intent stays open and is reconciled
+            if same_policy(now_there, intent.policy_before):
                 self._close(intent, "failed", f"policy not changed: {error}")
                 code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
                 return Patched(report, "failed", f"policy not changed: {error}", error_code=code)
-            raise  # the write may have gone through: the intent stays open and is reconciled
+            if not same_policy(now_there, intent.policy_after):
+                raise  # someone else wrote in between: the intent stays open and is reconciled (superseded)
+            log.warning("write_answer_lost", region=api.region, api_id=api.api_id, error=str(error))
         return Patched(report, "patched", "policy written", intent)
-
-    def _unchanged(self, intent: Intent) -> bool:
-        try:
-            return same_policy(self.adapter.get_rest_api(intent.region, intent.api_id).policy, intent.policy_before)
-        except (ApiNotFound, ClientError, BotoCoreError):
-            return False
 
     def deploy(self, intent: Intent) -> Deployment:
         """In the account's turn: one CreateDeployment for the first planned stage (recorded in the intent

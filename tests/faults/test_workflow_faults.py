@@ -31,9 +31,16 @@ def open_intents(flow: LocalWorkflow) -> list:
     return DynamoJournal(flow.clients, flow.audit.table_name, REGION).open_intents()
 
 
-def fixed_or_untouched(flow: LocalWorkflow, api_id: str, original: dict[str, str | None]) -> str:
-    """The API is never half-changed: the fix on every stage, or the policy and every stage as before."""
+def fixed_or_untouched(flow: LocalWorkflow, api_id: str, original: dict[str, str | None], stuck: bool = False) -> str:
+    """The API is never half-changed: the fix on every stage, or the policy and every stage as before.
+
+    `stuck`: a fault that refuses every stage update refuses the undo too. Then, and only then, the fix is
+    left part-deployed, with its intent open for the next execution to finish.
+    """
     stages, policy = stages_of(flow, api_id), policy_of(flow, api_id)
+    if stuck and policy == FIXED and len(set(stages.values())) > 1:
+        assert [i.api_id for i in open_intents(flow)] == [api_id]
+        return "pending"
     if policy == FIXED:
         (deployment,) = set(stages.values())
         assert deployment not in original.values(), "the fix is served by a deployment made after it"
@@ -52,7 +59,7 @@ def test_a_fault_at_any_step_leaves_the_api_fixed_or_untouched_and_recorded_once
     fault.install_on(common.clients(), REGION)
     _, result = run(flow, api_id)
     assert fault.fired, f"{fault} was never reached"
-    state = fixed_or_untouched(flow, api_id, original)
+    state = fixed_or_untouched(flow, api_id, original, stuck=fault.operation == "UpdateStage" and fault.times > 1)
     notices = flow.notifications()
     if result.status == "SUCCEEDED":
         assert state == "fixed" and result.states[-1] == "Done"
