@@ -110,14 +110,20 @@ class Journal(Protocol):
     def close(self, intent: Intent, record: AuditRecord | None) -> None: ...
 
 
+@dataclass
+class Turn:
+    """The answer to asking for the deployment turn: granted (deploy in `seconds`, a short wait well inside
+    a Lambda's timeout) or not yet (ask again in `seconds`, with the same `ticket`: the place in the queue)."""
+
+    granted: bool
+    seconds: float
+    ticket: int | None = None
+
+
 class Lease(Protocol):
-    """The account's turn to deploy: CreateDeployment allows one call per 5 s per account, unraisable.
+    """The account's turn to deploy: CreateDeployment allows one call per 5 s per account, unraisable."""
 
-    `acquire` answers (True, s): yours, deploy in s seconds (at most DEPLOYMENT_INTERVAL); or (False, s):
-    not yet, ask again in s seconds.
-    """
-
-    def acquire(self, holder: str, now: float) -> tuple[bool, float]: ...
+    def acquire(self, holder: str, now: float, ticket: int | None = None) -> Turn: ...
 
     def release(self, holder: str, deployed_at: float | None) -> None: ...
 
@@ -236,8 +242,8 @@ class FileLease:
         except (OSError, ValueError):
             return 0.0
 
-    def acquire(self, holder: str, now: float) -> tuple[bool, float]:
-        return True, max(0.0, self._next_at() - now)
+    def acquire(self, holder: str, now: float, ticket: int | None = None) -> Turn:
+        return Turn(True, max(0.0, self._next_at() - now))
 
     def release(self, holder: str, deployed_at: float | None) -> None:
         if deployed_at is None:

@@ -200,6 +200,7 @@ class Deployment:
     deployment_id: str | None = None
     missing: list[str] = field(default_factory=list)
     wait_seconds: float = 0.0
+    ticket: int | None = None  # waiting: the place in the account's deployment queue, for the next try
 
 
 class Remediator:
@@ -290,7 +291,7 @@ class Remediator:
                 deployment = self.deploy(intent)
                 while deployment.wait_seconds > 0:
                     clock.sleep(deployment.wait_seconds)
-                    deployment = self.deploy(intent)
+                    deployment = self.deploy(intent, deployment.ticket)
                 return deployment
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code")
@@ -400,9 +401,10 @@ class Remediator:
             log.warning("write_answer_lost", region=api.region, api_id=api.api_id, error=str(error))
         return Patched(report, "patched", "policy written", intent)
 
-    def deploy(self, intent: Intent) -> Deployment:
-        """In the account's turn: one CreateDeployment for the first planned stage (recorded in the intent
-        at once), then the other stages pointed at it. Repeatable: a retry creates no second deployment."""
+    def deploy(self, intent: Intent, ticket: int | None = None) -> Deployment:
+        """In the account's turn (`ticket`: the place in its queue from an earlier try): one CreateDeployment
+        for the first planned stage (recorded in the intent at once), then the other stages pointed at it.
+        Repeatable: a retry creates no second deployment."""
         stored = self.journal.open_intent(intent.account, intent.region, intent.api_id)
         if stored is None or stored.intent_id != intent.intent_id or self.journal.held_by_other(stored, self.holder, clock.now()):
             raise IntentConflict(f"{intent.key}: change {intent.intent_id} is no longer this one's to deploy")
@@ -412,12 +414,12 @@ class Remediator:
         if not intent.stages:
             return Deployment([], None, intent.missing_stages)
         if intent.deployment_id is None:
-            granted, seconds = self.lease.acquire(self.holder, clock.now())
-            if not granted:
-                return Deployment(wait_seconds=seconds)
+            turn = self.lease.acquire(self.holder, clock.now(), ticket)
+            if not turn.granted:
+                return Deployment(wait_seconds=turn.seconds, ticket=turn.ticket)
             deployed_at = None
             try:
-                clock.sleep(seconds)  # the rest of the interval since the account's last deployment (<= 5 s)
+                clock.sleep(turn.seconds)  # the rest of the interval since the account's last deployment
                 intent.deployment_id = self.adapter.create_deployment(
                     intent.region, intent.api_id, intent.stages[0].name, f"apigw-remediator: {intent.action} ({intent.intent_id})")
                 deployed_at = clock.now()

@@ -11,7 +11,7 @@ from typing import Any
 from remediator.adapters.clients import ClientFactory
 from remediator.approvals import ApprovalRequest
 from remediator.audit import AuditRecord
-from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict
+from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, Turn
 
 
 class AuditTable:
@@ -295,43 +295,61 @@ class DynamoJournal:
 class DynamoLease:
     """The account's deployment turn, shared by every execution: item `lease#deployments` / `<account>`.
 
-    Taken with a conditional write when nobody holds it (or the holder's hold expired) and the account's
-    next CreateDeployment may go within DEPLOYMENT_INTERVAL: the holder waits out that remainder itself
-    (a few seconds, well inside its timeout) and deploys on time. Released with the time the next may go.
+    A queue of tickets, as at a counter: an execution takes a ticket on its first try and is told how long
+    to wait (in Step Functions, whole seconds) to come back just before its turn, so that fifty waiting
+    executions wake once each, not fifty times. The turn is taken with a conditional write on the item's
+    version, when nobody holds it (or the holder's hold expired), it is this ticket's turn (or the ticket
+    being served is GRACE_SECONDS late: its execution is gone) and the account's next CreateDeployment may
+    go within INLINE_SECONDS, which the holder waits out itself. Released with the time the next may go.
     """
 
     HOLD_SECONDS = 60.0  # longer than the Redeploy function's timeout: a holder that died lets go by then
+    INLINE_SECONDS = 1.0  # the most a holder waits inside its Lambda (Step Functions waits in whole seconds)
+    GRACE_SECONDS = 10.0  # a turn nobody takes for this long is skipped
 
     def __init__(self, clients: ClientFactory, table_name: str, account: str, region: str | None = None) -> None:
         self._client = clients.client("dynamodb", region)
         self.table_name = table_name
         self.key = {"pk": {"S": "lease#deployments"}, "sk": {"S": account}}
 
-    def acquire(self, holder: str, now: float) -> tuple[bool, float]:
-        try:
-            old = self._client.update_item(
-                TableName=self.table_name, Key=self.key,
-                UpdateExpression="SET holder = :me, held_until = :until",
-                ConditionExpression="(attribute_not_exists(holder) OR holder = :me OR held_until < :now) "
-                                    "AND (attribute_not_exists(next_at) OR next_at <= :soon)",
-                ExpressionAttributeValues={":me": {"S": holder}, ":now": {"N": repr(now)},
-                                           ":soon": {"N": repr(now + DEPLOYMENT_INTERVAL)},
-                                           ":until": {"N": repr(now + self.HOLD_SECONDS)}},
-                ReturnValues="ALL_OLD",
-            ).get("Attributes", {})
-            return True, max(0.0, float(old.get("next_at", {}).get("N", "0")) - now)
-        except self._client.exceptions.ConditionalCheckFailedException:
-            item = self._client.get_item(TableName=self.table_name, Key=self.key, ConsistentRead=True).get("Item", {})
-            next_at = float(item.get("next_at", {}).get("N", "0"))
-            held = "holder" in item and float(item.get("held_until", {}).get("N", "0")) >= now
-            # Held: the holder deploys at next_at, then the turn after is ours to take.
-            return False, max(1.0, next_at - now if held else next_at - now - DEPLOYMENT_INTERVAL)
+    def _read(self) -> dict[str, Any]:
+        return self._client.get_item(TableName=self.table_name, Key=self.key, ConsistentRead=True).get("Item", {})
+
+    def acquire(self, holder: str, now: float, ticket: int | None = None) -> Turn:
+        if ticket is None:
+            taken = self._client.update_item(TableName=self.table_name, Key=self.key, UpdateExpression="ADD next_ticket :one",
+                                             ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW")
+            ticket = int(taken["Attributes"]["next_ticket"]["N"]) - 1
+        item = self._read()
+        number = lambda name, default=0.0: float(item.get(name, {}).get("N", default))  # noqa: E731
+        version, serving, next_at = int(number("version")), int(number("serving")), number("next_at")
+        held = "holder" in item and item["holder"]["S"] != holder and number("held_until") >= now
+        turn = ticket <= serving or next_at <= now - self.GRACE_SECONDS
+        if not held and turn and next_at <= now + self.INLINE_SECONDS:
+            try:
+                self._client.update_item(
+                    TableName=self.table_name, Key=self.key,
+                    UpdateExpression="SET holder = :me, held_until = :until, serving = :serving, version = :next",
+                    ConditionExpression="attribute_not_exists(version) OR version = :version",
+                    ExpressionAttributeValues={":me": {"S": holder}, ":until": {"N": repr(now + self.HOLD_SECONDS)},
+                                               ":serving": {"N": str(max(serving, ticket))}, ":version": {"N": str(version)},
+                                               ":next": {"N": str(version + 1)}},
+                )
+                return Turn(True, max(0.0, next_at - now), ticket)
+            except self._client.exceptions.ConditionalCheckFailedException:
+                return Turn(False, 1.0, ticket)  # someone took it between the read and the write: look again soon
+        # Come back just before this ticket's turn: the tickets ahead each take one interval. A holder
+        # serves ticket `serving` and deploys by next_at; else `serving` is the next ticket to go.
+        first = max(next_at, now) + DEPLOYMENT_INTERVAL if held else next_at
+        ahead = max(0, ticket - serving - (1 if held else 0))
+        return Turn(False, max(1.0, first + ahead * DEPLOYMENT_INTERVAL - self.INLINE_SECONDS - now), ticket)
 
     def release(self, holder: str, deployed_at: float | None) -> None:
-        update = "REMOVE holder, held_until"
-        values: dict[str, Any] = {":me": {"S": holder}}
+        """The turn is over: the next ticket's, not before one interval after this deployment."""
+        update = "REMOVE holder, held_until SET serving = serving + :one, version = version + :one"
+        values: dict[str, Any] = {":me": {"S": holder}, ":one": {"N": "1"}}
         if deployed_at is not None:
-            update = "SET next_at = :next " + update
+            update += ", next_at = :next"
             values[":next"] = {"N": repr(deployed_at + DEPLOYMENT_INTERVAL)}
         try:
             self._client.update_item(TableName=self.table_name, Key=self.key, UpdateExpression=update,

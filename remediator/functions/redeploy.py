@@ -32,12 +32,13 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if state.applied is None or state.applied.intent is None:
         raise RemediationFailed("Redeploy reached without the change's intent in $.applied")
     intent = Intent.from_dict(state.applied.intent)
+    waited = state.redeploy if state.redeploy is not None and state.redeploy.outcome == "wait" else None
     try:
-        deployment = aws_call(lambda: remediator.deploy(intent))
+        deployment = aws_call(lambda: remediator.deploy(intent, waited.ticket if waited else None))
     except ApiNotFound:
         raise RemediationFailed(f"{change.region}/{change.api_id}: API was deleted before its redeploy") from None
     if deployment.wait_seconds > 0:
         log.info("waiting_for_deployment_turn", seconds=deployment.wait_seconds)
-        return Redeployed("wait", wait_seconds=max(1, math.ceil(deployment.wait_seconds))).to_dict()
+        return Redeployed("wait", wait_seconds=max(1, math.ceil(deployment.wait_seconds)), ticket=deployment.ticket).to_dict()
     log.info("redeployed", stages=deployment.stages, deployment_id=deployment.deployment_id)
     return Redeployed("deployed", deployment.stages, deployment.deployment_id, deployment.missing).to_dict()

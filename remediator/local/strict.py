@@ -18,6 +18,7 @@ bot's own writes never come back as events. This layer sits in front of the emul
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import io
 import json
@@ -47,18 +48,57 @@ class LocalClock:
     """Virtual time: waiting moves the clock forward instead of waiting in real time.
 
     A sleep inside a Lambda invocation (botocore's backoff, the pacer) moves the clock at once and is
-    charged to that invocation's timeout. Waits outside one (a Wait state, a Retry interval) are
-    events in a queue, as in a discrete-event simulation: each waits for its own instant, and only the
-    earliest of them moves the clock there, once nothing else moved it for a moment of real time. So
-    forty executions waiting 5 s each advance the clock 5 s, not 200 s.
+    charged to that invocation's timeout. Waits outside one (a Wait state, a Retry interval, a test
+    spacing events) are events in a queue, as in a discrete-event simulation: each waits for its own
+    instant, and only the earliest of them moves the clock there, once no request is being served and
+    no function runs (`busy`) for a moment of real time. So forty executions waiting 5 s each advance
+    the clock 5 s, not 200 s, and work in progress is never skipped over.
     """
 
-    IDLE = 0.02  # real seconds without a clock move before the earliest waiter takes the clock to its instant
+    IDLE = 0.1  # real seconds of quiet before the earliest waiter takes the clock to its instant
 
     def __init__(self) -> None:
         self._offset = 0.0
         self._changed = threading.Condition()
         self._waiting: list[float] = []
+        self._busy = 0  # requests being served and invocations running, minus those waiting
+        self._depth = threading.local()
+
+    def hold(self) -> None:
+        """Work begins that is not bound to one thread (an execution, from StartExecution to its end)."""
+        with self._changed:
+            self._busy += 1
+
+    def release(self) -> None:
+        with self._changed:
+            self._busy -= 1
+            self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def idle(self, releases: int = 1) -> Iterator[None]:
+        """An execution waits (for a person, say): its work does not hold the clock meanwhile."""
+        with self._changed:
+            self._busy -= releases
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy += releases
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Work in progress (a request, an invocation): no waiter moves the clock past it meanwhile."""
+        with self._changed:
+            self._busy += 1
+            self._depth.value = getattr(self._depth, "value", 0) + 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._depth.value -= 1
+                self._changed.notify_all()
 
     def monotonic(self) -> float:
         return time.monotonic() + self._offset
@@ -85,18 +125,22 @@ class LocalClock:
             return
         self.wait_until(self.monotonic() + seconds)
 
-    def wait_until(self, target: float) -> None:
-        """Block until the clock reaches `target`; the earliest waiter moves it there when all is quiet."""
+    def wait_until(self, target: float, releases: int = 0) -> None:
+        """Block until the clock reaches `target`; the earliest waiter moves it there when all is quiet.
+        `releases`: work this wait suspends besides the thread's own (an execution's, for its Wait states)."""
         with self._changed:
+            mine = getattr(self._depth, "value", 0) + releases  # a thread that waits does no work meanwhile
+            self._busy -= mine
             self._waiting.append(target)
             try:
                 while self.monotonic() < target:
                     moved = self._changed.wait(self.IDLE)
-                    if not moved and target <= min(self._waiting) and self.monotonic() < target:
+                    if not moved and self._busy == 0 and target <= min(self._waiting) and self.monotonic() < target:
                         self._offset = max(self._offset, target - time.monotonic())
                         self._changed.notify_all()
             finally:
                 self._waiting.remove(target)
+                self._busy += mine
 
 
 class _ClockModule:
@@ -147,8 +191,9 @@ def install_clock(clock: LocalClock) -> None:
     shim = _ClockModule(clock)
     botocore.endpoint.time = shim  # type: ignore[attr-defined]
     botocore.retries.standard.time = shim  # type: ignore[attr-defined]
-    retrier_decl.time = shim  # Step Functions' Retry intervals, too, pass on the local clock
+    retrier_decl.time = _ExecutionClock(clock)  # Step Functions' Retry intervals, too, pass on the local clock
     wait_function.WaitFunction._wait_interval = _local_wait(clock)  # type: ignore[method-assign]  # and its Wait states
+    _track_executions(clock)
     product_clock.install(clock.time, clock.sleep)  # leases, claims and the CLI's turn to deploy
     bucket.Clock.sleep = lambda self, amount: clock.sleep(amount)  # type: ignore[method-assign]
     bucket.Clock.current_time = lambda self: clock.time()  # type: ignore[method-assign]
@@ -165,9 +210,56 @@ def _local_wait(clock: LocalClock) -> Callable[..., None]:
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         if wait_seconds > 0 and env.is_running():
-            clock.sleep(wait_seconds)
+            clock.wait_until(clock.monotonic() + wait_seconds, releases=1)
 
     return wait_interval
+
+
+class _ExecutionClock:
+    """Stands in for the `time` module of Step Functions' retrier: a Retry interval is the execution's wait."""
+
+    def __init__(self, clock: LocalClock) -> None:
+        self._clock = clock
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.wait_until(self._clock.monotonic() + max(0.0, float(seconds)), releases=1)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def _track_executions(clock: LocalClock) -> None:
+    """An execution holds the clock from StartExecution to its end, except while it waits: a Wait state,
+    a Retry interval, or a task token a person has yet to send back."""
+    from moto.stepfunctions.parser.asl.eval.callback import callback
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    worker = execution_worker.ExecutionWorker
+    if getattr(worker, "_local_clock", False):
+        return
+    start, logic, wait = worker.start, worker._execution_logic, callback.CallbackEndpoint.wait
+
+    def tracked_start(self: Any) -> None:
+        clock.hold()
+        try:
+            start(self)
+        except BaseException:
+            clock.release()
+            raise
+
+    def tracked_logic(self: Any) -> None:
+        try:
+            logic(self)
+        finally:
+            clock.release()
+
+    def idle_wait(self: Any, timeout: float | None = None) -> Any:
+        with clock.idle():
+            return wait(self, timeout)
+
+    worker.start, worker._execution_logic = tracked_start, tracked_logic  # type: ignore[method-assign]
+    callback.CallbackEndpoint.wait = idle_wait  # type: ignore[method-assign]
+    worker._local_clock = True  # type: ignore[attr-defined]
 
 
 def _virtual_bucket_init(original: Callable[..., None]) -> Callable[..., None]:
@@ -271,7 +363,8 @@ def invocation(record: Invocation) -> Iterator[Invocation]:
     previous = current_invocation()
     _local.invocation = record
     try:
-        yield record
+        with _installed[0].busy() if _installed else contextlib.nullcontext():
+            yield record
     finally:
         _local.invocation = previous
 
@@ -545,6 +638,13 @@ class StrictLayer:
                 return app(environ, start_response)
             request = Request(environ, service, operation)
             principal = self.principals.get(request.access_key, self.harness)
+            if principal is self.harness:  # the test looking on (seeding, polling) is not the product's work
+                return serve(request, principal, start_response)
+            with self.clock.busy():
+                return serve(request, principal, start_response)
+
+        def serve(request: Request, principal: Principal, start_response: Any) -> Any:
+            service, operation, environ = request.service, request.operation, request.environ
             try:
                 calls = self.calls_for(request)
             except NotImplementedError as error:

@@ -94,6 +94,7 @@ class Redeployed:
     deployment_id: str | None = None
     missing_stages: list[str] = field(default_factory=list)
     wait_seconds: int = 0
+    ticket: int | None = None  # wait: the place in the account's deployment queue (remediator.adapters.dynamodb.DynamoLease)
 
     @classmethod
     def from_dict(cls, data: Any) -> Redeployed:
