@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r bench/requirements.txt
 	$(BIN)/python bench/bench_evaluate.py
 	$(BIN)/python bench/bench_sweep.py
+	$(BIN)/python bench/bench_burst.py
 
 synth: $(STAMP)
 	$(BIN)/python app.py

@@ -60,6 +60,18 @@ def fix_and_fail(flow: LocalWorkflow) -> None:
     flow.wait(started["execution_name"])
 
 
+def start_fix(flow: LocalWorkflow) -> tuple[str, str]:
+    """A fix of a new API, started by its event (and, in approval mode, approved): (API, execution)."""
+    if flow.config.mode == "approval":
+        asked = sum(1 for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"]))
+        api_id, name = start(flow)
+        assert flow.press(wait_for_buttons(flow, count=asked + 1), "approve")[0] == 200
+        return api_id, name
+    api_id = seed(flow, UNTRUSTED)
+    flow.discard_pending()
+    return api_id, flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))["execution_name"]
+
+
 def partial_redeploy(flow: LocalWorkflow) -> None:
     """A redeploy refused on its second stage: Restore puts the first stage back, then the policy."""
     from remediator.functions import common
@@ -67,14 +79,7 @@ def partial_redeploy(flow: LocalWorkflow) -> None:
 
     fault = Fault("apigateway", "UpdateStage", "before", "refuse").install_on(common.clients(), REGION)
     try:
-        if flow.config.mode == "approval":
-            asked = sum(1 for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"]))
-            _, name = start(flow)
-            assert flow.press(wait_for_buttons(flow, count=asked + 1), "approve")[0] == 200
-        else:
-            api_id = seed(flow, UNTRUSTED)
-            flow.discard_pending()
-            name = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))["execution_name"]
+        _, name = start_fix(flow)
         result = flow.wait(name)
     finally:
         fault.times = fault.fired
@@ -96,14 +101,7 @@ def recover_unrecorded(flow: LocalWorkflow) -> None:
 
     route.handler = broken
     try:
-        if flow.config.mode == "approval":
-            asked = sum(1 for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"]))
-            api_id, name = start(flow)
-            assert flow.press(wait_for_buttons(flow, count=asked + 1), "approve")[0] == 200
-        else:
-            api_id = seed(flow, UNTRUSTED)
-            flow.discard_pending()
-            name = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))["execution_name"]
+        api_id, name = start_fix(flow)
         assert flow.wait(name).status == "FAILED"
     finally:
         route.handler = real

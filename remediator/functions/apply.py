@@ -41,8 +41,11 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     evaluation = state.evaluation
     expected = evaluation.policy if evaluation else None
     # In approval mode a person approved this exact patch of this exact policy; anything else is asked again.
+    # Settling a change left half-done needs no new approval, but a new plan after it does: none is approved.
     recovering = evaluation is not None and evaluation.verdict == Verdict.RECOVER.value
-    approved = (evaluation.patch_operations if evaluation else []) if settings.mode == "approval" and not recovering else None
+    approved = None
+    if settings.mode == "approval":
+        approved = [] if recovering or evaluation is None else evaluation.patch_operations
     patched: Patched = aws_call(lambda: remediator.begin(change.region, change.api_id, expected, approved))
     if patched.action == "failed":
         raise errors.from_aws(patched.error_code, patched.detail)

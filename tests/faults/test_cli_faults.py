@@ -172,3 +172,32 @@ def test_two_runs_at_once_change_each_api_once(account, tmp_path: Path, inject) 
     counts = account.server.aws_requests()
     assert counts[("apigateway", "UpdateRestApi")] == 2 and counts[("apigateway", "CreateDeployment")] == 2
     settled(account, apis, audit)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"])
+def test_a_real_signal_mid_run_is_settled_by_the_next_run(account, tmp_path: Path, inject, signal_name: str) -> None:
+    """The CLI as its own process, sent a real signal as soon as its first intent is on disk."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    apis = seed(account)
+    audit = tmp_path / "audit.jsonl"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "remediator", "fix", "--regions", REGION, "--trusted-accounts", PARTNER,
+         "--endpoint-url", account.endpoint_url, "--apply", "--audit-log", str(audit)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if audit.exists() and '"kind":"intent"' in audit.read_text(encoding="utf-8", errors="replace"):
+            break
+        time.sleep(0.005)
+    process.send_signal(getattr(signal, signal_name))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == (-signal.SIGKILL if signal_name == "SIGKILL" else 130), err
+    status, _, err = fix(account, audit)
+    assert status == 0, err
+    settled(account, apis, audit)

@@ -141,3 +141,34 @@ def test_many_events_for_one_api_make_one_fix_and_one_deployment(make_flow) -> N
     (record,) = flow.audit_records()
     assert record.outcome == "applied" and policy_of(flow, api_id) == FIXED
     assert open_intents(flow) == []
+
+
+def test_in_approval_mode_a_change_left_open_is_settled_without_a_new_approval(make_flow) -> None:
+    """An approved fix, deployed, whose Record crashed: the next event settles it (records it) without
+    asking anyone again, and proposes nothing new (the policy is compliant)."""
+    from remediator.local import runner
+    from tests.faults.injection import InjectedCrash
+    from tests.test_approvals import start, wait_for_buttons
+
+    flow = make_flow(mode="approval", approvers=["U0APPROVER"])
+    route = runner._routes[runner.FUNCTION_PREFIX + "record"]
+    real = route.handler
+    route.handler = lambda event, context: (_ for _ in ()).throw(InjectedCrash("injected crash"))
+    try:
+        api_id, name = start(flow)
+        assert flow.press(wait_for_buttons(flow), "approve")[0] == 200
+        assert flow.wait(name).status == "FAILED"
+    finally:
+        route.handler = real
+    assert policy_of(flow, api_id) == FIXED and len(set(stages_of(flow, api_id).values())) == 1
+    assert flow.audit_records() == [] and len(open_intents(flow)) == 1
+    asked = len(flow.slack.calls)
+    flow.later(Remediator.CLAIM_SECONDS + 1)
+    _, result = run(flow, api_id)
+    # recover: straight to Apply, which records the change; the plan after it (nothing to fix) is looked
+    # at again from the start, and the API is compliant.
+    assert result.status == "SUCCEEDED" and result.states[:3] == ["Evaluate", "IsActionNeeded", "Apply"]
+    assert "AwaitApproval" not in result.states and result.output["evaluation"]["verdict"] == "compliant"
+    (record,) = flow.audit_records()
+    assert record.outcome == "applied" and open_intents(flow) == []
+    assert not [f for method, f in flow.slack.calls[asked:] if method == "chat.postMessage" and '"actions"' in str(f)]
