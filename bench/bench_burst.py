@@ -112,7 +112,7 @@ def measure(flow: LocalWorkflow, apis: list[str], started_at: dict[str, float], 
         "audit records": len(records),
         "records per change": round(len([r for r in records if r.outcome == "applied"]) / max(1, fixed), 2),
         "deployments per API": round(len(calls) / max(1, len(first_deploy)), 2),
-        "quota held a CreateDeployment back": flow.account.strict.quotas.waited["CreateDeployment"] - quota_waits_before,
+        "quota held a CreateDeployment back": flow.account.strict.quotas.held_back("CreateDeployment") - quota_waits_before,
         "latency max (s)": round(max(latency), 1) if latency else None,
         "latency median (s)": round(statistics.median(latency), 1) if latency else None,
         "bound 5(N-1)+10 (s)": bound,
@@ -123,7 +123,7 @@ def measure(flow: LocalWorkflow, apis: list[str], started_at: dict[str, float], 
 
 def event_burst(flow: LocalWorkflow, count: int, window: float, deployments: Deployments) -> dict[str, Any]:
     apis = seed(flow, count, "event")
-    before, waits, clock = len(deployments.calls), flow.account.strict.quotas.waited["CreateDeployment"], local_clock()
+    before, waits, clock = len(deployments.calls), flow.account.strict.quotas.held_back("CreateDeployment"), local_clock()
     started_at, names = {}, []
     wall = time.monotonic()
     start = clock.monotonic()
@@ -137,7 +137,7 @@ def event_burst(flow: LocalWorkflow, count: int, window: float, deployments: Dep
 
 def sweep_burst(flow: LocalWorkflow, count: int, deployments: Deployments) -> dict[str, Any]:
     apis = seed(flow, count, "sweep")
-    before, waits = len(deployments.calls), flow.account.strict.quotas.waited["CreateDeployment"]
+    before, waits = len(deployments.calls), flow.account.strict.quotas.held_back("CreateDeployment")
     known = {e["name"] for e in executions(flow)}
     wall = time.monotonic()
     at = local_clock().time()

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from remediator import cli_args as cli
 from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.clients import ClientFactory
+from remediator.adapters.dynamodb import DynamoLease
 from remediator.adapters.ec2 import enabled_regions
 from remediator.adapters.sts import caller_identity
 from remediator.audit import JsonLinesAuditLog, last_change
@@ -47,6 +48,9 @@ def add_commands(commands: Any) -> None:
     fix_parser.add_argument("--apply", action="store_true", help="change the APIs (without it: dry run)")
     fix_parser.add_argument("--stages", default="all", help="stages to redeploy: all (default), none, or name,name")
     fix_parser.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, help="JSON Lines file that records every change")
+    fix_parser.add_argument("--lease-table", metavar="TABLE",
+                            help="take the account's deployment turns from the deployed stack's DynamoDB table "
+                                 "(its audit table), so that this run and the stack never deploy at once")
     fix_parser.set_defaults(run=run_fix)
 
     rollback_parser = commands.add_parser("rollback", help="restore the policy from before the last remediation of an API")
@@ -123,6 +127,8 @@ def _fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     clients, owner, caller, settings, regions = _context(args)
     adapter = ApiGatewayAdapter(clients)
     remediator = Remediator.with_audit_log(adapter, settings, audit, owner, f"cli:{caller}")
+    if args.lease_table:
+        remediator.lease = DynamoLease(clients, args.lease_table, owner)
     if args.apply:
         remediator.journal.check_writable()  # before anything changes: a change without its intent is not made
         # Changes a killed run left half-done are finished (or undone) before anything new begins.

@@ -511,6 +511,11 @@ class Quotas:
         self._buckets: dict[str, Bucket] = {}
         self._lock = threading.Lock()
         self.waited: collections.Counter[str] = collections.Counter()  # patient callers' waits, per quota
+        self.refused: collections.Counter[str] = collections.Counter()  # others' calls refused (429), per quota
+
+    def held_back(self, name: str) -> int:
+        """Calls the quota held back: waits of patient callers and refusals of the others."""
+        return self.waited[name] + self.refused[name]
 
     def admit(self, operation: str, patient: bool) -> bool:
         """Whether the call may go ahead now; a patient caller waits (on the local clock) for its turn."""
@@ -525,6 +530,7 @@ class Quotas:
                     if not wait:
                         self._buckets[name].tokens += 1
                 if not patient:
+                    self.refused.update(name for name, wait in zip(names, waits) if wait)
                     return False
                 self.waited.update(name for name, wait in zip(names, waits) if wait)
             self.clock.advance_to(now + max(waits))

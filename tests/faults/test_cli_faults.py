@@ -201,3 +201,34 @@ def test_a_real_signal_mid_run_is_settled_by_the_next_run(account, tmp_path: Pat
     status, _, err = fix(account, audit)
     assert status == 0, err
     settled(account, apis, audit)
+
+
+def test_the_cli_and_the_stack_take_turns_to_deploy(make_flow, tmp_path: Path, inject) -> None:
+    """`fix --apply --lease-table` queues for the account's deployment turns with the deployed stack's
+    executions: while both fix APIs at once, the quota never has to hold a CreateDeployment back."""
+    from remediator.local import cloudtrail
+
+    flow = make_flow(mode="auto")
+    ours = [seed_rest_api(flow.clients, REGION, f"cli-{i}", json.dumps(UNTRUSTED), stages=("prod",)) for i in range(3)]
+    theirs = [seed_rest_api(flow.clients, REGION, f"stack-{i}", json.dumps(UNTRUSTED), stages=("prod",)) for i in range(3)]
+    flow.later(300)
+    flow.discard_pending()
+    waited = flow.account.strict.quotas.held_back("CreateDeployment")
+    audit = tmp_path / "audit.jsonl"
+    results: list[tuple[int, list[dict], str]] = []
+    cli = threading.Thread(target=lambda: results.append(run_cli(
+        "fix", "--regions", REGION, "--trusted-accounts", PARTNER, "--endpoint-url", flow.account.endpoint_url, "--format", "json",
+        "--apply", "--audit-log", str(audit), "--lease-table", flow.audit.table_name, "--exempt-api-ids", ",".join(theirs))))
+    cli.start()
+    names = [flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))["execution_name"] for api_id in theirs]
+    cli.join(120)
+    assert {flow.wait(name, timeout=120).status for name in names} == {"SUCCEEDED"}
+    (status, outcomes, err), = results
+    assert status == 0, err
+    assert sorted(o["api_id"] for o in outcomes if o["action"] == "applied") == sorted(ours)
+    adapter = ApiGatewayAdapter(flow.clients)
+    assert all(parse_policy(adapter.get_rest_api(REGION, api_id).policy) == FIXED for api_id in ours + theirs)
+    assert flow.account.strict.quotas.held_back("CreateDeployment") == waited, "no deployment was refused by the quota"
+    item = flow.clients.client("dynamodb", REGION).get_item(
+        TableName=flow.audit.table_name, Key={"pk": {"S": "lease#deployments"}, "sk": {"S": OWNER}})["Item"]
+    assert int(item["next_ticket"]["N"]) >= 6, "both took tickets from the same queue"
