@@ -217,6 +217,7 @@ class Remediator:
 
     CLAIM_SECONDS = 600.0  # a holder that stops renewing its claim for this long is taken for dead
     POLL_SECONDS = 10  # how long a duplicate waits before it looks again
+    RETRIES = 4  # the CLI's deploy: throttling or a transient error past botocore's retries is tried again, not undone
 
     def __init__(self, adapter: ApiGatewayAdapter, settings: SweepSettings, journal: Journal, lease: Lease,
                  account: str, triggered_by: str, holder: str | None = None) -> None:
@@ -281,8 +282,6 @@ class Remediator:
         return FixOutcome(patched.report, action, _redeploy_detail(deployment.stages, deployment.missing),
                           list(deployment.stages), deployment.deployment_id, record, patched.replanned)
 
-    RETRIES = 4  # throttling or a transient error that outlived botocore's retries: tried again, not undone
-
     def _deploy_retrying(self, intent: Intent) -> Deployment:
         """Deploy in the account's turn; throttling and transient errors are retried with backoff (a repeated
         deploy creates no second deployment once the first is recorded in the intent)."""
@@ -302,8 +301,8 @@ class Remediator:
         raise AssertionError("unreachable")
 
     def recover(self, regions: Iterable[str] | None = None) -> list[str]:
-        """Finish or undo every change left half-done in this account (by a run that was killed, an
-        execution that failed): what `fix` and the sweep do first. Says what it did to each."""
+        """Finish or undo every change left half-done in this account by a run that was killed: what `fix`
+        does first (the workflow settles them in Apply, one API at a time). Says what it did to each."""
         wanted = set(regions) if regions is not None else None
         done: list[str] = []
         with self._exclusive():
