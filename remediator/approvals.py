@@ -82,7 +82,10 @@ def verify_request(headers: dict[str, str], body: str, signing_secret: str, now:
     normalized = {k.lower(): v for k, v in headers.items()}
     timestamp = normalized.get("x-slack-request-timestamp", "")
     signature = normalized.get("x-slack-signature", "")
-    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not signature:
+    if not (isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        raise CallbackRejected(401, "missing or malformed Slack signature headers")
+    # A signature is "v0=" and hex digits; anything else (non-ASCII, which makes compare_digest raise) is refused.
+    if not isinstance(signature, str) or not signature.isascii() or not signature.startswith("v0=") or len(signature) > 200:
         raise CallbackRejected(401, "missing or malformed Slack signature headers")
     if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
         raise CallbackRejected(401, f"request timestamp is {abs(now - int(timestamp))} s from now (more than {MAX_AGE_SECONDS} s)")
@@ -163,34 +166,66 @@ _HEADLINES = {
 }
 
 
+SECTION_LIMIT = 3000  # Block Kit: a section's text
+FIELD_LIMIT = 2000  # Block Kit: each of a section's fields
+
+
+def escape(text: Any) -> str:
+    """Text someone else chose (an API name, a principal, a Sid, a caller), made inert in Slack mrkdwn:
+    `&`, `<` and `>` would make mentions (`<!channel>`) and disguised links; a backtick would end a code span."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+
+
+def _capped(title: str, items: list[str], separator: str, limit: int = SECTION_LIMIT, code: bool = False) -> str:
+    """`title` and as many items as fit within Slack's limit, then how many more there are (the full list is in
+    the audit record and the SNS notification)."""
+    fence = "```" if code else ""
+    room = limit - len(title) - 2 * len(fence) - 70  # 70: the "... and N more" line
+    shown: list[str] = []
+    used = 0
+    for item in items:
+        cost = len(item) + (len(separator) if shown else 0)
+        if used + cost > room:
+            break
+        shown.append(item)
+        used += cost
+    if items and not shown:  # one item longer than the room: shown cut
+        shown = [items[0][: max(0, room)]]
+    omitted = len(items) - len(shown)
+    text = title + fence + (separator.join(shown) or "(none)") + fence
+    if omitted:
+        text += f"\n… and {omitted} more (all of them in the audit record)"
+    return text[:limit]
+
+
 def message(request: ApprovalRequest, state: str, buttons: bool) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, Block Kit blocks) for a request in a given state."""
+    """(fallback text, Block Kit blocks) for a request in a given state; everything a user chose is escaped,
+    and every section stays within Block Kit's limits."""
     headline = _HEADLINES.get(state, state)
-    text = f"{headline} on API {request.api_name} ({request.api_id}) in {request.account}/{request.region}"
-    findings = "\n".join(
-        f"• `{f['kind']}` `{f['principal']}` ({f['remediation']}): {f['detail']}" for f in request.findings
-    ) or "none"
-    removed = [f["principal"] for f in request.findings if f.get("remediation") == "remove"]
-    diff = "\n".join(principal_diff(request.policy_before, request.patch_operations))
-    patch = json.dumps(request.patch_operations, indent=1)
+    text = f"{headline} on API {escape(request.api_name)} ({request.api_id}) in {request.account}/{request.region}"
+    findings = [f"• `{escape(f.get('kind'))}` `{escape(f.get('principal'))}` ({escape(f.get('remediation'))}): {escape(f.get('detail'))}"
+                for f in request.findings]
+    removed = [f"`{escape(f['principal'])}`" for f in request.findings if f.get("remediation") == "remove"]
+    diff = [escape(line) for line in principal_diff(request.policy_before, request.patch_operations)]
+    patch = [escape(line) for line in json.dumps(request.patch_operations, indent=1).splitlines()]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
         {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*API*\n{request.api_name} (`{request.api_id}`)"},
-            {"type": "mrkdwn", "text": f"*Account / region*\n{request.account} / {request.region}"},
-            {"type": "mrkdwn", "text": f"*Changed by*\n{request.changed_by}"},
-            {"type": "mrkdwn", "text": f"*Execution*\n{request.execution}"},
+            {"type": "mrkdwn", "text": f"*API*\n{escape(request.api_name)} (`{escape(request.api_id)}`)"[:FIELD_LIMIT]},
+            {"type": "mrkdwn", "text": f"*Account / region*\n{escape(request.account)} / {escape(request.region)}"[:FIELD_LIMIT]},
+            {"type": "mrkdwn", "text": f"*Changed by*\n{escape(request.changed_by)}"[:FIELD_LIMIT]},
+            {"type": "mrkdwn", "text": f"*Execution*\n{escape(request.execution)}"[:FIELD_LIMIT]},
         ]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Findings*\n{findings}"[:3000]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*To be removed*\n" + (", ".join(f"`{p}`" for p in removed) or "nothing")}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Principals (before → after)*\n```{diff}```"[:3000]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Patch operations*\n```{patch}```"[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _capped("*Findings*\n", findings, "\n")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _capped("*To be removed*\n", removed, ", ")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _capped("*Principals (before → after)*\n", diff, "\n", code=True)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _capped("*Patch operations*\n", patch, "\n", code=True)}},
     ]
     if request.decided_by:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                       f"{(request.decision or 'decided').capitalize()} by <@{request.decided_by}> at <!date^{request.decided_at}^{{date_short_pretty}} {{time}}|{request.decided_at}>"}]})
     if request.detail:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": request.detail[:2000]}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(request.detail)[:2000]}]})
     if buttons:
         blocks.append({"type": "actions", "block_id": "decision", "elements": [
             {"type": "button", "action_id": "approve", "style": "primary", "value": request.approval_id,

@@ -39,8 +39,33 @@ class AuditRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditRecord:
+        """A record as stored; a field of the wrong type is refused (TypeError naming it), never used."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a record is an object, not {type(data).__name__}")
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        missing = [name for name in _REQUIRED if name not in known]
+        if missing:
+            raise TypeError(f"missing field(s) {', '.join(missing)}")
+        for name, value in known.items():
+            if not _FIELD_TYPES[name](value):
+                raise TypeError(f"field {name} has the wrong type ({type(value).__name__})")
         return cls(**known)
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+_FIELD_TYPES: dict[str, Any] = {
+    **{name: (lambda v: isinstance(v, str)) for name in (
+        "account", "region", "api_id", "api_name", "action", "policy_before", "policy_after", "triggered_by",
+        "timestamp", "change_id", "outcome")},
+    "patch_operations": lambda v: isinstance(v, list) and all(isinstance(o, dict) and all(isinstance(x, str) for x in o.values()) for o in v),
+    "stages_redeployed": _strings,
+    "deployment_id": lambda v: v is None or isinstance(v, str),
+    "findings": lambda v: isinstance(v, list) and all(isinstance(f, dict) for f in v),
+}
+_REQUIRED = ("account", "region", "api_id", "action", "policy_before", "policy_after", "patch_operations", "stages_redeployed")
 
 
 class AuditSink(Protocol):
@@ -112,7 +137,8 @@ class JsonLinesAuditLog:
             except (json.JSONDecodeError, TypeError, AttributeError) as error:
                 number = index + 1
                 cut_off = line.lstrip().startswith("{") and not line.rstrip().endswith("}")
-                if index == last or cut_off:  # a write cut off by a crash (later appends start on a new line)
+                if isinstance(error, json.JSONDecodeError) and (index == last or cut_off):
+                    # a write cut off by a crash (later appends start on a new line)
                     kind = "truncated last line" if index == last else "truncated line"
                     self.skipped.append(f"{self.path}:{number}: {kind} skipped ({len(line)} characters)")
                     continue

@@ -7,6 +7,7 @@ stderr, never a traceback). The only module that prints.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    for stream in (out, err):  # text nobody can print (a lone surrogate in a Sid) is escaped, never fatal
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args, out, err))

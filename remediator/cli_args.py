@@ -12,6 +12,7 @@ import re
 from typing import Any, NoReturn, TextIO
 
 from remediator.core import TrustConfig
+from remediator.core.principals import PARTITIONS
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -31,11 +32,55 @@ def csv_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _a(what: str) -> str:
+    return ("an " if what[0] in "aeiou" else "a ") + what
+
+
+def _checked_list(what: str, pattern: re.Pattern[str], allow_empty: bool = True) -> Any:
+    """An argparse type: a comma-separated list whose every item has the given form (else exit 2, one line)."""
+
+    def parse(value: str) -> list[str]:
+        items = csv_list(value)
+        if not items and not allow_empty:
+            raise argparse.ArgumentTypeError(f"{value!r} names no {what}")
+        bad = [item for item in items if not pattern.fullmatch(item)]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{', '.join(repr(b) for b in bad[:3])} is not {_a(what)}")
+        return items
+
+    return parse
+
+
+def _checked(what: str, pattern: re.Pattern[str]) -> Any:
+    def parse(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise argparse.ArgumentTypeError(f"{value!r} is not {_a(what)}")
+        return value
+
+    return parse
+
+
+# The forms the arguments must have: ASCII only (a digit of another script is not a digit here).
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", re.ASCII)
+regions = _checked_list("region (like us-east-1, or 'all')", re.compile(rf"all|{REGION.pattern}", re.ASCII), allow_empty=False)
+api_ids = _checked_list("REST API ID (10 lowercase letters and digits)", re.compile(r"[a-z0-9]{10}", re.ASCII))
+account_ids = _checked_list("12-digit account ID", re.compile(r"[0-9]{12}", re.ASCII))
+org_ids = _checked_list("organization ID (o- and 10 to 32 lowercase letters and digits)", re.compile(r"o-[a-z0-9]{10,32}", re.ASCII))
+api_id = _checked("REST API ID (10 lowercase letters and digits)", re.compile(r"[a-z0-9]{10}", re.ASCII))
+region = _checked("region (like us-east-1)", REGION)
+account_id = _checked("12-digit account ID", re.compile(r"[0-9]{12}", re.ASCII))
+endpoint_url = _checked("http:// or https:// URL", re.compile(r"https?://[^\s/]+(/\S*)?", re.ASCII))
+table_name = _checked("DynamoDB table name", re.compile(r"[A-Za-z0-9_.-]{3,255}", re.ASCII))
+tag_key = _checked("tag key (1 to 128 characters)", re.compile(r"\S.{0,127}", re.DOTALL))
+
+
 def add_trust_arguments(parser: argparse.ArgumentParser, owner_required: bool) -> None:
-    parser.add_argument("--owner-account", required=owner_required, help="the API owner's account ID (always trusted)")
-    parser.add_argument("--trusted-accounts", type=csv_list, default=[], help="comma-separated trusted account IDs")
-    parser.add_argument("--trusted-org-ids", type=csv_list, default=[], help="comma-separated trusted organization IDs (o-...)")
-    parser.add_argument("--partition", default="aws", help="partition for the owner's root ARN (aws, aws-cn, aws-us-gov, ...)")
+    parser.add_argument("--owner-account", required=owner_required, type=account_id,
+                        help="the API owner's account ID (always trusted)")
+    parser.add_argument("--trusted-accounts", type=account_ids, default=[], help="comma-separated trusted account IDs")
+    parser.add_argument("--trusted-org-ids", type=org_ids, default=[], help="comma-separated trusted organization IDs (o-...)")
+    parser.add_argument("--partition", default="aws", choices=sorted(PARTITIONS),
+                        help="partition for the owner's root ARN (aws, aws-cn, aws-us-gov, ...)")
     parser.add_argument(
         "--remove-wildcard-principals",
         action="store_true",

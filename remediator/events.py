@@ -13,6 +13,14 @@ from typing import Any
 WATCHED_EVENTS = ("CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi")
 _ID_IN_REQUEST = {"UpdateRestApi", "PutRestApi"}
 EVENT_SOURCE = "apigateway.amazonaws.com"
+# HTTP and WebSocket APIs (v2) share the event source; their API-level calls have names of their own,
+# and their requests and answers a shape of their own (apiId, protocolType, apiEndpoint, no restApiId).
+V2_EVENTS = frozenset({
+    "CreateApi", "UpdateApi", "DeleteApi", "ImportApi", "ReimportApi", "ExportApi",
+    "CreateApiMapping", "UpdateApiMapping", "DeleteApiMapping",
+    "CreateRoute", "UpdateRoute", "DeleteRoute", "CreateRouteResponse", "UpdateRouteResponse", "DeleteRouteResponse",
+})
+V2_SHAPE = frozenset({"apiId", "protocolType", "apiEndpoint", "routeKey", "routeSelectionExpression"})
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 REST_API_ID = re.compile(r"[a-z0-9]{10}")
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
@@ -143,6 +151,15 @@ def parse_records(trail_file: Any) -> list[ApiChange | Ignored]:
     return results
 
 
+def _is_v2(name: Any, request: dict[str, Any], answer: dict[str, Any]) -> bool:
+    """An HTTP or WebSocket API call: by its name, or by the shape of its request or answer."""
+    if name in V2_EVENTS:
+        return True
+    if "restApiId" in request or "restApiId" in answer or name in WATCHED_EVENTS and "id" in answer:
+        return False
+    return bool(V2_SHAPE & (request.keys() | answer.keys()))
+
+
 def _parse_record(record: dict[str, Any], envelope: dict[str, Any], owner_account: str | None = None,
                   own_roles: frozenset[str] = frozenset()) -> ApiChange | Ignored:
     source = record.get("eventSource")
@@ -153,7 +170,8 @@ def _parse_record(record: dict[str, Any], envelope: dict[str, Any], owner_accoun
     if not isinstance(event_id, str) or not event_id:
         raise EventError(f"{name} event has no eventID")
     request = record.get("requestParameters") if isinstance(record.get("requestParameters"), dict) else {}
-    if "apiId" in request and "restApiId" not in request:
+    answer = record.get("responseElements") if isinstance(record.get("responseElements"), dict) else {}
+    if _is_v2(name, request, answer):
         return Ignored(f"{name} is an HTTP or WebSocket API (v2) event; only REST APIs have resource policies", event_id)
     if name not in WATCHED_EVENTS:
         raise EventError(f"event {name!r} is not one of {', '.join(WATCHED_EVENTS)}")

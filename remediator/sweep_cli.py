@@ -22,6 +22,7 @@ from remediator.adapters.dynamodb import DynamoLease
 from remediator.adapters.ec2 import enabled_regions
 from remediator.adapters.sts import caller_identity
 from remediator.audit import JsonLinesAuditLog, last_change
+from remediator.journal import JsonLinesJournal
 from remediator.core import TrustConfig
 from remediator.logs import configure
 from remediator.remediation import (
@@ -46,30 +47,37 @@ def add_commands(commands: Any) -> None:
     fix_parser = commands.add_parser("fix", help="propose (default) or --apply the fix to every REST API")
     _add_sweep_arguments(fix_parser)
     fix_parser.add_argument("--apply", action="store_true", help="change the APIs (without it: dry run)")
-    fix_parser.add_argument("--stages", default="all", help="stages to redeploy: all (default), none, or name,name")
+    fix_parser.add_argument("--stages", default="all", type=_stages, help="stages to redeploy: all (default), none, or name,name")
     fix_parser.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, help="JSON Lines file that records every change")
-    fix_parser.add_argument("--lease-table", metavar="TABLE",
+    fix_parser.add_argument("--lease-table", metavar="TABLE", type=cli.table_name,
                             help="take the account's deployment turns from the deployed stack's DynamoDB table "
                                  "(its audit table), so that this run and the stack never deploy at once")
     fix_parser.set_defaults(run=run_fix)
 
     rollback_parser = commands.add_parser("rollback", help="restore the policy from before the last remediation of an API")
     rollback_parser.add_argument("--audit-log", required=True)
-    rollback_parser.add_argument("--api-id", required=True)
-    rollback_parser.add_argument("--region", help="the API's region (default: the one in the audit record)")
+    rollback_parser.add_argument("--api-id", required=True, type=cli.api_id)
+    rollback_parser.add_argument("--region", type=cli.region, help="the API's region (default: the one in the audit record)")
     rollback_parser.add_argument("--apply", action="store_true", help="change the API (without it: dry run)")
     rollback_parser.add_argument("--force", action="store_true", help="restore even if the policy changed since")
-    rollback_parser.add_argument("--endpoint-url", help="send every AWS call here (a local emulator)")
+    rollback_parser.add_argument("--endpoint-url", type=cli.endpoint_url, help="send every AWS call here (a local emulator)")
     rollback_parser.add_argument("--format", choices=("text", "json"), default="text")
     rollback_parser.set_defaults(run=run_rollback)
 
 
+def _stages(value: str) -> StageSelection:
+    try:
+        return StageSelection(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--regions", required=True, type=cli.csv_list, help="comma-separated regions, or 'all' for every enabled region")
+    parser.add_argument("--regions", required=True, type=cli.regions, help="comma-separated regions, or 'all' for every enabled region")
     cli.add_trust_arguments(parser, owner_required=False)
-    parser.add_argument("--exempt-tag-key", default=DEFAULT_EXEMPT_TAG_KEY, help="APIs tagged KEY=true are never changed")
-    parser.add_argument("--exempt-api-ids", type=cli.csv_list, default=[], help="comma-separated API IDs never changed")
-    parser.add_argument("--endpoint-url", help="send every AWS call here (a local emulator)")
+    parser.add_argument("--exempt-tag-key", default=DEFAULT_EXEMPT_TAG_KEY, type=cli.tag_key, help="APIs tagged KEY=true are never changed")
+    parser.add_argument("--exempt-api-ids", type=cli.api_ids, default=[], help="comma-separated API IDs never changed")
+    parser.add_argument("--endpoint-url", type=cli.endpoint_url, help="send every AWS call here (a local emulator)")
 
 
 def _context(args: argparse.Namespace) -> tuple[ClientFactory, str, str, SweepSettings, list[str]]:
@@ -81,7 +89,7 @@ def _context(args: argparse.Namespace) -> tuple[ClientFactory, str, str, SweepSe
     owner = _own_account(identity.account, args.owner_account)
     if args.partition == "aws":
         args.partition = identity.partition
-    stages = StageSelection(getattr(args, "stages", "all"))
+    stages = getattr(args, "stages", None) or StageSelection("all")
     settings = SweepSettings(
         trust=cli.trust_config(args, owner_account=owner),
         exempt_tag_key=args.exempt_tag_key,
@@ -124,6 +132,8 @@ def run_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     audit = JsonLinesAuditLog(args.audit_log)
+    if args.apply:  # before anything else, AWS included: no change is made that cannot be written down
+        JsonLinesJournal(audit).check_writable()
     clients, owner, caller, settings, regions = _context(args)
     adapter = ApiGatewayAdapter(clients)
     remediator = Remediator.with_audit_log(adapter, settings, audit, owner, f"cli:{caller}")
@@ -221,6 +231,8 @@ def _guard(err: TextIO, action: Any) -> int:
         print(f"error: {cli.one_line(str(error))}", file=err)
     except ValueError as error:
         print(f"error: {cli.one_line(str(error))}", file=err)
+    except OSError as error:  # a log that is a directory, a file that cannot be read
+        print(f"error: {cli.one_line(f'{error.filename or error}: {error.strerror or error}')}", file=err)
     return cli.EXIT_INVALID
 
 

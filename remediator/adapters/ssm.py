@@ -3,21 +3,49 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from remediator.adapters.clients import ClientFactory
+from remediator.core.principals import ACCOUNT_ID
+from remediator.core.trust import ORG_ID
+
+SCHEMA = {"trusted_accounts": (ACCOUNT_ID, "12-digit account IDs"), "trusted_org_ids": (ORG_ID, "organization IDs (o-...)")}
 
 
 class TrustListError(ValueError):
-    """The trusted-lists parameter is not what the stack writes."""
+    """The trusted-lists parameter is not exactly what the stack writes: nothing may be judged by it."""
 
 
 def trust_lists(clients: ClientFactory, name: str) -> tuple[frozenset[str], frozenset[str]]:
     """(trusted account IDs, trusted organization IDs) from the JSON parameter."""
-    value = clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+    return parse_trust_lists(clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"], name)
+
+
+def parse_trust_lists(value: Any, name: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Fail closed: exactly {"trusted_accounts": [...], "trusted_org_ids": [...]}, lists of well-formed IDs.
+
+    A misspelt key, a wrong type or a malformed ID would otherwise read as "trust no one", and auto mode
+    would strip every partner's access.
+    """
+    expected = '{"trusted_accounts": [...], "trusted_org_ids": [...]}'
     try:
-        data = json.loads(value)
-        accounts = frozenset(str(a) for a in data.get("trusted_accounts", []))
-        orgs = frozenset(str(o) for o in data.get("trusted_org_ids", []))
-    except (json.JSONDecodeError, AttributeError, TypeError) as error:
-        raise TrustListError(f"parameter {name} is not {{\"trusted_accounts\": [...], \"trusted_org_ids\": [...]}}: {error}") from None
-    return accounts, orgs
+        data = json.loads(value) if isinstance(value, str) else None
+    except ValueError as error:
+        raise TrustListError(f"parameter {name} is not JSON ({error}); expected {expected}") from None
+    if not isinstance(data, dict):
+        raise TrustListError(f"parameter {name} is not a JSON object; expected {expected}")
+    unknown, missing = sorted(set(data) - set(SCHEMA)), sorted(set(SCHEMA) - set(data))
+    if unknown or missing:
+        what = "; ".join(part for part in (f"unknown key(s) {', '.join(map(repr, unknown))}" if unknown else "",
+                                           f"missing key(s) {', '.join(map(repr, missing))}" if missing else "") if part)
+        raise TrustListError(f"parameter {name}: {what}; expected exactly {expected}")
+    found = []
+    for key, (pattern, what) in SCHEMA.items():
+        items = data[key]
+        if not isinstance(items, list):
+            raise TrustListError(f"parameter {name}: {key} must be a list of {what}, not {type(items).__name__}")
+        bad = [item for item in items if not isinstance(item, str) or not pattern.fullmatch(item)]
+        if bad:
+            raise TrustListError(f"parameter {name}: {key} holds {json.dumps(bad[:3])[:200]}, which are not {what}")
+        found.append(frozenset(items))
+    return found[0], found[1]

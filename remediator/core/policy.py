@@ -9,6 +9,7 @@ may legitimately contain an escaped character.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 Policy = dict[str, Any]
@@ -39,10 +40,56 @@ def parse_policy(value: str | bytes | Policy) -> Policy:
     return value
 
 
+class _Ambiguous(dict):  # type: ignore[type-arg]
+    """A JSON object in which some key appears more than once (Python keeps the last value; AWS does not
+    document which one it uses)."""
+
+    duplicates: list[str]
+
+
+_seen = threading.local()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    built = dict(pairs)
+    if len(built) == len(pairs):
+        return built
+    seen: set[str] = set()
+    ambiguous = _Ambiguous(built)
+    ambiguous.duplicates = [key for key, _ in pairs if key in seen or seen.add(key)]  # type: ignore[func-returns-value]
+    _seen.ambiguous = True
+    return ambiguous
+
+
+# Built once: json.loads with an argument builds a new decoder on every call.
+_DECODE = json.JSONDecoder(object_pairs_hook=_object).decode
+
+
+def duplicate_keys(value: Any, path: str = "") -> list[str]:
+    """Where a key appears twice, at any depth: ["Statement[0].Effect", ...] (empty for a dict built in code)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key in getattr(value, "duplicates", ()):
+            found.append(f"{path}.{key}" if path else key)
+        for key, item in value.items():
+            found.extend(duplicate_keys(item, f"{path}.{key}" if path else key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(duplicate_keys(item, f"{path}[{index}]"))
+    return found
+
+
+def parse_policy_checked(value: str | bytes | Policy) -> tuple[Policy, list[str]]:
+    """The policy, and the paths of the keys it repeats (an ambiguous policy, never to be fixed automatically)."""
+    _seen.ambiguous = False
+    policy = parse_policy(value)
+    return policy, (duplicate_keys(policy) if _seen.ambiguous else [])
+
+
 def _decode(text: str) -> Any:
     if text[:1] == "{" and text[1:3] != '\\"':
         try:  # the common case, plain JSON text, in one step
-            return json.loads(text)
+            return _DECODE(text)
         except ValueError:  # not JSON (JSONDecodeError), or a number Python refuses to convert
             pass
     return _decode_text(text)
@@ -59,7 +106,7 @@ def _decode_text(text: str) -> Any:
             current = _string_body(stripped)
             continue
         try:
-            current = json.loads(stripped)
+            current = _DECODE(stripped)
         except json.JSONDecodeError as error:
             # The SDK form: a JSON string body such as {\"Version\":...\/*}.
             if '\\"' not in stripped:
@@ -72,7 +119,6 @@ def _decode_text(text: str) -> Any:
     raise PolicyError("policy is escaped more deeply than API Gateway ever returns it")
 
 
-# Built once: json.loads with an argument builds a new decoder on every call.
 _LENIENT_DECODE = json.JSONDecoder(strict=False).decode
 
 

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from remediator.core.conditions import NETWORK_KEYS, judge_condition
-from remediator.core.policy import Policy, Statement, compact_json, parse_policy, statements_of
+from remediator.core.policy import Policy, Statement, compact_json, parse_policy_checked, statements_of
 from remediator.core.principals import ACCOUNT_ID, PARTITIONS, PrincipalCategory, resolve_aws_principal
 
 ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
@@ -30,6 +30,7 @@ class FindingKind(str, Enum):
     WILDCARD_PRINCIPAL = "wildcard-principal"
     NOT_PRINCIPAL = "not-principal"
     UNRECOGNIZED_PRINCIPAL = "unrecognized-principal"
+    AMBIGUOUS_POLICY = "ambiguous-policy"  # a key repeated: which value AWS applies is not documented
 
 
 class Remediation(str, Enum):
@@ -152,7 +153,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     Most statements name only trusted principals, so each is first checked on a fast path;
     conditions and wording are worked out only for statements that have a suspect principal.
     """
-    document = parse_policy(policy)
+    document, repeated = parse_policy_checked(policy)
     statements = statements_of(document)
     accounts = config._accounts
     findings: list[Finding] = []
@@ -179,8 +180,21 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
         if deny_keys is None:
             deny_keys = _deny_network_keys(statements)
         _judge_statement(index, statement, suspects, config, deny_keys, findings, removals)
+    if repeated:
+        # Judged on the values Python kept, but AWS may enforce others: report everything, change nothing.
+        ambiguous = [Finding(FindingKind.AMBIGUOUS_POLICY, _statement_of(path), None, path, None, Remediation.REPORT_ONLY,
+                             f"key {path.rsplit('.', 1)[-1]!r} appears more than once at {path}; AWS does not document which "
+                             "value it applies, so the policy is never changed automatically") for path in repeated]
+        return Evaluation(document, tuple(ambiguous + [f._replace(remediation=Remediation.REPORT_ONLY) for f in findings]), None)
     remediated = _remediate(document, statements, removals, config) if removals else None
     return Evaluation(document, tuple(findings), remediated)
+
+
+def _statement_of(path: str) -> int:
+    """The statement a repeated key is in ("Statement[2].Principal" -> 2), or -1 (top level, one object)."""
+    if path.startswith("Statement["):
+        return int(path[len("Statement["):path.index("]")])
+    return -1
 
 
 def _suspect(item: tuple[str | None, int, Any], accounts: frozenset[str]) -> bool:

@@ -60,6 +60,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         "findings": evaluation.findings,
         "patch_operations": (state.applied.patch_operations if state.applied else []) or evaluation.patch_operations,
     }
+    if evaluation.error:  # a policy that cannot be read: no findings to show, so say why
+        body["reason"] = evaluation.error
     if kind == "result":
         deployed = state.redeploy or Redeployed()
         body["stages_redeployed"] = deployed.stages
