@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
 
-from remediator.core import PolicyError, parse_policy, statements_of
+from remediator.core import PolicyError, parse_policy
+from remediator.core.policy import aws_principals
 
 MAX_AGE_SECONDS = 5 * 60
 APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{20,64}")
@@ -126,31 +127,13 @@ def read_button_press(body: str, allowed_users: frozenset[str]) -> ButtonPress:
 def principal_diff(before: str, after_operations: list[dict[str, str]]) -> list[str]:
     """Readable lines: which AWS principals go, which stay."""
     try:
-        old = _aws_principals(parse_policy(before))
-        new = _aws_principals(parse_policy(after_operations[0]["value"])) if after_operations else old
+        old = aws_principals(parse_policy(before))
+        new = aws_principals(parse_policy(after_operations[0]["value"])) if after_operations else old
     except (PolicyError, KeyError, IndexError):
         return ["(policy could not be read)"]
     lines = [f"- {p}" for p in old if p not in new] + [f"+ {p}" for p in new if p not in old]
     lines += [f"  {p}" for p in old if p in new]
     return lines
-
-
-def _aws_principals(policy: dict[str, Any]) -> list[str]:
-    seen: list[str] = []
-    for statement in statements_of(policy):
-        if statement.get("Effect") != "Allow":
-            continue
-        principal = statement.get("Principal")
-        entries: list[Any]
-        if isinstance(principal, dict):
-            value = principal.get("AWS", [])
-            entries = value if isinstance(value, list) else [value]
-        elif isinstance(principal, list):
-            entries = principal
-        else:
-            entries = [principal] if principal is not None else []
-        seen.extend(str(e) for e in entries if str(e) not in seen)
-    return seen
 
 
 _HEADLINES = {

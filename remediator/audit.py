@@ -33,6 +33,7 @@ class AuditRecord:
     timestamp: str = field(default_factory=utc_now)
     change_id: str = ""  # the change's intent (remediator.journal): one record per change, however often retried
     outcome: str = "applied"  # applied (deployed) | restored (undone: policy and stages put back)
+    trust: dict[str, Any] | None = None  # the trust settings the fix was computed under (checked by rollback)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +65,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "stages_redeployed": _strings,
     "deployment_id": lambda v: v is None or isinstance(v, str),
     "findings": lambda v: isinstance(v, list) and all(isinstance(f, dict) for f in v),
+    "trust": lambda v: v is None or isinstance(v, dict),
 }
 _REQUIRED = ("account", "region", "api_id", "action", "policy_before", "policy_after", "patch_operations", "stages_redeployed")
 

@@ -66,6 +66,7 @@ class Intent:
     missing_stages: list[str] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
+    trust: dict[str, Any] | None = None  # the trust settings the fix was computed under
 
     @property
     def key(self) -> str:
@@ -90,7 +91,7 @@ class Intent:
             account=self.account, region=self.region, api_id=self.api_id, api_name=self.api_name, action=self.action,
             policy_before=self.policy_before, policy_after=self.policy_after, patch_operations=self.patch_operations,
             stages_redeployed=list(stages), deployment_id=deployment_id, triggered_by=self.triggered_by,
-            findings=self.findings, change_id=self.intent_id, outcome=outcome,
+            findings=self.findings, change_id=self.intent_id, outcome=outcome, trust=self.trust,
         )
 
 

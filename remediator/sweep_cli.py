@@ -59,7 +59,12 @@ def add_commands(commands: Any) -> None:
     rollback_parser.add_argument("--api-id", required=True, type=cli.api_id)
     rollback_parser.add_argument("--region", type=cli.region, help="the API's region (default: the one in the audit record)")
     rollback_parser.add_argument("--apply", action="store_true", help="change the API (without it: dry run)")
-    rollback_parser.add_argument("--force", action="store_true", help="restore even if the policy changed since")
+    rollback_parser.add_argument("--force", action="store_true",
+                                 help="restore even if the policy changed since, or if it re-grants what the trust settings "
+                                      "below call untrusted, or if the record is older than its trust settings")
+    rollback_parser.add_argument("--trusted-accounts", type=cli.account_ids, default=[],
+                                 help="comma-separated trusted account IDs: re-granting any other account takes --force")
+    rollback_parser.add_argument("--trusted-org-ids", type=cli.org_ids, default=[], help="comma-separated trusted organization IDs")
     rollback_parser.add_argument("--endpoint-url", type=cli.endpoint_url, help="send every AWS call here (a local emulator)")
     rollback_parser.add_argument("--format", choices=("text", "json"), default="text")
     rollback_parser.set_defaults(run=run_rollback)
@@ -175,7 +180,8 @@ def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"error: the record is of account {record.account}, but these credentials are of account "
               f"{identity.account}; nothing changed", file=err)
         return cli.EXIT_INVALID
-    settings = SweepSettings(trust=TrustConfig(owner_account=record.account))
+    settings = SweepSettings(trust=TrustConfig(owner_account=record.account, trusted_accounts=frozenset(args.trusted_accounts),
+                                               trusted_org_ids=frozenset(args.trusted_org_ids), partition=identity.partition))
     remediator = Remediator.with_audit_log(ApiGatewayAdapter(clients), settings, audit, record.account,
                                            f"cli-rollback:{identity.arn}")
     if args.apply:

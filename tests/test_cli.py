@@ -91,9 +91,9 @@ def test_missing_file(tmp_path: Path) -> None:
     ("argv", "message"),
     [
         (["evaluate", "x.json"], "--owner-account"),
-        (["evaluate", "x.json", "--owner-account", "12"], "owner account '12'"),
-        (["evaluate", "x.json", "--owner-account", OWNER, "--trusted-accounts", "abc"], "trusted account 'abc'"),
-        (["evaluate", "x.json", "--owner-account", OWNER, "--trusted-org-ids", "org"], "organization 'org'"),
+        (["evaluate", "x.json", "--owner-account", "12"], "'12' is not a 12-digit account ID"),
+        (["evaluate", "x.json", "--owner-account", OWNER, "--trusted-accounts", "abc"], "'abc' is not a 12-digit account ID"),
+        (["evaluate", "x.json", "--owner-account", OWNER, "--trusted-org-ids", "org"], "'org' is not an organization ID"),
         (["evaluate", "x.json", "--owner-account", OWNER, "--format", "xml"], "invalid choice"),
         (["frobnicate"], "invalid choice"),
     ],

@@ -301,3 +301,65 @@ def test_a_sweep_reports_every_api_whatever_their_names(account, tmp_path: Path)
     text = raw.getvalue().decode("utf-8")
     assert len(text.splitlines()) == len(names), "one line per API, none lost"
     assert "\\ud800" in text, "the name that cannot be printed is shown escaped"
+
+
+def _fixed_and_recorded(account, tmp_path: Path) -> tuple[str, Path, dict]:
+    from remediator.local.emulator import seed_rest_api
+
+    api_id = seed_rest_api(account.clients, "eu-west-1", "api", json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Sid": "Partners", "Effect": "Allow", "Principal": {"AWS": [OWNER, "999999999999"]},
+                                                 "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}]}))
+    audit = tmp_path / "audit.jsonl"
+    assert main(["fix", "--regions", "eu-west-1", "--endpoint-url", account.endpoint_url, "--apply", "--audit-log", str(audit)],
+                io.StringIO(), io.StringIO()) == 0
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    (record,) = [line for line in lines if line.get("kind") != "intent"]
+    return api_id, audit, record
+
+
+def _rollback(account, audit: Path, api_id: str, *extra: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["rollback", "--audit-log", str(audit), "--api-id", api_id, "--endpoint-url", account.endpoint_url, *extra], out, err)
+    return status, out.getvalue(), err.getvalue()
+
+
+WIDE_OPEN = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]})
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda r: {**r, "policy_before": WIDE_OPEN}, "policy_after is not the fix of policy_before"),
+    (lambda r: {**r, "patch_operations": [{"op": "replace", "path": "/policy", "value": WIDE_OPEN}]}, "its patch does not turn"),
+    (lambda r: {**r, "trust": {**r["trust"], "trusted_accounts": ["999999999999"]}}, "policy_after is not the fix"),
+    (lambda r: {**r, "trust": {**r["trust"], "owner_account": "444455556666"}}, "trust settings are of account 444455556666"),
+    (lambda r: {**r, "trust": {"owner": OWNER}}, "trust settings are malformed"),
+    (lambda r: {**r, "policy_before": "not json"}, "its policies cannot be read"),
+])
+def test_rollback_refuses_a_record_that_does_not_add_up(account, tmp_path: Path, tamper, message: str) -> None:
+    from remediator.adapters.apigateway import ApiGatewayAdapter
+
+    api_id, audit, record = _fixed_and_recorded(account, tmp_path)
+    audit.write_text(json.dumps(tamper(record)) + "\n")
+    policy = ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy
+    for extra in ((), ("--apply",), ("--apply", "--force")):
+        status, out, err = _rollback(account, audit, api_id, *extra)
+        assert status == 2 and out == "" and "does not add up" in err and message in err and err.count("\n") == 1, err
+    assert ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy == policy, "nothing changed"
+
+
+def test_rollback_of_an_older_record_without_trust_settings_takes_force(account, tmp_path: Path) -> None:
+    api_id, audit, record = _fixed_and_recorded(account, tmp_path)
+    audit.write_text(json.dumps({k: v for k, v in record.items() if k != "trust"}) + "\n")
+    status, _, err = _rollback(account, audit, api_id, "--apply")
+    assert status == 2 and "names no trust settings" in err
+    status, out, err = _rollback(account, audit, api_id, "--apply", "--force")
+    assert status == 0 and "rolled-back" in out, err
+
+
+def test_rollback_shows_what_it_re_grants_and_re_grants_the_untrusted_only_with_force(account, tmp_path: Path) -> None:
+    api_id, audit, _ = _fixed_and_recorded(account, tmp_path)
+    status, out, _ = _rollback(account, audit, api_id)
+    assert status == 0 and "re-granting 999999999999 in statement 0 (Partners)" in out and "it takes --force" in out
+    status, _, err = _rollback(account, audit, api_id, "--apply")
+    assert status == 2 and "would re-grant 999999999999, untrusted" in err
+    status, out, _ = _rollback(account, audit, api_id, "--apply", "--trusted-accounts", "999999999999")
+    assert status == 0 and "rolled-back" in out, "trusted now: no --force needed"

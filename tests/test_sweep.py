@@ -107,7 +107,7 @@ def by_name(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_scan_reports_every_api_in_every_region(account) -> None:
     estate = seed_estate(account.clients)
     account.server.counts.clear()
-    status, records, err = run_cli("scan", *sweep_args(account, "--exempt-api-ids", "nonexistent"))
+    status, records, err = run_cli("scan", *sweep_args(account, "--exempt-api-ids", "nonexist00"))
     assert status == 1 and err == ""
     assert len(records) == len(estate)
     assert all(list(r)[:7] == ["region", "api_id", "name", "compliant", "exempt", "findings", "patch_operations"] for r in records)
@@ -213,9 +213,13 @@ def test_rollback_restores_the_exact_previous_policy(account, tmp_path: Path) ->
 
     status, (record,), _ = run_cli(*base)
     assert status == 0 and record["action"] == "proposed"
+    # The dry run says exactly what it would give back, and that the current trust settings call it untrusted.
+    assert f"re-granting {STRANGER} in statement 0 (Keep)" in record["detail"] and "it takes --force" in record["detail"]
     assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy) == policy(allow(OWNER, Sid="Keep"), DENY_IP)
 
-    status, (record,), _ = run_cli(*base, "--apply")
+    status, records, err = run_cli(*base, "--apply")
+    assert status == 2 and records == [] and f"would re-grant {STRANGER}, untrusted" in err
+    status, (record,), _ = run_cli(*base, "--apply", "--force")
     assert status == 0 and record["action"] == "rolled-back" and sorted(record["stages_redeployed"]) == ["dev", "prod"]
     assert parse_policy(ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy) == original
     assert set(stage_deployments(account.clients, "eu-west-1", api_id).values()) == {record["deployment_id"]}
@@ -238,8 +242,8 @@ def test_rollback_refuses_when_the_policy_changed_since(account, tmp_path: Path)
 
 
 def test_rollback_without_a_record(account, tmp_path: Path) -> None:
-    status, _, err = run_cli("rollback", "--audit-log", str(tmp_path / "none.jsonl"), "--api-id", "abc", "--endpoint-url", account.endpoint_url)
-    assert status == 2 and "no remediation of abc is recorded" in err
+    status, _, err = run_cli("rollback", "--audit-log", str(tmp_path / "none.jsonl"), "--api-id", "a1b2c3d4e5", "--endpoint-url", account.endpoint_url)
+    assert status == 2 and "no remediation of a1b2c3d4e5 is recorded" in err
 
 
 @pytest.mark.parametrize(("spec", "expected"), [("none", []), ("dev", ["dev"]), ("dev,missing", ["dev"])])
@@ -497,7 +501,7 @@ def test_a_truncated_last_line_is_skipped_and_the_next_record_starts_on_its_own_
     with audit.open("a") as handle:
         handle.write('{"account":"111122223333","region":"eu-we')  # a write cut off by a crash
     base = ["rollback", "--audit-log", str(audit), "--api-id", api_id, "--endpoint-url", account.endpoint_url]
-    status, _, err = run_cli(*base, "--apply")
+    status, _, err = run_cli(*base, "--apply", "--force")
     assert status == 0 and "warning:" in err and "truncated last line skipped" in err
     lines = audit.read_text().split("\n")
     assert lines[-1] == "" and '{"account":"111122223333","region":"eu-we' in lines, "the fragment stays a line of its own"

@@ -148,6 +148,25 @@ def _validate(policy: Policy) -> None:
             raise PolicyError(f"statement {index}: 'Condition' must be an object (got {_json_type(condition)})")
 
 
+def aws_principals(policy: Policy) -> list[str]:
+    """Every AWS principal the Allow statements name, in order, once each."""
+    seen: list[str] = []
+    for statement in statements_of(policy):
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        entries: list[Any]
+        if isinstance(principal, dict):
+            value = principal.get("AWS", [])
+            entries = value if isinstance(value, list) else [value]
+        elif isinstance(principal, list):
+            entries = principal
+        else:
+            entries = [principal] if principal is not None else []
+        seen.extend(str(e) for e in entries if str(e) not in seen)
+    return seen
+
+
 def statements_of(policy: Policy) -> list[Statement]:
     """The statements of a parsed policy, whether `Statement` is one object or a list."""
     statements = policy["Statement"]

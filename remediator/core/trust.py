@@ -70,6 +70,23 @@ class TrustConfig:
     def trusts_org(self, org_id: str) -> bool:
         return org_id in self.trusted_org_ids
 
+    def to_dict(self) -> dict[str, Any]:
+        """As stored in audit records: enough to compute the same fix again."""
+        return {"owner_account": self.owner_account, "trusted_accounts": sorted(self.trusted_accounts),
+                "trusted_org_ids": sorted(self.trusted_org_ids), "partition": self.partition,
+                "remove_wildcard_principals": self.remove_wildcard_principals}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrustConfig:
+        known = {"owner_account", "trusted_accounts", "trusted_org_ids", "partition", "remove_wildcard_principals"}
+        if not isinstance(data, dict) or set(data) - known or "owner_account" not in data:
+            raise ConfigError(f"trust settings must have exactly the keys {', '.join(sorted(known))}")
+        if not all(isinstance(data.get(key, []), list) for key in ("trusted_accounts", "trusted_org_ids")):
+            raise ConfigError("trusted_accounts and trusted_org_ids must be lists")
+        return cls(owner_account=data["owner_account"], trusted_accounts=frozenset(data.get("trusted_accounts", ())),
+                   trusted_org_ids=frozenset(data.get("trusted_org_ids", ())), partition=data.get("partition", "aws"),
+                   remove_wildcard_principals=bool(data.get("remove_wildcard_principals", False)))
+
     @property
     def owner_root_arn(self) -> str:
         return f"arn:{self.partition}:iam::{self.owner_account}:root"
