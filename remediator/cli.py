@@ -79,7 +79,7 @@ def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not evaluation.compliant and status == EXIT_OK:
             status = EXIT_FINDINGS
         if args.format == "json":
-            print(json.dumps({"source": source, **evaluation.to_dict()}), file=out)
+            print(json.dumps({"source": source, **evaluation.to_dict()}, default=str), file=out)
         else:
             print(render_text(source, evaluation), file=out)
     return status

@@ -363,3 +363,41 @@ def test_rollback_shows_what_it_re_grants_and_re_grants_the_untrusted_only_with_
     assert status == 2 and "would re-grant 999999999999, untrusted" in err
     status, out, _ = _rollback(account, audit, api_id, "--apply", "--trusted-accounts", "999999999999")
     assert status == 0 and "rolled-back" in out, "trusted now: no --force needed"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_digits = st.text("0123456789", min_size=1, max_size=30).map(lambda d: d.lstrip("0") or "0")
+NUMBER = st.one_of(
+    st.tuples(st.sampled_from(["", "-"]), _digits, st.sampled_from(["", ".5", ".50", ".000"]),
+              st.sampled_from(["", "e999", "E-999", "e+16", "e16", "e-0"])).map("".join),
+    st.integers(4290, 4400).map(lambda n: "9" * n),
+    st.sampled_from(["-0", "1e999", "-1e999", "1e-999", "0.1", "1.0", "1e16", "123456789012345678901234567890"]),
+)
+
+
+def _strict(text: str) -> object:
+    """A strict JSON parser: numbers left as text, NaN and Infinity refused."""
+    def refuse(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_int=str, parse_float=str, parse_constant=refuse)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NUMBER, min_size=1, max_size=4), st.sampled_from(["plain", "escaped"]))
+def test_numbers_the_fix_does_not_touch_come_out_byte_for_byte(tokens: list[str], form: str) -> None:
+    from remediator.core import TrustConfig, evaluate_policy
+    from remediator.local.strict import escape_policy
+
+    condition = "{" + ",".join(f'"k{i}":{t}' for i, t in enumerate(tokens)) + "}"
+    text = ('{"Version":"2012-10-17","Statement":[{"Sid":"n","Effect":"Allow","Principal":{"AWS":["%s","999999999999"]},'
+            '"Action":"execute-api:Invoke","Resource":"*","Condition":{"NumericLessThan":%s}},'
+            '{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*","Condition":{"NumericEquals":%s}}]}') % (OWNER, condition, condition)
+    evaluation = evaluate_policy(escape_policy(text) if form == "escaped" else text, TrustConfig(owner_account=OWNER))
+    (operation,) = evaluation.patch_operations
+    fixed = _strict(operation["value"])  # parses strictly: no NaN, no Infinity
+    assert "NaN" not in operation["value"] and "Infinity" not in operation["value"]
+    for statement, operator in zip(fixed["Statement"], ("NumericLessThan", "NumericEquals")):
+        assert list(statement["Condition"][operator].values()) == tokens, "every untouched number, byte for byte"
+    assert fixed["Statement"][0]["Principal"] == {"AWS": [OWNER]}

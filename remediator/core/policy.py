@@ -9,6 +9,8 @@ may legitimately contain an escaped character.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import threading
 from typing import Any
 
@@ -61,8 +63,47 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return ambiguous
 
 
+class JsonNumber:
+    """A JSON number kept as the text it was written in, so that a fix writes it back byte for byte:
+    Python would turn `1e999` into infinity (and write `Infinity`, which is not JSON), `1.50` into `1.5`,
+    and refuse an integer of more than 4,300 digits. The trust engine never computes with numbers."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsonNumber) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+_numbers_made = [0]  # how many JsonNumbers this process made: none, and encoding takes the fast path
+
+
+def _number(text: str) -> JsonNumber:
+    _numbers_made[0] += 1
+    return JsonNumber(text)
+
+
+def _integer(text: str) -> int | JsonNumber:
+    """An int where Python writes it back the same (every JSON integer but -0 and the very long)."""
+    return int(text) if len(text) < 100 and text != "-0" else _number(text)
+
+
+def _constant(name: str) -> Any:
+    raise PolicyError(f"policy holds {name}, which is not JSON")
+
+
 # Built once: json.loads with an argument builds a new decoder on every call.
-_DECODE = json.JSONDecoder(object_pairs_hook=_object).decode
+_DECODE = json.JSONDecoder(object_pairs_hook=_object, parse_float=_number, parse_int=_integer, parse_constant=_constant).decode
 
 
 def duplicate_keys(value: Any, path: str = "") -> list[str]:
@@ -174,12 +215,32 @@ def statements_of(policy: Policy) -> list[Statement]:
 
 
 # One encoder for every call: json.dumps with non-default arguments builds a new one each time.
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def compact_json(policy: Policy) -> str:
-    """The policy as API Gateway stores it best: compact, key order kept."""
-    return _COMPACT(policy)
+    """The policy as API Gateway stores it best: compact, key order kept, every number as it was written."""
+    if not _numbers_made[0]:
+        return _COMPACT(policy)
+    numbers: list[str] = []
+    nonce = secrets.token_hex(8)
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, JsonNumber):
+            numbers.append(value.text)
+            return f"\0{nonce}:{len(numbers) - 1}\0"
+        if isinstance(value, dict):
+            return {key: swap(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [swap(item) for item in value]
+        return value
+
+    swapped = swap(policy)
+    text = _COMPACT(swapped)
+    if not numbers:
+        return text
+    marker = re.compile(r'"\\u0000' + nonce + r':(\d+)\\u0000"')
+    return marker.sub(lambda match: numbers[int(match.group(1))], text)
 
 
 def _json_type(value: Any) -> str:
