@@ -275,8 +275,9 @@ def test_a_decision_the_workflow_did_not_hear_can_be_made_again(flow: LocalWorkf
     approval_id = wait_for_buttons(flow)
     real_answer = slack_callback.answer_task
 
-    def unavailable(*args: Any, **kwargs: Any) -> None:
-        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "SendTaskSuccess")
+    def unavailable(*args: Any, **kwargs: Any) -> None:  # refused by Step Functions (4xx): not delivered
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "try later"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendTaskSuccess")
 
     monkeypatch.setattr(slack_callback, "answer_task", unavailable)
     status, reason = flow.press(approval_id, "approve")
@@ -285,6 +286,35 @@ def test_a_decision_the_workflow_did_not_hear_can_be_made_again(flow: LocalWorkf
     monkeypatch.setattr(slack_callback, "answer_task", real_answer)
     assert flow.press(approval_id, "approve")[0] == 200, "the second click is not refused as a replay"
     assert flow.wait(execution).status == "SUCCEEDED" and policy_of(flow, api_id) == FIXED
+
+
+@pytest.mark.parametrize("lost", ["timeout", "server error"])
+def test_a_decision_whose_answer_was_lost_is_never_reopened_for_another(flow: LocalWorkflow, monkeypatch, lost: str) -> None:
+    """SendTaskSuccess went through but its answer was lost: the callback asks again with the same token (the
+    task is gone: it was delivered), keeps the decision, and a second approver's Reject is refused."""
+    from botocore.exceptions import ClientError, ReadTimeoutError
+
+    from remediator.functions import slack_callback
+
+    api_id, execution = start(flow)
+    approval_id = wait_for_buttons(flow)
+    real_answer, calls = slack_callback.answer_task, []
+
+    def delivered_then_lost(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        real_answer(*args, **kwargs)
+        if len(calls) == 1:
+            if lost == "timeout":
+                raise ReadTimeoutError(endpoint_url="https://states.eu-west-1.amazonaws.com")
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "oops"},
+                               "ResponseMetadata": {"HTTPStatusCode": 500}}, "SendTaskSuccess")
+
+    monkeypatch.setattr(slack_callback, "answer_task", delivered_then_lost)
+    status, reason = flow.press(approval_id, "approve")
+    assert status == 200 and len(calls) == 2, reason
+    assert flow.press(approval_id, "reject", user_id="U0APPROVER")[0] == 409, "decided once, by the delivered decision"
+    assert flow.wait(execution).status == "SUCCEEDED" and policy_of(flow, api_id) == FIXED
+    assert ApprovalStore(flow.clients, "apigw-remediator-audit", REGION).get(approval_id).decision == "approved"
 
 
 def test_a_click_before_the_message_is_placed_keeps_its_decision(flow: LocalWorkflow) -> None:

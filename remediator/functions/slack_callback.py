@@ -67,10 +67,13 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         except TaskGone as gone:
             raise CallbackRejected(410, f"the workflow no longer waits for this approval ({gone})") from None
         except (ClientError, BotoCoreError) as error:
-            # The workflow did not hear the decision: undo it, so that a second click is not refused as a replay.
-            reopened = store.reopen(pending, decision)
-            log.error("task_not_answered", error=str(error), reopened=reopened)
-            raise CallbackRejected(503, "the workflow could not be told; nothing was decided, try again") from None
+            if not delivery_unknown(error):
+                # Step Functions refused the call (4xx): the workflow did not hear the decision. Undo it, so that
+                # a second click is not refused as a replay.
+                reopened = store.reopen(pending, decision)
+                log.error("task_not_answered", error=str(error), reopened=reopened)
+                raise CallbackRejected(503, "the workflow could not be told; nothing was decided, try again") from None
+            confirm_delivery(request.task_token, decision == "approved", output, error)
     except CallbackRejected as rejected:
         log.warning("callback_rejected", status=rejected.status, reason=rejected.reason)
         return {"statusCode": rejected.status, "headers": {"Content-Type": "text/plain"}, "body": rejected.reason}
@@ -83,6 +86,28 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     except (SlackUnavailable, LookupError, ClientError) as error:
         log.warning("slack_not_updated", error=str(error))
     return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": f"{decision} by <@{press.user_id}>"}
+
+
+def delivery_unknown(error: Exception) -> bool:
+    """An error after which the decision may have reached the workflow: no answer (a timeout, a dropped
+    connection) or a server error (5xx). A 4xx means Step Functions refused the call."""
+    if isinstance(error, ClientError):
+        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 500) >= 500
+    return True
+
+
+def confirm_delivery(task_token: str, approved: bool, output: dict[str, Any], first: Exception) -> None:
+    """The answer to SendTask* was lost: send the same decision with the same token once more. Accepted, it
+    is delivered now; refused as gone, the first call delivered it (a task answered once is gone). Either
+    way the decision recorded is the one delivered, and it is never reopened for someone to decide otherwise."""
+    try:
+        answer_task(common.clients(), task_token, approved, output)
+    except TaskGone:
+        log.warning("task_answered_before", first_error=str(first))
+    except (ClientError, BotoCoreError) as error:
+        log.error("task_delivery_unknown", first_error=str(first), error=str(error))
+        raise CallbackRejected(502, "the decision may or may not have reached the workflow; it stays recorded as made "
+                                    "and the message will show what happened") from None
 
 
 def request_body(event: dict[str, Any]) -> str:
