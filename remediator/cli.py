@@ -25,13 +25,16 @@ from remediator.cli_args import (
     trust_config,
 )
 from remediator.core import ConfigError, Evaluation, evaluate_policy
+from remediator.policy_forms import policy_forms
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m remediator", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     evaluate = commands.add_parser("evaluate", help="evaluate policy files against the trusted accounts")
-    evaluate.add_argument("files", nargs="+", metavar="FILE", help="a policy in any accepted form; - reads standard input")
+    evaluate.add_argument("files", nargs="+", metavar="FILE",
+                          help="a policy (JSON, API Gateway's escaped form, YAML), an OpenAPI document with "
+                               "x-amazon-apigateway-policy, or a list of statements; - reads standard input")
     add_trust_arguments(evaluate, owner_required=True)
     evaluate.set_defaults(run=run_evaluate)
     try:
@@ -71,11 +74,13 @@ def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     status = EXIT_OK
     for source in args.files:
         try:
-            evaluation = evaluate_policy(_read(source), config)
+            label, policy = policy_forms(_read(source), source)
+            evaluation = evaluate_policy(policy, config)
         except (OSError, ValueError) as error:  # PolicyError is a ValueError, as is undecodable text
             print(f"error: {source}: {one_line(_describe(error))}", file=err)
             status = EXIT_INVALID
             continue
+        source = label
         if not evaluation.compliant and status == EXIT_OK:
             status = EXIT_FINDINGS
         if args.format == "json":

@@ -401,3 +401,53 @@ def test_numbers_the_fix_does_not_touch_come_out_byte_for_byte(tokens: list[str]
     for statement, operator in zip(fixed["Statement"], ("NumericLessThan", "NumericEquals")):
         assert list(statement["Condition"][operator].values()) == tokens, "every untouched number, byte for byte"
     assert fixed["Statement"][0]["Principal"] == {"AWS": [OWNER]}
+
+
+STATEMENTS_YAML = """
+- Effect: Allow
+  Principal:
+    AWS:
+      - arn:aws:iam::111122223333:root
+      - "999999999999"
+  Action: execute-api:Invoke
+  Resource: execute-api:/*
+"""
+
+
+@pytest.mark.parametrize("name, text, form", [
+    ("policy.yaml", "Version: 2012-10-17\nStatement:" + STATEMENTS_YAML.replace("\n", "\n  "), "YAML"),
+    ("statements.yaml", STATEMENTS_YAML, "list of statements"),
+    ("statements.json", json.dumps([{"Effect": "Allow", "Principal": {"AWS": "999999999999"}, "Action": "*", "Resource": "*"}]),
+     "list of statements"),
+    ("openapi.yaml", "openapi: 3.0.1\ninfo: {title: orders, version: '1'}\npaths: {}\nx-amazon-apigateway-policy:\n"
+     "  Version: '2012-10-17'\n  Statement:" + STATEMENTS_YAML.replace("\n", "\n  "), "OpenAPI x-amazon-apigateway-policy"),
+    ("openapi.json", json.dumps({"swagger": "2.0", "info": {"title": "orders"}, "x-amazon-apigateway-policy": {
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}}),
+     "OpenAPI x-amazon-apigateway-policy"),
+    ("extension.json", json.dumps({"x-amazon-apigateway-policy": {"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "999999999999"}, "Action": "*", "Resource": "*"}]}}), "x-amazon-apigateway-policy"),
+    ("serverless.yml", "service: orders\nprovider:\n  name: aws\n  apiGateway:\n    resourcePolicy:" + STATEMENTS_YAML.replace("\n", "\n      "),
+     "provider.apiGateway.resourcePolicy"),
+])
+def test_evaluate_reads_the_forms_policies_come_in(tmp_path: Path, name: str, text: str, form: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["evaluate", "--owner-account", OWNER, "--format", "json", str(path)], out, err) == 1, err.getvalue()
+    (result,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert result["source"] == f"{path} ({form})" and result["findings"], result
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Statement:\n  - Effect: Allow\n    Effect: Deny\n    Principal: '*'\n", "appears more than once"),
+    ("openapi: 3.0.1\npaths: {}\n", "OpenAPI document without x-amazon-apigateway-policy"),
+    ("just: [a, mapping]\n", "no Statement"),
+    ("- [unbalanced\n", "neither JSON nor YAML"),
+    ("!!python/object/apply:os.system ['echo owned']\n", "neither JSON nor YAML"),
+])
+def test_evaluate_refuses_what_is_no_policy_with_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["evaluate", "--owner-account", OWNER, str(path)], out, err) == 2
+    assert err.getvalue().count("\n") == 1 and message in err.getvalue(), err.getvalue()
