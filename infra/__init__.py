@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import ConfigError, RemediatorConfig, cdk_json_context, from_context
+from infra.config import ConfigError, RemediatorConfig, cdk_json_context, check_keys, from_context
 from infra.stack import RemediatorStack
 
 STACK_ID = "ApiPolicyRemediator"
@@ -24,7 +26,10 @@ def build_app(
     which includes cdk.json, cdk.context.json and -c flags) is applied on top by App itself.
     With ``nag``, cdk-nag's AwsSolutions pack runs at synth and any unacknowledged finding stops it.
     """
-    app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
+    given = {**cdk_json_context(), **(context or {})}
+    # Every remediator:* key must be one we know: a misspelt trust list would otherwise read as "trust no one".
+    check_keys([*given, *json.loads(os.environ.get("CDK_CONTEXT_JSON") or "{}")])
+    app = cdk.App(context=given, outdir=outdir)
     config = from_context(app.node.try_get_context)
     # Environment-agnostic: deploy with the CLI's credentials and region; ARNs use Aws.REGION/PARTITION.
     stack = RemediatorStack(app, STACK_ID, config=config)

@@ -238,6 +238,17 @@ def _concurrency(key: str, value: Any) -> int:
                          "(0 would switch the callback off; more takes capacity from every other function of the account)")
 
 
+def check_keys(keys: Any) -> None:
+    """Every context key under remediator: must be a known setting; the nearest is suggested."""
+    import difflib
+
+    for key in keys:
+        if isinstance(key, str) and key.startswith(PREFIX) and key not in DEFAULTS:
+            near = difflib.get_close_matches(key, list(DEFAULTS), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ConfigError(f"context {key} is not a setting of the remediator{hint}; nothing was synthesized")
+
+
 def from_context(get: Any) -> RemediatorConfig:
     """Validate the settings. ``get(key)`` returns a context value or None (``node.try_get_context``)."""
 

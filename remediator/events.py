@@ -153,7 +153,7 @@ def parse_records(trail_file: Any) -> list[ApiChange | Ignored]:
 
 def _is_v2(name: Any, request: dict[str, Any], answer: dict[str, Any]) -> bool:
     """An HTTP or WebSocket API call: by its name, or by the shape of its request or answer."""
-    if name in V2_EVENTS:
+    if name in V2_EVENTS or ("apiId" in request and "restApiId" not in request):
         return True
     if "restApiId" in request or "restApiId" in answer or name in WATCHED_EVENTS and "id" in answer:
         return False

@@ -34,7 +34,10 @@ def _load(text: str, first: PolicyError) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        pass
+        if text.lstrip()[:1] in ("{", "[", '"'):
+            raise first from None  # meant as JSON: its JSON error says what is wrong
+    except RecursionError:
+        raise first from None
     try:
         import yaml
     except ImportError:  # pragma: no cover - PyYAML comes with the CLI's requirements

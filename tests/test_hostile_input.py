@@ -451,3 +451,12 @@ def test_evaluate_refuses_what_is_no_policy_with_one_line(tmp_path: Path, text: 
     out, err = io.StringIO(), io.StringIO()
     assert main(["evaluate", "--owner-account", OWNER, str(path)], out, err) == 2
     assert err.getvalue().count("\n") == 1 and message in err.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("key", ["remediator:trustedAccount", "remediator:trusted_accounts", "remediator:TrustedAccounts"])
+def test_a_misspelt_cdk_context_key_stops_the_synth(key: str) -> None:
+    from infra import ConfigError, build_app
+
+    with pytest.raises(ConfigError) as raised:
+        build_app({key: ["444455556666"]}, nag=False)
+    assert key in str(raised.value) and "remediator:trustedAccounts" in str(raised.value) and "\n" not in str(raised.value)
