@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from remediator.core.conditions import NETWORK_KEYS, judge_condition
+from remediator.core.perimeter import guarding_perimeter
 from remediator.core.policy import Policy, Statement, compact_json, parse_policy_checked, statements_of
 from remediator.core.principals import ACCOUNT_ID, PARTITIONS, PrincipalCategory, resolve_aws_principal
 
@@ -118,12 +119,14 @@ class Finding(NamedTuple):
 class Evaluation:
     """The findings for one policy and, when any principal is to be removed, the fixed policy."""
 
-    __slots__ = ("policy", "findings", "remediated_policy", "_patch")
+    __slots__ = ("policy", "findings", "remediated_policy", "notes", "_patch")
 
-    def __init__(self, policy: Policy, findings: tuple[Finding, ...], remediated_policy: Policy | None) -> None:
+    def __init__(self, policy: Policy, findings: tuple[Finding, ...], remediated_policy: Policy | None,
+                 notes: tuple[str, ...] = ()) -> None:
         self.policy = policy
         self.findings = findings
         self.remediated_policy = remediated_policy
+        self.notes = notes  # what the evaluation took into account without a finding (an identity perimeter)
         self._patch: list[dict[str, str]] | None = None
 
     @property
@@ -140,12 +143,15 @@ class Evaluation:
         return [dict(operation) for operation in self._patch]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        result = {
             "compliant": self.compliant,
             "findings": [finding.to_dict() for finding in self.findings],
             "remediated_policy": self.remediated_policy,
             "patch_operations": self.patch_operations,
         }
+        if self.notes:
+            result["notes"] = list(self.notes)
+        return result
 
     def __repr__(self) -> str:
         return f"Evaluation(findings={list(self.findings)!r}, remediated_policy={self.remediated_policy!r})"
@@ -176,6 +182,8 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     findings: list[Finding] = []
     removals: dict[int, set[_Location]] = {}
     deny_keys: tuple[str, ...] | None = None
+    notes: list[str] = []
+    has_deny = any(type(s) is dict and s.get("Effect") == "Deny" for s in statements)
     for index, statement in enumerate(statements):
         if statement.get("Effect") != "Allow":
             continue
@@ -196,7 +204,13 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                 continue
         if deny_keys is None:
             deny_keys = _deny_network_keys(statements)
-        _judge_statement(index, statement, suspects, config, deny_keys, findings, removals)
+        guard = guarding_perimeter(statement, statements, config) if has_deny else None
+        if guard is not None:
+            guard_sid = statements[guard].get("Sid")
+            guarded_by = f"the identity perimeter Deny in statement {guard}" + (f" ({guard_sid})" if isinstance(guard_sid, str) else "")
+        else:
+            guarded_by = None
+        _judge_statement(index, statement, suspects, config, deny_keys, findings, removals, guarded_by, notes)
     if repeated:
         # Judged on the values Python kept, but AWS may enforce others: report everything, change nothing.
         ambiguous = [Finding(FindingKind.AMBIGUOUS_POLICY, _statement_of(path), None, path, None, Remediation.REPORT_ONLY,
@@ -204,7 +218,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                              "value it applies, so the policy is never changed automatically") for path in repeated]
         return Evaluation(document, tuple(ambiguous + [f._replace(remediation=Remediation.REPORT_ONLY) for f in findings]), None)
     remediated = _remediate(document, statements, removals, config) if removals else None
-    return Evaluation(document, tuple(findings), remediated)
+    return Evaluation(document, tuple(findings), remediated, tuple(notes))
 
 
 def _statement_of(path: str) -> int:
@@ -244,8 +258,11 @@ def _judge_statement(
     deny_network_keys: tuple[str, ...],
     findings: list[Finding],
     removals: dict[int, set[_Location]],
+    guarded_by: str | None = None,
+    guarded: list[str] | None = None,
 ) -> None:
-    """Findings for the suspect principals of one Allow statement, in the light of its Condition."""
+    """Findings for the suspect principals of one Allow statement, in the light of its Condition and of an
+    identity perimeter Deny guarding it (`guarded_by`)."""
     sid = statement.get("Sid") if isinstance(statement.get("Sid"), str) else None
     verdict = judge_condition(statement.get("Condition"), config)
     notes = list(verdict.notes)
@@ -275,9 +292,13 @@ def _judge_statement(
                 if restricted:
                     continue
                 kind, account, removable = FindingKind.UNTRUSTED_ACCOUNT, resolved.account, True
-                detail = f"account {account} is not trusted"
+                detail = f"account {account} is not trusted" + (f"; {guarded_by} also blocks it" if guarded_by else "")
             elif category is PrincipalCategory.WILDCARD:
                 if restricted:
+                    continue
+                if guarded_by:  # AWS's identity perimeter: only trusted identities get past the Deny
+                    if guarded is not None:
+                        guarded.append(f"statement {index}: the wildcard principal {entry} is guarded by {guarded_by}")
                     continue
                 kind, removable = FindingKind.WILDCARD_PRINCIPAL, remove_wildcards
                 detail = _DETAILS[kind] + (f" ({resolved.reason})" if resolved.reason else "")
