@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_evaluate.py
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_burst.py
+	$(BIN)/python bench/bench_coldstart.py
 
 synth: $(STAMP)
 	$(BIN)/python app.py

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import SignatureVerifier
 
 from remediator.core import PolicyError, parse_policy
 from remediator.core.policy import aws_principals
@@ -90,6 +89,8 @@ def verify_request(headers: dict[str, str], body: str, signing_secret: str, now:
         raise CallbackRejected(401, "missing or malformed Slack signature headers")
     if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
         raise CallbackRejected(401, f"request timestamp is {abs(now - int(timestamp))} s from now (more than {MAX_AGE_SECONDS} s)")
+    from slack_sdk.signature import SignatureVerifier  # only the callback verifies: others never import it
+
     verifier = SignatureVerifier(signing_secret, clock=_FixedClock(now))
     if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
         raise CallbackRejected(401, "invalid Slack signature")

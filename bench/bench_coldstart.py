@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Cold start: importing each function's handler module from the Lambda asset as shipped, against
+`import boto3` alone, in the same environment.
+
+Run from the repository root:
+
+    .venv/bin/python bench/bench_coldstart.py [--runs 15]
+
+Each measurement is a fresh CPython of the runtime's version (3.12, as the asset's bytecode is), run
+with -B (Lambda cannot write __pycache__), the asset first on sys.path and boto3/botocore from this
+environment's site-packages (the runtime provides them). It times the import alone, after the
+interpreter started: the runs of all rows are interleaved, and the median counts. Target: each handler
+at most 1.15 x `import boto3`. The runtime's own boto3 comes with bytecode: here a copy of boto3 and
+its dependencies is compiled once by the same 3.12 (under build/bench-runtime-libs), so that `import
+boto3` is timed as Lambda runs it, not compiled at every start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from infra.asset import build_lambda_asset, runtime_python  # noqa: E402
+from remediator.functions import NAMES  # noqa: E402
+
+TIMER = ("import sys, time; sys.path[:0] = [sys.argv[1]]; sys.path.append(sys.argv[2]); t = time.perf_counter(); "
+         "import {module}; print(time.perf_counter() - t)")
+
+
+RUNTIME_LIBS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
+
+
+def runtime_libs(python: str) -> str:
+    """boto3 and what it imports, as the Lambda runtime has them: with the runtime's bytecode."""
+    source = Path(sysconfig.get_paths()["purelib"])
+    target = REPO_ROOT / "build" / "bench-runtime-libs"
+    if not (target / "boto3" / "__pycache__").is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for name in RUNTIME_LIBS:
+            path = source / name
+            if path.is_dir():
+                shutil.copytree(path, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+            elif path.is_file():
+                shutil.copy2(path, target / name)
+        subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(target)], check=True)
+    return str(target)
+
+
+def measure(python: str, asset: Path, site: str, module: str) -> float:
+    done = subprocess.run([python, "-B", "-c", TIMER.format(module=module), str(asset), site],
+                          capture_output=True, text=True, timeout=120, env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"})
+    if done.returncode != 0:
+        raise RuntimeError(f"{module}: {done.stderr.strip()}")
+    return float(done.stdout.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args(argv)
+    python = runtime_python()
+    if python is None:
+        print("no CPython 3.12 found (set REMEDIATOR_RUNTIME_PYTHON)", file=sys.stderr)
+        return 2
+    asset = build_lambda_asset()
+    site = runtime_libs(python)
+    rows = {"boto3": "boto3", **{name: f"remediator.functions.{name}" for name in NAMES}}
+    times: dict[str, list[float]] = {row: [] for row in rows}
+    for _ in range(args.runs):
+        for row, module in rows.items():
+            times[row].append(measure(python, asset, site, module))
+    base = statistics.median(times["boto3"])
+    print(f"{'module':24}{'median ms':>12}{'ratio to boto3':>16}")
+    worst = 0.0
+    for row in rows:
+        median = statistics.median(times[row])
+        ratio = median / base
+        worst = max(worst, ratio if row != "boto3" else 0.0)
+        print(f"{row:24}{median * 1000:12.1f}{ratio:16.2f}")
+    print(f"worst handler: {worst:.2f} x import boto3 (target <= 1.15): {'met' if worst <= 1.15 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
