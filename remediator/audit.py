@@ -71,8 +71,6 @@ _REQUIRED = ("account", "region", "api_id", "action", "policy_before", "policy_a
 
 
 class AuditSink(Protocol):
-    def append(self, record: AuditRecord) -> None: ...
-
     def records(self) -> Iterator[AuditRecord]: ...
 
 

@@ -12,7 +12,9 @@ import re
 from typing import Any, NoReturn, TextIO
 
 from remediator.core import TrustConfig
-from remediator.core.principals import PARTITIONS
+from remediator.core.principals import ACCOUNT_ID, PARTITIONS
+from remediator.core.trust import ORG_ID
+from remediator.events import REGION, REST_API_ID
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -60,15 +62,14 @@ def _checked(what: str, pattern: re.Pattern[str]) -> Any:
     return parse
 
 
-# The forms the arguments must have: ASCII only (a digit of another script is not a digit here).
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", re.ASCII)
-regions = _checked_list("region (like us-east-1, or 'all')", re.compile(rf"all|{REGION.pattern}", re.ASCII), allow_empty=False)
-api_ids = _checked_list("REST API ID (10 lowercase letters and digits)", re.compile(r"[a-z0-9]{10}", re.ASCII))
-account_ids = _checked_list("12-digit account ID", re.compile(r"[0-9]{12}", re.ASCII))
-org_ids = _checked_list("organization ID (o- and 10 to 32 lowercase letters and digits)", re.compile(r"o-[a-z0-9]{10,32}", re.ASCII))
-api_id = _checked("REST API ID (10 lowercase letters and digits)", re.compile(r"[a-z0-9]{10}", re.ASCII))
+# The forms the arguments must have, the same validators the runtime and the stack use ([0-9] is ASCII only).
+regions = _checked_list("region (like us-east-1, or 'all')", re.compile(rf"all|{REGION.pattern}"), allow_empty=False)
+api_ids = _checked_list("REST API ID (10 lowercase letters and digits)", REST_API_ID)
+account_ids = _checked_list("12-digit account ID", ACCOUNT_ID)
+org_ids = _checked_list("organization ID (o- and 10 to 32 lowercase letters and digits)", ORG_ID)
+api_id = _checked("REST API ID (10 lowercase letters and digits)", REST_API_ID)
 region = _checked("region (like us-east-1)", REGION)
-account_id = _checked("12-digit account ID", re.compile(r"[0-9]{12}", re.ASCII))
+account_id = _checked("12-digit account ID", ACCOUNT_ID)
 endpoint_url = _checked("http:// or https:// URL", re.compile(r"https?://[^\s/]+(/\S*)?", re.ASCII))
 table_name = _checked("DynamoDB table name", re.compile(r"[A-Za-z0-9_.-]{3,255}", re.ASCII))
 tag_key = _checked("tag key (1 to 128 characters)", re.compile(r"\S.{0,127}", re.DOTALL))

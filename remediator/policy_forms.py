@@ -43,7 +43,7 @@ def _load(text: str, first: PolicyError) -> Any:
     except ImportError:  # pragma: no cover - PyYAML comes with the CLI's requirements
         raise first from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_unique_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise PolicyError(f"neither JSON nor YAML: {first}; {str(error).splitlines()[0]}") from None
 
@@ -55,8 +55,9 @@ def _find(document: Any) -> tuple[str, Any]:
         return f"a {type(document).__name__}, not a policy", None
     if EXTENSION in document:
         return f"OpenAPI {EXTENSION}" if ("openapi" in document or "swagger" in document) else EXTENSION, document[EXTENSION]
-    resource_policy = ((document.get("provider") or {}).get("apiGateway") or {}).get("resourcePolicy") \
-        if isinstance(document.get("provider"), dict) and isinstance(document["provider"].get("apiGateway"), dict) else None
+    provider = document.get("provider")
+    api_gateway = provider.get("apiGateway") if isinstance(provider, dict) else None
+    resource_policy = api_gateway.get("resourcePolicy") if isinstance(api_gateway, dict) else None
     if resource_policy is not None:
         return "provider.apiGateway.resourcePolicy", {"Version": "2012-10-17", "Statement": resource_policy}
     if "Statement" in document:
@@ -67,6 +68,7 @@ def _find(document: Any) -> tuple[str, Any]:
 
 
 def _unique_loader() -> Any:
+    """Built on use, so that importing this module never imports PyYAML."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -83,12 +85,3 @@ def _unique_loader() -> Any:
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return Loader
 
-
-class _LazyLoader:
-    """Builds the YAML loader on first use, so that importing this module never imports PyYAML."""
-
-    def __call__(self, stream: Any) -> Any:
-        return _unique_loader()(stream)
-
-
-_UniqueKeyLoader = _LazyLoader()

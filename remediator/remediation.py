@@ -312,12 +312,17 @@ class Remediator:
                     continue
                 if self.journal.held_by_other(intent, self.holder, clock.now()):
                     continue
-                state, carry_on = self.reconcile(intent)
-                if carry_on is not None:
-                    outcome = self.finish(Patched(_intent_report(intent), "patched", "", carry_on))
-                    state = "applied" if outcome.action == "applied" else f"failed ({outcome.detail})"
-                done.append(f"{intent.region}/{intent.api_id}: change {intent.intent_id} of {intent.created_at} {state}")
+                done.append(f"{intent.region}/{intent.api_id}: change {intent.intent_id} of {intent.created_at} "
+                            f"{self._settle(intent)}")
         return done
+
+    def _settle(self, intent: Intent) -> str:
+        """Reconcile a change left open and, if it is to be carried on, deploy and record it now."""
+        state, carry_on = self.reconcile(intent)
+        if carry_on is None:
+            return state
+        outcome = self.finish(Patched(_intent_report(carry_on), "patched", "", carry_on))
+        return "applied" if outcome.action == "applied" else f"failed ({outcome.detail})"
 
     # --- the steps, shared with the workflow's states ---------------------------------------------
 
@@ -538,9 +543,7 @@ class Remediator:
         with self._exclusive():
             left = self.journal.open_intent(self.account, record.region, record.api_id)
             if left is not None and not self.journal.held_by_other(left, self.holder, clock.now()):
-                state, carry_on = self.reconcile(left)
-                if carry_on is not None:
-                    self.finish(Patched(_intent_report(carry_on), "patched", "", carry_on))
+                self._settle(left)
             try:
                 api = self.adapter.get_rest_api(record.region, record.api_id)
             except ApiNotFound:

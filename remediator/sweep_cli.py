@@ -145,7 +145,6 @@ def _fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.lease_table:
         remediator.lease = DynamoLease(clients, args.lease_table, owner)
     if args.apply:
-        remediator.journal.check_writable()  # before anything changes: a change without its intent is not made
         # Changes a killed run left half-done are finished (or undone) before anything new begins.
         for line in remediator.recover(regions):
             print(f"recovered: {cli.one_line(line)}", file=err)
@@ -166,7 +165,7 @@ def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
     audit = JsonLinesAuditLog(args.audit_log)
     if args.apply:
-        audit.check_writable()  # before anything else: nothing changes without its record
+        JsonLinesJournal(audit).check_writable()  # before anything else: nothing changes without its record
     record = last_change(audit, args.api_id, args.region)
     for skipped in audit.skipped:
         print(f"warning: {cli.one_line(skipped)}", file=err)
@@ -184,8 +183,6 @@ def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                                trusted_org_ids=frozenset(args.trusted_org_ids), partition=identity.partition))
     remediator = Remediator.with_audit_log(ApiGatewayAdapter(clients), settings, audit, record.account,
                                            f"cli-rollback:{identity.arn}")
-    if args.apply:
-        remediator.journal.check_writable()
     try:
         outcome = remediator.rollback(record, apply=args.apply, force=args.force)
     except RollbackRefused as refused:

@@ -15,23 +15,12 @@ from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, Turn
 
 
 class AuditTable:
-    """Stores the same AuditRecord the CLI writes to JSON Lines, keyed by API and time."""
+    """Reads the AuditRecords the workflow stores (DynamoJournal.close writes each with its change's intent),
+    the same records the CLI writes to JSON Lines."""
 
     def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
         self._client = clients.client("dynamodb", region)
         self.table_name = table_name
-
-    def append(self, record: AuditRecord) -> None:
-        """Append a record; with a `change_id` the key is the change's, so a retried write finds it there
-        and writes nothing: exactly one record per change."""
-        item = _audit_item(record)
-        # Never overwrite an earlier record: an audit log only grows.
-        try:
-            self._client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except self._client.exceptions.ConditionalCheckFailedException:
-            if not record.change_id:
-                raise
-            # This change is recorded already (a retry after the first write went through).
 
     def records(self) -> Iterator[AuditRecord]:
         kwargs: dict[str, Any] = {"TableName": self.table_name}
