@@ -22,6 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import platform
 import sysconfig
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     if python is None:
         print("no CPython 3.12 found (set REMEDIATOR_RUNTIME_PYTHON)", file=sys.stderr)
         return 2
-    asset = build_lambda_asset()
+    # The asset as built for the functions (arm64), but with the compiled extensions (msgspec) for this
+    # machine's architecture, so that they load here as they do in Lambda.
+    asset = build_lambda_asset(architecture={"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()])
     site = runtime_libs(python)
     rows = {"boto3": "boto3", **{name: f"remediator.functions.{name}" for name in NAMES}}
     times: dict[str, list[float]] = {row: [] for row in rows}

@@ -40,15 +40,17 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 KEEP_BUILDS = 4  # old cache entries kept per directory; older ones are removed
 
-# Wheels for the function's platform, never the build machine's (architecture ARM_64, Python 3.12).
-PIP_PLATFORM_OPTIONS = (
-    "--platform", "manylinux2014_aarch64",
-    "--implementation", "cp",
-    "--python-version", "3.12",
-    "--only-binary=:all:",
-)
-BUILD_FORMAT = "2"  # bump when the layout of the asset changes (2: bytecode for the runtime)
 RUNTIME_VERSION = (3, 12)
+ARCHITECTURE = "arm64"  # the functions' (infra/stack.py: lambda_.Architecture.ARM_64)
+# Wheels for the function's platform, never the build machine's: msgspec ships a compiled extension,
+# and pip picks the one for this manylinux platform and CPython version.
+PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+BUILD_FORMAT = "3"  # bump when the layout of the asset changes (2: bytecode for the runtime; 3: per architecture)
+
+
+def pip_platform_options(architecture: str = ARCHITECTURE) -> tuple[str, ...]:
+    return ("--platform", PLATFORMS[architecture], "--implementation", "cp",
+            "--python-version", ".".join(map(str, RUNTIME_VERSION)), "--only-binary=:all:")
 
 
 class AssetBuildError(RuntimeError):
@@ -163,9 +165,9 @@ def _built_or_staging(parent: Path, key: str) -> tuple[Path, Path | None]:
     return final, Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
 
 
-def _dependencies(requirements: Path, build_dir: Path) -> Path:
+def _dependencies(requirements: Path, build_dir: Path, architecture: str) -> Path:
     text = requirements.read_bytes()
-    key = _digest(BUILD_FORMAT.encode(), " ".join(PIP_PLATFORM_OPTIONS).encode(), text)
+    key = _digest(BUILD_FORMAT.encode(), " ".join(pip_platform_options(architecture)).encode(), text)
     parent = build_dir / "lambda-deps"
     final, tmp = _built_or_staging(parent, key)
     if tmp is None:
@@ -174,7 +176,7 @@ def _dependencies(requirements: Path, build_dir: Path) -> Path:
         sys.executable, "-m", "pip", "install",
         "--quiet", "--disable-pip-version-check", "--no-input", "--no-compile",
         "--target", str(tmp),
-        *PIP_PLATFORM_OPTIONS,
+        *pip_platform_options(architecture),
         "-r", str(requirements),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -194,13 +196,17 @@ def _dependencies(requirements: Path, build_dir: Path) -> Path:
     return final
 
 
-def build_lambda_asset(root: Path = ROOT, build_dir: Path | None = None) -> Path:
-    """Return the directory to hand to ``lambda_.Code.from_asset``, building it if needed."""
+def build_lambda_asset(root: Path = ROOT, build_dir: Path | None = None, architecture: str = ARCHITECTURE) -> Path:
+    """Return the directory to hand to ``lambda_.Code.from_asset``, building it if needed.
+
+    `architecture` is the functions' (arm64); the tests also build one for the build machine's, to import
+    its compiled extensions under the runtime's Python version.
+    """
     build_dir = build_dir or root / "build"
     requirements = root / "requirements.txt"
     if not (root / PACKAGE / "__init__.py").is_file():
         raise AssetBuildError(f"no {PACKAGE} package under {root}")
-    deps = _dependencies(requirements, build_dir)
+    deps = _dependencies(requirements, build_dir, architecture)
 
     # Read each file once: what is hashed is exactly what is written, even while someone edits.
     sources = {rel: (root / rel).read_bytes() for rel in package_files(root)}

@@ -1,16 +1,18 @@
 """The Lambda asset as shipped: bytecode for the runtime's Python, used as is (Lambda cannot write
-__pycache__), and slack_sdk imported only where Slack is talked to."""
+__pycache__), msgspec's compiled extension for the runtime's Python and architecture, and slack_sdk
+imported only where Slack is talked to."""
 
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sysconfig
 from pathlib import Path
 
 import pytest
 
-from infra.asset import build_lambda_asset, runtime_python
+from infra.asset import ARCHITECTURE, build_lambda_asset, runtime_python
 from remediator.functions import NAMES
 
 PROBE = r"""
@@ -63,3 +65,33 @@ def test_only_the_functions_that_talk_to_slack_import_slack_sdk(name: str) -> No
     done = subprocess.run([sys.executable, "-c", f"import sys, remediator.functions.{name}; print('slack_sdk' in sys.modules)"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
+def test_msgspec_ships_compiled_for_the_runtimes_python_and_architecture() -> None:
+    asset = build_lambda_asset()
+    assert ARCHITECTURE == "arm64"
+    assert [p.name for p in (asset / "msgspec").glob("_core*.so")] == ["_core.cpython-312-aarch64-linux-gnu.so"]
+
+
+ENGINE_PROBE = r"""
+import json, sys
+sys.path[:0] = [sys.argv[1]]
+from remediator.core import TrustConfig, evaluate_policy, policy
+text = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["210987654321", "111122223333"]}}]}, separators=(",", ":"))
+evaluation = evaluate_policy(text, TrustConfig(owner_account="111122223333"))
+print(json.dumps({"msgspec": policy.msgspec and policy.msgspec.__file__, "exact": evaluation._exact,
+                  "patch": evaluation.patch_operations[0]["value"]}))
+"""
+
+
+def test_the_engine_runs_on_the_shipped_msgspec_under_the_runtimes_python(python312: str) -> None:
+    """The same asset built for this machine's architecture (the functions' one cannot load here): under
+    Python 3.12, msgspec's wheel for it imports, and the engine takes its fast path."""
+    architecture = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+    asset = build_lambda_asset(architecture=architecture)
+    done = subprocess.run([python312, "-B", "-c", ENGINE_PROBE, str(asset)], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["msgspec"].startswith(str(asset)) and result["exact"] is True
+    assert result["patch"] == '{"Statement":[{"Effect":"Allow","Principal":{"AWS":["111122223333"]}}]}'

@@ -61,6 +61,8 @@ def callback_events(draw: Any, approval_id: str, secret: str) -> dict[str, Any]:
         body = draw(st.sampled_from([_press_body(approval_id, "approve", "U0INTRUDER"), _press_body("b" * 32, "approve", "U0APPROVER"),
                                      _press_body(approval_id, "escalate", "U0APPROVER"), "payload=%7B%7D", "payload=[]"]))
         headers = signed_headers(body, secret, None)
+        # Slack's own shape (a POST, not base64), so that the signature is checked and the decision refused (403).
+        return {"headers": headers, "body": body, "isBase64Encoded": False, "requestContext": {"http": {"method": "POST"}}}
     return {"headers": headers, "body": body, "isBase64Encoded": draw(st.booleans()),
             "requestContext": {"http": {"method": draw(st.sampled_from(["POST", "POST", "GET", "PUT", ""]))}}}
 

@@ -25,6 +25,7 @@ NETWORK_KEYS = frozenset({"aws:sourceip", "aws:vpcsourceip", "aws:sourcevpc", "a
 
 STRING_OPERATORS = frozenset({"StringEquals", "StringEqualsIgnoreCase", "StringLike"})
 ARN_OPERATORS = frozenset({"ArnEquals", "ArnLike"})
+MEMO_LIMIT = 4096  # entries per memo and trust configuration; a full memo starts again empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,40 @@ def judge_condition(condition: dict[str, Any] | None, config: TrustConfig) -> Co
             else:
                 notes.append(f"{operator} on {key} admits {', '.join(untrusted)}")
     return ConditionVerdict(restricts, tuple(network), tuple(notes))
+
+
+def restricts_to_trusted(condition: dict[str, Any], config: TrustConfig, memo: dict[Any, bool]) -> bool:
+    """judge_condition(condition, config).restricts_to_trusted without the wording, which is all the engine's
+    verdict needs; `memo` (per trust configuration) remembers each (operator, key, values) test's answer."""
+    for operator, block in condition.items():
+        if not isinstance(block, dict) or not isinstance(operator, str):
+            continue
+        for key, raw_values in block.items():
+            test = (operator, key, tuple(raw_values) if type(raw_values) is list else raw_values)
+            try:
+                confines = memo.get(test)
+            except TypeError:  # a value that cannot be a key (an object): it confines nobody, but ask the rule
+                confines = _confines(operator, key, raw_values, config)
+            else:
+                if confines is None:
+                    if len(memo) >= MEMO_LIMIT:
+                        memo.clear()
+                    confines = memo[test] = _confines(operator, key, raw_values, config)
+            if confines:
+                return True
+    return False
+
+
+def _confines(operator: str, key: Any, raw_values: Any, config: TrustConfig) -> bool:
+    """Whether one test of a Condition admits only trusted callers (the rule judge_condition applies)."""
+    lowered = key.lower() if isinstance(key, str) else ""
+    if lowered not in IDENTITY_KEYS:
+        return False
+    base, ignored_because = _base_operator(operator)
+    values = [raw_values] if isinstance(raw_values, str) else raw_values
+    if ignored_because or not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        return False
+    return all(_value_is_trusted(lowered, base, v, config) for v in values)
 
 
 def _base_operator(operator: str) -> tuple[str, str]:

@@ -79,13 +79,12 @@ def _is_false(value: Any) -> bool:
 
 
 def is_perimeter(deny: Statement, config: TrustConfig) -> bool:
-    """A Deny to everyone but trusted identities, on every call of the API, and nothing narrower."""
-    if deny.get("Effect") != "Deny" or "NotPrincipal" in deny or not _wildcard_principal(deny.get("Principal")):
-        return False
-    if not _covers_invoke(deny):
-        return False
+    """A Deny to everyone but trusted identities, on every call of the API, and nothing narrower.
+
+    The Condition is checked first: it is what most Denies (on the network) fail on.
+    """
     condition = deny.get("Condition")
-    if not isinstance(condition, dict):
+    if not isinstance(condition, dict) or not condition:
         return False
     identity = 0
     for operator, block in condition.items():
@@ -100,12 +99,23 @@ def is_perimeter(deny: Statement, config: TrustConfig) -> bool:
         if operator not in NEGATED_OPERATORS or kind is None or values is None or not _trusted(kind, values, config):
             return False
         identity += 1
-    return identity == 1
+    if identity != 1:
+        return False
+    if deny.get("Effect") != "Deny" or "NotPrincipal" in deny or not _wildcard_principal(deny.get("Principal")):
+        return False
+    return _covers_invoke(deny)
 
 
-def guarding_perimeter(allow: Statement, statements: list[Statement], config: TrustConfig) -> int | None:
+def perimeters(statements: list[Statement], config: TrustConfig) -> list[int]:
+    """The indexes of a policy's identity perimeter Denies (worked out once per policy by the engine)."""
+    return [index for index, statement in enumerate(statements)
+            if statement.get("Effect") == "Deny" and is_perimeter(statement, config)]
+
+
+def guarding_perimeter(allow: Statement, statements: list[Statement], config: TrustConfig,
+                       perimeter_indexes: list[int] | None = None) -> int | None:
     """The index of a perimeter Deny that covers every resource of `allow`, if any."""
-    for index, statement in enumerate(statements):
-        if statement.get("Effect") == "Deny" and is_perimeter(statement, config) and _covers_resources(statement, allow):
+    for index in perimeters(statements, config) if perimeter_indexes is None else perimeter_indexes:
+        if _covers_resources(statements[index], allow):
             return index
     return None

@@ -6,15 +6,25 @@ findings name, by position, and nothing else.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
-from remediator.core.conditions import NETWORK_KEYS, judge_condition
-from remediator.core.perimeter import guarding_perimeter
-from remediator.core.policy import Policy, Statement, compact_json, parse_policy_checked, statements_of
+from remediator.core.conditions import MEMO_LIMIT, NETWORK_KEYS, UNCONDITIONAL, judge_condition, restricts_to_trusted
+from remediator.core.perimeter import guarding_perimeter, perimeters
+from remediator.core.policy import (
+    Policy,
+    PolicyError,
+    Statement,
+    _json_type,
+    compact_json,
+    exact_json,
+    fast_document,
+    parse_policy_checked,
+    read_policy,
+    statements_of,
+)
 from remediator.core.principals import ACCOUNT_ID, PARTITIONS, PrincipalCategory, resolve_aws_principal
 
 ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
@@ -39,6 +49,24 @@ class Remediation(str, Enum):
     REPORT_ONLY = "report-only"
 
 
+class _Memo:
+    """Verdicts that depend only on a trust configuration and a value (a principal entry, a Condition),
+    remembered for that configuration; bounded by MEMO_LIMIT per table."""
+
+    __slots__ = ("suspects", "values")
+
+    def __init__(self) -> None:
+        self.suspects: dict[str, bool] = {}  # principal entry -> may it name an untrusted account?
+        self.values: dict[Any, bool] = {}  # (condition key, operator, value) -> does the value admit only the trusted?
+
+    @staticmethod
+    def remember(table: dict[Any, bool], key: Any, value: bool) -> bool:
+        if len(table) >= MEMO_LIMIT:
+            table.clear()
+        table[key] = value
+        return value
+
+
 @dataclass(frozen=True)
 class TrustConfig:
     """Who is trusted. The owner account is always trusted, whether listed or not."""
@@ -49,6 +77,7 @@ class TrustConfig:
     partition: str = "aws"
     remove_wildcard_principals: bool = False
     _accounts: frozenset[str] = field(init=False, repr=False, compare=False)
+    _memo: _Memo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.owner_account, str) or not ACCOUNT_ID.fullmatch(self.owner_account):
@@ -64,6 +93,7 @@ class TrustConfig:
         object.__setattr__(self, "trusted_accounts", frozenset(self.trusted_accounts))
         object.__setattr__(self, "trusted_org_ids", frozenset(self.trusted_org_ids))
         object.__setattr__(self, "_accounts", frozenset(self.trusted_accounts) | {self.owner_account})
+        object.__setattr__(self, "_memo", _Memo())
 
     def trusts_account(self, account: str) -> bool:
         return account in self._accounts
@@ -117,21 +147,53 @@ class Finding(NamedTuple):
 
 
 class Evaluation:
-    """The findings for one policy and, when any principal is to be removed, the fixed policy."""
+    """The findings for one policy and, when any principal is to be removed, the fixed policy.
 
-    __slots__ = ("policy", "findings", "remediated_policy", "notes", "_patch")
+    The engine decides the verdict and the fix eagerly and words the findings only when someone reads
+    them: a caller that wants the verdict or the patch pays nothing for detail strings.
+    """
+
+    __slots__ = ("policy", "remediated_policy", "_findings", "_notes", "_pending", "_flagged", "_exact", "_patch")
 
     def __init__(self, policy: Policy, findings: tuple[Finding, ...], remediated_policy: Policy | None,
                  notes: tuple[str, ...] = ()) -> None:
         self.policy = policy
-        self.findings = findings
         self.remediated_policy = remediated_policy
-        self.notes = notes  # what the evaluation took into account without a finding (an identity perimeter)
+        self._findings = findings
+        self._notes = notes  # what the evaluation took into account without a finding (an identity perimeter)
+        self._pending: tuple[Any, ...] | None = None
+        self._flagged = bool(findings)
+        self._exact = False  # the policy came from msgspec: msgspec writes the fix, exactly as the stdlib would
         self._patch: list[dict[str, str]] | None = None
+
+    @classmethod
+    def _lazy(cls, policy: Policy, remediated_policy: Policy | None, flagged: bool, exact: bool,
+              pending: tuple[Any, ...] | None) -> Evaluation:
+        """An evaluation whose findings are worded on first read, by _describe_all(*pending)."""
+        evaluation = cls.__new__(cls)
+        evaluation.policy, evaluation.remediated_policy = policy, remediated_policy
+        evaluation._findings, evaluation._notes, evaluation._pending = (), (), pending
+        evaluation._flagged, evaluation._exact, evaluation._patch = flagged, exact, None
+        return evaluation
+
+    def _materialize(self) -> None:
+        if self._pending is not None:
+            self._findings, self._notes = _describe_all(*self._pending)
+            self._pending = None
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        self._materialize()
+        return self._findings
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        self._materialize()
+        return self._notes
 
     @property
     def compliant(self) -> bool:
-        return not self.findings
+        return not self._flagged
 
     @property
     def patch_operations(self) -> list[dict[str, str]]:
@@ -139,7 +201,8 @@ class Evaluation:
         if self.remediated_policy is None:
             return []
         if self._patch is None:
-            self._patch = [{"op": "replace", "path": "/policy", "value": compact_json(self.remediated_policy)}]
+            text = exact_json(self.remediated_policy) if self._exact else compact_json(self.remediated_policy)
+            self._patch = [{"op": "replace", "path": "/policy", "value": text}]
         return [dict(operation) for operation in self._patch]
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +222,18 @@ class Evaluation:
 
 # A principal entry's place in its statement: (`AWS` key or None for a bare form, index or -1 for a string).
 _Location = tuple[str | None, int]
+# A principal entry the trusted set does not cover: (Principal key, index or -1, the entry).
+_Suspect = tuple[str | None, int, Any]
+
+
+# What the trust model decided about one suspect entry, before any wording: (Principal key, position,
+# entry, kind or None for a wildcard an identity perimeter guards, account, removable, reason). A plain
+# tuple: the engine makes one per suspect entry, and a tuple is the cheapest record Python builds.
+_Judged = tuple[str | None, int, Any, "FindingKind | None", str | None, bool, str]
+
+
+# One Allow statement with a suspect principal: (index, statement, decisions).
+_JudgedStatement = tuple[int, Statement, list[_Judged]]
 
 _DETAILS = {
     FindingKind.ORPHANED_PRINCIPAL: "IAM unique ID left where a deleted user or role was; it names no current principal",
@@ -166,6 +241,7 @@ _DETAILS = {
     FindingKind.NOT_PRINCIPAL: "NotPrincipal in an Allow statement grants every principal except those listed",
 }
 _ACCOUNT = PrincipalCategory.ACCOUNT
+_WILDCARD = PrincipalCategory.WILDCARD
 _NOT_PRINCIPAL = "\0NotPrincipal"  # a marker no Principal key can equal
 _NOT_AN_ACCOUNT = PrincipalCategory.NOT_AN_ACCOUNT
 
@@ -173,52 +249,139 @@ _NOT_AN_ACCOUNT = PrincipalCategory.NOT_AN_ACCOUNT
 def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
     """Evaluate a policy in any accepted form; raises PolicyError when it cannot be read.
 
-    Most statements name only trusted principals, so each is first checked on a fast path;
-    conditions and wording are worked out only for statements that have a suspect principal.
+    One pass over the statements validates each and sets aside the Allow statements with a suspect
+    principal (most name only trusted ones); only those are judged, with per-configuration memos of
+    principal and condition verdicts. Findings are worded when read. `reference_evaluate` is the same
+    decision taken the plain way (stdlib JSON, validation first, no memo, eager wording): the
+    differential tests hold the two identical.
     """
+    document = fast_document(policy) if type(policy) is str else None
+    if document is not None:
+        repeated: list[str] = []
+        exact = True
+    else:
+        document, repeated, exact = read_policy(policy, fast=False)
+    if "Statement" not in document:
+        raise PolicyError("policy has no 'Statement'")
+    statements = document["Statement"]
+    if type(statements) is not list:
+        if isinstance(statements, dict):
+            statements = [statements]
+        elif not isinstance(statements, list):
+            raise PolicyError(f"'Statement' must be an object or a list (got {_json_type(statements)})")
+    memo = config._memo
+    suspect_memo = memo.suspects
+    accounts = config._accounts
+    suspicious: list[tuple[int, Statement, list[_Suspect]]] = []
+    has_deny = False
+    for index, statement in enumerate(statements):
+        if type(statement) is not dict and not isinstance(statement, dict):
+            raise PolicyError(f"statement {index} is not a JSON object (got {_json_type(statement)})")
+        get = statement.get
+        principal = get("Principal")
+        if "NotPrincipal" in statement and "Principal" in statement:
+            raise PolicyError(f"statement {index} has both 'Principal' and 'NotPrincipal'")
+        condition = get("Condition")
+        if condition is not None and type(condition) is not dict and not isinstance(condition, dict):
+            raise PolicyError(f"statement {index}: 'Condition' must be an object (got {_json_type(condition)})")
+        effect = get("Effect")
+        if effect != "Allow":
+            if effect == "Deny" and type(statement) is dict:
+                has_deny = True
+            continue
+        if principal is None:
+            if "NotPrincipal" in statement:
+                suspicious.append((index, statement, [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"])]))
+            continue
+        suspects: list[_Suspect] | None = None
+        if type(principal) is dict:
+            if len(principal) == 1:
+                entry = principal.get("AWS")
+                if type(entry) is str:  # the common shape: {"AWS": "one principal"}
+                    suspect = suspect_memo.get(entry)
+                    if suspect is None:
+                        suspect = memo.remember(suspect_memo, entry, _suspect_entry(entry, accounts))
+                    if suspect:
+                        suspicious.append((index, statement, [("AWS", -1, entry)]))
+                    continue
+            for key, value in principal.items():
+                if key != "AWS":
+                    if key not in NON_ACCOUNT_PRINCIPAL_KEYS:  # an unknown principal type: every entry is suspect
+                        suspects = (suspects or []) + _entries_of(key, value)
+                    continue
+                for position, entry in enumerate(value) if type(value) is list else ((-1, value),):
+                    suspect = suspect_memo.get(entry) if type(entry) is str else True
+                    if suspect is None:
+                        suspect = memo.remember(suspect_memo, entry, _suspect_entry(entry, accounts))
+                    if suspect:
+                        suspects = suspects or []
+                        suspects.append(("AWS", position, entry))
+        elif type(principal) is str:  # "*", or a bare account
+            suspect = suspect_memo.get(principal)
+            if suspect is None:
+                suspect = memo.remember(suspect_memo, principal, _suspect_entry(principal, accounts))
+            if suspect:
+                suspicious.append((index, statement, [(None, -1, principal)]))
+            continue
+        else:
+            suspects = [s for s in _principal_entries(principal) if _suspect(s, accounts, memo)]
+        if suspects:
+            suspicious.append((index, statement, suspects))
+    if not suspicious and not repeated:
+        return Evaluation._lazy(document, None, False, exact, None)
+    judged_statements: list[_JudgedStatement] = []
+    removals: dict[int, set[_Location]] = {}
+    flagged = bool(repeated)
+    guards: list[int] | None = None
+    remove_wildcards = config.remove_wildcard_principals
+    for index, statement, suspects in suspicious:
+        condition = statement.get("Condition")
+        restricted = bool(condition) and restricts_to_trusted(condition, config, memo.values)
+        guard = None
+        if has_deny and not restricted and _any_wildcard(suspects):  # a perimeter Deny decides only about wildcards
+            guards = perimeters(statements, config) if guards is None else guards
+            guard = guarding_perimeter(statement, statements, config, guards) if guards else None
+        judged = _classify(suspects, restricted, guard is not None, remove_wildcards)
+        for key, position, _, kind, _, removable, _ in judged:
+            if kind is not None:
+                flagged = True
+                if removable:
+                    removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
+        judged_statements.append((index, statement, judged))
+    remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
+    return Evaluation._lazy(document, remediated, flagged, exact, (statements, judged_statements, repeated, config, has_deny))
+
+
+def reference_evaluate(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
+    """The oracle for `evaluate_policy`: the same decision by the plain path (stdlib JSON with validation
+    first, no memo, every finding worded at once). Kept for the differential tests, not for speed."""
     document, repeated = parse_policy_checked(policy)
     statements = statements_of(document)
-    accounts = config._accounts
-    findings: list[Finding] = []
-    removals: dict[int, set[_Location]] = {}
-    deny_keys: tuple[str, ...] | None = None
-    notes: list[str] = []
     has_deny = any(type(s) is dict and s.get("Effect") == "Deny" for s in statements)
+    judged_statements: list[_JudgedStatement] = []
+    removals: dict[int, set[_Location]] = {}
     for index, statement in enumerate(statements):
         if statement.get("Effect") != "Allow":
             continue
-        principal = statement.get("Principal")
-        if principal is None:
+        if statement.get("Principal") is None:
             if "NotPrincipal" not in statement:
                 continue
-            suspects: list[tuple[str | None, int, Any]] = [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"])]
-        elif type(principal) is dict and len(principal) == 1 and type(principal.get("AWS")) is str:
-            entry = principal["AWS"]
-            resolved = resolve_aws_principal(entry)
-            if resolved.category is _NOT_AN_ACCOUNT or (resolved.category is _ACCOUNT and resolved.account in accounts):
-                continue
-            suspects = [("AWS", -1, entry)]
+            entries: list[_Suspect] = [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"])]
         else:
-            suspects = [s for s in _principal_entries(principal) if _suspect(s, accounts)]
-            if not suspects:
-                continue
-        if deny_keys is None:
-            deny_keys = _deny_network_keys(statements)
+            entries = _principal_entries(statement["Principal"])
+        suspects = [s for s in entries if s[0] is _NOT_PRINCIPAL or _suspect(s, config._accounts, None)]
+        if not suspects:
+            continue
         guard = guarding_perimeter(statement, statements, config) if has_deny else None
-        if guard is not None:
-            guard_sid = statements[guard].get("Sid")
-            guarded_by = f"the identity perimeter Deny in statement {guard}" + (f" ({guard_sid})" if isinstance(guard_sid, str) else "")
-        else:
-            guarded_by = None
-        _judge_statement(index, statement, suspects, config, deny_keys, findings, removals, guarded_by, notes)
-    if repeated:
-        # Judged on the values Python kept, but AWS may enforce others: report everything, change nothing.
-        ambiguous = [Finding(FindingKind.AMBIGUOUS_POLICY, _statement_of(path), None, path, None, Remediation.REPORT_ONLY,
-                             f"key {path.rsplit('.', 1)[-1]!r} appears more than once at {path}; AWS does not document which "
-                             "value it applies, so the policy is never changed automatically") for path in repeated]
-        return Evaluation(document, tuple(ambiguous + [f._replace(remediation=Remediation.REPORT_ONLY) for f in findings]), None)
-    remediated = _remediate(document, statements, removals, config) if removals else None
-    return Evaluation(document, tuple(findings), remediated, tuple(notes))
+        restricted = judge_condition(statement.get("Condition"), config).restricts_to_trusted
+        judged = _classify(suspects, restricted, guard is not None, config.remove_wildcard_principals)
+        for key, position, _, kind, _, removable, _ in judged:
+            if kind is not None and removable:
+                removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
+        judged_statements.append((index, statement, judged))
+    findings, notes = _describe_all(statements, judged_statements, repeated, config, has_deny)
+    remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
+    return Evaluation(document, findings, remediated, notes)
 
 
 def _statement_of(path: str) -> int:
@@ -228,14 +391,22 @@ def _statement_of(path: str) -> int:
     return -1
 
 
-def _suspect(item: tuple[str | None, int, Any], accounts: frozenset[str]) -> bool:
+def _suspect_entry(entry: str, accounts: frozenset[str]) -> bool:
+    """Whether an AWS principal entry may name someone outside the trusted accounts."""
+    resolved = resolve_aws_principal(entry)
+    return not (resolved.category is _NOT_AN_ACCOUNT or (resolved.category is _ACCOUNT and resolved.account in accounts))
+
+
+def _suspect(item: _Suspect, accounts: frozenset[str], memo: _Memo | None) -> bool:
     key, _, entry = item
     if key is not None and key != "AWS":
         return key not in NON_ACCOUNT_PRINCIPAL_KEYS
     if type(entry) is not str:
         return True
-    resolved = resolve_aws_principal(entry)
-    return not (resolved.category is _NOT_AN_ACCOUNT or (resolved.category is _ACCOUNT and resolved.account in accounts))
+    if memo is None:
+        return _suspect_entry(entry, accounts)
+    suspect = memo.suspects.get(entry)
+    return memo.remember(memo.suspects, entry, _suspect_entry(entry, accounts)) if suspect is None else suspect
 
 
 def _deny_network_keys(statements: list[Statement]) -> tuple[str, ...]:
@@ -250,83 +421,117 @@ def _deny_network_keys(statements: list[Statement]) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _judge_statement(
-    index: int,
-    statement: Statement,
-    suspects: list[tuple[str | None, int, Any]],
-    config: TrustConfig,
-    deny_network_keys: tuple[str, ...],
-    findings: list[Finding],
-    removals: dict[int, set[_Location]],
-    guarded_by: str | None = None,
-    guarded: list[str] | None = None,
-) -> None:
-    """Findings for the suspect principals of one Allow statement, in the light of its Condition and of an
-    identity perimeter Deny guarding it (`guarded_by`)."""
-    sid = statement.get("Sid") if isinstance(statement.get("Sid"), str) else None
-    verdict = judge_condition(statement.get("Condition"), config)
+def _any_wildcard(suspects: list[_Suspect]) -> bool:
+    return any(type(entry) is str and resolve_aws_principal(entry).category is _WILDCARD
+               for key, _, entry in suspects if key is None or key == "AWS")
+
+
+def _classify(suspects: list[_Suspect], restricted: bool, guarded: bool, remove_wildcards: bool) -> list[_Judged]:
+    """The decision for each suspect entry of one Allow statement, given whether its Condition confines it to
+    trusted callers (`restricted`) and whether an identity perimeter Deny guards it (`guarded`)."""
+    judged: list[_Judged] = []
+    for key, position, entry in suspects:
+        if key is _NOT_PRINCIPAL:
+            judged.append((key, position, entry, FindingKind.NOT_PRINCIPAL, None, False, ""))
+        elif key is not None and key != "AWS":
+            judged.append((key, position, entry, FindingKind.UNRECOGNIZED_PRINCIPAL, None, False, f"unknown principal type '{key}'"))
+        elif type(entry) is not str:
+            judged.append((key, position, entry, FindingKind.UNRECOGNIZED_PRINCIPAL, None, False, "principal entry is not a string"))
+        else:
+            resolved = resolve_aws_principal(entry)
+            category = resolved.category
+            if category is _ACCOUNT:
+                if not restricted:
+                    judged.append((key, position, entry, FindingKind.UNTRUSTED_ACCOUNT, resolved.account, True, ""))
+            elif category is _WILDCARD:
+                if not restricted:  # guarded: AWS's identity perimeter, only trusted identities get past the Deny
+                    judged.append((key, position, entry, None if guarded else FindingKind.WILDCARD_PRINCIPAL, None,
+                                   remove_wildcards and not guarded, resolved.reason))
+            elif category is PrincipalCategory.ORPHANED:
+                judged.append((key, position, entry, FindingKind.ORPHANED_PRINCIPAL, None, True, ""))
+            else:
+                judged.append((key, position, entry, FindingKind.UNRECOGNIZED_PRINCIPAL, None, False,
+                               f"cannot resolve to an account: {resolved.reason}"))
+    return judged
+
+
+def _describe_all(statements: list[Statement], judged_statements: list[_JudgedStatement], repeated: list[str],
+                  config: TrustConfig, has_deny: bool) -> tuple[tuple[Finding, ...], tuple[str, ...]]:
+    """The findings and notes, worded (the Deny guarding a statement is named in them)."""
+    findings: list[Finding] = []
+    notes: list[str] = []
+    deny_keys = _deny_network_keys(statements) if judged_statements else ()
+    guards = perimeters(statements, config) if has_deny and judged_statements else []
+    for index, statement, judged in judged_statements:
+        guard = guarding_perimeter(statement, statements, config, guards) if guards else None
+        _describe(index, statement, judged, _guarded_by(statements, guard), config, deny_keys, findings, notes)
+    if repeated:
+        # Judged on the values Python kept, but AWS may enforce others: report everything, change nothing.
+        ambiguous = [Finding(FindingKind.AMBIGUOUS_POLICY, _statement_of(path), None, path, None, Remediation.REPORT_ONLY,
+                             f"key {path.rsplit('.', 1)[-1]!r} appears more than once at {path}; AWS does not document which "
+                             "value it applies, so the policy is never changed automatically") for path in repeated]
+        return tuple(ambiguous + [f._replace(remediation=Remediation.REPORT_ONLY) for f in findings]), ()
+    return tuple(findings), tuple(notes)
+
+
+def _guarded_by(statements: list[Statement], guard: int | None) -> str | None:
+    if guard is None:
+        return None
+    sid = statements[guard].get("Sid")
+    return f"the identity perimeter Deny in statement {guard}" + (f" ({sid})" if isinstance(sid, str) else "")
+
+
+def _describe(index: int, statement: Statement, judged: list[_Judged], guarded_by: str | None, config: TrustConfig,
+              deny_network_keys: tuple[str, ...], findings: list[Finding], guarded: list[str]) -> None:
+    """Word the decisions for one Allow statement, in the light of its Condition and of the Deny guarding it."""
+    sid = statement.get("Sid")
+    sid = sid if isinstance(sid, str) else None
+    condition = statement.get("Condition")
+    verdict = judge_condition(condition, config) if condition else UNCONDITIONAL
     notes = list(verdict.notes)
     if verdict.network_keys:
         notes.append(f"network-scoped by {', '.join(verdict.network_keys)} in this statement, which does not restrict the account")
     if deny_network_keys:
         notes.append(f"network-scoped by a Deny on {', '.join(deny_network_keys)}, which does not restrict the account")
     suffix = "; " + "; ".join(notes) if notes else ""
-    restricted = verdict.restricts_to_trusted
-    remove_wildcards = config.remove_wildcard_principals
-
-    for key, position, entry in suspects:
-        kind: FindingKind
-        account: str | None = None
-        removable = False
-        if key is _NOT_PRINCIPAL:
-            kind, text, detail = FindingKind.NOT_PRINCIPAL, _text(entry), _DETAILS[FindingKind.NOT_PRINCIPAL]
-        elif key is not None and key != "AWS":
-            kind, text, detail = FindingKind.UNRECOGNIZED_PRINCIPAL, f"{key}:{_text(entry)}", f"unknown principal type '{key}'"
-        elif type(entry) is not str:
-            kind, text, detail = FindingKind.UNRECOGNIZED_PRINCIPAL, _text(entry), "principal entry is not a string"
+    for key, _, entry, kind, account, removable, reason in judged:
+        if kind is None:
+            guarded.append(f"statement {index}: the wildcard principal {entry} is guarded by {guarded_by}")
+            continue
+        text = entry
+        if kind is FindingKind.NOT_PRINCIPAL:
+            text, detail = _text(entry), _DETAILS[kind]
+        elif kind is FindingKind.UNRECOGNIZED_PRINCIPAL:
+            text, detail = (f"{key}:{_text(entry)}" if key not in (None, "AWS") else _text(entry)), reason
+        elif kind is FindingKind.UNTRUSTED_ACCOUNT:
+            detail = f"account {account} is not trusted" + (f"; {guarded_by} also blocks it" if guarded_by else "")
+        elif kind is FindingKind.WILDCARD_PRINCIPAL:
+            detail = _DETAILS[kind] + (f" ({reason})" if reason else "")
         else:
-            resolved = resolve_aws_principal(entry)
-            category = resolved.category
-            text = entry
-            if category is _ACCOUNT:
-                if restricted:
-                    continue
-                kind, account, removable = FindingKind.UNTRUSTED_ACCOUNT, resolved.account, True
-                detail = f"account {account} is not trusted" + (f"; {guarded_by} also blocks it" if guarded_by else "")
-            elif category is PrincipalCategory.WILDCARD:
-                if restricted:
-                    continue
-                if guarded_by:  # AWS's identity perimeter: only trusted identities get past the Deny
-                    if guarded is not None:
-                        guarded.append(f"statement {index}: the wildcard principal {entry} is guarded by {guarded_by}")
-                    continue
-                kind, removable = FindingKind.WILDCARD_PRINCIPAL, remove_wildcards
-                detail = _DETAILS[kind] + (f" ({resolved.reason})" if resolved.reason else "")
-            elif category is PrincipalCategory.ORPHANED:
-                kind, removable, detail = FindingKind.ORPHANED_PRINCIPAL, True, _DETAILS[FindingKind.ORPHANED_PRINCIPAL]
-            else:
-                kind, detail = FindingKind.UNRECOGNIZED_PRINCIPAL, f"cannot resolve to an account: {resolved.reason}"
+            detail = _DETAILS[kind]
         remediation = Remediation.REMOVE if removable else Remediation.REPORT_ONLY
-        findings.append(Finding(kind, index, sid, text, account, remediation, detail + suffix))
-        if removable:
-            removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
+        findings.append(_new_finding(Finding, (kind, index, sid, text, account, remediation, detail + suffix)))
 
 
-def _principal_entries(principal: Any) -> list[tuple[str | None, int, Any]]:
+_new_finding = tuple.__new__  # Finding(...) without its Python-level __new__: the engine words many findings
+
+
+def _principal_entries(principal: Any) -> list[_Suspect]:
     """Every entry of a Principal element with its location; a bare string or list names AWS principals."""
     if isinstance(principal, str):
         return [(None, -1, principal)]
     if isinstance(principal, list):
         return [(None, i, entry) for i, entry in enumerate(principal)]
     if isinstance(principal, dict):
-        entries: list[tuple[str | None, int, Any]] = []
-        for key, value in principal.items():
-            if isinstance(value, list):
-                entries.extend((key, i, entry) for i, entry in enumerate(value))
-            else:
-                entries.append((key, -1, value))
-        return entries
+        return [entry for key, value in principal.items() for entry in _entries_of(key, value)]
     return [("Principal", -1, principal)]
+
+
+def _entries_of(key: str, value: Any) -> list[_Suspect]:
+    """The entries of one key of a Principal object (`"AWS": [...]`), with their locations."""
+    if isinstance(value, list):
+        return [(key, i, entry) for i, entry in enumerate(value)]
+    return [(key, -1, value)]
 
 
 def _remediate(document: Policy, statements: list[Statement], removals: dict[int, set[_Location]], config: TrustConfig) -> Policy:
@@ -381,4 +586,4 @@ def _owner_statement(config: TrustConfig) -> Statement:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return value if isinstance(value, str) else compact_json(value)
