@@ -1,36 +1,56 @@
-# One command each: `make test` and `make demo` create the environment, install, and run.
+# One command each: `make demo` and `make test` create the environment, install what they need, and run.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+DEMO_STAMP := $(VENV)/.installed-demo
+DEV_STAMP := $(VENV)/.installed-dev
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install test demo bench synth clean
+.PHONY: install install-demo test demo bench synth templates clean
 
-$(STAMP): requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $(STAMP)
+$(BIN)/python:
+	@echo "creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
 
-install: $(STAMP)
+# The demo's set: the package's dependencies, moto and policy_sentry (about 1 minute the first time).
+$(DEMO_STAMP): $(BIN)/python requirements.txt requirements-cli.txt requirements-demo.txt pyproject.toml
+	@echo "installing what the demo needs into $(VENV) (first run only; about a minute)"
+	$(PIP) install --progress-bar on -r requirements-demo.txt
+	$(PIP) install --progress-bar on --no-deps -e .
+	touch $(DEMO_STAMP)
 
-test: $(STAMP)
+# Everything: the demo's set, the test tools and the CDK toolchain (several minutes the first time).
+$(DEV_STAMP): $(DEMO_STAMP) requirements-dev.txt
+	@echo "installing the test tools and the CDK toolchain into $(VENV) (first run only; several minutes)"
+	$(PIP) install --progress-bar on -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
+install-demo: $(DEMO_STAMP)
+
+install: $(DEV_STAMP)
+
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m remediator.demo
 
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r bench/requirements.txt
+bench: $(DEV_STAMP)
+	$(PIP) install --quiet --no-deps -r bench/requirements.txt
 	$(BIN)/python bench/bench_evaluate.py
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_burst.py
 	$(BIN)/python bench/bench_coldstart.py
 
-synth: $(STAMP)
+synth: $(DEV_STAMP)
 	$(BIN)/python app.py
 
+# Rewrite the stack's templates the demo runs without the CDK (tests fail when they are out of date).
+templates: $(DEV_STAMP)
+	$(BIN)/python -m remediator.local.template --write
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis cdk.out
+	rm -rf $(VENV) .pytest_cache .hypothesis cdk.out build

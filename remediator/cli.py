@@ -24,14 +24,38 @@ from remediator.cli_args import (
     one_line,
     trust_config,
 )
+from remediator import __version__
 from remediator.core import ConfigError, Evaluation, evaluate_policy
 from remediator.policy_forms import policy_forms
 
 
+PROG = "apigw-remediator"
+EXAMPLES = """examples:
+  apigw-remediator evaluate examples/policy.json --owner-account 111122223333 --trusted-accounts 444455556666
+  apigw-remediator scan --regions us-east-1,eu-west-1 --trusted-accounts 444455556666
+  apigw-remediator fix --regions all --trusted-accounts 444455556666 --apply --audit-log audit.jsonl
+  apigw-remediator rollback --audit-log audit.jsonl --api-id a1b2c3d4e5 --apply
+
+Each command has its own --help. `python -m remediator` is the same program."""
+EVALUATE_EXAMPLES = """examples:
+  apigw-remediator evaluate examples/policy.json --owner-account 111122223333 \\
+      --trusted-accounts 444455556666 --trusted-org-ids o-a1b2c3d4e5
+  aws apigateway get-rest-api --rest-api-id a1b2c3d4e5 --query policy --output text \\
+      | apigw-remediator evaluate - --owner-account 111122223333 --format json
+  apigw-remediator evaluate template.yaml openapi.json --owner-account 111122223333
+
+exit status: 0 all compliant, 1 findings, 2 invalid input or arguments."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m remediator", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    evaluate = commands.add_parser("evaluate", help="evaluate policy files against the trusted accounts")
+    parser = Parser(prog=PROG, description="Keeps API Gateway REST APIs from granting access to AWS accounts nobody trusts.",
+                    epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    evaluate = commands.add_parser("evaluate", help="evaluate policy files against the trusted accounts",
+                                   description="Evaluate resource policies against the trusted accounts and organizations, "
+                                               "offline: no AWS call.",
+                                   epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("files", nargs="+", metavar="FILE",
                           help="a policy (JSON, API Gateway's escaped form, YAML), an OpenAPI document with "
                                "x-amazon-apigateway-policy, or a list of statements; - reads standard input")
@@ -52,8 +76,13 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     for stream in (out, err):  # text nobody can print (a lone surrogate in a Sid) is escaped, never fatal
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
+    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:  # a bare command: what it can do, and exit 2 as for any missing argument
+        print(parser.format_help(), end="", file=err)
+        return EXIT_INVALID
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(arguments)
         return int(args.run(args, out, err))
     except UsageError as error:
         print(f"error: {one_line(str(error))}", file=err)

@@ -87,7 +87,12 @@ def add_trust_arguments(parser: argparse.ArgumentParser, owner_required: bool) -
         action="store_true",
         help="also strip '*' principals (off by default: private APIs rely on them)",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_argument(parser)
+
+
+def add_format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text (default): one line per finding or API; json: one JSON object per input or API")
 
 
 def trust_config(args: argparse.Namespace, owner_account: str | None = None) -> TrustConfig:

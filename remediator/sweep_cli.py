@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.parsers import ResponseParserError
 
 from remediator import cli_args as cli
 from remediator.adapters.apigateway import ApiGatewayAdapter
@@ -39,24 +43,53 @@ DEFAULT_AUDIT_LOG = "remediator-audit.jsonl"
 T = TypeVar("T")
 
 
+SCAN_EXAMPLES = """examples:
+  apigw-remediator scan --regions us-east-1,eu-west-1 --trusted-accounts 444455556666
+  apigw-remediator scan --profile security-audit --regions all --format json > findings.jsonl
+  AWS_REGION=eu-west-1 apigw-remediator scan --trusted-org-ids o-a1b2c3d4e5
+
+exit status: 0 nothing left to fix, 1 findings, 2 errors."""
+FIX_EXAMPLES = """examples:
+  apigw-remediator fix --regions all --trusted-accounts 444455556666            # dry run: prints the patches
+  apigw-remediator fix --regions all --trusted-accounts 444455556666 --apply --audit-log audit.jsonl
+  apigw-remediator fix --region eu-west-1 --apply --stages prod --exempt-api-ids a1b2c3d4e5
+
+exit status: 0 nothing left to fix, 1 findings remain (or only proposed), 2 errors."""
+ROLLBACK_EXAMPLES = """examples:
+  apigw-remediator rollback --audit-log audit.jsonl --api-id a1b2c3d4e5          # dry run: says what it would do
+  apigw-remediator rollback --audit-log audit.jsonl --api-id a1b2c3d4e5 --apply
+
+exit status: 0 restored (or would be), 2 refused or failed."""
+
+
 def add_commands(commands: Any) -> None:
-    scan_parser = commands.add_parser("scan", help="report every REST API's findings in the given regions")
+    formatter = argparse.RawDescriptionHelpFormatter
+    scan_parser = commands.add_parser("scan", help="report every REST API's findings in the given regions",
+                                      description="Report every REST API's findings in the given regions; changes nothing.",
+                                      epilog=SCAN_EXAMPLES, formatter_class=formatter)
     _add_sweep_arguments(scan_parser)
     scan_parser.set_defaults(run=run_scan)
 
-    fix_parser = commands.add_parser("fix", help="propose (default) or --apply the fix to every REST API")
+    fix_parser = commands.add_parser("fix", help="propose (default) or --apply the fix to every REST API",
+                                     description="Propose (default) or --apply the fix to every REST API in the given regions: "
+                                                 "each change a transaction with one audit record.",
+                                     epilog=FIX_EXAMPLES, formatter_class=formatter)
     _add_sweep_arguments(fix_parser)
     fix_parser.add_argument("--apply", action="store_true", help="change the APIs (without it: dry run)")
     fix_parser.add_argument("--stages", default="all", type=_stages, help="stages to redeploy: all (default), none, or name,name")
-    fix_parser.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, help="JSON Lines file that records every change")
+    fix_parser.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, metavar="FILE",
+                            help=f"JSON Lines file that records every change and its intent (default: {DEFAULT_AUDIT_LOG})")
     fix_parser.add_argument("--lease-table", metavar="TABLE", type=cli.table_name,
                             help="take the account's deployment turns from the deployed stack's DynamoDB table "
                                  "(its audit table), so that this run and the stack never deploy at once")
     fix_parser.set_defaults(run=run_fix)
 
-    rollback_parser = commands.add_parser("rollback", help="restore the policy from before the last remediation of an API")
-    rollback_parser.add_argument("--audit-log", required=True)
-    rollback_parser.add_argument("--api-id", required=True, type=cli.api_id)
+    rollback_parser = commands.add_parser("rollback", help="restore the policy from before the last remediation of an API",
+                                          description="Restore the policy recorded before the last remediation of an API, "
+                                                      "and redeploy its stages; refuses if the policy changed since.",
+                                          epilog=ROLLBACK_EXAMPLES, formatter_class=formatter)
+    rollback_parser.add_argument("--audit-log", required=True, metavar="FILE", help="the audit log `fix --apply` wrote")
+    rollback_parser.add_argument("--api-id", required=True, type=cli.api_id, help="the REST API to restore (its ID)")
     rollback_parser.add_argument("--region", type=cli.region, help="the API's region (default: the one in the audit record)")
     rollback_parser.add_argument("--apply", action="store_true", help="change the API (without it: dry run)")
     rollback_parser.add_argument("--force", action="store_true",
@@ -65,8 +98,8 @@ def add_commands(commands: Any) -> None:
     rollback_parser.add_argument("--trusted-accounts", type=cli.account_ids, default=[],
                                  help="comma-separated trusted account IDs: re-granting any other account takes --force")
     rollback_parser.add_argument("--trusted-org-ids", type=cli.org_ids, default=[], help="comma-separated trusted organization IDs")
-    rollback_parser.add_argument("--endpoint-url", type=cli.endpoint_url, help="send every AWS call here (a local emulator)")
-    rollback_parser.add_argument("--format", choices=("text", "json"), default="text")
+    _add_aws_arguments(rollback_parser)
+    cli.add_format_argument(rollback_parser)
     rollback_parser.set_defaults(run=run_rollback)
 
 
@@ -78,16 +111,67 @@ def _stages(value: str) -> StageSelection:
 
 
 def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--regions", required=True, type=cli.regions, help="comma-separated regions, or 'all' for every enabled region")
+    parser.add_argument("--regions", "--region", type=cli.regions, metavar="REGIONS",
+                        help="comma-separated regions, or 'all' for every enabled region "
+                             "(default: $AWS_REGION, else the profile's region)")
     cli.add_trust_arguments(parser, owner_required=False)
-    parser.add_argument("--exempt-tag-key", default=DEFAULT_EXEMPT_TAG_KEY, type=cli.tag_key, help="APIs tagged KEY=true are never changed")
-    parser.add_argument("--exempt-api-ids", type=cli.api_ids, default=[], help="comma-separated API IDs never changed")
-    parser.add_argument("--endpoint-url", type=cli.endpoint_url, help="send every AWS call here (a local emulator)")
+    parser.add_argument("--exempt-tag-key", default=DEFAULT_EXEMPT_TAG_KEY, type=cli.tag_key, metavar="KEY",
+                        help=f"APIs tagged KEY=true are never changed (default: {DEFAULT_EXEMPT_TAG_KEY})")
+    parser.add_argument("--exempt-api-ids", type=cli.api_ids, default=[], metavar="IDS", help="comma-separated API IDs never changed")
+    _add_aws_arguments(parser)
+
+
+def _add_aws_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help="the named profile of your AWS configuration to use (default: $AWS_PROFILE, "
+                                          "else the default credential chain)")
+    parser.add_argument("--endpoint-url", type=cli.endpoint_url, metavar="URL",
+                        help="send every AWS call here (a local emulator); checked first, so a dead one fails at once")
+
+
+def _clients(args: argparse.Namespace) -> ClientFactory:
+    """Clients for the chosen profile (or the default chain), against --endpoint-url when given."""
+    if args.endpoint_url:
+        _check_endpoint(args.endpoint_url)
+    try:
+        session = boto3.session.Session(profile_name=args.profile) if args.profile else boto3.session.Session()
+    except ProfileNotFound as error:
+        raise ValueError(f"{error}; profiles are listed by `aws configure list-profiles`") from None
+    return ClientFactory(endpoint_url=args.endpoint_url, session=session)
+
+
+ENDPOINT_TIMEOUT = 2.0  # seconds to wait for --endpoint-url to accept a connection
+
+
+def _check_endpoint(url: str) -> None:
+    """One TCP connection to --endpoint-url, so that a dead emulator fails in seconds, not after the SDK's retries."""
+    parsed = urllib.parse.urlsplit(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "", port), timeout=ENDPOINT_TIMEOUT).close()
+    except OSError as error:
+        reason = "no answer within 2 s" if isinstance(error, TimeoutError) else (error.strerror or str(error)).lower()
+        raise ValueError(f"nothing answers at {url} ({reason}); is the emulator running?") from None
+
+
+def _regions(args: argparse.Namespace, clients: ClientFactory) -> list[str]:
+    if args.regions:
+        return _regions_of(args.regions, clients)
+    default = os.environ.get("AWS_REGION") or clients.session.region_name
+    if not default:
+        raise ValueError("no region: pass --regions (or 'all'), set AWS_REGION, or give the profile a region")
+    try:
+        return _regions_of(cli.regions(default), clients)
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(f"the default region: {error}") from None
+
+
+def _regions_of(regions: list[str], clients: ClientFactory) -> list[str]:
+    return enabled_regions(clients) if regions == ["all"] else regions
 
 
 def _context(args: argparse.Namespace) -> tuple[ClientFactory, str, str, SweepSettings, list[str]]:
     configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
-    clients = ClientFactory(endpoint_url=args.endpoint_url)
+    clients = _clients(args)
     identity = caller_identity(clients)
     # The owner is whoever's credentials these are: another account's ID would make this account's own
     # principals "untrusted" and write a fallback that grants the other account's root.
@@ -101,8 +185,7 @@ def _context(args: argparse.Namespace) -> tuple[ClientFactory, str, str, SweepSe
         exempt_api_ids=frozenset(args.exempt_api_ids),
         stages=stages,
     )
-    regions = enabled_regions(clients) if args.regions == ["all"] else args.regions
-    return clients, owner, identity.arn, settings, regions
+    return clients, owner, identity.arn, settings, _regions(args, clients)
 
 
 def _own_account(caller: str, given: str | None) -> str:
@@ -173,7 +256,7 @@ def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         where = f" in {args.region}" if args.region else ""
         print(f"error: {args.audit_log}: no remediation of {args.api_id}{where} is recorded", file=err)
         return cli.EXIT_INVALID
-    clients = ClientFactory(endpoint_url=args.endpoint_url)
+    clients = _clients(args)
     identity = caller_identity(clients)
     if record.account != identity.account:
         print(f"error: the record is of account {record.account}, but these credentials are of account "
@@ -232,6 +315,8 @@ def _guard(err: TextIO, action: Any) -> int:
         print("error: no AWS credentials found (configure a profile, or use --endpoint-url with an emulator)", file=err)
     except (ClientError, BotoCoreError) as error:
         print(f"error: {cli.one_line(str(error))}", file=err)
+    except ResponseParserError as error:  # something answered that is not AWS (a proxy, another server)
+        print(f"error: the answer is not an AWS API's ({cli.one_line(str(error))[:200]})", file=err)
     except ValueError as error:
         print(f"error: {cli.one_line(str(error))}", file=err)
     except OSError as error:  # a log that is a directory, a file that cannot be read
@@ -240,23 +325,20 @@ def _guard(err: TextIO, action: Any) -> int:
 
 
 def _progress(items: Iterable[T], err: TextIO, label: str, total: int | None = None) -> Iterator[T]:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
+    """A progress bar on stderr when it is a terminal (rich, which the Lambda bundle never holds); silent otherwise."""
     if not (hasattr(err, "isatty") and err.isatty()):
         yield from items
         return
-    width = 30
-    count = 0
-    for item in items:
-        count += 1
-        if total:
-            filled = int(width * count / total)
-            err.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {count}/{total}")
-        else:
-            err.write(f"\r{label} {count} APIs")
-        err.flush()
-        yield item
-    err.write("\r" + " " * (width + 40) + "\r")
-    err.flush()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn() if total else TextColumn("{task.completed} APIs"),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=Console(file=err), transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        for item in items:
+            yield item
+            progress.advance(task)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real-world corpus beside the repository, and a trust configuration."""
+"""Shared fixtures: the real-world corpus (vendored in tests/data/corpus), and a trust configuration."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from remediator.core import TrustConfig
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", REPO.parent / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS") or REPO / "tests" / "data" / "corpus")
 
 OWNER = "111122223333"
 PARTNER = "444455556666"
@@ -26,7 +26,7 @@ def config() -> TrustConfig:
 def corpus_dir(name: str) -> Path:
     path = CORPUS / name
     if not path.is_dir():
-        pytest.skip(f"corpus folder {path} not found (set REMEDIATOR_CORPUS)")
+        pytest.fail(f"corpus folder {path} not found (REMEDIATOR_CORPUS points at a copy without it)")
     return path
 
 

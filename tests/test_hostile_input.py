@@ -30,9 +30,8 @@ def _log(tmp_path: Path, name: str, *records: dict) -> str:
 SWEEP = ["--regions", "eu-west-1", "--endpoint-url", "http://127.0.0.1:9"]  # nothing listens: never reached
 
 MALFORMED = [
-    ([], "required: command"),
     (["frobnicate"], "invalid choice"),
-    (["scan"], "--regions"),
+    (["scan", "--endpoint-url", "http://127.0.0.1:9"], "nothing answers at http://127.0.0.1:9"),
     (["scan", "--regions", ""], "names no region"),
     (["scan", "--regions", ",,"], "names no region"),
     (["scan", "--regions", "Mars-1"], "not a region"),

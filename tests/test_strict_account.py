@@ -16,6 +16,7 @@ from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.core import parse_policy
 from remediator.local import cloudtrail, runner
 from remediator.local.iam import Call, PolicySet, resource_policy_decide
+from remediator.local.template import VARIANTS
 from remediator.local.runner import LocalWorkflow
 from remediator.local.strict import Principal, escape_policy
 from remediator.local.template import of_type
@@ -358,3 +359,13 @@ def test_a_record_retried_after_its_write_went_through_leaves_one_record(flow: L
     assert result.status == "SUCCEEDED" and len(calls) == 2  # Step Functions retried Record
     (record,) = flow.audit_records()
     assert record.api_id == api_id and record.change_id == result.output["applied"]["intent"]["intent_id"]
+
+
+@pytest.mark.parametrize("mode, slack", VARIANTS)
+def test_the_committed_templates_are_what_the_stack_synthesizes(mode: str, slack: bool) -> None:
+    """`make demo` runs without the CDK on the templates committed under remediator/local/templates: they
+    must be the stack's, to the byte but for the code asset's hash (`make templates` rewrites them)."""
+    from remediator.local.template import cdk_installed, committed_template, comparable, synthesized_template
+
+    assert cdk_installed()
+    assert comparable(synthesized_template(mode, slack)) == committed_template(mode, slack), "out of date: run `make templates`"

@@ -5,13 +5,21 @@ the template the real CDK stack synthesizes, so that a grant missing from the st
 here and not an AccessDenied in a real account. Synthesizing takes a few seconds (Node.js and the
 CDK's jsii runtime), so templates are cached under build/local-templates, keyed by a digest of
 everything that goes into them (infra/, remediator/, cdk.json, requirements.txt).
+
+Where the CDK toolchain is not installed (`make demo` installs only what the demo needs), the
+templates committed under remediator/local/templates are used: the same synth, with the code asset's
+hash left out. The tests compare them with a fresh synth, so they cannot drift from the stack;
+`make templates` (`python -m remediator.local.template --write`) rewrites them.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +32,9 @@ from remediator.workflow import MODES
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "local-templates"
+COMMITTED = Path(__file__).resolve().parent / "templates"
+VARIANTS = (("auto", False), ("auto", True), ("dry-run", False), ("dry-run", True), ("approval", True))
+_ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 # A channel and an approver: their values change no grant, whether there is a channel does (the
 # functions that post to Slack may read the bot token only when there is one).
@@ -56,7 +67,8 @@ def _digest() -> str:
     digest = hashlib.sha256()
     files = [ROOT / "cdk.json", ROOT / "requirements.txt"]
     for folder in ("infra", "remediator"):
-        files += sorted(p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".json") and "__pycache__" not in p.parts)
+        files += sorted(p for p in (ROOT / folder).rglob("*")
+                        if p.suffix in (".py", ".json") and "__pycache__" not in p.parts and COMMITTED not in p.parents)
     for path in files:
         if path.is_file():
             digest.update(str(path.relative_to(ROOT)).encode())
@@ -64,14 +76,25 @@ def _digest() -> str:
     return digest.hexdigest()[:20]
 
 
+def cdk_installed() -> bool:
+    return importlib.util.find_spec("aws_cdk") is not None
+
+
+def _variant(mode: str, slack: bool) -> str:
+    if mode not in MODES:
+        raise TemplateError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    return f"{mode}{'-slack' if slack or mode == 'approval' else ''}"
+
+
 @cache
 def synthesized_template(mode: str, slack: bool = False) -> dict[str, Any]:
     """The template `cdk synth` makes for this mode, with or without a Slack channel (cached on disk
-    while the sources are unchanged)."""
-    if mode not in MODES:
-        raise TemplateError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    while the sources are unchanged); the committed one where the CDK is not installed."""
+    variant = _variant(mode, slack)
+    if not cdk_installed():
+        return committed_template(mode, slack)
     slack = slack or mode == "approval"
-    path = CACHE / f"{_digest()}-{mode}{'-slack' if slack else ''}.json"
+    path = CACHE / f"{_digest()}-{variant}.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -89,6 +112,30 @@ def synthesized_template(mode: str, slack: bool = False) -> dict[str, Any]:
             raise TemplateError(f"the {mode} stack did not synthesize: {tail[0]}")
         os.replace(partial, path)
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def committed_template(mode: str, slack: bool = False) -> dict[str, Any]:
+    path = COMMITTED / f"{_variant(mode, slack)}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise TemplateError(f"no committed template {path.name} ({error.strerror}); run `make templates`") from None
+
+
+def comparable(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The template without what changes with every build of the code asset (its content hash)."""
+    return json.loads(_ASSET_HASH.sub("ASSET-HASH", json.dumps(template)))
+
+
+def write_committed() -> list[Path]:
+    """Synthesize every variant and write it under remediator/local/templates (what `make templates` does)."""
+    COMMITTED.mkdir(exist_ok=True)
+    written = []
+    for mode, slack in VARIANTS:
+        path = COMMITTED / f"{_variant(mode, slack)}.json"
+        path.write_text(json.dumps(comparable(synthesized_template(mode, slack)), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
 
 
 def of_type(template: Mapping[str, Any], cfn_type: str) -> dict[str, dict[str, Any]]:
@@ -142,3 +189,13 @@ class Resolver:
     def _join(self, arg: Any) -> str:
         separator, parts = arg
         return separator.join(str(self(p)) for p in self(parts))
+
+
+if __name__ == "__main__":  # make templates
+    parser = argparse.ArgumentParser(prog="python -m remediator.local.template", description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="synthesize every variant and rewrite remediator/local/templates")
+    if parser.parse_args().write:
+        if not cdk_installed():
+            sys.exit("error: the CDK toolchain is not installed (make install)")
+        for written in write_committed():
+            print(written.relative_to(ROOT))
