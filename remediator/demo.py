@@ -2,29 +2,45 @@
 
 Starts the emulator on loopback, creates the stack's parts from the same state-machine
 definition, seeds REST APIs, sends CloudTrail-shaped events for them through the rule, runs
-the executions in each mode and prints what was found, the patch, the policy before and after,
-the stages redeployed and the audit record. `--seed FILE` uses your own policies instead:
-a JSON list of {"name": ..., "policy": {...}, "tags": {...}, "stages": [...]}.
+the executions in each mode and prints what was found, the policy before and after (decoded, as a
+diff), the stages redeployed and the audit record. `--seed FILE` uses your own policies instead:
+a JSON list of {"name": ..., "policy": {...}, "tags": {...}, "stages": [...]} (examples/demo-apis.json).
+
+Output goes through rich: colours and a spinner on a terminal, plain text wrapped to 80 columns
+otherwise. rich is a command-line dependency; the Lambda bundle never holds it.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import re
 import sys
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 OWNER = "111122223333"
 PARTNER = "444455556666"
 STRANGER = "999999999999"
 REGION = "eu-west-1"
 MODES = ("dry-run", "approval", "auto")  # the workflow's modes (remediator.workflow.MODES), in the demo's order
+MODE_SUMMARY = {
+    "dry-run": "findings are reported and the fix is proposed; nothing is changed",
+    "approval": "the fix waits for a person to press Approve in Slack (a signed request, from an approver)",
+    "auto": "the fix is applied and every stage redeployed, hands-off",
+}
 
 
 def default_seed() -> list[dict[str, Any]]:
+    """The APIs the demo creates (the same as examples/demo-apis.json)."""
     def allow(*principals: str) -> dict[str, Any]:
         return {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
 
@@ -54,9 +70,10 @@ def load_seed(path: str) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m remediator.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", help="JSON file with your own APIs and policies")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run (dry-run,approval,auto)")
+    parser.add_argument("--seed", metavar="FILE", help="JSON file with your own APIs and policies (see examples/demo-apis.json)")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run (default: dry-run,approval,auto)")
     args = parser.parse_args(argv)
+    console = Console(highlight=False)
     os.environ.setdefault("REMEDIATOR_LOG_LEVEL", "ERROR")
     seed = load_seed(args.seed) if args.seed else default_seed()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -65,14 +82,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})", file=sys.stderr)
         return 2
 
-    from remediator.local import cloudtrail
-    from remediator.local.emulator import emulated_account, escaped, seed_rest_api
-    from remediator.local.runner import LocalWorkflow, WorkflowConfig
+    _say(console, "apigw-remediator demo: the event-driven workflow, end to end, on an emulated AWS account "
+                  "on this machine (no AWS account, no Docker).", style="bold")
+    _say(console, "Starting the emulated account: moto's server on loopback, behind the strict layer that enforces "
+                  "IAM, quotas and CloudTrail as AWS does...")
+    started_at = time.monotonic()
+    with console.status("starting the emulated account"):
+        from remediator.local import cloudtrail
+        from remediator.local.emulator import emulated_account, escaped, seed_rest_api
+        from remediator.local.runner import LocalWorkflow, WorkflowConfig
+        from remediator.local.template import cdk_installed
 
-    with emulated_account(account_id=OWNER, region=REGION) as account:
-        print(f"Emulated account {OWNER} on {account.endpoint_url} (no AWS account, no Docker).")
-        print(f"Trusted: owner {OWNER}, partner {PARTNER}. Exemption tag: remediator:exempt=true.\n")
-        transitions: dict[str, int] = {}
+        account_context = emulated_account(account_id=OWNER, region=REGION)
+        account = account_context.__enter__()
+    try:
+        _say(console, f"Emulated account {OWNER} ready on {account.endpoint_url} in {time.monotonic() - started_at:.1f} s. "
+                      f"Trusted: the owner {OWNER} and the partner {PARTNER}; the exemption tag is remediator:exempt=true.")
+        _say(console, "The stack's template for each mode: " + ("synthesized by the CDK now." if cdk_installed() else
+                      "as committed in remediator/local/templates (the CDK toolchain is not installed; the tests keep "
+                      "them equal to a synth)."))
+        costs: list[tuple[str, str, str, int]] = []  # (mode, API, verdict, state transitions)
         apigw = account.clients.client("apigateway", REGION)
         flow = None
         for mode in modes:
@@ -80,66 +109,103 @@ def main(argv: list[str] | None = None) -> int:
             if flow is not None:
                 flow.close()
                 account.reset()
-            flow = LocalWorkflow(account, WorkflowConfig(mode=mode, trusted_accounts=[PARTNER]), region=REGION)
-            _banner(f"mode: {mode}")
+            console.print()
+            console.rule(f"[bold]mode: {mode}[/]")
+            _say(console, f"In {mode} mode {MODE_SUMMARY[mode]}.")
+            with console.status(f"deploying the {mode} stack's roles, functions, state machine and rule"):
+                flow = LocalWorkflow(account, WorkflowConfig(mode=mode, trusted_accounts=[PARTNER]), region=REGION)
             for item in seed:
                 name = f"{item['name']}-{mode}"
                 policy = item["policy"]
                 text = escaped(policy) if item.get("escaped") else json.dumps(policy)
-                api_id = seed_rest_api(account.clients, REGION, name, text, item.get("tags"), tuple(item.get("stages", ["prod"])))
-                flow.discard_pending()  # the seed's own CloudTrail event: the demo delivers its own, below
-                event = cloudtrail.api_call_event("CreateRestApi", api_id, REGION, OWNER)
-                posted_before = len(flow.slack.calls)
-                print(f"\nAPI {name} ({api_id}) in {REGION}: {event['detail']['eventName']} by {event['detail']['userIdentity']['arn']}")
-                started = flow.deliver(event)
+                with console.status(f"seeding API {name} and sending its CreateRestApi event"):
+                    api_id = seed_rest_api(account.clients, REGION, name, text, item.get("tags"), tuple(item.get("stages", ["prod"])))
+                    flow.discard_pending()  # the seed's own CloudTrail event: the demo delivers its own, below
+                    event = cloudtrail.api_call_event("CreateRestApi", api_id, REGION, OWNER)
+                    posted_before = len(flow.slack.calls)
+                    started = flow.deliver(event)
+                console.print()
+                console.rule(Text(f"API {name} ({api_id})", style="bold"), align="left", characters="-")
+                _say(console, f"{event['detail']['eventName']} in {REGION} by {event['detail']['userIdentity']['arn']}")
                 if mode == "approval":
-                    _approve_from_slack(flow, started["execution_name"], posted_before)
-                result = flow.wait(started["execution_name"])
+                    _approve_from_slack(console, flow, started["execution_name"], posted_before)
+                with console.status("running the workflow"):
+                    result = flow.wait(started["execution_name"])
                 after = apigw.get_rest_api(restApiId=api_id).get("policy")
-                _show_api(name, api_id, event, started, result, text, after, flow)
-                transitions[result.output["evaluation"]["verdict"] if result.output else result.status] = result.transitions
+                _show_api(console, result, text, after, flow)
+                verdict = result.output["evaluation"]["verdict"] if result.output else result.status
+                costs.append((mode, item["name"], verdict, result.transitions))
                 if mode == "auto" and result.output and result.output.get("applied", {}).get("outcome") == "patched":
-                    _show_follow_up(flow, api_id, event)
+                    _show_follow_up(console, flow, api_id, event)
             if mode == "auto":
-                _show_sweep(flow, account, seed)
-        _banner("cost per event (Standard workflows bill per state transition)")
-        for verdict, count in sorted(transitions.items()):
-            print(f"  {verdict:<12} {count} state transitions")
+                _show_sweep(console, flow, account, seed)
+        _show_costs(console, costs)
         if flow is not None:
             checked = flow.strict.checked if flow.strict else []
-            print(f"\nStrict local account: {len(checked)} AWS calls of the functions checked against the IAM policies "
-                  f"of the synthesized template, {sum(not c.allowed for c in checked)} denied.")
+            console.print()
+            _say(console, f"Strict local account: {len(checked)} AWS calls of the functions checked against the IAM policies "
+                          f"of the synthesized template, {sum(not c.allowed for c in checked)} denied.")
             flow.close()
+    finally:
+        account_context.__exit__(None, None, None)
     return 0
 
 
-def _approve_from_slack(flow: Any, execution: str, posted_before: int) -> None:
-    """Print the Slack message with its buttons, show a forged press refused, then press Approve as an approver."""
-    import time
+def _show_costs(console: Console, costs: list[tuple[str, str, str, int]]) -> None:
+    console.print()
+    console.rule("[bold]cost per event[/]")
+    _say(console, "Standard workflows bill per state transition: what each API's execution took, in every mode.")
+    table = Table(show_edge=False, pad_edge=False)
+    for column, justify in (("mode", "left"), ("API", "left"), ("verdict", "left"), ("state transitions", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for mode, name, verdict, transitions in costs:
+        table.add_row(mode, name, verdict, str(transitions))
+    console.print(table)
 
+
+LABEL = 11  # the width of a field's label column
+
+
+def _say(console: Console, text: str, style: str = "") -> None:
+    """A paragraph, wrapped to the console's width (80 columns when it is not a terminal)."""
+    console.print(Text(textwrap.fill(text, max(console.width, 40), break_on_hyphens=False), style=style), soft_wrap=True)
+
+
+def _field(console: Console, label: str, value: str) -> None:
+    """One labelled line; a long value wraps under itself, not under the label (and leaves no trailing spaces)."""
+    width = max(console.width - LABEL, 30)
+    lines = textwrap.wrap(value, width, break_long_words=True, break_on_hyphens=False) or [""]
+    text = Text(f"{label}:".ljust(LABEL), style="bold")
+    text.append(lines[0])
+    for line in lines[1:]:
+        text.append("\n" + " " * LABEL + line)
+    console.print(text, soft_wrap=True)
+
+
+def _approve_from_slack(console: Console, flow: Any, execution: str, posted_before: int) -> None:
+    """Show the Slack message with its buttons, a forged press refused, then press Approve as an approver."""
     from remediator.local.slack import button_press_body
 
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        posts = [f for method, f in flow.slack.calls[posted_before:] if method == "chat.postMessage"]
-        if posts:
-            break
-        if _finished(flow, execution):
-            return
-        time.sleep(0.05)
-    else:
+    with console.status("waiting for the approval message in Slack"):
+        while time.monotonic() < deadline:
+            posts = [f for method, f in flow.slack.calls[posted_before:] if method == "chat.postMessage"]
+            if posts or _finished(flow, execution):
+                break
+            time.sleep(0.05)
+    if not posts:
         return
     approval_id = flow.pending_approval()
-    print("  Slack message posted for approval:")
+    console.print("Slack message posted for approval:")
     for line in _render(posts[0]["blocks"]):
-        print(f"    | {line}")
+        console.print(Text(f"  | {line}", style="cyan"))
     code, reason = flow.press(approval_id, "approve", secret="a-forged-signing-secret")
-    print(f"  forged click (wrong signature): HTTP {code} {reason}: nothing changed")
+    _field(console, "forged", f"a click with a wrong signature: HTTP {code} {reason}: nothing changed")
     code, reason = flow.press(approval_id, "approve", "U0INTRUDER")
-    print(f"  click by someone not on the approver list: HTTP {code} {reason}")
+    _field(console, "intruder", f"a click by someone not on the approver list: HTTP {code} {reason}")
     body = button_press_body(approval_id, "approve", "U0APPROVER")
     code, reason = flow.press(approval_id, "approve", "U0APPROVER", body=body)
-    print(f"  signed click on Approve by U0APPROVER: HTTP {code} {reason}")
+    _field(console, "approver", f"a signed click on Approve by U0APPROVER: HTTP {code} {reason}")
 
 
 def _finished(flow: Any, execution: str) -> bool:
@@ -163,37 +229,68 @@ def _render(blocks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _banner(title: str) -> None:
-    print("=" * 100)
-    print(title)
-    print("=" * 100)
-
-
-def _show_api(name: str, api_id: str, event: dict[str, Any], started: dict[str, Any], result: Any, before: str, after: str | None,
-              flow: Any) -> None:
-    print(f"  workflow:  {result.status} in {result.transitions} state transitions: {' > '.join(result.states)}")
+def _show_api(console: Console, result: Any, before: str, after: str | None, flow: Any) -> None:
+    _field(console, "workflow", f"{result.status} in {result.transitions} state transitions: {' > '.join(result.states)}")
     output = result.output or {}
     evaluation = output.get("evaluation", {})
-    print(f"  verdict:   {evaluation.get('verdict')}" + ("  (exempt: never changed)" if evaluation.get("exempt") else ""))
+    _field(console, "verdict", f"{evaluation.get('verdict')}" + ("  (exempt: never changed)" if evaluation.get("exempt") else ""))
     for finding in evaluation.get("findings", []):
-        print(f"  found:     [{finding['remediation']}] {finding['kind']} {finding['principal']} "
-              f"(statement {finding['statement_index']}): {finding['detail']}")
-    for operation in evaluation.get("patch_operations", []):
-        print(f"  patch:     {operation['op']} {operation['path']} = {operation['value']}")
-    print(f"  before:    {before}")
-    print(f"  after:     {after}" + ("  (unchanged; API Gateway returns it escaped)" if _same(after, before) else ""))
+        _field(console, "found", f"[{finding['remediation']}] {finding['kind']} {finding['principal']} "
+                                 f"(statement {finding['statement_index']}): {finding['detail']}")
+    proposed = [op["value"] for op in evaluation.get("patch_operations", []) if op.get("path") == "/policy"]
+    changed = after is not None and not _same(after, before)
+    if changed:
+        _field(console, "policy", "changed by update-rest-api (replace /policy); before and after, decoded:")
+        console.print(_diff(before, after), soft_wrap=True)
+    elif proposed:
+        _field(console, "policy", "unchanged; the proposed patch (replace /policy) would make it:")
+        console.print(_diff(before, proposed[0]), soft_wrap=True)
+    else:
+        _field(console, "policy", "unchanged" + ("; API Gateway returns it escaped, shown decoded:" if before != after else ":"))
+        console.print(_diff(before, before), soft_wrap=True)
     redeploy = output.get("redeploy")
     if redeploy:
-        print(f"  stages:    {', '.join(redeploy['stages'])} now serve deployment {redeploy['deployment_id']}")
+        _field(console, "stages", f"{', '.join(redeploy['stages'])} now serve deployment {redeploy['deployment_id']}")
     audit = output.get("audit")
     if audit:
         shown = {k: audit[k] for k in ("account", "region", "api_id", "action", "stages_redeployed", "deployment_id", "triggered_by", "timestamp")}
-        print(f"  audit:     {json.dumps(shown)}")
+        _field(console, "audit", json.dumps(shown))
     for message in flow.notifications():
-        print(f"  published: {message['kind']} to the notification topic"
-              + (f" ({len(message['patch_operations'])} patch operation(s) proposed, nothing changed)" if message["kind"] == "proposal" else ""))
+        _field(console, "published", f"{message['kind']} to the notification topic"
+               + (f" ({len(message['patch_operations'])} patch operation(s) proposed, nothing changed)" if message["kind"] == "proposal" else ""))
     if evaluation.get("mode") == "approval" and output.get("approval"):
-        print(f"  approval:  {output['approval']['decision']} by {output['approval']['approver']} in Slack; the message was updated in place")
+        _field(console, "approval", f"{output['approval']['decision']} by {output['approval']['approver']} in Slack; "
+                                    "the message was updated in place")
+
+
+def _decoded(text: str) -> list[str]:
+    """A policy as indented JSON, whatever form it came in (API Gateway returns it escaped)."""
+    from remediator.core import PolicyError, parse_policy
+
+    try:
+        return json.dumps(parse_policy(text), indent=2, ensure_ascii=False).splitlines()
+    except PolicyError:
+        return [text]
+
+
+def _diff(before: str, after: str) -> Text:
+    """The whole policy once, decoded, as it is after the fix: the lines the fix removes in red (-), the ones
+    it adds in green (+). Lines are compared without their trailing comma, so that the entry before a removed
+    last one does not show as changed."""
+    old, new = _decoded(before), _decoded(after)
+    matcher = difflib.SequenceMatcher(None, [line.rstrip(",") for line in old], [line.rstrip(",") for line in new], autojunk=False)
+    shown = Text()
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for line in new[j1:j2]:
+                shown.append(f"      {line}\n")
+            continue
+        for line in old[i1:i2]:
+            shown.append(f"    - {line}\n", style="red")
+        for line in new[j1:j2]:
+            shown.append(f"    + {line}\n", style="green")
+    shown.rstrip()
+    return shown
 
 
 def _same(left: str | None, right: str | None) -> bool:
@@ -207,34 +304,38 @@ def _same(left: str | None, right: str | None) -> bool:
         return left == right
 
 
-def _show_follow_up(flow: Any, api_id: str, original: dict[str, Any]) -> None:
+def _show_follow_up(console: Console, flow: Any, api_id: str, original: dict[str, Any]) -> None:
     """The fix's own writes are CloudTrail events too: the rule must match none of them."""
     own = [e for e in (flow.strict.trail if flow.strict else [])
            if e["requestParameters"].get("restApiId") == api_id and e["userIdentity"]["type"] == "AssumedRole"]
     answers = flow.pump()
-    print(f"  follow-up: CloudTrail recorded the fix's own writes ({', '.join(e['eventName'] for e in own) or 'none'}); "
-          f"the rule matched {len(answers)} of them: no new execution, no loop")
+    _field(console, "follow-up", f"CloudTrail recorded the fix's own writes ({', '.join(e['eventName'] for e in own) or 'none'}); "
+                                 f"the rule matched {len(answers)} of them: no new execution, no loop")
     duplicate = flow.deliver(original)
-    print(f"  duplicate: the same CreateRestApi event delivered again: {duplicate['status']} (not run twice)")
+    _field(console, "duplicate", f"the same CreateRestApi event delivered again: {duplicate['status']} (not run twice)")
     flow.notifications()
 
 
-def _show_sweep(flow: Any, account: Any, seed: list[dict[str, Any]]) -> None:
+def _show_sweep(console: Console, flow: Any, account: Any, seed: list[dict[str, Any]]) -> None:
     from remediator.local.emulator import seed_rest_api
 
     missed = next((item for item in seed if item["name"] == "orders"), seed[0])
     api_id = seed_rest_api(account.clients, REGION, "changed-while-events-were-lost", json.dumps(missed["policy"]), None, ("prod",))
-    print(f"\nScheduled sweep (the stack's daily rule, here in {flow.config.mode} mode): API changed-while-events-were-lost "
-          f"({api_id}) got no event; every API of the region that still needs attention goes through the workflow.")
-    counts = flow.run_sweep()
-    print(f"  sweep:     {counts['apis']} APIs listed, {counts['started']} execution(s) started, {counts['duplicate']} already running")
+    console.print()
+    console.rule(Text("scheduled sweep", style="bold"), align="left", characters="-")
+    _say(console, f"The stack's daily rule, here in {flow.config.mode} mode: API changed-while-events-were-lost ({api_id}) got "
+                  "no event; every API of the region that still needs attention goes through the workflow.")
+    with console.status("sweeping the region"):
+        counts = flow.run_sweep()
+    _field(console, "sweep", f"{counts['apis']} APIs listed, {counts['started']} execution(s) started, "
+                             f"{counts['duplicate']} already running")
     names = {api["id"]: api["name"] for api in account.clients.client("apigateway", REGION).get_rest_apis(limit=500)["items"]}
     executions = account.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
     for execution in executions:
         if execution["name"].startswith("ScheduledSweep"):
             result = flow.wait(execution["name"])
             swept = execution["name"].rsplit("-", 1)[-1]
-            print(f"  {names.get(swept, swept)} ({swept}): {result.status}, {' > '.join(result.states)}")
+            _field(console, "swept", f"{names.get(swept, swept)} ({swept}): {result.status}, {' > '.join(result.states)}")
     flow.notifications()
 
 
