@@ -62,7 +62,13 @@ def default_seed() -> list[dict[str, Any]]:
 
 
 def load_seed(path: str) -> list[dict[str, Any]]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    """A seed file's APIs; anything else stops with one line (exit 1)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SystemExit(f"error: {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise SystemExit(f"error: {path}: not JSON: {' '.join(str(error).split())}") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) and "name" in item and "policy" in item for item in data):
         raise SystemExit(f"error: {path}: expected a JSON list of {{\"name\": ..., \"policy\": {{...}}}} objects")
     return data
