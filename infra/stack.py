@@ -40,7 +40,14 @@ from constructs import Construct
 
 import remediator.functions
 import remediator.workflow
-from remediator.functions.needs import APPROVAL_ITEM_KEYS, AUDIT_ITEM_KEYS, FAILURE_ITEM_KEYS, JOURNAL_ITEM_KEYS, Needs
+from remediator.functions.needs import (
+    APPROVAL_ITEM_KEYS,
+    AUDIT_ITEM_KEYS,
+    FAILURE_ITEM_KEYS,
+    JOURNAL_ITEM_KEYS,
+    NOTICE_ITEM_KEYS,
+    Needs,
+)
 from remediator.events import event_pattern
 from infra.asset import build_lambda_asset
 from infra.config import STANDARD_PARAMETER_LIMIT, RemediatorConfig
@@ -477,7 +484,8 @@ class RemediatorStack(Stack):
                 )
             )
         for actions, keys in ((access.approvals, APPROVAL_ITEM_KEYS), (access.failures, FAILURE_ITEM_KEYS),
-                              (access.journal, JOURNAL_ITEM_KEYS), (("dynamodb:PutItem",) if access.put_audit else (), AUDIT_ITEM_KEYS)):
+                              (access.journal, JOURNAL_ITEM_KEYS), (("dynamodb:PutItem",) if access.put_audit else (), AUDIT_ITEM_KEYS),
+                              (access.notices, NOTICE_ITEM_KEYS)):
             if actions:
                 statements.append(
                     iam.PolicyStatement(

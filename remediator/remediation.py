@@ -8,6 +8,7 @@ changed since it was assessed is never overwritten with a stale fix.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import uuid
@@ -645,6 +646,14 @@ def _intent_report(intent: Intent) -> ApiReport:
 
 def _gone(region: str, api_id: str) -> FixOutcome:
     return FixOutcome(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
+
+
+def findings_fingerprint(findings: Iterable[Any], reason: str | None = None) -> str:
+    """One digest per set of findings (Finding objects or their dicts), whatever their order or wording: what
+    a person was told about an API. The same findings on the next sweep are not told again."""
+    rows = sorted(json.dumps([d.get("kind"), d.get("statement_index"), d.get("sid"), d.get("principal"), d.get("remediation")])
+                  for d in (f.to_dict() if hasattr(f, "to_dict") else f for f in findings))
+    return hashlib.sha256(json.dumps([rows, reason or ""]).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def policy_digest(policy: str | None) -> str:

@@ -1,5 +1,5 @@
-"""DynamoDB: one table for the audit records, the intent journal, the deployment lease, pending approvals
-and failure counts, each under its own key prefix."""
+"""DynamoDB: one table for the audit records, the intent journal, the deployment lease, pending approvals,
+failure counts and what people were told, each under its own key prefix."""
 
 from __future__ import annotations
 
@@ -193,6 +193,45 @@ class FailureLedger:
 
     def clear(self, region: str, api_id: str) -> None:
         self._client.delete_item(TableName=self.table_name, Key=_failure_key(region, api_id))
+
+
+class NoticeLedger:
+    """What people were last told about each API that needs a person (report-only findings, a dry run's
+    proposal): a fingerprint of its findings, so that the next sweep or event tells them again only when
+    the findings change. Items live under "notice#<region>", one per API (sort key: its ID)."""
+
+    def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
+        self._client = clients.client("dynamodb", region)
+        self.table_name = table_name
+
+    def fingerprint(self, region: str, api_id: str) -> str | None:
+        item = self._client.get_item(TableName=self.table_name, Key=_notice_key(region, api_id), ConsistentRead=True).get("Item")
+        return item["fingerprint"]["S"] if item else None
+
+    def remember(self, region: str, api_id: str, fingerprint: str, name: str, verdict: str, told_at: str) -> None:
+        self._client.put_item(TableName=self.table_name, Item={
+            **_notice_key(region, api_id), "fingerprint": {"S": fingerprint}, "name": {"S": name or api_id},
+            "verdict": {"S": verdict}, "told_at": {"S": told_at}})
+
+    def standing(self, region: str) -> dict[str, str]:
+        """API ID -> fingerprint of what people were last told, for every API of the region."""
+        found: dict[str, str] = {}
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "KeyConditionExpression": "pk = :pk",
+                                  "ExpressionAttributeValues": {":pk": {"S": f"notice#{region}"}}, "ConsistentRead": True}
+        while True:
+            page = self._client.query(**kwargs)
+            found.update((item["sk"]["S"], item["fingerprint"]["S"]) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def forget(self, region: str, api_id: str) -> None:
+        """The API needs nobody any more (compliant, exempt or gone): its next findings are news again."""
+        self._client.delete_item(TableName=self.table_name, Key=_notice_key(region, api_id))
+
+
+def _notice_key(region: str, api_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"notice#{region}"}, "sk": {"S": api_id}}
 
 
 def _failure_key(region: str, api_id: str) -> dict[str, Any]:

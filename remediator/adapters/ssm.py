@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from remediator.adapters.clients import ClientFactory
@@ -16,9 +18,31 @@ class TrustListError(ValueError):
     """The trusted-lists parameter is not exactly what the stack writes: nothing may be judged by it."""
 
 
-def trust_lists(clients: ClientFactory, name: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(trusted account IDs, trusted organization IDs) from the JSON parameter."""
-    return parse_trust_lists(clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"], name)
+CACHE_SECONDS = 60.0  # how long a Lambda container keeps the lists before it reads the parameter again
+_cache: dict[tuple[str | None, str], tuple[float, tuple[frozenset[str], frozenset[str]]]] = {}
+
+
+def trust_lists(clients: ClientFactory, name: str, fresh: bool = False,
+                clock: Callable[[], float] = time.monotonic) -> tuple[frozenset[str], frozenset[str]]:
+    """(trusted account IDs, trusted organization IDs) from the JSON parameter, kept CACHE_SECONDS per container.
+
+    `fresh` reads the parameter whatever the cache holds: the state that removes principals (Apply) judges
+    by the lists as they are now, so an account trusted a minute ago is never stripped by a stale copy. A
+    parameter that does not read (TrustListError) is never kept.
+    """
+    key = (clients.endpoint_url, name)
+    now = clock()
+    cached = _cache.get(key)
+    if cached is not None and not fresh and now - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    lists = parse_trust_lists(clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"], name)
+    _cache[key] = (now, lists)
+    return lists
+
+
+def forget_cached() -> None:
+    """A new container, as far as the lists are concerned (the local runner, between deployments)."""
+    _cache.clear()
 
 
 def parse_trust_lists(value: Any, name: str) -> tuple[frozenset[str], frozenset[str]]:

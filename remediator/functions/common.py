@@ -89,10 +89,11 @@ class Settings:
         token = secret_value(clients(), self.slack_token_secret)
         return SlackChannel(token, self.slack_channel, self.slack_api_url, timeout=timeout, retry=retry)
 
-    def sweep_settings(self, account: str, region: str, read_trust_lists: bool = True) -> SweepSettings:
-        """The trusted lists are read at run time (so they change without a redeploy), by the states that judge."""
+    def sweep_settings(self, account: str, region: str, read_trust_lists: bool = True, fresh: bool = False) -> SweepSettings:
+        """The trusted lists are read at run time (so they change without a redeploy), by the states that judge:
+        kept a minute per container, except by the state that writes (`fresh`)."""
         read = read_trust_lists and self.trust_parameter
-        accounts, orgs = trust_lists(clients(), self.trust_parameter) if read else (frozenset(), frozenset())
+        accounts, orgs = trust_lists(clients(), self.trust_parameter, fresh=fresh) if read else (frozenset(), frozenset())
         trust = TrustConfig(
             owner_account=account,
             trusted_accounts=accounts,
@@ -134,10 +135,12 @@ def read_state(event: dict[str, Any], context: Any) -> tuple[WorkflowState, ApiC
     return state, change, Settings.from_environment()
 
 
-def remediator_for(change: ApiChange, settings: Settings, execution: str | None, judges: bool = True) -> Remediator:
-    """`judges`: whether this state evaluates policies (and so needs the trusted lists). The execution holds
-    the API's open intent and takes the account's deployment lease."""
-    sweep_settings = settings.sweep_settings(change.account, change.region, read_trust_lists=judges)
+def remediator_for(change: ApiChange, settings: Settings, execution: str | None, judges: bool = True,
+                   writes: bool = False) -> Remediator:
+    """`judges`: whether this state evaluates policies (and so needs the trusted lists); `writes`: whether it
+    removes principals (and so reads the lists fresh). The execution holds the API's open intent and takes
+    the account's deployment lease."""
+    sweep_settings = settings.sweep_settings(change.account, change.region, read_trust_lists=judges, fresh=writes)
     journal = DynamoJournal(clients(), settings.audit_table)
     lease = DynamoLease(clients(), settings.audit_table, change.account)
     triggered_by = f"{change.event_name} {change.event_id} by {change.caller.describe()} (execution {execution})"

@@ -30,6 +30,8 @@ FAILURE_ITEM_KEYS = ("failures#*",)
 # account's turn to deploy. Audit records are "api#<region>#<id>" items, put only (never rewritten).
 JOURNAL_ITEM_KEYS = ("intent#*", "lease#*")
 AUDIT_ITEM_KEYS = ("api#*",)
+# What people were last told about each API needing a person (NoticeLedger): "notice#<region>".
+NOTICE_ITEM_KEYS = ("notice#*",)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Needs:
     publish: bool = False  # sns:Publish to the topic, and the topic key for it
     approvals: tuple[str, ...] = ()  # DynamoDB actions on the approval items only (APPROVAL_ITEM_KEYS)
     failures: tuple[str, ...] = ()  # DynamoDB actions on the failure counts only (FAILURE_ITEM_KEYS)
+    notices: tuple[str, ...] = ()  # DynamoDB actions on what people were told only (NOTICE_ITEM_KEYS)
     slack_token: bool = False  # read the Slack bot token secret
     slack_signing_secret: bool = False  # read the Slack signing secret
     answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from remediator.adapters.dynamodb import ApprovalStore, FailureLedger
+from remediator import clock
+from remediator.adapters.dynamodb import ApprovalStore, FailureLedger, NoticeLedger
 from remediator.adapters.slack import SlackUnavailable
 from remediator.adapters.sns import publish
 from remediator.approvals import message
@@ -15,7 +17,7 @@ from remediator.functions import common
 from remediator.functions.common import Settings, aws_call, ledger, read_state, request_from_state
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
-from remediator.remediation import Verdict, policy_digest
+from remediator.remediation import Verdict, findings_fingerprint, policy_digest
 from remediator.workflow.state import Evaluation, Redeployed, WorkflowState
 
 log = get_logger("remediator.functions.notify")
@@ -29,8 +31,14 @@ def needs(mode: str, slack: bool) -> Needs | None:
         publish=True,
         approvals=(("dynamodb:GetItem",) if slack else ()) + (("dynamodb:UpdateItem",) if mode == "approval" else ()),
         failures=("dynamodb:UpdateItem",) if mode in ("auto", "approval") else (),
+        notices=("dynamodb:GetItem", "dynamodb:PutItem"),  # findings (and a dry run's proposals) are told once
         slack_token=slack,
     )
+
+
+# What is told once per set of findings: findings for a person's review, and a dry run's proposal (nothing
+# changes in dry-run mode, so the same proposal would come back every day).
+TOLD_ONCE = ("findings", "proposal")
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -78,7 +86,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                 subjects["failure"] = f"Remediation FAILED {failures} times, needs a person: API {name} ({change.region})"
     if kind in ("rejected", "timeout"):
         body["decision"] = state.get("decision") or state.get("approval")
+    notices = NoticeLedger(common.clients(), settings.audit_table)
+    fingerprint = findings_fingerprint(evaluation.findings, evaluation.error) if kind in TOLD_ONCE else None
+    if fingerprint is not None and aws_call(lambda: notices.fingerprint(change.region, change.api_id)) == fingerprint:
+        log.info("not_told_again", kind=kind, fingerprint=fingerprint)  # the same findings as last time: nobody is told twice
+        return {"kind": kind, "message_id": None, "slack": None, "unchanged": True}
     message_id = aws_call(lambda: publish(common.clients(), settings.topic_arn, subjects.get(kind, f"API {name}"), body))
+    if fingerprint is not None:
+        told_at = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        aws_call(lambda: notices.remember(change.region, change.api_id, fingerprint, name, evaluation.verdict, told_at))
     log.info("notified", kind=kind, message_id=message_id)
     slack = tell_slack(kind, state, change, settings, event.get("execution") or "", body) if settings.slack_enabled else None
     return {"kind": kind, "message_id": message_id, "slack": slack}

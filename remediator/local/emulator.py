@@ -121,6 +121,9 @@ class EmulatedAccount:
         urllib.request.urlopen(urllib.request.Request(self.endpoint_url + path, data=data, method="POST"), timeout=10).close()
 
     def reset(self) -> None:
+        from remediator.adapters import ssm
+
+        ssm.forget_cached()  # what the functions kept of the old account's parameters
         self.post("/moto-api/reset")
         self.server.counts.clear()
         if self.strict is not None:

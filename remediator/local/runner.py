@@ -48,6 +48,7 @@ from remediator.local.strict import (
     StrictLayer,
     invocation,
 )
+from remediator.adapters import ssm
 from remediator.local.template import Resolver, of_type, synthesized_template
 
 FUNCTION_PREFIX = "apigw-remediator-"
@@ -306,6 +307,7 @@ class LocalWorkflow:
         }
         os.environ.update(self.environment)
         common.clients.cache_clear()
+        ssm.forget_cached()  # a new deployment: its functions start with empty containers
 
     def _bind_one(self, cfn_type: str, ref: str, **attrs: str) -> None:
         for logical_id in of_type(self.template, cfn_type):
