@@ -36,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "remediator"
 EXCLUDED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
 EXCLUDED_SUBPACKAGES = frozenset({"local"})  # remediator/local: the moto emulator, not for Lambda
+# The command line's own modules (its argument parsing, YAML and OpenAPI reading, terminal output, the demo):
+# no function imports them, and they import what the bundle does not hold (rich, PyYAML, boto3's CLI use).
+EXCLUDED_MODULES = frozenset({"__main__.py", "cli.py", "cli_args.py", "sweep_cli.py", "demo.py", "policy_forms.py"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 KEEP_BUILDS = 4  # old cache entries kept per directory; older ones are removed
@@ -102,7 +105,8 @@ def package_files(root: Path = ROOT) -> list[Path]:
             and not d.startswith(".")
             and not (Path(directory) == base and d in EXCLUDED_SUBPACKAGES)
         )
-        files.extend(rel_dir / f for f in filenames if not f.endswith(EXCLUDED_SUFFIXES) and not f.startswith("."))
+        files.extend(rel_dir / f for f in filenames if not f.endswith(EXCLUDED_SUFFIXES) and not f.startswith(".")
+                     and not (Path(directory) == base and f in EXCLUDED_MODULES))
     return sorted(files)
 
 

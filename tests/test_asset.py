@@ -95,3 +95,15 @@ def test_the_engine_runs_on_the_shipped_msgspec_under_the_runtimes_python(python
     result = json.loads(done.stdout)
     assert result["msgspec"].startswith(str(asset)) and result["exact"] is True
     assert result["patch"] == '{"Statement":[{"Effect":"Allow","Principal":{"AWS":["111122223333"]}}]}'
+
+
+def test_nothing_the_command_line_alone_needs_goes_into_the_bundle() -> None:
+    """rich (the CLI's and the demo's output), PyYAML (the CLI's YAML policies) and boto3 (the runtime's) stay out."""
+    asset = build_lambda_asset()
+    present = {p.name.lower() for p in asset.iterdir()}
+    assert not present & {"rich", "yaml", "_yaml", "boto3", "botocore", "moto"}, sorted(present)
+    assert {"remediator", "structlog", "slack_sdk", "msgspec"} <= present
+    assert not (asset / "remediator" / "local").exists()
+    command_line = {"__main__.py", "cli.py", "cli_args.py", "sweep_cli.py", "demo.py", "policy_forms.py"}
+    assert not command_line & {p.name for p in (asset / "remediator").iterdir()}
+    assert (asset / "remediator" / "functions" / "evaluate.py").exists()
