@@ -21,7 +21,8 @@ from remediator.local.runner import LocalWorkflow
 from tests.conftest import OWNER
 from tests.test_approvals import start, wait_for_buttons
 from tests.test_strict_account import without_integration
-from tests.test_workflow import REGION, UNTRUSTED, seed
+from tests.test_notices import WILDCARD
+from tests.test_workflow import COMPLIANT, REGION, UNTRUSTED, seed
 
 APPROVER = "U0APPROVER"
 REPORT = Path(__file__).resolve().parents[1] / "build" / "iam-coverage.json"
@@ -113,10 +114,16 @@ def recover_unrecorded(flow: LocalWorkflow) -> None:
 
 def sweep(flow: LocalWorkflow) -> None:
     seed(flow, UNTRUSTED)
+    told = seed(flow, WILDCARD)  # report-only: told once (its notice item), then resolved by the next day's sweep
     flow.run_sweep()
-    if flow.config.mode != "approval":  # in approval mode the sweep's executions wait for a person
-        for execution in flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]:
+    for execution in flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]:
+        if flow.config.mode != "approval" or told in execution["name"]:  # in approval mode a fix waits for a person
             flow.wait(execution["name"])
+    flow.clients.client("apigateway", REGION).update_rest_api(
+        restApiId=told, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(COMPLIANT)}])
+    flow.discard_pending()
+    flow.later(24 * 3600)
+    assert flow.run_sweep()["resolved"] == 1
     fail_async(flow, "Trigger")
     fail_async(flow, "Sweep")
 

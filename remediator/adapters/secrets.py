@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from remediator import containers
 from remediator.adapters.clients import ClientFactory
 
 
@@ -13,7 +14,7 @@ class SecretMissing(LookupError):
 
 
 CACHE_SECONDS = 300.0
-_cache: dict[str, tuple[float, str]] = {}
+_cache: dict[tuple[str | None, str], tuple[float, str]] = {}
 
 
 def secret_value(clients: ClientFactory, secret_id: str, clock: Callable[[], float] = time.monotonic) -> str:
@@ -23,11 +24,12 @@ def secret_value(clients: ClientFactory, secret_id: str, clock: Callable[[], flo
     Manager on every request. A rotated value is picked up within CACHE_SECONDS.
     """
     now = clock()
-    cached = _cache.get(secret_id)
+    key = (containers.current(), secret_id)
+    cached = _cache.get(key)
     if cached is not None and now - cached[0] < CACHE_SECONDS:
         return cached[1]
     value = (clients.client("secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString") or "").strip()
     if not value:
         raise SecretMissing(f"secret {secret_id} is empty: put the value in it (see the README's Slack section)")
-    _cache[secret_id] = (now, value)
+    _cache[key] = (now, value)
     return value

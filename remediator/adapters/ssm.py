@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from remediator import containers
 from remediator.adapters.clients import ClientFactory
 from remediator.core.principals import ACCOUNT_ID
 from remediator.core.trust import ORG_ID
@@ -19,7 +20,7 @@ class TrustListError(ValueError):
 
 
 CACHE_SECONDS = 60.0  # how long a Lambda container keeps the lists before it reads the parameter again
-_cache: dict[tuple[str | None, str], tuple[float, tuple[frozenset[str], frozenset[str]]]] = {}
+_cache: dict[tuple[str | None, str | None, str], tuple[float, tuple[frozenset[str], frozenset[str]]]] = {}
 
 
 def trust_lists(clients: ClientFactory, name: str, fresh: bool = False,
@@ -30,7 +31,7 @@ def trust_lists(clients: ClientFactory, name: str, fresh: bool = False,
     by the lists as they are now, so an account trusted a minute ago is never stripped by a stale copy. A
     parameter that does not read (TrustListError) is never kept.
     """
-    key = (clients.endpoint_url, name)
+    key = (containers.current(), clients.endpoint_url, name)
     now = clock()
     cached = _cache.get(key)
     if cached is not None and not fresh and now - cached[0] < CACHE_SECONDS:

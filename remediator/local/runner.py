@@ -48,6 +48,7 @@ from remediator.local.strict import (
     StrictLayer,
     invocation,
 )
+from remediator import containers
 from remediator.adapters import ssm
 from remediator.local.template import Resolver, of_type, synthesized_template
 
@@ -118,14 +119,15 @@ def run_function(name: str, event: Any) -> Any:
     arn = f"arn:aws:lambda:{region}:{os.environ.get('MOTO_ACCOUNT_ID')}:function:{name}"
     context = SimpleNamespace(invoked_function_arn=arn, function_name=name, aws_request_id="local")
     if route.principal is None or route.strict is None:
-        return route.handler(event, context)
+        with containers.running_as(name):
+            return route.handler(event, context)
     # The runtime writes the function's logs with its role: CreateLogStream, then PutLogEvents.
     stream = f"{route.log_group_arn[:-2]}:log-stream:local" if route.log_group_arn else "*"
     denied = route.strict.authorize(route.principal, [Call("logs:CreateLogStream", stream), Call("logs:PutLogEvents", stream)])
     if denied is not None:
         raise RuntimeError(f"{name}: the function cannot write its logs: {denied.reason}")
     record = Invocation(name, route.principal, route.timeout)
-    with invocation(record):
+    with invocation(record), containers.running_as(name):  # each function keeps its own caches, as in Lambda
         try:
             result = route.handler(event, context)
         except LambdaTimedOut as timed_out:
