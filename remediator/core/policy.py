@@ -31,11 +31,22 @@ class PolicyError(ValueError):
 
 def parse_policy(value: str | bytes | Policy) -> Policy:
     """Return the policy document from a dict, JSON text, or API Gateway's escaped string."""
+    document = _document(value)
+    _validate(document)
+    return document
+
+
+def _utf8(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PolicyError(f"policy is not UTF-8 text: {error.reason}") from None
+
+
+def _document(value: str | bytes | Policy) -> Policy:
+    """The JSON object, by the stdlib path (the oracle), not yet validated as a policy."""
     if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise PolicyError(f"policy is not UTF-8 text: {error.reason}") from None
+        value = _utf8(value)
     if isinstance(value, str):
         try:
             value = _decode(value)
@@ -43,7 +54,6 @@ def parse_policy(value: str | bytes | Policy) -> Policy:
             raise PolicyError("policy is nested too deeply to be a resource policy") from None
     if not isinstance(value, dict):
         raise PolicyError(f"policy is not a JSON object (got {_json_type(value)})")
-    _validate(value)
     return value
 
 
@@ -145,23 +155,14 @@ def read_policy(value: str | bytes | Policy, fast: bool = True) -> tuple[Policy,
     The document is NOT validated beyond being an object: the engine validates it in its own pass.
     """
     if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise PolicyError(f"policy is not UTF-8 text: {error.reason}") from None
+        value = _utf8(value)
     if fast and isinstance(value, str) and msgspec is not None:
         document = fast_document(value)
         if document is not None:
             return document, [], True
     _seen.ambiguous = False
-    if isinstance(value, str):
-        try:
-            value = _decode(value)
-        except RecursionError:
-            raise PolicyError("policy is nested too deeply to be a resource policy") from None
-    if not isinstance(value, dict):
-        raise PolicyError(f"policy is not a JSON object (got {_json_type(value)})")
-    return value, (duplicate_keys(value) if _seen.ambiguous else []), False
+    document = _document(value)
+    return document, (duplicate_keys(document) if _seen.ambiguous else []), False
 
 
 if msgspec is not None:
