@@ -8,8 +8,7 @@ from, not whose it is, so they never count either; they are noted in the finding
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from remediator.core.principals import ACCOUNT_ID, arn_account, has_wildcard
 
@@ -28,8 +27,7 @@ ARN_OPERATORS = frozenset({"ArnEquals", "ArnLike"})
 MEMO_LIMIT = 4096  # entries per memo and trust configuration; a full memo starts again empty
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionVerdict:
+class ConditionVerdict(NamedTuple):  # a tuple: built for every judged statement that is worded
     restricts_to_trusted: bool
     network_keys: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
