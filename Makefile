@@ -40,10 +40,10 @@ demo: $(DEMO_STAMP)
 
 bench: $(DEV_STAMP)
 	$(PIP) install --quiet --no-deps -r bench/requirements.txt
-	$(BIN)/python bench/bench_evaluate.py
-	$(BIN)/python bench/bench_sweep.py
-	$(BIN)/python bench/bench_burst.py
-	$(BIN)/python bench/bench_coldstart.py
+	$(BIN)/python -m bench.bench_evaluate
+	$(BIN)/python -m bench.bench_sweep
+	$(BIN)/python -m bench.bench_burst
+	$(BIN)/python -m bench.bench_coldstart
 
 synth: $(DEV_STAMP)
 	$(BIN)/python app.py

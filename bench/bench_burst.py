@@ -3,7 +3,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_burst.py [--apis 50] [--window 60]
+    .venv/bin/python -m bench.bench_burst [--apis 50] [--window 60]
 
 One strict local account (remediator.local: moto's server behind the strict layer, which enforces
 API Gateway's quotas on its own clock, CreateDeployment's one call per 5 s per account among them)
@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.core import parse_policy

@@ -4,7 +4,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_coldstart.py [--runs 15]
+    .venv/bin/python -m bench.bench_coldstart [--runs 15]
 
 Each measurement is a fresh CPython of the runtime's version (3.12, as the asset's bytecode is), run
 with -B (Lambda cannot write __pycache__), the asset first on sys.path and boto3/botocore from this
@@ -27,11 +27,9 @@ import sysconfig
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
-from infra.asset import build_lambda_asset, runtime_python  # noqa: E402
-from remediator.functions import NAMES  # noqa: E402
+from infra.asset import build_lambda_asset, runtime_python
+from remediator.functions import NAMES
 
 TIMER = ("import sys, time; sys.path[:0] = [sys.argv[1]]; sys.path.append(sys.argv[2]); t = time.perf_counter(); "
          "import {module}; print(time.perf_counter() - t)")

@@ -3,7 +3,7 @@
 
 Run from the repository root (Cloud Custodian installed per bench/requirements.txt):
 
-    .venv/bin/python bench/bench_evaluate.py
+    .venv/bin/python -m bench.bench_evaluate
 
 A seeded generator builds a corpus of API Gateway resource policies (Allow and Deny
 statements; principals "*", {"AWS": "*"}, account IDs, iam/sts ARNs of trusted and
@@ -50,17 +50,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
-import msgspec  # noqa: E402
+import msgspec
 
-from remediator.core import TrustConfig, evaluate_policy  # noqa: E402
-from remediator.core.trust import reference_evaluate  # noqa: E402
+from remediator.core import TrustConfig, evaluate_policy
+from remediator.core.trust import reference_evaluate
 
 try:
-    from c7n.filters.iamaccess import PolicyChecker  # noqa: E402
-    from c7n.version import version as C7N_VERSION  # noqa: E402
+    from c7n.filters.iamaccess import PolicyChecker
+    from c7n.version import version as C7N_VERSION
 except ImportError as error:  # pragma: no cover - a setup problem, said plainly
     sys.exit(f"Cloud Custodian is not importable ({error}); install it with:\n"
              f"    {sys.executable} -m pip install --no-deps -r bench/requirements.txt")

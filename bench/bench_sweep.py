@@ -3,7 +3,7 @@
 
 Run from the repository root (Cloud Custodian installed per bench/requirements.txt):
 
-    .venv/bin/python bench/bench_sweep.py
+    .venv/bin/python -m bench.bench_sweep
 
 One emulated account (remediator.local.emulator: moto's threaded server on 127.0.0.1,
 GetRestApis paged with limit/position as API Gateway pages it, every request counted per
@@ -86,18 +86,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
-import yaml  # noqa: E402
+import yaml
 
-from remediator import cli as remediator_cli  # noqa: E402
-from remediator.adapters.apigateway import PAGE_LIMIT  # noqa: E402
-from remediator.local.emulator import LOCAL_CREDENTIALS, EmulatedAccount, emulated_account, escaped  # noqa: E402
+from remediator import cli as remediator_cli
+from remediator.adapters.apigateway import PAGE_LIMIT
+from remediator.local.emulator import LOCAL_CREDENTIALS, EmulatedAccount, emulated_account, escaped
 
 try:
-    import c7n.cli as c7n_cli  # noqa: E402
-    from c7n.version import version as C7N_VERSION  # noqa: E402
+    import c7n.cli as c7n_cli
+    from c7n.version import version as C7N_VERSION
 except ImportError as error:  # pragma: no cover - a setup problem, said plainly
     sys.exit(f"Cloud Custodian is not importable ({error}); install it with:\n"
              f"    {sys.executable} -m pip install --no-deps -r bench/requirements.txt")
