@@ -124,6 +124,8 @@ def sweep(flow: LocalWorkflow) -> None:
     flow.discard_pending()
     flow.later(24 * 3600)
     assert flow.run_sweep()["resolved"] == 1
+    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", told, REGION, OWNER))  # compliant: Evaluate forgets too
+    assert flow.wait(started["execution_name"]).output["evaluation"]["verdict"] == "compliant"
     fail_async(flow, "Trigger")
     fail_async(flow, "Sweep")
 

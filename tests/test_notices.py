@@ -66,6 +66,21 @@ def test_report_only_findings_are_told_once_until_they_change(make_flow) -> None
     assert [m["kind"] for m in sweep(flow)[1]] == ["findings"]
 
 
+def test_findings_that_come_back_after_a_fix_are_told_again(make_flow) -> None:
+    """Between two sweeps: told, fixed by hand (the event's evaluation forgets the notice), back again: told."""
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, WILDCARD)
+    _, result = run(flow, api_id)
+    assert [m["kind"] for m in flow.notifications()] == ["findings"]
+    set_policy(flow, api_id, COMPLIANT)
+    run(flow, api_id)
+    set_policy(flow, api_id, WILDCARD)
+    _, result = run(flow, api_id)
+    assert "unchanged" not in result.output["notification"] and [m["kind"] for m in flow.notifications()] == ["findings"]
+    _, result = run(flow, api_id)  # the same findings once more: not told
+    assert result.output["notification"]["unchanged"] is True and flow.notifications() == []
+
+
 def test_a_dry_runs_proposals_are_told_once(make_flow) -> None:
     flow = make_flow(mode="dry-run")
     api_id = seed(flow, UNTRUSTED)

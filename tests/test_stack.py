@@ -455,7 +455,7 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
 @pytest.mark.parametrize(
     "handler, actions",
     [
-        ("evaluate", {"apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem"}),
+        ("evaluate", {"apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem", "dynamodb:DeleteItem"}),
         ("apply", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy", "ssm:GetParameter"}
          | JOURNAL_WRITE | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: restore, redeploy and record judge nothing.
@@ -508,7 +508,7 @@ def test_each_dynamodb_grant_is_limited_to_its_items(resources):
     keys = {tuple(APPROVAL_ITEM_KEYS): "approvals", tuple(FAILURE_ITEM_KEYS): "failures",
             tuple(JOURNAL_ITEM_KEYS): "journal", tuple(AUDIT_ITEM_KEYS): "audit", tuple(NOTICE_ITEM_KEYS): "notices"}
     expected = {
-        "evaluate": {"failures": ["dynamodb:GetItem"], "journal": ["dynamodb:GetItem"]},
+        "evaluate": {"failures": ["dynamodb:GetItem"], "journal": ["dynamodb:GetItem"], "notices": ["dynamodb:DeleteItem"]},
         "apply": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], "audit": ["dynamodb:PutItem"],
                   "approvals": ["dynamodb:GetItem", "dynamodb:UpdateItem"]},
         "redeploy": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]},

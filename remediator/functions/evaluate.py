@@ -6,8 +6,10 @@ from typing import Any
 
 from remediator import clock
 from remediator.adapters.apigateway import ApiNotFound
-from remediator.adapters.dynamodb import FailureLedger
-from remediator.functions.common import aws_call, ledger, read_state, remediator_for
+from remediator.adapters.dynamodb import FailureLedger, NoticeLedger
+from remediator.events import ApiChange
+from remediator.functions import common
+from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
 from remediator.functions.needs import RESTAPI, Needs
 from remediator.logs import get_logger
 from remediator.remediation import Verdict, assess, policy_digest
@@ -19,9 +21,11 @@ log = get_logger("remediator.functions.evaluate")
 def needs(mode: str, slack: bool) -> Needs | None:
     # Before proposing a fix it would apply, how often that fix already failed (GetItem on the counts), and
     # whether a change of ours was left half-done on the API (GetItem on its open intent).
+    # An API that needs nobody any more (compliant, exempt, deleted) has what people were told forgotten
+    # (DeleteItem on its notice), so that findings coming back are told again.
     writes = mode in ("auto", "approval")
     return Needs(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",) if writes else (),
-                 journal=("dynamodb:GetItem",) if writes else ())
+                 journal=("dynamodb:GetItem",) if writes else (), notices=("dynamodb:DeleteItem",))
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -32,6 +36,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         api = aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
     except ApiNotFound:
         log.info("api_gone")
+        _resolved(change, settings)
         return Evaluation(Verdict.GONE.value, settings.mode).to_dict()
     report = assess(api, remediator.settings)
     failures, left_open = 0, False
@@ -43,7 +48,14 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         # A fix that failed LIMIT times on this very policy waits for a person (or a policy change).
         failures = aws_call(lambda: ledger(settings).count(change.region, change.api_id, policy_digest(api.policy)))
     verdict = report.verdict(failures, FailureLedger.LIMIT, left_open).value
+    if verdict in (Verdict.COMPLIANT.value, Verdict.EXEMPT.value):
+        _resolved(change, settings)
     log.info("evaluated", verdict=verdict, failures=failures,
              findings=len(report.evaluation.findings) if report.evaluation else None)
     return Evaluation.from_dict({"verdict": verdict, "mode": settings.mode, "policy": api.policy, "failures": failures,
                                  "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict()}).to_dict()
+
+
+def _resolved(change: ApiChange, settings: Settings) -> None:
+    """Findings people were told about are resolved: if they come back, they are news again."""
+    aws_call(lambda: NoticeLedger(common.clients(), settings.audit_table).forget(change.region, change.api_id))
