@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                       "as committed in remediator/local/templates (the CDK toolchain is not installed; the tests keep "
                       "them equal to a synth)."))
         costs: list[tuple[str, str, str, int]] = []  # (mode, API, verdict, state transitions)
+        shown: dict[str, str] = {}  # policy -> the mode it was shown in: an unchanged one is shown once
         apigw = account.clients.client("apigateway", REGION)
         flow = None
         for mode in modes:
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 with console.status("running the workflow"):
                     result = flow.wait(started["execution_name"])
                 after = apigw.get_rest_api(restApiId=api_id).get("policy")
-                _show_api(console, result, text, after, flow)
+                _show_api(console, result, text, after, flow, shown)
                 verdict = result.output["evaluation"]["verdict"] if result.output else result.status
                 costs.append((mode, item["name"], verdict, result.transitions))
                 if mode == "auto" and result.output and result.output.get("applied", {}).get("outcome") == "patched":
@@ -203,8 +204,10 @@ def _approve_from_slack(console: Console, flow: Any, execution: str, posted_befo
         return
     approval_id = flow.pending_approval()
     console.print("Slack message posted for approval:")
+    width = max(console.width - 4, 30)
     for line in _render(posts[0]["blocks"]):
-        console.print(Text(f"  | {line}", style="cyan"))
+        for part in textwrap.wrap(line, width, break_on_hyphens=False) or [""]:
+            console.print(Text(f"  | {part}", style="cyan"), soft_wrap=True)
     code, reason = flow.press(approval_id, "approve", secret="a-forged-signing-secret")
     _field(console, "forged", f"a click with a wrong signature: HTTP {code} {reason}: nothing changed")
     code, reason = flow.press(approval_id, "approve", "U0INTRUDER")
@@ -235,7 +238,7 @@ def _render(blocks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _show_api(console: Console, result: Any, before: str, after: str | None, flow: Any) -> None:
+def _show_api(console: Console, result: Any, before: str, after: str | None, flow: Any, shown: dict[str, str]) -> None:
     _field(console, "workflow", f"{result.status} in {result.transitions} state transitions: {' > '.join(result.states)}")
     output = result.output or {}
     evaluation = output.get("evaluation", {})
@@ -252,8 +255,13 @@ def _show_api(console: Console, result: Any, before: str, after: str | None, flo
         _field(console, "policy", "unchanged; the proposed patch (replace /policy) would make it:")
         console.print(_diff(before, proposed[0]), soft_wrap=True)
     else:
-        _field(console, "policy", "unchanged" + ("; API Gateway returns it escaped, shown decoded:" if before != after else ":"))
-        console.print(_diff(before, before), soft_wrap=True)
+        mode = (result.output or {}).get("evaluation", {}).get("mode", "")
+        if before in shown:
+            _field(console, "policy", f"unchanged, as shown in {shown[before]} mode above")
+        else:
+            shown[before] = mode
+            _field(console, "policy", "unchanged" + ("; API Gateway returns it escaped, shown decoded:" if before != after else ":"))
+            console.print(_diff(before, before), soft_wrap=True)
     redeploy = output.get("redeploy")
     if redeploy:
         _field(console, "stages", f"{', '.join(redeploy['stages'])} now serve deployment {redeploy['deployment_id']}")
