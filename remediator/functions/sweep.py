@@ -71,7 +71,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                 counts["told_already"] += 1
                 continue
             new.append({"api_id": api.api_id, "name": api.name, "verdict": verdict.value})
-        elif api.api_id in standing and not verdict.needs_attention:
+        elif api.api_id in standing and verdict in (Verdict.COMPLIANT, Verdict.EXEMPT):
             notices.forget(region, api.api_id)  # compliant or exempt now: the findings are resolved
             resolved.append({"api_id": api.api_id, "name": api.name, "verdict": verdict.value})
         if not verdict.needs_attention:
