@@ -36,8 +36,17 @@ class ConditionVerdict(NamedTuple):  # a tuple: built for every judged statement
 UNCONDITIONAL = ConditionVerdict(False)
 
 
-def judge_condition(condition: dict[str, Any] | None, config: TrustConfig) -> ConditionVerdict:
-    """Whether the Condition admits only trusted callers, and what it says about the network."""
+# One test of a Condition (an operator on a key), judged: (is it on a network key, what a finding's detail
+# says about it or None, does it confine the callers to trusted identities).
+TestVerdict = tuple[bool, "str | None", bool]
+
+
+def judge_condition(condition: dict[str, Any] | None, config: TrustConfig,
+                    memo: dict[Any, TestVerdict] | None = None) -> ConditionVerdict:
+    """Whether the Condition admits only trusted callers, and what it says about the network.
+
+    With `memo` (the engine's, per trust configuration), each test's verdict is remembered.
+    """
     if not condition:
         return UNCONDITIONAL
     restricts = False
@@ -46,60 +55,60 @@ def judge_condition(condition: dict[str, Any] | None, config: TrustConfig) -> Co
     for operator, block in condition.items():
         if not isinstance(block, dict) or not isinstance(operator, str):
             continue
-        base, ignored_because = _base_operator(operator)
         for key, raw_values in block.items():
-            lowered = key.lower() if isinstance(key, str) else ""
-            if lowered in NETWORK_KEYS:
+            on_network, note, confines = _test(operator, key, raw_values, config, memo)
+            if on_network:
                 network.append(key)
-                continue
-            if lowered not in IDENTITY_KEYS:
-                continue
-            if ignored_because:
-                notes.append(f"{operator} on {key} does not restrict the caller ({ignored_because})")
-                continue
-            values = [raw_values] if isinstance(raw_values, str) else raw_values
-            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-                continue
-            untrusted = [v for v in values if not _value_is_trusted(lowered, base, v, config)]
-            if not untrusted:
-                restricts = True
-            else:
-                notes.append(f"{operator} on {key} admits {', '.join(untrusted)}")
+            if note:
+                notes.append(note)
+            restricts = restricts or confines
     return ConditionVerdict(restricts, tuple(network), tuple(notes))
 
 
-def restricts_to_trusted(condition: dict[str, Any], config: TrustConfig, memo: dict[Any, bool]) -> bool:
-    """judge_condition(condition, config).restricts_to_trusted without the wording, which is all the engine's
-    verdict needs; `memo` (per trust configuration) remembers each (operator, key, values) test's answer."""
+def restricts_to_trusted(condition: dict[str, Any], config: TrustConfig, memo: dict[Any, TestVerdict]) -> bool:
+    """judge_condition(condition, config).restricts_to_trusted without assembling the wording, which is all
+    the engine's verdict needs."""
     for operator, block in condition.items():
-        if not isinstance(block, dict) or not isinstance(operator, str):
-            continue
-        for key, raw_values in block.items():
-            test = (operator, key, tuple(raw_values) if type(raw_values) is list else raw_values)
-            try:
-                confines = memo.get(test)
-            except TypeError:  # a value that cannot be a key (an object): it confines nobody, but ask the rule
-                confines = _confines(operator, key, raw_values, config)
-            else:
-                if confines is None:
-                    if len(memo) >= MEMO_LIMIT:
-                        memo.clear()
-                    confines = memo[test] = _confines(operator, key, raw_values, config)
-            if confines:
-                return True
+        if isinstance(block, dict) and isinstance(operator, str):
+            for key, raw_values in block.items():
+                if _test(operator, key, raw_values, config, memo)[2]:
+                    return True
     return False
 
 
-def _confines(operator: str, key: Any, raw_values: Any, config: TrustConfig) -> bool:
-    """Whether one test of a Condition admits only trusted callers (the rule judge_condition applies)."""
+def _test(operator: str, key: Any, raw_values: Any, config: TrustConfig, memo: dict[Any, TestVerdict] | None) -> TestVerdict:
+    if memo is None:
+        return _judge_test(operator, key, raw_values, config)
+    test = (operator, key, tuple(raw_values) if type(raw_values) is list else raw_values)
+    try:
+        verdict = memo.get(test)
+    except TypeError:  # a value that cannot be a key (an object): judged every time
+        return _judge_test(operator, key, raw_values, config)
+    if verdict is None:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        verdict = memo[test] = _judge_test(operator, key, raw_values, config)
+    return verdict
+
+
+def _judge_test(operator: str, key: Any, raw_values: Any, config: TrustConfig) -> TestVerdict:
+    """The rule for one test: network keys never confine; identity keys do when every value is trusted and
+    literal and the operator is an equality or pattern match an absent key cannot satisfy."""
     lowered = key.lower() if isinstance(key, str) else ""
+    if lowered in NETWORK_KEYS:
+        return (True, None, False)
     if lowered not in IDENTITY_KEYS:
-        return False
+        return (False, None, False)
     base, ignored_because = _base_operator(operator)
+    if ignored_because:
+        return (False, f"{operator} on {key} does not restrict the caller ({ignored_because})", False)
     values = [raw_values] if isinstance(raw_values, str) else raw_values
-    if ignored_because or not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-        return False
-    return all(_value_is_trusted(lowered, base, v, config) for v in values)
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        return (False, None, False)
+    untrusted = [v for v in values if not _value_is_trusted(lowered, base, v, config)]
+    if untrusted:
+        return (False, f"{operator} on {key} admits {', '.join(untrusted)}", False)
+    return (False, None, True)
 
 
 def _base_operator(operator: str) -> tuple[str, str]:

@@ -57,7 +57,7 @@ class _Memo:
 
     def __init__(self) -> None:
         self.suspects: dict[str, bool] = {}  # principal entry -> may it name an untrusted account?
-        self.values: dict[Any, bool] = {}  # (condition key, operator, value) -> does the value admit only the trusted?
+        self.values: dict[Any, Any] = {}  # (operator, key, values) -> that condition test's verdict (conditions.TestVerdict)
 
     @staticmethod
     def remember(table: dict[Any, bool], key: Any, value: bool) -> bool:
@@ -349,7 +349,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                     removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
         judged_statements.append((index, statement, judged))
     remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
-    return Evaluation._lazy(document, remediated, flagged, exact, (statements, judged_statements, repeated, config, has_deny))
+    return Evaluation._lazy(document, remediated, flagged, exact, (statements, judged_statements, repeated, config, has_deny, memo))
 
 
 def reference_evaluate(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
@@ -456,15 +456,21 @@ def _classify(suspects: list[_Suspect], restricted: bool, guarded: bool, remove_
 
 
 def _describe_all(statements: list[Statement], judged_statements: list[_JudgedStatement], repeated: list[str],
-                  config: TrustConfig, has_deny: bool) -> tuple[tuple[Finding, ...], tuple[str, ...]]:
-    """The findings and notes, worded (the Deny guarding a statement is named in them)."""
+                  config: TrustConfig, has_deny: bool, memo: _Memo | None = None) -> tuple[tuple[Finding, ...], tuple[str, ...]]:
+    """The findings and notes, worded (the Deny guarding a statement is named in them). `memo`: the engine's,
+    for the conditions' wording; the oracle words without."""
     findings: list[Finding] = []
     notes: list[str] = []
     deny_keys = _deny_network_keys(statements) if judged_statements else ()
-    guards = perimeters(statements, config) if has_deny and judged_statements else []
+    guards: list[int] | None = None
     for index, statement, judged in judged_statements:
-        guard = guarding_perimeter(statement, statements, config, guards) if guards else None
-        _describe(index, statement, judged, _guarded_by(statements, guard), config, deny_keys, findings, notes)
+        guard = None
+        # The guarding Deny is named only beside an untrusted account, or as the note for a guarded wildcard.
+        if has_deny and any(kind is None or kind is FindingKind.UNTRUSTED_ACCOUNT for _, _, _, kind, _, _, _ in judged):
+            guards = perimeters(statements, config) if guards is None else guards
+            guard = guarding_perimeter(statement, statements, config, guards) if guards else None
+        _describe(index, statement, judged, _guarded_by(statements, guard), config, deny_keys, findings, notes,
+                  memo.values if memo is not None else None)
     if repeated:
         # Judged on the values Python kept, but AWS may enforce others: report everything, change nothing.
         ambiguous = [Finding(FindingKind.AMBIGUOUS_POLICY, _statement_of(path), None, path, None, Remediation.REPORT_ONLY,
@@ -482,12 +488,12 @@ def _guarded_by(statements: list[Statement], guard: int | None) -> str | None:
 
 
 def _describe(index: int, statement: Statement, judged: list[_Judged], guarded_by: str | None, config: TrustConfig,
-              deny_network_keys: tuple[str, ...], findings: list[Finding], guarded: list[str]) -> None:
+              deny_network_keys: tuple[str, ...], findings: list[Finding], guarded: list[str], memo: Any = None) -> None:
     """Word the decisions for one Allow statement, in the light of its Condition and of the Deny guarding it."""
     sid = statement.get("Sid")
     sid = sid if isinstance(sid, str) else None
     condition = statement.get("Condition")
-    verdict = judge_condition(condition, config) if condition else UNCONDITIONAL
+    verdict = judge_condition(condition, config, memo) if condition else UNCONDITIONAL
     notes = list(verdict.notes)
     if verdict.network_keys:
         notes.append(f"network-scoped by {', '.join(verdict.network_keys)} in this statement, which does not restrict the account")
