@@ -71,7 +71,8 @@ def restricts_to_trusted(condition: dict[str, Any], config: TrustConfig, memo: d
     for operator, block in condition.items():
         if isinstance(block, dict) and isinstance(operator, str):
             for key, raw_values in block.items():
-                if _test(operator, key, raw_values, config, memo)[2]:
+                # Only an identity key can confine (checked first: most conditions are on the network).
+                if type(key) is str and key.lower() in IDENTITY_KEYS and _test(operator, key, raw_values, config, memo)[2]:
                     return True
     return False
 
