@@ -143,26 +143,17 @@ def duplicate_keys(value: Any, path: str = "") -> list[str]:
 
 def parse_policy_checked(value: str | bytes | Policy) -> tuple[Policy, list[str]]:
     """The policy, and the paths of the keys it repeats (an ambiguous policy, never to be fixed automatically)."""
-    _seen.ambiguous = False
-    policy = parse_policy(value)
-    return policy, (duplicate_keys(policy) if _seen.ambiguous else [])
+    document, repeated = read_policy(value)
+    _validate(document)
+    return document, repeated
 
 
-def read_policy(value: str | bytes | Policy, fast: bool = True) -> tuple[Policy, list[str], bool]:
-    """The policy, the paths of the keys it repeats, and whether msgspec read it (then it holds no float,
-    no JsonNumber and no lone surrogate, and msgspec writes it exactly as the stdlib does).
-
-    The document is NOT validated beyond being an object: the engine validates it in its own pass.
-    """
-    if isinstance(value, bytes):
-        value = _utf8(value)
-    if fast and isinstance(value, str) and msgspec is not None:
-        document = fast_document(value)
-        if document is not None:
-            return document, [], True
+def read_policy(value: str | bytes | Policy) -> tuple[Policy, list[str]]:
+    """The JSON object by the stdlib path, and the paths of the keys it repeats. Not validated as a policy:
+    the engine validates in its own pass (where msgspec could not read the text, it reads it with this)."""
     _seen.ambiguous = False
     document = _document(value)
-    return document, (duplicate_keys(document) if _seen.ambiguous else []), False
+    return document, (duplicate_keys(document) if _seen.ambiguous else [])
 
 
 if msgspec is not None:

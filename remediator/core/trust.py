@@ -256,11 +256,11 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     differential tests hold the two identical.
     """
     document = fast_document(policy) if type(policy) is str else None
-    if document is not None:
-        repeated: list[str] = []
-        exact = True
+    exact = document is not None  # msgspec read it: msgspec writes the fix
+    if document is None:
+        document, repeated = read_policy(policy)
     else:
-        document, repeated, exact = read_policy(policy, fast=False)
+        repeated = []
     if "Statement" not in document:
         raise PolicyError("policy has no 'Statement'")
     statements = document["Statement"]
@@ -293,36 +293,31 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             if "NotPrincipal" in statement:
                 suspicious.append((index, statement, [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"])]))
             continue
-        suspects: list[_Suspect] | None = None
-        if type(principal) is dict:
-            if len(principal) == 1:
-                entry = principal.get("AWS")
-                if type(entry) is str:  # the common shape: {"AWS": "one principal"}
-                    suspect = suspect_memo.get(entry)
-                    if suspect is None:
-                        suspect = memo.remember(suspect_memo, entry, _suspect_entry(entry, accounts))
-                    if suspect:
-                        suspicious.append((index, statement, [("AWS", -1, entry)]))
-                    continue
+        if type(principal) is str:  # "*", or a bare account
+            key, single = None, principal
+        elif type(principal) is dict and len(principal) == 1:  # the common shape: {"AWS": ...}
+            key, single = "AWS", principal.get("AWS")
+        else:
+            single = None
+        if type(single) is str:  # one entry: its verdict straight from the memo
+            suspect = suspect_memo.get(single)
+            if suspect is None:
+                suspect = memo.remember(suspect_memo, single, _suspect_entry(single, accounts))
+            if suspect:
+                suspicious.append((index, statement, [(key, -1, single)]))
+            continue
+        suspects: list[_Suspect] = []
+        if type(principal) is dict:  # several entries: AWS ones looked up here, others by _suspect
             for key, value in principal.items():
                 if key != "AWS":
-                    if key not in NON_ACCOUNT_PRINCIPAL_KEYS:  # an unknown principal type: every entry is suspect
-                        suspects = (suspects or []) + _entries_of(key, value)
+                    suspects += [s for s in _entries_of(key, value) if _suspect(s, accounts, memo)]
                     continue
                 for position, entry in enumerate(value) if type(value) is list else ((-1, value),):
                     suspect = suspect_memo.get(entry) if type(entry) is str else True
                     if suspect is None:
                         suspect = memo.remember(suspect_memo, entry, _suspect_entry(entry, accounts))
                     if suspect:
-                        suspects = suspects or []
                         suspects.append(("AWS", position, entry))
-        elif type(principal) is str:  # "*", or a bare account
-            suspect = suspect_memo.get(principal)
-            if suspect is None:
-                suspect = memo.remember(suspect_memo, principal, _suspect_entry(principal, accounts))
-            if suspect:
-                suspicious.append((index, statement, [(None, -1, principal)]))
-            continue
         else:
             suspects = [s for s in _principal_entries(principal) if _suspect(s, accounts, memo)]
         if suspects:
