@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import socket
+import urllib.parse
 from typing import Any, NoReturn, TextIO
 
 from remediator.core import TrustConfig
@@ -114,3 +116,17 @@ def one_line(message: str) -> str:
 
 def emit_json(record: dict[str, Any], out: TextIO) -> None:
     print(json.dumps(record, default=str), file=out)
+
+
+def endpoint_address(url: str) -> tuple[str, int]:
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def unreachable(url: str, timeout: float) -> str | None:
+    """Why nothing accepts a connection at `url` within `timeout` seconds; None when something does."""
+    try:
+        socket.create_connection(endpoint_address(url), timeout=timeout).close()
+    except OSError as error:
+        return f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) else (error.strerror or str(error)).lower()
+    return None

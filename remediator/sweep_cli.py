@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
-import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO, TypeVar
 
@@ -144,13 +142,9 @@ ENDPOINT_TIMEOUT = 2.0  # seconds to wait for --endpoint-url to accept a connect
 
 def _check_endpoint(url: str) -> None:
     """One TCP connection to --endpoint-url, so that a dead emulator fails in seconds, not after the SDK's retries."""
-    parsed = urllib.parse.urlsplit(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        socket.create_connection((parsed.hostname or "", port), timeout=ENDPOINT_TIMEOUT).close()
-    except OSError as error:
-        reason = "no answer within 2 s" if isinstance(error, TimeoutError) else (error.strerror or str(error)).lower()
-        raise ValueError(f"nothing answers at {url} ({reason}); is the emulator running?") from None
+    reason = cli.unreachable(url, ENDPOINT_TIMEOUT)
+    if reason:
+        raise ValueError(f"nothing answers at {url} ({reason}); is the emulator running?")
 
 
 def _regions(args: argparse.Namespace, clients: ClientFactory) -> list[str]:

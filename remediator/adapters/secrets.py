@@ -14,7 +14,7 @@ class SecretMissing(LookupError):
 
 
 CACHE_SECONDS = 300.0
-_cache: dict[tuple[str | None, str], tuple[float, str]] = {}
+_kept: containers.Kept[str] = containers.Kept(CACHE_SECONDS)
 
 
 def secret_value(clients: ClientFactory, secret_id: str, clock: Callable[[], float] = time.monotonic) -> str:
@@ -23,13 +23,10 @@ def secret_value(clients: ClientFactory, secret_id: str, clock: Callable[[], flo
     The Slack callback is a public URL that must answer within 3 s: it should not call Secrets
     Manager on every request. A rotated value is picked up within CACHE_SECONDS.
     """
-    now = clock()
-    key = (containers.current(), secret_id)
-    cached = _cache.get(key)
-    if cached is not None and now - cached[0] < CACHE_SECONDS:
-        return cached[1]
-    value = (clients.client("secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString") or "").strip()
-    if not value:
-        raise SecretMissing(f"secret {secret_id} is empty: put the value in it (see the README's Slack section)")
-    _cache[key] = (now, value)
-    return value
+    def read() -> str:
+        value = (clients.client("secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString") or "").strip()
+        if not value:
+            raise SecretMissing(f"secret {secret_id} is empty: put the value in it (see the README's Slack section)")
+        return value
+
+    return _kept.get(secret_id, read, clock)

@@ -20,7 +20,7 @@ class TrustListError(ValueError):
 
 
 CACHE_SECONDS = 60.0  # how long a Lambda container keeps the lists before it reads the parameter again
-_cache: dict[tuple[str | None, str | None, str], tuple[float, tuple[frozenset[str], frozenset[str]]]] = {}
+_kept: containers.Kept[tuple[frozenset[str], frozenset[str]]] = containers.Kept(CACHE_SECONDS)
 
 
 def trust_lists(clients: ClientFactory, name: str, fresh: bool = False,
@@ -31,19 +31,13 @@ def trust_lists(clients: ClientFactory, name: str, fresh: bool = False,
     by the lists as they are now, so an account trusted a minute ago is never stripped by a stale copy. A
     parameter that does not read (TrustListError) is never kept.
     """
-    key = (containers.current(), clients.endpoint_url, name)
-    now = clock()
-    cached = _cache.get(key)
-    if cached is not None and not fresh and now - cached[0] < CACHE_SECONDS:
-        return cached[1]
-    lists = parse_trust_lists(clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"], name)
-    _cache[key] = (now, lists)
-    return lists
+    return _kept.get((clients.endpoint_url, name), lambda: parse_trust_lists(
+        clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"], name), clock, fresh)
 
 
 def forget_cached() -> None:
     """A new container, as far as the lists are concerned (the local runner, between deployments)."""
-    _cache.clear()
+    _kept.clear()
 
 
 def parse_trust_lists(value: Any, name: str) -> tuple[frozenset[str], frozenset[str]]:

@@ -10,37 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from remediator.adapters.clients import ClientFactory
+from remediator.cli_args import endpoint_address, unreachable
 from remediator.demo import default_seed, load_seed
 from remediator.local.emulator import LOCAL_CREDENTIALS, escaped, seed_rest_api
-
-
-def _address(url: str) -> tuple[str, int]:
-    parsed = urllib.parse.urlsplit(url)
-    return parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 80)
-
-
-def _answers(url: str) -> bool:
-    try:
-        socket.create_connection(_address(url), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def wait_for(url: str, seconds: float, server_log: str | None) -> str | None:
     """None once something accepts connections at `url`; else why not, with the server log's last lines."""
     deadline = time.monotonic() + seconds
     told = False
-    while not _answers(url):
+    while unreachable(url, 1):
         if time.monotonic() >= deadline:
             tail = ""
             if server_log and Path(server_log).is_file():
@@ -65,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only check that nothing listens at the endpoint's port yet (exit 1 with one line if something does)")
     args = parser.parse_args(argv)
     if args.check_free:
-        if _answers(args.endpoint_url):
-            host, port = _address(args.endpoint_url)
+        if not unreachable(args.endpoint_url, 1):
+            host, port = endpoint_address(args.endpoint_url)
             print(f"error: port {port} on {host} is already in use (another emulator?); choose a free PORT", file=sys.stderr)
             return 1
         return 0
