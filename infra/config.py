@@ -26,7 +26,29 @@ remediator:approvalTimeoutHours      24                           1..8760: an un
 remediator:callbackReservedConcurrency 5                          1..100: concurrent executions reserved
                                                                   for (and capping) the public Slack
                                                                   callback (approval mode)
+remediator:deployment                "account"                    account (one stack per account and
+                                                                  region) | organization (a hub and a
+                                                                  StackSet of spokes, docs/organization.md)
+remediator:organizationId            ""                           o-...: the organization (required in
+                                                                  organization mode)
+remediator:trustOrganization         false                        every active account of the organization
+                                                                  is trusted (organization mode only)
+remediator:trustedOrganizationalUnits []                          ou-... / r-...: every account under these
+                                                                  is trusted (organization mode only)
+remediator:spokeOrganizationalUnits  []                           ou-... / r-...: the StackSet's targets
+                                                                  (required in organization mode)
+remediator:spokeRegions              []                           regions of the spokes and of the
+                                                                  organization sweep (required in
+                                                                  organization mode); the first one holds
+                                                                  the spoke role (IAM is global)
+remediator:spokeRoleName             "apigw-remediator-spoke"     the spoke role's name in every member
+                                                                  account
+remediator:orgSweepConcurrency       40                           1..1000: the organization sweep's
+                                                                  MaxConcurrency
 ===================================  ===========================  ==========================================
+
+The keys from remediator:organizationId on belong to organization mode: in account mode a value other
+than the default is refused.
 
 Lists may be given as JSON lists, or (from the command line, where context values are strings)
 as a JSON list string or a comma-separated string; booleans as true/false or "true"/"false".
@@ -44,7 +66,7 @@ from typing import Any
 
 from remediator.core.principals import ACCOUNT_ID
 from remediator.core.trust import ORG_ID
-from remediator.events import REST_API_ID
+from remediator.events import REGION, REST_API_ID
 from remediator.workflow import MODES
 
 PREFIX = "remediator:"
@@ -62,7 +84,27 @@ DEFAULTS: dict[str, Any] = {
     "remediator:approverUserIds": [],
     "remediator:approvalTimeoutHours": 24,
     "remediator:callbackReservedConcurrency": 5,
+    "remediator:deployment": "account",
+    "remediator:organizationId": "",
+    "remediator:trustOrganization": False,
+    "remediator:trustedOrganizationalUnits": [],
+    "remediator:spokeOrganizationalUnits": [],
+    "remediator:spokeRegions": [],
+    "remediator:spokeRoleName": "apigw-remediator-spoke",
+    "remediator:orgSweepConcurrency": 40,
 }
+
+# Organization mode only (docs/organization.md): set to anything but the default in account mode, refused.
+ORGANIZATION_KEYS = (
+    "remediator:organizationId",
+    "remediator:trustOrganization",
+    "remediator:trustedOrganizationalUnits",
+    "remediator:spokeOrganizationalUnits",
+    "remediator:spokeRegions",
+    "remediator:spokeRoleName",
+    "remediator:orgSweepConcurrency",
+)
+DEPLOYMENTS = ("account", "organization")
 
 # ACCOUNT_ID, ORG_ID, REST_API_ID and MODES are the runtime's own: a value the synth accepts is one every
 # execution accepts too (a pattern of its own let the synth take Arabic-Indic digits that every
@@ -75,6 +117,14 @@ _CRON = re.compile(r"cron\((?P<fields>[^()]+)\)")
 # user IDs start with U, or W on Enterprise Grid.
 _SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{8,}|#?[a-z0-9][a-z0-9._-]{0,79}")
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{6,}")
+# AWS Organizations: the root (r-...) or an organizational unit (ou-<root part>-<own part>).
+_PARENT_ID = re.compile(r"r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}")
+# IAM role names: letters, digits and +=,.@_- (ASCII only), at most 64.
+_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+
+# The Distributed Map's MaxConcurrency: at most 10,000; 1,000 is plenty and keeps a misplaced digit from
+# hammering every account's API Gateway at once.
+MAX_ORG_SWEEP_CONCURRENCY = 1000
 
 # A year: the longest a Standard workflow execution, and so the approval wait, can run.
 MAX_APPROVAL_TIMEOUT_HOURS = 8760
@@ -106,17 +156,33 @@ class RemediatorConfig:
     approver_user_ids: tuple[str, ...] = ()
     approval_timeout_hours: int = 24
     callback_reserved_concurrency: int = 5
+    # Organization mode (docs/organization.md); the defaults are account mode's.
+    deployment: str = "account"
+    organization_id: str = ""
+    trust_organization: bool = False
+    trusted_ous: tuple[str, ...] = ()
+    spoke_ous: tuple[str, ...] = ()
+    spoke_regions: tuple[str, ...] = ()
+    spoke_role_name: str = "apigw-remediator-spoke"
+    org_sweep_concurrency: int = 40
+
+    @property
+    def organization(self) -> bool:
+        return self.deployment == "organization"
 
     @property
     def approval_timeout_seconds(self) -> int:
         return self.approval_timeout_hours * 3600
 
     def trust_document(self) -> str:
-        """The SSM parameter value the Lambdas read at run time."""
-        return json.dumps(
-            {"trusted_accounts": list(self.trusted_accounts), "trusted_org_ids": list(self.trusted_org_ids)},
-            separators=(",", ":"),
-        )
+        """The SSM parameter value the Lambdas read at run time (organization mode adds two keys)."""
+        document: dict[str, Any] = {
+            "trusted_accounts": list(self.trusted_accounts),
+            "trusted_org_ids": list(self.trusted_org_ids),
+        }
+        if self.organization:
+            document.update(trust_organization=self.trust_organization, trusted_ous=list(self.trusted_ous))
+        return json.dumps(document, separators=(",", ":"))
 
 
 def _string(key: str, value: Any) -> str:
@@ -238,6 +304,78 @@ def _concurrency(key: str, value: Any) -> int:
                          "(0 would switch the callback off; more takes capacity from every other function of the account)")
 
 
+def _org_sweep_concurrency(key: str, value: Any) -> int:
+    return _whole_number(key, value, "concurrent child executions", MAX_ORG_SWEEP_CONCURRENCY,
+                         "(the organization sweep's MaxConcurrency)")
+
+
+def _deployment(key: str, value: Any) -> str:
+    deployment = _string(key, value)
+    if deployment not in DEPLOYMENTS:
+        raise ConfigError(f"context {key} must be one of {', '.join(DEPLOYMENTS)}; got {deployment!r}")
+    return deployment
+
+
+def _organization_id(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"context {key} must be an AWS Organizations ID (a string), got {value!r}")
+    org_id = value.strip()
+    if org_id and not ORG_ID.fullmatch(org_id):
+        raise ConfigError(
+            f"context {key}: {org_id!r} is not an AWS Organizations ID (o- followed by 10 to 32 lowercase "
+            "letters or digits)"
+        )
+    return org_id
+
+
+def _role_name(key: str, value: Any) -> str:
+    name = _string(key, value)
+    if not _ROLE_NAME.fullmatch(name):
+        raise ConfigError(f"context {key}: {name!r} is not an IAM role name (up to 64 of letters, digits, +=,.@_-)")
+    return name
+
+
+def _parents(key: str, value: Any) -> tuple[str, ...]:
+    return _each(key, _list(key, value), _PARENT_ID,
+                 "an organizational unit ID (ou-xxxx-xxxxxxxx) or the root ID (r-xxxx)")
+
+
+def _regions(key: str, value: Any) -> tuple[str, ...]:
+    return _each(key, _list(key, value), REGION, "an AWS Region name such as us-east-1")
+
+
+def _organization_settings(value: Any) -> dict[str, Any]:
+    """The organization-mode fields of RemediatorConfig, validated; in account mode each must keep its default."""
+    deployment = _deployment("remediator:deployment", value("remediator:deployment"))
+    parsers = {
+        "remediator:organizationId": ("organization_id", _organization_id),
+        "remediator:trustOrganization": ("trust_organization", _bool),
+        "remediator:trustedOrganizationalUnits": ("trusted_ous", _parents),
+        "remediator:spokeOrganizationalUnits": ("spoke_ous", _parents),
+        "remediator:spokeRegions": ("spoke_regions", _regions),
+        "remediator:spokeRoleName": ("spoke_role_name", _role_name),
+        "remediator:orgSweepConcurrency": ("org_sweep_concurrency", _org_sweep_concurrency),
+    }
+    fields: dict[str, Any] = {"deployment": deployment}
+    for key, (field, parse) in parsers.items():
+        parsed = parse(key, value(key))
+        if deployment != "organization" and parsed != parse(key, DEFAULTS[key]):
+            raise ConfigError(
+                f"context {key} is a setting of organization mode only; set remediator:deployment=organization "
+                "or leave it out"
+            )
+        fields[field] = parsed
+    if deployment == "organization":
+        for key, field in (("remediator:organizationId", "organization_id"),
+                           ("remediator:spokeOrganizationalUnits", "spoke_ous"),
+                           ("remediator:spokeRegions", "spoke_regions")):
+            if not fields[field]:
+                raise ConfigError(f"context remediator:deployment is organization, which needs {key}")
+    return fields
+
+
 def check_keys(keys: Any) -> None:
     """Every context key under remediator: must be a known setting; the nearest is suggested."""
     import difflib
@@ -301,6 +439,7 @@ def from_context(get: Any) -> RemediatorConfig:
         callback_reserved_concurrency=_concurrency(
             "remediator:callbackReservedConcurrency", value("remediator:callbackReservedConcurrency")
         ),
+        **_organization_settings(value),
     )
     if config.mode == "approval":
         # Without a channel nothing can be asked; without approvers every press is refused and each

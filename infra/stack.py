@@ -8,12 +8,18 @@ state machine whose tasks are the remediator Lambdas.
 
 The state machine's definition is remediator/workflow/definition.json, used unchanged: the
 stack only substitutes the function ARNs for its ${<Name>FunctionArn} placeholders.
+
+With remediator:deployment = organization the same stack is the organization's hub (docs/organization.md):
+the API-change rule listens on the hub's own bus (fed by every member account's spoke, infra/spoke.py),
+the functions' roles have fixed names (the spokes' role trusts them), and an organization sweep
+(remediator/workflow/org_sweep.json, a Distributed Map) replaces the scheduled sweep Lambda.
 """
 
 from __future__ import annotations
 
 from aws_cdk import (
     Acknowledgment,
+    ArnFormat,
     Aws,
     CfnOutput,
     Duration,
@@ -31,6 +37,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -46,6 +53,8 @@ from remediator.functions.needs import (
     FAILURE_ITEM_KEYS,
     JOURNAL_ITEM_KEYS,
     NOTICE_ITEM_KEYS,
+    ORGANIZATION_READS,
+    ROSTER_ITEM_KEYS,
     Needs,
 )
 from remediator.events import event_pattern
@@ -58,11 +67,32 @@ TASKS = remediator.workflow.FUNCTIONS
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
+# Organization mode: fixed names (a hub per organization; the spokes and the Distributed Map name them).
+HUB_BUS_NAME = "apigw-remediator-hub"
+ORG_SWEEP_NAME = "apigw-remediator-org-sweep"
+RESULTS_PREFIX = "results"  # org_sweep.json's ResultWriter Prefix
+RESULTS_EXPIRY = Duration.days(90)
+ROSTER_SCHEDULE = "rate(1 day)"
+# The hub's function roles have fixed names, so that the spokes' role can trust them by ARN (infra/spoke.py).
+HUB_ROLE_PREFIX = "apigw-remediator-hub-"
+# The organization's account events (CloudTrail, from the management account, us-east-1) that change the roster.
+ACCOUNT_EVENTS = ("CreateAccountResult", "InviteAccountToOrganization", "AcceptHandshake",
+                  "RemoveAccountFromOrganization", "LeaveOrganization", "MoveAccount", "CloseAccount")
+ACCOUNT_EVENT_TYPES = ("AWS API Call via CloudTrail", "AWS Service Event via CloudTrail")
+
 
 def needs_of(name: str, config: RemediatorConfig) -> Needs | None:
     """What function `name` needs in a stack of this configuration, as the function's own module declares
     it (remediator/functions/<name>.py); None where the workflow never reaches it in this mode."""
-    return remediator.functions.needs(name, config.mode, bool(config.slack_channel))
+    return remediator.functions.needs(name, config.mode, bool(config.slack_channel), organization=config.organization)
+
+
+def hub_role_name(function: str) -> str:
+    """The role of a hub function (slack_callback -> apigw-remediator-hub-slack_callback; at most 64 characters)."""
+    name = f"{HUB_ROLE_PREFIX}{function}"
+    if len(name) > 64:
+        raise ValueError(f"the role name {name} is longer than IAM's 64 characters")
+    return name
 
 
 def reachable(name: str, config: RemediatorConfig) -> bool:
@@ -77,6 +107,10 @@ class RemediatorStack(Stack):
         )
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
+        if config.organization:
+            # The results bucket's access logs are delivered under a bucket policy for the logging service,
+            # not the legacy LogDeliveryWrite ACL (which needs ACLs enabled on the log bucket).
+            self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
 
         # cfn-lint W3005 ("dependency already enforced by a GetAtt"): CDK makes each function and the
         # state machine DependsOn their role as well as its default policy; the role half is
@@ -192,6 +226,13 @@ class RemediatorStack(Stack):
                 )
             )
 
+        # ---- organization mode: the hub's bus and the organization sweep's results ----------------
+        self.hub_bus: events.EventBus | None = None
+        self.results_bucket: s3.Bucket | None = None
+        if config.organization:
+            self._hub_bus()
+            self._results_bucket()
+
         # ---- code -----------------------------------------------------------------------------
         code = lambda_.Code.from_asset(str(build_lambda_asset()))
         common_env = {
@@ -212,6 +253,16 @@ class RemediatorStack(Stack):
             "APPROVER_USER_IDS": ",".join(config.approver_user_ids),
             "APPROVAL_TIMEOUT_SECONDS": str(config.approval_timeout_seconds),
         }
+        if config.organization:
+            assert self.results_bucket is not None
+            common_env.update(
+                REMEDIATOR_DEPLOYMENT=config.deployment,
+                ORGANIZATION_ID=config.organization_id,
+                SPOKE_ROLE_NAME=config.spoke_role_name,
+                SWEEP_REGIONS=",".join(config.spoke_regions),
+                RESULTS_BUCKET=self.results_bucket.bucket_name,
+                ORG_SWEEP_CONCURRENCY=str(config.org_sweep_concurrency),
+            )
 
         self.functions: dict[str, lambda_.Function] = {}
         for name in TASKS:
@@ -288,6 +339,17 @@ class RemediatorStack(Stack):
                 auth_type=lambda_.FunctionUrlAuthType.NONE
             )
 
+        # ---- organization mode: the roster and the organization sweep -------------------------------
+        self.org_sweep: sfn.StateMachine | None = None
+        if config.organization:
+            for name, seconds in (("roster", 60), ("plan", 60), ("summarize", 120)):
+                self.functions[name] = self._function(
+                    name, code, common_env, timeout=Duration.seconds(seconds),
+                    dead_letter_queue=self.dlq if name == "roster" else None,
+                    reachable=reachable(name, config),
+                )
+            self._org_sweep()
+
         # ---- what starts it -------------------------------------------------------------------
         # Exactly-once remediation on at-least-once delivery: the trigger function starts one
         # execution per CloudTrail event, named after the event (event name + CloudTrail eventID, see
@@ -299,18 +361,33 @@ class RemediatorStack(Stack):
         # The bot's own writes (and failed calls) never match, so a fix, a restore or a redeploy can
         # never start another execution; the trigger ignores them too, as a second line of defence.
         own_roles = [function.role.role_arn for function in self.functions.values()]
-        pattern = event_pattern(own_roles)
-        self.api_change_rule = events.Rule(
-            self,
-            "ApiChangeRule",
-            description="Successful API Gateway calls that can change a REST API's resource policy, "
-            "made by anyone but this stack's own roles.",
-            event_pattern=events.EventPattern(
-                source=pattern["source"],
-                detail_type=pattern["detail-type"],
-                detail=pattern["detail"],
-            ),
-        )
+        if config.organization:
+            # The member accounts' changes, forwarded by their spokes; the hub's roles write nothing there
+            # (their calls are the spoke role's, which each spoke's rule leaves out).
+            pattern = event_pattern([])
+            self.api_change_rule = events.Rule(
+                self,
+                "ApiChangeRule",
+                description="Successful API Gateway calls that can change a REST API's resource policy, forwarded "
+                "by the spokes of the organization's member accounts (their spoke role's own writes left out).",
+                event_bus=self.hub_bus,
+                event_pattern=events.EventPattern(
+                    source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+                ),
+            )
+        else:
+            pattern = event_pattern(own_roles)
+            self.api_change_rule = events.Rule(
+                self,
+                "ApiChangeRule",
+                description="Successful API Gateway calls that can change a REST API's resource policy, "
+                "made by anyone but this stack's own roles.",
+                event_pattern=events.EventPattern(
+                    source=pattern["source"],
+                    detail_type=pattern["detail-type"],
+                    detail=pattern["detail"],
+                ),
+            )
         self.functions["trigger"].add_environment("REMEDIATOR_ROLE_ARNS", Fn.join(",", own_roles))
         self.api_change_rule.add_target(
             targets.LambdaFunction(
@@ -324,17 +401,31 @@ class RemediatorStack(Stack):
         self.sweep_rule = events.Rule(
             self,
             "SweepSchedule",
-            description="Periodic sweep of every REST API in the account and region.",
+            description="Periodic sweep of every REST API of the organization's accounts in the sweep regions."
+            if config.organization
+            else "Periodic sweep of every REST API in the account and region.",
             schedule=events.Schedule.expression(config.sweep_schedule),
         )
-        self.sweep_rule.add_target(
-            targets.LambdaFunction(
-                self.functions["sweep"],
-                dead_letter_queue=self.dlq,
-                retry_attempts=2,
-                max_event_age=Duration.hours(1),
+        if config.organization:
+            assert self.org_sweep is not None
+            self.sweep_rule.add_target(
+                targets.SfnStateMachine(
+                    self.org_sweep,
+                    dead_letter_queue=self.dlq,
+                    retry_attempts=2,
+                    max_event_age=Duration.hours(1),
+                )
             )
-        )
+            self._roster_rules()
+        else:
+            self.sweep_rule.add_target(
+                targets.LambdaFunction(
+                    self.functions["sweep"],
+                    dead_letter_queue=self.dlq,
+                    retry_attempts=2,
+                    max_event_age=Duration.hours(1),
+                )
+            )
 
         # ---- permissions ----------------------------------------------------------------------
         for name, function in self.functions.items():
@@ -366,6 +457,27 @@ class RemediatorStack(Stack):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.dlq_alarm.add_alarm_action(alarm_action)
+        if self.org_sweep is not None:
+            self.org_sweep_failed_alarm = cloudwatch.Alarm(
+                self,
+                "OrgSweepFailedAlarm",
+                alarm_description="An organization sweep execution failed; see the organization sweep's logs.",
+                metric=self.org_sweep.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            self.org_sweep_failed_alarm.add_alarm_action(alarm_action)
+
+        # ---- organization mode: the spokes (a service-managed StackSet) -----------------------------
+        self.spoke = None
+        self.stack_set = None
+        if config.organization:
+            # Imported here: the single-account stack does not need the StackSet construct library.
+            from infra.spoke import add_spokes
+
+            self.spoke, self.stack_set = add_spokes(self)
 
         # ---- outputs ----------------------------------------------------------------------------
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
@@ -391,6 +503,12 @@ class RemediatorStack(Stack):
             description="Put the Slack app's signing secret here: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string ...",
             value=self.slack_signing_secret.secret_arn,
         )
+        if config.organization:
+            assert self.hub_bus is not None and self.org_sweep is not None and self.results_bucket is not None
+            CfnOutput(self, "HubBusArn", value=self.hub_bus.event_bus_arn,
+                      description="The hub's event bus; the spokes (and the management account's forwarder) send to it.")
+            CfnOutput(self, "OrgSweepStateMachineArn", value=self.org_sweep.state_machine_arn)
+            CfnOutput(self, "ResultsBucketName", value=self.results_bucket.bucket_name)
 
     # ---------------------------------------------------------------------------------------------
 
@@ -424,6 +542,8 @@ class RemediatorStack(Stack):
             f"{title}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Runs the remediator {name} function.",
+            # The hub's: fixed, so that the spokes' role can trust it by name (infra/spoke.py).
+            role_name=hub_role_name(name) if self.config.organization else None,
         )
         if reachable:  # a function the workflow never reaches in this mode may not even write logs
             role.add_to_policy(
@@ -514,6 +634,7 @@ class RemediatorStack(Stack):
                     resources=[self.state_machine.state_machine_arn],
                 )
             )
+        statements += self._organization_statements(function, access)
         for statement in statements:
             function.add_to_role_policy(statement)
         for path in sorted({path for _, path in access.apigateway if "*" in path}):
@@ -525,6 +646,235 @@ class RemediatorStack(Stack):
                     "which are exactly the ones this function must inspect or fix.",
                 )
             )
+
+    # ---- organization mode ------------------------------------------------------------------------
+
+    def _hub_bus(self) -> None:
+        """The bus the spokes forward to: any principal of the organization may put events, nobody else."""
+        self.hub_bus = events.EventBus(self, "HubBus", event_bus_name=HUB_BUS_NAME)
+        self.hub_bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OrganizationMembersPutEvents",
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.hub_bus.event_bus_arn],
+                conditions={"StringEquals": {"aws:PrincipalOrgID": self.config.organization_id}},
+            )
+        )
+
+    def _results_bucket(self) -> None:
+        """The organization sweep's items (plan) and results (the Map's ResultWriter); access-logged."""
+        lifecycle = [
+            s3.LifecycleRule(
+                id="ExpireSweepResults",
+                expiration=RESULTS_EXPIRY,
+                noncurrent_version_expiration=Duration.days(1),
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            )
+        ]
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "ResultsAccessLogBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireAccessLogs",
+                    expiration=Duration.days(365),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(self.access_log_bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This bucket receives the results bucket's server access logs; logging its own access "
+                "would need yet another bucket, and so on without end.",
+            )
+        )
+        self.results_bucket = s3.Bucket(
+            self,
+            "ResultsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            lifecycle_rules=lifecycle,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="results-bucket/",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _org_sweep(self) -> None:
+        """The organization sweep (org_sweep.json): Plan -> Distributed Map of Sweep -> Summarize."""
+        assert self.results_bucket is not None
+        name = "org_sweep.json"
+        self.org_sweep_log_group = logs.LogGroup(
+            self,
+            "OrgSweepLogs",
+            log_group_name=f"/aws/vendedlogs/states/{self.stack_name}-org-sweep",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        functions = {task: self.functions[task.lower()] for task in remediator.workflow.ORG_SWEEP_FUNCTIONS}
+        substitutions = {f"{task}FunctionArn": function.function_arn for task, function in functions.items()}
+        substitutions[remediator.workflow.ORG_SWEEP_BUCKET] = self.results_bucket.bucket_name
+        missing = remediator.workflow.placeholders(name) - substitutions.keys()
+        if missing:
+            raise ValueError(f"the organization sweep references {', '.join(sorted(missing))}, which the stack does not define")
+        self.org_sweep = sfn.StateMachine(
+            self,
+            "OrgSweep",
+            # Fixed, so that its role can be granted its own Distributed Map child executions by ARN
+            # without depending on the state machine (a cycle).
+            state_machine_name=ORG_SWEEP_NAME,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(remediator.workflow.definition_text(name)),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(destination=self.org_sweep_log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            tracing_enabled=True,
+        )
+        bucket = self.results_bucket
+        machine_arn = self.format_arn(
+            service="states", resource="stateMachine", resource_name=ORG_SWEEP_NAME,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        executions_arn = self.format_arn(
+            service="states", resource="execution", resource_name=f"{ORG_SWEEP_NAME}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        for statement in (
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[f.function_arn for f in functions.values()]),
+            # ItemReader: the plan's items.
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")]),
+            # ResultWriter: a multipart upload of the results under the prefix.
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                resources=[bucket.arn_for_objects(f"{RESULTS_PREFIX}/*")],
+            ),
+            # The Distributed Map runs its children as executions of this state machine.
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]),
+            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions_arn]),
+        ):
+            self.org_sweep.add_to_role_policy(statement)
+        role = self.org_sweep.role
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*) and "
+                "CloudWatch Logs vended log delivery (logs:CreateLogDelivery, ...) do not support "
+                "resource-level permissions; AWS documents Resource \"*\" for both.",
+            )
+        )
+        bucket_id = self.resolve(self.get_logical_id(bucket.node.default_child))
+        for resource in (f"<{bucket_id}.Arn>/*", f"<{bucket_id}.Arn>/{RESULTS_PREFIX}/*"):
+            Validations.of(role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{resource}]",
+                    reason="The plan writes each sweep's items under a key named after the execution, and the "
+                    "Map's ResultWriter writes under a prefix of the map run's ID: neither key is known before "
+                    "the execution, so the grant covers the objects of this one bucket (of the results prefix).",
+                )
+            )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+                f"execution:{ORG_SWEEP_NAME}/*]",
+                reason="A Distributed Map runs its children as executions of this state machine, named at run "
+                "time; Step Functions documents this ARN pattern (the state machine's executions) for them.",
+            )
+        )
+
+    def _roster_rules(self) -> None:
+        """The roster is refreshed daily and whenever the organization's accounts change."""
+        roster = self.functions["roster"]
+        target = lambda: targets.LambdaFunction(  # noqa: E731
+            roster, dead_letter_queue=self.dlq, retry_attempts=4, max_event_age=Duration.hours(6)
+        )
+        self.roster_schedule = events.Rule(
+            self,
+            "RosterSchedule",
+            description="Daily refresh of the organization's roster (its active accounts).",
+            schedule=events.Schedule.expression(ROSTER_SCHEDULE),
+        )
+        self.roster_schedule.add_target(target())
+        self.account_events_rule = events.Rule(
+            self,
+            "AccountEventsRule",
+            description="The organization's account events (forwarded from the management account, us-east-1): "
+            "refresh the roster.",
+            event_bus=self.hub_bus,
+            event_pattern=events.EventPattern(
+                source=["aws.organizations"],
+                # CreateAccountResult is no API call but Organizations' own event (CloudTrail eventType
+                # AwsServiceEvent), which EventBridge delivers as "AWS Service Event via CloudTrail".
+                detail_type=list(ACCOUNT_EVENT_TYPES),
+                detail={"eventSource": ["organizations.amazonaws.com"], "eventName": list(ACCOUNT_EVENTS)},
+            ),
+        )
+        self.account_events_rule.add_target(target())
+
+    def _organization_statements(self, function: lambda_.Function, access: Needs) -> list[iam.PolicyStatement]:
+        """The hub's grants (organization mode): the spoke role, the organization, the roster, the results."""
+        statements: list[iam.PolicyStatement] = []
+        if access.assume_spoke:
+            # Every member account's spoke role, by its fixed name: the accounts are the organization's, and
+            # join later. The spoke's trust policy admits only the hub's roles, from the organization.
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["sts:AssumeRole"],
+                    resources=[f"arn:{Aws.PARTITION}:iam::*:role/{self.config.spoke_role_name}"],
+                )
+            )
+            Validations.of(function.role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/{self.config.spoke_role_name}]",
+                    reason="The spoke role of every member account of the organization, by its one name: the "
+                    "accounts are only known at run time (the roster) and join after deployment. Each spoke "
+                    "role trusts only the hub's roles (by ARN) and only from the organization (aws:PrincipalOrgID).",
+                )
+            )
+        if access.read_organization:
+            statements.append(iam.PolicyStatement(actions=list(ORGANIZATION_READS), resources=["*"]))
+            Validations.of(function.role).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::*]",
+                    reason="organizations:ListAccounts, ListAccountsForParent and ListOrganizationalUnitsForParent "
+                    "take no resource ARN (the Service Authorization Reference lists no resource type for them): "
+                    "Resource \"*\" is the only form; they read, never change, the organization.",
+                )
+            )
+        if access.roster:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=list(access.roster),
+                    resources=[self.table.table_arn],
+                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(ROSTER_ITEM_KEYS)}},
+                )
+            )
+        if access.results:
+            assert self.results_bucket is not None
+            bucket_level = [a for a in access.results if a == "s3:ListBucket"]
+            object_level = [a for a in access.results if a != "s3:ListBucket"]
+            if object_level:
+                statements.append(
+                    iam.PolicyStatement(actions=object_level, resources=[self.results_bucket.arn_for_objects("*")])
+                )
+                bucket_id = self.resolve(self.get_logical_id(self.results_bucket.node.default_child))
+                Validations.of(function.role).acknowledge(
+                    Acknowledgment(
+                        id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
+                        reason="The organization sweep's objects are keyed by execution and map run, named at run "
+                        "time: the grant covers the objects of this one bucket, which holds nothing else.",
+                    )
+                )
+            if bucket_level:
+                statements.append(iam.PolicyStatement(actions=bucket_level, resources=[self.results_bucket.bucket_arn]))
+        return statements
 
     def _acknowledge_state_machine_role(self) -> None:
         role = self.state_machine.role

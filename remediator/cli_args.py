@@ -37,7 +37,7 @@ def csv_list(value: str) -> list[str]:
 
 
 def _a(what: str) -> str:
-    return ("an " if what[0] in "aeiou" else "a ") + what
+    return ("an " if what[0].lower() in "aeiou" else "a ") + what
 
 
 def _checked_list(what: str, pattern: re.Pattern[str], allow_empty: bool = True) -> Any:
@@ -75,6 +75,30 @@ account_id = _checked("12-digit account ID", ACCOUNT_ID)
 endpoint_url = _checked("http:// or https:// URL", re.compile(r"https?://[^\s/]+(/\S*)?", re.ASCII))
 table_name = _checked("DynamoDB table name", re.compile(r"[A-Za-z0-9_.-]{3,255}", re.ASCII))
 tag_key = _checked("tag key (1 to 128 characters)", re.compile(r"\S.{0,127}", re.DOTALL))
+role_name = _checked("IAM role name (1 to 64 letters, digits and +=,.@_-)", re.compile(r"[\w+=,.@-]{1,64}", re.ASCII))
+
+
+def account_selection(value: str) -> list[str]:
+    """--accounts: ['all'], or the 12-digit IDs named (each checked; a repeated one is run once, in the order given)."""
+    items = list(dict.fromkeys(csv_list(value)))
+    if not items:
+        raise argparse.ArgumentTypeError(f"{value!r} names no account ('all', or 12-digit account IDs)")
+    if "all" in items:
+        if len(items) > 1:
+            raise argparse.ArgumentTypeError("'all' cannot be combined with account IDs")
+        return items
+    return account_ids(",".join(items))
+
+
+def whole_number(what: str, low: int, high: int) -> Any:
+    """An argparse type: a whole number from `low` to `high` (else exit 2, one line)."""
+
+    def parse(value: str) -> int:
+        if not re.fullmatch(r"[0-9]{1,6}", value.strip(), re.ASCII) or not low <= int(value) <= high:
+            raise argparse.ArgumentTypeError(f"{value!r} is not {_a(what)} from {low} to {high}")
+        return int(value)
+
+    return parse
 
 
 def add_trust_arguments(parser: argparse.ArgumentParser, owner_required: bool) -> None:

@@ -137,6 +137,28 @@ def parse_event(event: Any, *, owner_account: str | None = None, own_roles: froz
     raise EventError("not a CloudTrail event: no 'detail' envelope and no 'eventSource'")
 
 
+def parse_member_event(event: Any, *, spoke_role_name: str, own_roles: frozenset[str] = frozenset()) -> ApiChange | Ignored:
+    """Organization mode: an event a member account's spoke rule forwarded to the hub bus.
+
+    Whose API it is comes from the envelope's `account`, which EventBridge sets to the sending account (a
+    sender cannot set it); the CloudTrail record's recipientAccountId must be the same account, as must every
+    account the event names. The spoke role's own writes in that account are ignored.
+    """
+    if not isinstance(event, dict) or "detail" not in event:
+        raise EventError("organization mode takes only EventBridge events forwarded by a member account's spoke rule")
+    account = event.get("account")
+    if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
+        raise EventError(f"event account {account!r:.40} is not a 12-digit account ID")
+    detail = event.get("detail")
+    recipient = detail.get("recipientAccountId") if isinstance(detail, dict) else None
+    if recipient != account:
+        event_id = detail.get("eventID") if isinstance(detail, dict) else None
+        raise EventError(f"event {event_id} came from account {account} but its CloudTrail record names account "
+                         f"{recipient!r:.40}; refused")
+    spoke_roles = {f"arn:{partition}:iam::{account}:role/{spoke_role_name}" for partition in ("aws", "aws-us-gov", "aws-cn")}
+    return parse_event(event, owner_account=account, own_roles=own_roles | spoke_roles)
+
+
 def parse_records(trail_file: Any) -> list[ApiChange | Ignored]:
     """Every record of a CloudTrail log file ({"Records": [...]}); calls we do not watch are ignored there."""
     if not isinstance(trail_file, dict) or not isinstance(trail_file.get("Records"), list):

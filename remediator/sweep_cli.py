@@ -2,15 +2,23 @@
 
 Same conventions as `evaluate`: one JSON object per API with --format json, exit 0 when
 nothing is left to fix, 1 when findings remain, 2 on errors.
+
+With `--accounts` the same per-account run goes to several accounts of the organization, each through
+the spoke role (sts:AssumeRole), a bounded number at once; each account's output is held until it is
+done, so that lines of different accounts never interleave.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 import boto3
@@ -22,11 +30,12 @@ from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.clients import ClientFactory
 from remediator.adapters.dynamodb import DynamoLease
 from remediator.adapters.ec2 import enabled_regions
-from remediator.adapters.sts import caller_identity
-from remediator.audit import JsonLinesAuditLog, last_change
-from remediator.journal import JsonLinesJournal
+from remediator.adapters.organizations import OrganizationsAdapter
+from remediator.adapters.sts import CallerIdentity, assume_role, caller_identity, role_arn
+from remediator.audit import AuditRecord, JsonLinesAuditLog, last_change
+from remediator.journal import FileLease, JsonLinesJournal
 from remediator.core import TrustConfig
-from remediator.logs import configure
+from remediator.logs import configure, get_logger
 from remediator.remediation import (
     DEFAULT_EXEMPT_TAG_KEY,
     FixOutcome,
@@ -38,24 +47,32 @@ from remediator.remediation import (
 )
 
 DEFAULT_AUDIT_LOG = "remediator-audit.jsonl"
+DEFAULT_ROLE_NAME = "apigw-remediator-spoke"  # the spoke role the organization deployment creates in every member account
+DEFAULT_MAX_ACCOUNTS = 8
+MAX_ACCOUNTS = 64
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 SCAN_EXAMPLES = """examples:
   apigw-remediator scan --regions us-east-1,eu-west-1 --trusted-accounts 444455556666
   apigw-remediator scan --profile security-audit --regions all --format json > findings.jsonl
   AWS_REGION=eu-west-1 apigw-remediator scan --trusted-org-ids o-a1b2c3d4e5
+  apigw-remediator scan --accounts all --role-name apigw-remediator-spoke --regions us-east-1,eu-west-1
+  apigw-remediator scan --accounts 111122223333,444455556666 --max-accounts 2 --regions all --format json
 
 exit status: 0 nothing left to fix, 1 findings, 2 errors."""
 FIX_EXAMPLES = """examples:
   apigw-remediator fix --regions all --trusted-accounts 444455556666            # dry run: prints the patches
   apigw-remediator fix --regions all --trusted-accounts 444455556666 --apply --audit-log audit.jsonl
   apigw-remediator fix --region eu-west-1 --apply --stages prod --exempt-api-ids a1b2c3d4e5
+  apigw-remediator fix --accounts all --regions us-east-1 --apply --audit-log audit.jsonl   # every active account
 
 exit status: 0 nothing left to fix, 1 findings remain (or only proposed), 2 errors."""
 ROLLBACK_EXAMPLES = """examples:
   apigw-remediator rollback --audit-log audit.jsonl --api-id a1b2c3d4e5          # dry run: says what it would do
   apigw-remediator rollback --audit-log audit.jsonl --api-id a1b2c3d4e5 --apply
+  apigw-remediator rollback --audit-log audit.jsonl --api-id a1b2c3d4e5 --accounts all --apply   # whichever account it is in
 
 exit status: 0 restored (or would be), 2 refused or failed."""
 
@@ -97,6 +114,7 @@ def add_commands(commands: Any) -> None:
                                  help="comma-separated trusted account IDs: re-granting any other account takes --force")
     rollback_parser.add_argument("--trusted-org-ids", type=cli.org_ids, default=[], help="comma-separated trusted organization IDs")
     _add_aws_arguments(rollback_parser)
+    _add_account_arguments(rollback_parser, "restore the API in whichever of these accounts the audit log records it: ")
     cli.add_format_argument(rollback_parser)
     rollback_parser.set_defaults(run=run_rollback)
 
@@ -117,6 +135,22 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"APIs tagged KEY=true are never changed (default: {DEFAULT_EXEMPT_TAG_KEY})")
     parser.add_argument("--exempt-api-ids", type=cli.api_ids, default=[], metavar="IDS", help="comma-separated API IDs never changed")
     _add_aws_arguments(parser)
+    _add_account_arguments(parser, "run in these accounts of the organization: ")
+
+
+def _add_account_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--accounts", type=cli.account_selection, metavar="all|ID,ID",
+                        help=what + "'all' (every ACTIVE account; the caller must be the management account or a delegated "
+                                    "administrator) or comma-separated 12-digit IDs, each through --role-name, the caller's "
+                                    "own account too, so that every account runs with the same permissions "
+                                    "(default: the caller's own account only, no AssumeRole)")
+    parser.add_argument("--role-name", type=cli.role_name, metavar="NAME",
+                        help="with --accounts: the role assumed in each account, arn:<partition>:iam::<account>:role/NAME "
+                             f"(default: {DEFAULT_ROLE_NAME}, the spoke role the organization deployment creates)")
+    parser.add_argument("--max-accounts", type=cli.whole_number("number of accounts", 1, MAX_ACCOUNTS), metavar="N",
+                        help=f"with --accounts: how many accounts run at once (1 to {MAX_ACCOUNTS}, default {DEFAULT_MAX_ACCOUNTS}); "
+                             "each keeps its own deployment pacing; fix --apply and rollback --apply write their changes "
+                             "one at a time, through the audit log's lock")
 
 
 def _add_aws_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,48 +197,238 @@ def _regions_of(regions: list[str], clients: ClientFactory) -> list[str]:
     return enabled_regions(clients) if regions == ["all"] else regions
 
 
-def _context(args: argparse.Namespace) -> tuple[ClientFactory, str, str, SweepSettings, list[str]]:
+@dataclass(frozen=True)
+class _Target:
+    """The account one run works on: its clients and whose they are, and who runs the command."""
+
+    clients: ClientFactory  # the account's: the caller's own, or (--accounts) the assumed role's in that account
+    identity: CallerIdentity  # whose credentials `clients` hold; identity.account owns the APIs
+    caller: CallerIdentity  # who runs the command (the same as `identity` without --accounts)
+    home: ClientFactory  # the caller's own clients: a --lease-table is the stack's, in the caller's account
+    regions: list[str]
+    organization: bool = False  # --accounts: one of several accounts, through the spoke role
+
+    @property
+    def account(self) -> str:
+        return self.identity.account
+
+    @property
+    def triggered_by(self) -> str:
+        return f"cli:{self.caller.arn}" + (f" as {self.identity.arn}" if self.organization else "")
+
+
+class _Output:
+    """One account's output. Without --accounts it goes straight out, as it always did; with --accounts it
+    is held until the account is done (accounts run at once, and their lines must never interleave) and
+    every JSON record gains `account`, every text line starts with it, every stderr line names it."""
+
+    def __init__(self, out: TextIO, err: TextIO, account: str | None = None, stop: threading.Event | None = None) -> None:
+        self.account = account
+        self._final = (out, err)
+        self._stop = stop
+        self.out: TextIO = io.StringIO() if account else out
+        self.err: TextIO = io.StringIO() if account else err
+
+    def record(self, data: dict[str, Any]) -> None:
+        cli.emit_json({"account": self.account, **data} if self.account else data, self.out)
+
+    def text(self, line: str) -> None:
+        print(f"{self.account} {line}" if self.account else line, file=self.out)
+
+    def note(self, label: str, message: str) -> None:
+        """`error: ...`, `warning: ...`, `recovered: ...`: one line on stderr, naming the account with --accounts."""
+        where = f"account {self.account}: " if self.account else ""
+        print(f"{label}: {where}{cli.one_line(message)}", file=self.err)
+
+    @property
+    def stopping(self) -> bool:
+        """The run was interrupted: an account still running stops before its next API."""
+        return self._stop is not None and self._stop.is_set()
+
+    def flush(self, lock: threading.Lock) -> None:
+        if self.account is None:
+            return
+        out, err = self._final
+        with lock:
+            for held, final in ((self.out, out), (self.err, err)):
+                text = held.getvalue()  # type: ignore[attr-defined]
+                if text:
+                    final.write(text)
+                    final.flush()
+
+
+def _single_target(args: argparse.Namespace, with_regions: bool = True) -> _Target:
+    """The caller's own account, with the caller's credentials: the command as it always ran."""
     configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
     clients = _clients(args)
     identity = caller_identity(clients)
     # The owner is whoever's credentials these are: another account's ID would make this account's own
     # principals "untrusted" and write a fallback that grants the other account's root.
-    owner = _own_account(identity.account, args.owner_account)
-    if args.partition == "aws":
+    _own_account(identity.account, getattr(args, "owner_account", None))
+    if getattr(args, "partition", None) == "aws":
         args.partition = identity.partition
-    stages = getattr(args, "stages", None) or StageSelection("all")
-    settings = SweepSettings(
+    return _Target(clients, identity, identity, clients, _regions(args, clients) if with_regions else [])
+
+
+def _settings(args: argparse.Namespace, owner: str) -> SweepSettings:
+    return SweepSettings(
         trust=cli.trust_config(args, owner_account=owner),
         exempt_tag_key=args.exempt_tag_key,
         exempt_api_ids=frozenset(args.exempt_api_ids),
-        stages=stages,
+        stages=getattr(args, "stages", None) or StageSelection("all"),
     )
-    return clients, owner, identity.arn, settings, _regions(args, clients)
 
 
 def _own_account(caller: str, given: str | None) -> str:
     if given and given != caller:
         raise ValueError(f"--owner-account {given} is not the account of these credentials ({caller}); "
-                         "scan, fix and rollback work on the caller's own account only")
+                         "scan, fix and rollback work on the caller's own account only (or, with --accounts, on each "
+                         "account named)")
     return caller
 
+
+# --- --accounts: the same run in several accounts of the organization ------------------------------------
+
+class _SharedClients(ClientFactory):
+    """The caller's clients, used from every account's thread: a boto3 session is not thread-safe, so its
+    clients are made one at a time (the clients themselves are)."""
+
+    _lock = threading.Lock()
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        with self._lock:
+            return super().client(service, region)
+
+
+def _organization_options(args: argparse.Namespace) -> bool:
+    """Whether --accounts was given (then --role-name and --max-accounts get their defaults); without it, the
+    options that only mean something with it are a usage error rather than silently ignored."""
+    if args.accounts:
+        if getattr(args, "owner_account", None):
+            raise cli.UsageError("--owner-account cannot be combined with --accounts: each account owns its own APIs")
+        args.role_name = args.role_name or DEFAULT_ROLE_NAME
+        args.max_accounts = args.max_accounts or DEFAULT_MAX_ACCOUNTS
+        return True
+    given = [option for option, value in (("--role-name", args.role_name), ("--max-accounts", args.max_accounts)) if value]
+    if given:
+        raise cli.UsageError(f"{' and '.join(given)} only apply with --accounts")
+    return False
+
+
+def _home(args: argparse.Namespace) -> tuple[ClientFactory, CallerIdentity]:
+    """The caller's own clients and identity, from which every account's role is assumed."""
+    configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
+    plain = _clients(args)
+    home = _SharedClients(endpoint_url=plain.endpoint_url, session=plain.session, retry_mode=plain.retry_mode,
+                          max_attempts=plain.max_attempts)
+    caller = caller_identity(home)
+    if getattr(args, "partition", None) == "aws":
+        args.partition = caller.partition
+    return home, caller
+
+
+def _accounts(args: argparse.Namespace, home: ClientFactory, caller: CallerIdentity) -> list[str]:
+    """The accounts named, or with `all` every ACTIVE account of the organization (read with the caller's own
+    credentials: Organizations answers its management account and delegated administrators only)."""
+    if args.accounts != ["all"]:
+        return list(args.accounts)
+    try:
+        accounts = OrganizationsAdapter(home, caller.partition).active_accounts()
+    except ClientError as error:
+        raise ValueError(f"--accounts all: the organization's accounts cannot be listed with these credentials "
+                         f"({_reason(error)}); run it as the management account or a delegated administrator, or name "
+                         "the accounts (--accounts ID,ID)") from None
+    if not accounts:
+        raise ValueError("--accounts all: the organization lists no ACTIVE account")
+    return accounts
+
+
+def _assume(args: argparse.Namespace, home: ClientFactory, caller: CallerIdentity, account: str,
+            regions: list[str]) -> _Target:
+    """The account through its spoke role (its own account too: every account runs with the same permissions)."""
+    arn = role_arn(caller.partition, account, args.role_name)
+    try:
+        clients = assume_role(home, arn, f"apigw-remediator-cli-{caller.account}")
+        identity = caller_identity(clients)
+    except ClientError as error:
+        raise ValueError(f"cannot assume {arn} ({_reason(error)}); nothing done in this account") from None
+    if identity.account != account:
+        raise ValueError(f"{arn} gave credentials of account {identity.account}; nothing done in this account")
+    return _Target(clients, identity, caller, home, regions, organization=True)
+
+
+def _reason(error: ClientError) -> str:
+    detail = error.response.get("Error", {})
+    return cli.one_line(f"{detail.get('Code', 'error')}: {detail.get('Message') or error}")
+
+
+def _across(args: argparse.Namespace, out: TextIO, err: TextIO,
+            run_one: Callable[[argparse.Namespace, _Target, _Output], int], with_regions: bool = True) -> int:
+    """`run_one` in each account of --accounts, through the spoke role, at most --max-accounts at once."""
+    home, caller = _home(args)
+    accounts = _accounts(args, home, caller)
+    # The regions are resolved once, with the caller's credentials (`all`: those enabled in the caller's account).
+    regions = _regions(args, home) if with_regions else []
+    return _in_pool(accounts, args.max_accounts, out, err,
+                    lambda account, output: run_one(args, _assume(args, home, caller, account, regions), output))
+
+
+def _in_pool(accounts: list[str], max_accounts: int, out: TextIO, err: TextIO,
+             one: Callable[[str, _Output], int]) -> int:
+    """Each account in a bounded pool; its output written when it is done, under a lock; the worst status.
+    An account that fails is one line naming it, and the others still run."""
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def run(account: str) -> int:
+        output = _Output(out, err, account, stop)
+        try:
+            log.info("account_started", account=account)
+            status = _guard(output.err, lambda: one(account, output), account)
+            log.info("account_done", account=account, status=status)
+            return status
+        finally:
+            output.flush(lock)
+
+    pool = ThreadPoolExecutor(max_workers=max_accounts, thread_name_prefix="apigw-remediator-account")
+    try:
+        futures = [pool.submit(run, account) for account in accounts]
+        statuses = [future.result() for future in as_completed(futures)]
+    except BaseException:  # interrupted: accounts not begun never begin, running ones stop before their next API
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return max(statuses, default=cli.EXIT_OK)
+
+
+# --- the commands ----------------------------------------------------------------------------------------
 
 def run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return _guard(err, lambda: _scan(args, out, err))
 
 
 def _scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    clients, _, _, settings, regions = _context(args)
+    if _organization_options(args):
+        return _across(args, out, err, _scan_in)
+    return _scan_in(args, _single_target(args), _Output(out, err))
+
+
+def _scan_in(args: argparse.Namespace, target: _Target, output: _Output) -> int:
+    """One account's scan."""
+    settings = _settings(args, target.account)
     status = cli.EXIT_OK
-    for report in _progress(scan(ApiGatewayAdapter(clients), regions, settings), err, "scanning"):
+    for report in _progress(scan(ApiGatewayAdapter(target.clients), target.regions, settings), output.err, "scanning"):
+        if output.stopping:
+            break
         if report.error:
             status = cli.EXIT_INVALID
         elif report.has_findings and status == cli.EXIT_OK:
             status = cli.EXIT_FINDINGS
         if args.format == "json":
-            cli.emit_json(report.to_dict(), out)
+            output.record(report.to_dict())
         else:
-            print(_report_line(report.to_dict()), file=out)
+            output.text(_report_line(report.to_dict()))
     return status
 
 
@@ -213,24 +437,35 @@ def run_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    audit = JsonLinesAuditLog(args.audit_log)
+    organization = _organization_options(args)
     if args.apply:  # before anything else, AWS included: no change is made that cannot be written down
-        JsonLinesJournal(audit).check_writable()
-    clients, owner, caller, settings, regions = _context(args)
-    adapter = ApiGatewayAdapter(clients)
-    remediator = Remediator.with_audit_log(adapter, settings, audit, owner, f"cli:{caller}")
-    if args.lease_table:
-        remediator.lease = DynamoLease(clients, args.lease_table, owner)
+        JsonLinesJournal(JsonLinesAuditLog(args.audit_log)).check_writable()
+    if organization:
+        return _across(args, out, err, _fix_in)
+    return _fix_in(args, _single_target(args), _Output(out, err))
+
+
+def _fix_in(args: argparse.Namespace, target: _Target, output: _Output) -> int:
+    """One account's fix: its own audit records (the account in each), deployment turns and recovery."""
+    settings = _settings(args, target.account)
+    adapter = ApiGatewayAdapter(target.clients)
+    remediator = Remediator.with_audit_log(adapter, settings, JsonLinesAuditLog(args.audit_log), target.account,
+                                           target.triggered_by)
+    if target.organization and isinstance(remediator.lease, FileLease):
+        # The turn file beside the audit log is per account: CreateDeployment's quota is, so no account waits for another's.
+        remediator.lease.path = remediator.lease.path.with_name(f"{remediator.lease.path.name}.{target.account}")
+    if args.lease_table:  # the stack's table, in the caller's account, keyed by the API's account
+        remediator.lease = DynamoLease(target.home, args.lease_table, target.account)
     if args.apply:
         # Changes a killed run left half-done are finished (or undone) before anything new begins.
-        for line in remediator.recover(regions):
-            print(f"recovered: {cli.one_line(line)}", file=err)
-    reports = list(_progress(scan(adapter, regions, settings), err, "scanning"))
-    outcomes = (remediator.fix(report, apply=args.apply) for report in reports)
+        for line in remediator.recover(target.regions):
+            output.note("recovered", line)
+    reports = list(_progress(scan(adapter, target.regions, settings), output.err, "scanning"))
+    outcomes = (remediator.fix(report, apply=args.apply) for report in reports if not output.stopping)
     status = cli.EXIT_OK
-    for outcome in _progress(outcomes, err, "fixing" if args.apply else "planning", total=len(reports)):
+    for outcome in _progress(outcomes, output.err, "fixing" if args.apply else "planning", total=len(reports)):
         status = max(status, _fix_status(outcome))
-        _emit_outcome(outcome, args.format, out)
+        _emit_outcome(outcome, args.format, output)
     return status
 
 
@@ -240,32 +475,80 @@ def run_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     configure(json_output=False, level=os.environ.get("REMEDIATOR_LOG_LEVEL", "WARNING"))
+    organization = _organization_options(args)
     audit = JsonLinesAuditLog(args.audit_log)
     if args.apply:
         JsonLinesJournal(audit).check_writable()  # before anything else: nothing changes without its record
+    if organization:
+        return _rollback_across(args, audit, out, err)
+    output = _Output(out, err)
     record = last_change(audit, args.api_id, args.region)
     for skipped in audit.skipped:
-        print(f"warning: {cli.one_line(skipped)}", file=err)
+        output.note("warning", skipped)
     if record is None:
         where = f" in {args.region}" if args.region else ""
-        print(f"error: {args.audit_log}: no remediation of {args.api_id}{where} is recorded", file=err)
+        output.note("error", f"{args.audit_log}: no remediation of {args.api_id}{where} is recorded")
         return cli.EXIT_INVALID
-    clients = _clients(args)
-    identity = caller_identity(clients)
-    if record.account != identity.account:
-        print(f"error: the record is of account {record.account}, but these credentials are of account "
-              f"{identity.account}; nothing changed", file=err)
+    return _rollback_in(args, _single_target(args, with_regions=False), record, output)
+
+
+@dataclass(frozen=True)
+class _Records:
+    """Audit records already read (an AuditSink), so that the log is read once for every account."""
+
+    listed: list[AuditRecord]
+
+    def records(self) -> Iterator[AuditRecord]:
+        return iter(self.listed)
+
+
+def _rollback_across(args: argparse.Namespace, audit: JsonLinesAuditLog, out: TextIO, err: TextIO) -> int:
+    """The API's last remediation in each account of --accounts that the log records one for, restored there.
+    A named account with none is an error; with `all`, only the account(s) holding the API count."""
+    records = list(audit.records())
+    for skipped in audit.skipped:
+        print(f"warning: {cli.one_line(skipped)}", file=err)
+    where = f" in {args.region}" if args.region else ""
+    if not any(r.api_id == args.api_id for r in records):
+        print(f"error: {cli.one_line(args.audit_log)}: no remediation of {args.api_id}{where} is recorded", file=err)
+        return cli.EXIT_INVALID
+    home, caller = _home(args)
+    accounts = _accounts(args, home, caller)
+    found = {account: last_change(_Records([r for r in records if r.account == account]), args.api_id, args.region)
+             for account in accounts}
+    status = cli.EXIT_OK
+    missing = [account for account, record in found.items() if record is None]
+    if args.accounts == ["all"] and len(missing) == len(accounts):
+        print(f"error: {cli.one_line(args.audit_log)}: no remediation of {args.api_id}{where} is recorded for any of the "
+              f"organization's {len(accounts)} active accounts", file=err)
+        return cli.EXIT_INVALID
+    if args.accounts != ["all"]:
+        for account in missing:
+            print(f"error: account {account}: {cli.one_line(args.audit_log)}: no remediation of {args.api_id}{where} "
+                  "is recorded", file=err)
+            status = cli.EXIT_INVALID
+    chosen = {account: record for account, record in found.items() if record is not None}
+    return max(status, _in_pool(list(chosen), args.max_accounts, out, err, lambda account, output: _rollback_in(
+        args, _assume(args, home, caller, account, []), chosen[account], output)))
+
+
+def _rollback_in(args: argparse.Namespace, target: _Target, record: AuditRecord, output: _Output) -> int:
+    """One account's rollback of one recorded remediation."""
+    if record.account != target.account:
+        output.note("error", f"the record is of account {record.account}, but these credentials are of account "
+                             f"{target.account}; nothing changed")
         return cli.EXIT_INVALID
     settings = SweepSettings(trust=TrustConfig(owner_account=record.account, trusted_accounts=frozenset(args.trusted_accounts),
-                                               trusted_org_ids=frozenset(args.trusted_org_ids), partition=identity.partition))
-    remediator = Remediator.with_audit_log(ApiGatewayAdapter(clients), settings, audit, record.account,
-                                           f"cli-rollback:{identity.arn}")
+                                               trusted_org_ids=frozenset(args.trusted_org_ids), partition=target.identity.partition))
+    triggered_by = target.triggered_by.replace("cli:", "cli-rollback:", 1)
+    remediator = Remediator.with_audit_log(ApiGatewayAdapter(target.clients), settings, JsonLinesAuditLog(args.audit_log),
+                                           record.account, triggered_by)
     try:
         outcome = remediator.rollback(record, apply=args.apply, force=args.force)
     except RollbackRefused as refused:
-        print(f"error: {cli.one_line(str(refused))}", file=err)
+        output.note("error", str(refused))
         return cli.EXIT_INVALID
-    _emit_outcome(outcome, args.format, out)
+    _emit_outcome(outcome, args.format, output)
     return cli.EXIT_INVALID if outcome.action in ("failed", "skipped") else cli.EXIT_OK
 
 
@@ -277,14 +560,14 @@ def _fix_status(outcome: FixOutcome) -> int:
     return cli.EXIT_OK
 
 
-def _emit_outcome(outcome: FixOutcome, fmt: str, out: TextIO) -> None:
+def _emit_outcome(outcome: FixOutcome, fmt: str, output: _Output) -> None:
     record = outcome.to_dict()
     if fmt == "json":
-        cli.emit_json(record, out)
+        output.record(record)
         return
-    print(f"{_report_line(record)} -> {record['action']}: {record['detail']}", file=out)
+    output.text(f"{_report_line(record)} -> {record['action']}: {record['detail']}")
     if record["action"] == "proposed" and record["patch_operations"]:
-        print("  patch: " + json.dumps(record["patch_operations"]), file=out)
+        output.text("  patch: " + json.dumps(record["patch_operations"]))
 
 
 def _report_line(record: dict[str, Any]) -> str:
@@ -301,20 +584,21 @@ def _report_line(record: dict[str, Any]) -> str:
     return f"{where}: {findings}"
 
 
-def _guard(err: TextIO, action: Any) -> int:
-    """AWS errors become one line on stderr and exit status 2, never a traceback."""
+def _guard(err: TextIO, action: Any, account: str | None = None) -> int:
+    """AWS errors become one line on stderr and exit status 2, never a traceback (naming the account, with --accounts)."""
+    where = f"account {account}: " if account else ""
     try:
         return int(action())
     except NoCredentialsError:
-        print("error: no AWS credentials found (configure a profile, or use --endpoint-url with an emulator)", file=err)
+        print(f"error: {where}no AWS credentials found (configure a profile, or use --endpoint-url with an emulator)", file=err)
     except (ClientError, BotoCoreError) as error:
-        print(f"error: {cli.one_line(str(error))}", file=err)
+        print(f"error: {where}{cli.one_line(str(error))}", file=err)
     except ResponseParserError as error:  # something answered that is not AWS (a proxy, another server)
-        print(f"error: the answer is not an AWS API's ({cli.one_line(str(error))[:200]})", file=err)
+        print(f"error: {where}the answer is not an AWS API's ({cli.one_line(str(error))[:200]})", file=err)
     except ValueError as error:
-        print(f"error: {cli.one_line(str(error))}", file=err)
+        print(f"error: {where}{cli.one_line(str(error))}", file=err)
     except OSError as error:  # a log that is a directory, a file that cannot be read
-        print(f"error: {cli.one_line(f'{error.filename or error}: {error.strerror or error}')}", file=err)
+        print(f"error: {where}{cli.one_line(f'{error.filename or error}: {error.strerror or error}')}", file=err)
     return cli.EXIT_INVALID
 
 

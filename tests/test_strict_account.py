@@ -361,11 +361,16 @@ def test_a_record_retried_after_its_write_went_through_leaves_one_record(flow: L
     assert record.api_id == api_id and record.change_id == result.output["applied"]["intent"]["intent_id"]
 
 
-@pytest.mark.parametrize("mode, slack", VARIANTS)
-def test_the_committed_templates_are_what_the_stack_synthesizes(mode: str, slack: bool) -> None:
+@pytest.mark.parametrize("mode, slack, organization", VARIANTS)
+def test_the_committed_templates_are_what_the_stack_synthesizes(mode: str, slack: bool, organization: bool) -> None:
     """`make demo` runs without the CDK on the templates committed under remediator/local/templates: they
-    must be the stack's, to the byte but for the code asset's hash (`make templates` rewrites them)."""
-    from remediator.local.template import cdk_installed, committed_template, comparable, synthesized_template
+    must be the stack's, to the byte but for the code asset's hash (`make templates` rewrites them); in
+    organization mode the hub's and the spoke's."""
+    from remediator.local.template import (cdk_installed, committed_spoke, committed_template, comparable, spoke_template,
+                                           synthesized_template)
 
     assert cdk_installed()
-    assert comparable(synthesized_template(mode, slack)) == committed_template(mode, slack), "out of date: run `make templates`"
+    assert comparable(synthesized_template(mode, slack, organization)) == committed_template(mode, slack, organization), \
+        "out of date: run `make templates`"
+    if organization:
+        assert comparable(spoke_template(mode, slack)) == committed_spoke(mode, slack), "out of date: run `make templates`"

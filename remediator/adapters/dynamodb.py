@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from remediator.adapters.clients import ClientFactory
+from remediator.organization import Roster
 from remediator.approvals import ApprovalRequest
 from remediator.audit import AuditRecord
 from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, Turn
@@ -384,3 +385,28 @@ class DynamoLease:
                                      ConditionExpression="holder = :me", ExpressionAttributeValues=values)
         except self._client.exceptions.ConditionalCheckFailedException:
             pass  # the hold had expired and someone else took it: theirs now
+
+
+class RosterStore:
+    """The organization's roster (remediator.organization.Roster): item `org#roster` / <organization id>.
+
+    Written only by the roster function; read (strongly consistent) by every state that must know whether an
+    account is the organization's, so that an account that left is refused from the refresh on.
+    """
+
+    def __init__(self, clients: ClientFactory, table_name: str, organization_id: str, region: str | None = None) -> None:
+        self._client = clients.client("dynamodb", region)
+        self.table_name = table_name
+        self.organization_id = organization_id
+        self.key = {"pk": {"S": "org#roster"}, "sk": {"S": organization_id}}
+
+    def read(self) -> Roster | None:
+        """The stored roster; None before the first refresh. A malformed one raises RosterError (fail closed)."""
+        item = self._client.get_item(TableName=self.table_name, Key=self.key, ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        return Roster.from_json(item.get("roster", {}).get("S"), self.organization_id)
+
+    def write(self, roster: Roster) -> None:
+        self._client.put_item(TableName=self.table_name, Item={**self.key, "roster": {"S": roster.to_json()},
+                                                               "refreshed_at": {"N": repr(roster.refreshed_at)}})

@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from remediator import containers
 from remediator.adapters.clients import ClientFactory
 from remediator.core.principals import ACCOUNT_ID
 from remediator.core.trust import ORG_ID
+from remediator.organization import PARENT_ID
 
 SCHEMA = {"trusted_accounts": (ACCOUNT_ID, "12-digit account IDs"), "trusted_org_ids": (ORG_ID, "organization IDs (o-...)")}
+# Organization mode's document has two more keys (docs/organization.md); a single-account document has neither.
+ORGANIZATION_KEYS = ("trust_organization", "trusted_ous")
+
+
+class TrustDocument(NamedTuple):
+    trusted_accounts: frozenset[str]
+    trusted_org_ids: frozenset[str]
+    trust_organization: bool = False  # every active account of the organization
+    trusted_ous: frozenset[str] = frozenset()  # every active account under these OUs (or the root)
 
 
 class TrustListError(ValueError):
@@ -20,7 +30,7 @@ class TrustListError(ValueError):
 
 
 CACHE_SECONDS = 60.0  # how long a Lambda container keeps the lists before it reads the parameter again
-_kept: containers.Kept[tuple[frozenset[str], frozenset[str]]] = containers.Kept(CACHE_SECONDS)
+_kept: containers.Kept[TrustDocument] = containers.Kept(CACHE_SECONDS)
 
 
 def trust_lists(clients: ClientFactory, name: str, fresh: bool = False,
@@ -31,7 +41,14 @@ def trust_lists(clients: ClientFactory, name: str, fresh: bool = False,
     by the lists as they are now, so an account trusted a minute ago is never stripped by a stale copy. A
     parameter that does not read (TrustListError) is never kept.
     """
-    return _kept.get((clients.endpoint_url, name), lambda: parse_trust_lists(
+    document = trust_document(clients, name, fresh, clock)
+    return document.trusted_accounts, document.trusted_org_ids
+
+
+def trust_document(clients: ClientFactory, name: str, fresh: bool = False,
+                   clock: Callable[[], float] = time.monotonic) -> TrustDocument:
+    """The whole trust document (organization mode's keys too), kept as `trust_lists` keeps it."""
+    return _kept.get((clients.endpoint_url, name), lambda: parse_trust_document(
         clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"], name), clock, fresh)
 
 
@@ -41,6 +58,11 @@ def forget_cached() -> None:
 
 
 def parse_trust_lists(value: Any, name: str) -> tuple[frozenset[str], frozenset[str]]:
+    document = parse_trust_document(value, name)
+    return document.trusted_accounts, document.trusted_org_ids
+
+
+def parse_trust_document(value: Any, name: str) -> TrustDocument:
     """Fail closed: exactly {"trusted_accounts": [...], "trusted_org_ids": [...]}, lists of well-formed IDs.
 
     A misspelt key, a wrong type or a malformed ID would otherwise read as "trust no one", and auto mode
@@ -53,6 +75,17 @@ def parse_trust_lists(value: Any, name: str) -> tuple[frozenset[str], frozenset[
         raise TrustListError(f"parameter {name} is not JSON ({error}); expected {expected}") from None
     if not isinstance(data, dict):
         raise TrustListError(f"parameter {name} is not a JSON object; expected {expected}")
+    extra = {}
+    if any(key in data for key in ORGANIZATION_KEYS):  # organization mode: both keys, exactly typed
+        expected = expected[:-1] + ', "trust_organization": true|false, "trusted_ous": [...]}'
+        data = dict(data)
+        extra = {key: data.pop(key, None) for key in ORGANIZATION_KEYS}
+        if not isinstance(extra["trust_organization"], bool):
+            raise TrustListError(f"parameter {name}: trust_organization must be true or false; expected {expected}")
+        units = extra["trusted_ous"]
+        if not isinstance(units, list) or not all(isinstance(u, str) and PARENT_ID.fullmatch(u) for u in units):
+            raise TrustListError(f"parameter {name}: trusted_ous must be a list of OU IDs (ou-...) or the root (r-...); "
+                                 f"expected {expected}")
     unknown, missing = sorted(set(data) - set(SCHEMA)), sorted(set(SCHEMA) - set(data))
     if unknown or missing:
         what = "; ".join(part for part in (f"unknown key(s) {', '.join(map(repr, unknown))}" if unknown else "",
@@ -67,4 +100,6 @@ def parse_trust_lists(value: Any, name: str) -> tuple[frozenset[str], frozenset[
         if bad:
             raise TrustListError(f"parameter {name}: {key} holds {json.dumps(bad[:3])[:200]}, which are not {what}")
         found.append(frozenset(items))
-    return found[0], found[1]
+    if extra:
+        return TrustDocument(found[0], found[1], extra["trust_organization"], frozenset(extra["trusted_ous"]))
+    return TrustDocument(found[0], found[1])

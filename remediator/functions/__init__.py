@@ -14,6 +14,9 @@ from remediator.functions.needs import Needs
 
 # Every function of the stack, named as its module (the workflow's tasks, lower-cased, among them).
 NAMES = ("trigger", "sweep", "evaluate", "approval", "apply", "redeploy", "restore", "record", "notify", "slack_callback")
+# Organization mode only (docs/organization.md): the roster of the organization's accounts, and the
+# organization sweep's first and last states (its middle one is `sweep`, once per account and region).
+ORGANIZATION_NAMES = ("roster", "plan", "summarize")
 
 
 def handler_path(name: str) -> str:
@@ -30,6 +33,17 @@ def handler(name: str) -> Callable[[dict[str, Any], Any], Any]:
     return importlib.import_module(f"remediator.functions.{name}").handler  # type: ignore[no-any-return]
 
 
-def needs(name: str, mode: str, slack: bool) -> Needs | None:
-    """What the function needs in a stack of this mode (with or without a Slack channel); None if unreachable."""
-    return importlib.import_module(f"remediator.functions.{name}").needs(mode, slack)  # type: ignore[no-any-return]
+def needs(name: str, mode: str, slack: bool, organization: bool = False) -> Needs | None:
+    """What the function needs in a stack of this mode (with or without a Slack channel, in an organization's
+    hub or a single account); None if unreachable. In the hub, API Gateway calls are the spoke role's
+    (`Needs.in_organization`); a module's `organization_needs(found, mode)` adds what the hub needs besides."""
+    module = importlib.import_module(f"remediator.functions.{name}")
+    if name in ORGANIZATION_NAMES:
+        return module.needs(mode, slack) if organization else None  # type: ignore[no-any-return]
+    found: Needs | None = module.needs(mode, slack)
+    if organization and found is not None:
+        found = found.in_organization()
+        extra = getattr(module, "organization_needs", None)
+        if extra is not None:
+            found = extra(found, mode)
+    return found

@@ -5,6 +5,8 @@ turning AWS errors into the workflow's. Each function is its own module beside t
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -16,17 +18,24 @@ from remediator.adapters.clients import ClientFactory
 from remediator.adapters.dynamodb import DynamoJournal, DynamoLease, FailureLedger
 from remediator.adapters.secrets import secret_value
 from remediator.adapters.slack import SlackChannel
-from remediator.adapters.ssm import trust_lists
-from remediator.adapters.sts import caller_identity
+from remediator.adapters.dynamodb import RosterStore
+from remediator.adapters.ssm import TrustDocument, trust_document
+from remediator.adapters.sts import RENEW_BEFORE_SECONDS, SESSION_SECONDS, assume_role, caller_identity, role_arn
 from remediator.approvals import ApprovalRequest, new_approval_id
+from remediator import containers
 from remediator.core import TrustConfig
-from remediator.events import ApiChange
+from remediator.core.trust import ORG_ID
+from remediator.events import REGION, ApiChange
 from remediator.journal import IntentConflict
 from remediator.logs import bind
+from remediator.organization import Roster, RosterError
 from remediator.remediation import DEFAULT_EXEMPT_TAG_KEY, Remediator, StageSelection, SweepSettings
 from remediator.workflow import MODES, errors
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Evaluation, StateError, WorkflowState
+
+
+ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 
 
 @cache
@@ -55,6 +64,13 @@ class Settings:
     approvers: frozenset[str] = frozenset()
     approval_timeout_seconds: int = 24 * 3600
     own_roles: frozenset[str] = frozenset()
+    # Organization mode (docs/organization.md); "account" is the single-account stack.
+    deployment: str = "account"
+    organization_id: str = ""
+    spoke_role_name: str = ""
+    sweep_regions: tuple[str, ...] = ()
+    results_bucket: str = ""
+    org_sweep_concurrency: int = 40
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -79,7 +95,35 @@ class Settings:
             approvers=frozenset(u.strip() for u in env.get("APPROVER_USER_IDS", "").split(",") if u.strip()),
             approval_timeout_seconds=int(env.get("APPROVAL_TIMEOUT_SECONDS", str(24 * 3600))),
             own_roles=frozenset(r.strip() for r in env.get("REMEDIATOR_ROLE_ARNS", "").split(",") if r.strip()),
+            **_organization_settings(env),
         )
+
+    @property
+    def organization(self) -> bool:
+        return self.deployment == "organization"
+
+    def roster(self) -> Roster:
+        """The organization's roster as the last refresh wrote it (read consistently: an account that left is
+        refused from the refresh on). None written yet, or malformed: nothing may be judged by it."""
+        try:
+            roster = RosterStore(clients(), self.audit_table, self.organization_id).read()
+        except RosterError as error:
+            raise RemediationFailed(f"the organization's roster cannot be read: {error}") from None
+        if roster is None:
+            raise RemediationFailed(f"no roster of organization {self.organization_id} yet: run the roster function first")
+        return roster
+
+    def notice_place(self, account: str, region: str) -> str:
+        """Where the notices of an account's region are kept: per region, and per account in an organization."""
+        return f"{region}#{account}" if self.organization else region
+
+    def member_clients(self, account: str, region: str, function: str) -> ClientFactory:
+        """The clients a state makes its API Gateway calls in `account` with: the caller's own in a single-account
+        stack; in an organization, a session of the account's spoke role, assumed on the first call and only for
+        an active account of the organization."""
+        if not self.organization:
+            return clients()
+        return SpokeClients(self, account, region, function)  # type: ignore[return-value]
 
     @property
     def slack_enabled(self) -> bool:
@@ -93,7 +137,13 @@ class Settings:
         """The trusted lists are read at run time (so they change without a redeploy), by the states that judge:
         kept a minute per container, except by the state that writes (`fresh`)."""
         read = read_trust_lists and self.trust_parameter
-        accounts, orgs = trust_lists(clients(), self.trust_parameter, fresh=fresh) if read else (frozenset(), frozenset())
+        document = trust_document(clients(), self.trust_parameter, fresh=fresh) if read else TrustDocument(frozenset(), frozenset())
+        accounts, orgs = document.trusted_accounts, document.trusted_org_ids
+        if read and self.organization and (document.trust_organization or document.trusted_ous):
+            try:
+                accounts = accounts | self.roster().trusted(document.trust_organization, document.trusted_ous)
+            except RosterError as error:
+                raise RemediationFailed(str(error)) from None
         trust = TrustConfig(
             owner_account=account,
             trusted_accounts=accounts,
@@ -102,6 +152,53 @@ class Settings:
             remove_wildcard_principals=self.remove_wildcards,
         )
         return SweepSettings(trust, self.exempt_tag_key, self.exempt_api_ids, StageSelection(self.stages))
+
+
+def _organization_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Fail closed: organization mode without its organization or spoke role is a broken deployment."""
+    deployment = env.get("REMEDIATOR_DEPLOYMENT", "account")
+    if deployment not in ("account", "organization"):
+        raise RemediationFailed(f"REMEDIATOR_DEPLOYMENT {deployment!r} is not account or organization")
+    if deployment == "account":
+        return {}
+    organization_id, role = env.get("ORGANIZATION_ID", ""), env.get("SPOKE_ROLE_NAME", "")
+    if not ORG_ID.fullmatch(organization_id) or not ROLE_NAME.fullmatch(role):
+        raise RemediationFailed(f"organization mode needs ORGANIZATION_ID (o-...) and SPOKE_ROLE_NAME; got {organization_id!r}, {role!r}")
+    regions = tuple(r.strip() for r in env.get("SWEEP_REGIONS", "").split(",") if r.strip())
+    bad = [r for r in regions if not REGION.fullmatch(r)]
+    concurrency = env.get("ORG_SWEEP_CONCURRENCY", "40")
+    if bad or not concurrency.isdigit() or not 1 <= int(concurrency) <= 1000:
+        raise RemediationFailed(f"SWEEP_REGIONS {bad!r} or ORG_SWEEP_CONCURRENCY {concurrency!r} is not valid")
+    return {"deployment": deployment, "organization_id": organization_id, "spoke_role_name": role, "sweep_regions": regions,
+            "results_bucket": env.get("RESULTS_BUCKET", ""), "org_sweep_concurrency": int(concurrency)}
+
+
+# A spoke role session is kept per container while it has RENEW_BEFORE_SECONDS left (sessions last an hour).
+_sessions: containers.Kept[ClientFactory] = containers.Kept(SESSION_SECONDS - RENEW_BEFORE_SECONDS)
+
+
+class SpokeClients:
+    """A member account's clients: its spoke role, assumed (after the roster says the account is an active one of
+    the organization) on the first call, so that a state that never calls API Gateway never assumes it."""
+
+    def __init__(self, settings: Settings, account: str, region: str, function: str) -> None:
+        self.settings, self.account, self.region, self.function = settings, account, region, function
+        self.endpoint_url = clients().endpoint_url
+
+    @property
+    def default_region(self) -> str:
+        return self.region
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        arn = role_arn(partition_of(self.region), self.account, self.settings.spoke_role_name)
+
+        def assume() -> ClientFactory:
+            if not self.settings.roster().is_member(self.account):
+                raise RemediationFailed(f"account {self.account} is not an active account of organization "
+                                        f"{self.settings.organization_id}; nothing changed")
+            return assume_role(clients(), arn, f"apigw-remediator-{self.function}")
+
+        return aws_call(lambda: _sessions.get(arn, assume)).client(service, region)
 
 
 def partition_of(region: str) -> str:
@@ -129,10 +226,12 @@ def read_state(event: dict[str, Any], context: Any) -> tuple[WorkflowState, ApiC
         raise RemediationFailed(f"state input is not a workflow state: {error}") from None
     change = state.change
     bind(event_id=change.event_id, execution=event.get("execution"), api_id=change.api_id, region=change.region)
+    settings = Settings.from_environment()
     owner = own_account(context)
-    if change.account != owner:
+    # In an organization the API is a member account's (checked against the roster before any call there).
+    if change.account != owner and not settings.organization:
         raise RemediationFailed(f"the change names account {change.account}, not this remediator's account {owner}; nothing changed")
-    return state, change, Settings.from_environment()
+    return state, change, settings
 
 
 def remediator_for(change: ApiChange, settings: Settings, execution: str | None, judges: bool = True,
@@ -144,8 +243,12 @@ def remediator_for(change: ApiChange, settings: Settings, execution: str | None,
     journal = DynamoJournal(clients(), settings.audit_table)
     lease = DynamoLease(clients(), settings.audit_table, change.account)
     triggered_by = f"{change.event_name} {change.event_id} by {change.caller.describe()} (execution {execution})"
-    return Remediator(ApiGatewayAdapter(clients()), sweep_settings, journal, lease, change.account, triggered_by,
-                      holder=f"execution:{execution}")
+    adapter = ApiGatewayAdapter(settings.member_clients(change.account, change.region, _function_name()))  # type: ignore[arg-type]
+    return Remediator(adapter, sweep_settings, journal, lease, change.account, triggered_by, holder=f"execution:{execution}")
+
+
+def _function_name() -> str:
+    return os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or containers.current() or "function"
 
 
 def aws_call(action: Any) -> Any:

@@ -7,7 +7,7 @@ that mode (its role is then granted nothing at all, not even its logs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # API Gateway control-plane resources, as paths under arn:<partition>:apigateway:<region>::
 RESTAPIS = "/restapis"  # the collection: GetRestApis (GET)
@@ -32,6 +32,12 @@ JOURNAL_ITEM_KEYS = ("intent#*", "lease#*")
 AUDIT_ITEM_KEYS = ("api#*",)
 # What people were last told about each API needing a person (NoticeLedger): "notice#<region>".
 NOTICE_ITEM_KEYS = ("notice#*",)
+# Organization mode: the organization's roster (its active accounts, those under each trusted OU, those that
+# left): "org#roster" / <organization id>, written by the roster function only.
+ROSTER_ITEM_KEYS = ("org#*",)
+# The Organizations calls that read the roster (delegated administrator); none takes a resource ARN.
+ORGANIZATION_READS = ("organizations:DescribeOrganization", "organizations:ListAccounts",
+                      "organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent")
 
 
 @dataclass(frozen=True)
@@ -50,3 +56,21 @@ class Needs:
     slack_token: bool = False  # read the Slack bot token secret
     slack_signing_secret: bool = False  # read the Slack signing secret
     answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens
+    # Organization mode only.
+    assume_spoke: bool = False  # sts:AssumeRole on the spoke role of the member accounts (its API Gateway calls)
+    read_organization: bool = False  # ORGANIZATION_READS
+    roster: tuple[str, ...] = ()  # DynamoDB actions on the roster item only (ROSTER_ITEM_KEYS)
+    results: tuple[str, ...] = ()  # S3 actions on the organization sweep's results bucket (objects)
+
+    def in_organization(self) -> Needs:
+        """The same function in the hub of an organization: its API Gateway calls are made in the member
+        accounts, as their spoke role (granted there, see `spoke_calls`); it assumes that role and reads
+        the roster to know which accounts are the organization's."""
+        if not self.apigateway:
+            return self
+        return replace(self, apigateway=(), assume_spoke=True, roster=tuple(sorted({*self.roster, "dynamodb:GetItem"})))
+
+
+def spoke_calls(all_needs: list[Needs | None]) -> tuple[tuple[str, str], ...]:
+    """The API Gateway calls the spoke role must allow: every hub function's, as the single-account stack grants them."""
+    return tuple(sorted({call for needs in all_needs if needs is not None for call in needs.apigateway}))

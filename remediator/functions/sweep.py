@@ -1,9 +1,14 @@
-"""The schedule's target: every API of the region that needs attention goes through the workflow."""
+"""The schedule's target: every API of the region that needs attention goes through the workflow.
+
+In an organization's hub the same function is the organization sweep's Map child: it sweeps one
+(account, region) through that account's spoke role and returns its summary instead of publishing it.
+"""
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,12 +17,13 @@ from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.dynamodb import DynamoJournal, NoticeLedger
 from remediator.adapters.sns import publish
 from remediator.adapters.stepfunctions import start_execution
-from remediator.events import ApiChange, Caller
+from remediator.events import ACCOUNT, REGION, ApiChange, Caller
 from remediator.functions import common
-from remediator.functions.common import Settings, own_account
+from remediator.functions.common import Settings, aws_call, own_account
 from remediator.functions.needs import RESTAPIS, Needs
 from remediator.logs import bind, get_logger
 from remediator.remediation import Verdict, assess, findings_fingerprint
+from remediator.workflow.errors import RemediationFailed
 
 log = get_logger("remediator.functions.sweep")
 
@@ -32,6 +38,11 @@ def needs(mode: str, slack: bool) -> Needs | None:
                  publish=True)
 
 
+def organization_needs(found: Needs, mode: str) -> Needs:
+    # The Map child returns its summary; the summarize state publishes one for the whole organization.
+    return replace(found, publish=False)
+
+
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Schedule target: every API of this region that needs attention goes through the same workflow, once.
 
@@ -40,25 +51,51 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     summary message per sweep says the rest: counts per verdict, new and resolved findings.
     """
     settings = Settings.from_environment()
+    if settings.organization:
+        account, region = _pair(event)
+        if not aws_call(settings.roster).is_member(account):
+            raise RemediationFailed(f"account {account} is not an active account of organization {settings.organization_id}")
+        summary, counts = sweep_region(settings, account, region)
+        return summary | {"duplicate": counts["duplicate"]}
     region = os.environ.get("AWS_REGION") or common.clients().default_region
-    account = own_account(context)
+    summary, counts = sweep_region(settings, own_account(context), region)
+    subject = (f"Daily sweep of {summary['account']} {region}: {summary['apis']} APIs, {len(summary['new_findings'])} "
+               f"with new findings, {len(summary['resolved_findings'])} resolved")
+    publish(common.clients(), settings.topic_arn, subject, summary)
+    return {**counts, "new": len(summary["new_findings"]), "resolved": len(summary["resolved_findings"])}
+
+
+def _pair(event: Any) -> tuple[str, str]:
+    """The Map's item: {"account": ..., "region": ...}, both well formed, or nothing is swept."""
+    account = event.get("account") if isinstance(event, dict) else None
+    region = event.get("region") if isinstance(event, dict) else None
+    if not isinstance(account, str) or not ACCOUNT.fullmatch(account) or not isinstance(region, str) or not REGION.fullmatch(region):
+        raise RemediationFailed(f"the organization sweep's item must name an account and a region; got {account!r:.40}, {region!r:.40}")
+    return account, region
+
+
+def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """Sweep one account's region: start an execution for each API that needs one; the summary of what was seen,
+    and the counts of what was done."""
     sweep_settings = settings.sweep_settings(account, region)
     hour = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y%m%dT%H")  # one sweep execution per API per hour
-    bind(sweep=hour, region=region)
+    bind(sweep=hour, region=region, account=account)
     counts = {"apis": 0, "started": 0, "duplicate": 0, "told_already": 0}
     left_open: set[str] = set()
     if settings.mode != "dry-run":  # changes left half-done (their holder gone) are settled by an execution of their own
         journal = DynamoJournal(common.clients(), settings.audit_table)
         now = clock.now()
-        left_open = {i.api_id for i in journal.open_intents()
+        left_open = {i.api_id for i in aws_call(journal.open_intents)
                      if i.account == account and i.region == region and not journal.held_by_other(i, "", now)}
+    place = settings.notice_place(account, region)
     notices = NoticeLedger(common.clients(), settings.audit_table)
-    standing = notices.standing(region)
+    standing = aws_call(lambda: notices.standing(place))
     verdicts: Counter[str] = Counter()
     new: list[dict[str, str]] = []
     resolved: list[dict[str, str]] = []
     listed: set[str] = set()
-    for api in ApiGatewayAdapter(common.clients()).list_rest_apis(region):
+    apis = ApiGatewayAdapter(settings.member_clients(account, region, "sweep"))  # type: ignore[arg-type]
+    for api in aws_call(lambda: list(apis.list_rest_apis(region))):
         counts["apis"] += 1
         listed.add(api.api_id)
         report = assess(api, sweep_settings)
@@ -72,22 +109,20 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                 continue
             new.append({"api_id": api.api_id, "name": api.name, "verdict": verdict.value})
         elif api.api_id in standing and verdict in (Verdict.COMPLIANT, Verdict.EXEMPT):
-            notices.forget(region, api.api_id)  # compliant or exempt now: the findings are resolved
+            aws_call(lambda api=api: notices.forget(place, api.api_id))  # compliant or exempt now: resolved
             resolved.append({"api_id": api.api_id, "name": api.name, "verdict": verdict.value})
         if not verdict.needs_attention:
             continue
-        change = ApiChange(api.api_id, region, account, f"{hour}-{api.api_id}", "ScheduledSweep",
+        event_id = f"{hour}-{account}-{api.api_id}" if settings.organization else f"{hour}-{api.api_id}"
+        change = ApiChange(api.api_id, region, account, event_id, "ScheduledSweep",
                            Caller("Scheduler", None, None, "events.amazonaws.com", None))
-        status = start_execution(common.clients(), settings.state_machine_arn, change.execution_name, {"change": change.to_dict(), "source": "sweep"})
+        status = aws_call(lambda change=change: start_execution(
+            common.clients(), settings.state_machine_arn, change.execution_name, {"change": change.to_dict(), "source": "sweep"}))
         counts[status] += 1
     for api_id in sorted(set(standing) - listed):  # deleted since: nobody needs to hear about it again
-        notices.forget(region, api_id)
+        aws_call(lambda api_id=api_id: notices.forget(place, api_id))
         resolved.append({"api_id": api_id, "name": "", "verdict": Verdict.GONE.value})
-    summary = {"kind": "summary", "mode": settings.mode, "account": account, "region": region, "apis": counts["apis"],
-               "verdicts": dict(sorted(verdicts.items())), "new_findings": new, "resolved_findings": resolved,
-               "executions_started": counts["started"], "told_already": counts["told_already"]}
-    subject = (f"Daily sweep of {account} {region}: {counts['apis']} APIs, {len(new)} with new findings, "
-               f"{len(resolved)} resolved")
-    publish(common.clients(), settings.topic_arn, subject, summary)
     log.info("sweep_done", **counts, new=len(new), resolved=len(resolved))
-    return {**counts, "new": len(new), "resolved": len(resolved)}
+    return {"kind": "summary", "mode": settings.mode, "account": account, "region": region, "apis": counts["apis"],
+            "verdicts": dict(sorted(verdicts.items())), "new_findings": new, "resolved_findings": resolved,
+            "executions_started": counts["started"], "told_already": counts["told_already"]}, counts

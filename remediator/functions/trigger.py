@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from remediator.adapters.stepfunctions import start_execution
-from remediator.events import EventError, Ignored, parse_event
+from remediator.events import ApiChange, EventError, Ignored, parse_event, parse_member_event
 from remediator.functions import common
 from remediator.functions.common import Settings, own_account
 from remediator.functions.needs import Needs
@@ -18,15 +19,27 @@ def needs(mode: str, slack: bool) -> Needs | None:
     return Needs(start_execution=True)
 
 
+def organization_needs(found: Needs, mode: str) -> Needs:
+    # Only an active account of the organization (the roster) gets an execution.
+    return replace(found, roster=("dynamodb:GetItem",))
+
+
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """EventBridge rule target: one execution per CloudTrail event, named after its event ID.
 
     The owner is this function's own account, never the event's: an event naming another account is
-    refused. The remediator's own writes are ignored here too (the rule already filters them out).
+    refused. In an organization's hub it is the member account EventBridge says sent the event, which must be
+    an active account of the organization (docs/organization.md). The remediator's own writes are ignored here too (the rule already filters them out).
     """
     settings = Settings.from_environment()
     try:
-        change = parse_event(event, owner_account=own_account(context), own_roles=settings.own_roles)
+        if settings.organization:
+            change = parse_member_event(event, spoke_role_name=settings.spoke_role_name, own_roles=settings.own_roles)
+            if isinstance(change, ApiChange) and not settings.roster().is_member(change.account):
+                raise EventError(f"account {change.account} is not an active account of organization "
+                                 f"{settings.organization_id}; refused")
+        else:
+            change = parse_event(event, owner_account=own_account(context), own_roles=settings.own_roles)
     except EventError as error:
         bind(event_id=event.get("id") if isinstance(event, dict) else None)
         log.error("event_rejected", error=str(error))

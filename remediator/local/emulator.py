@@ -47,6 +47,17 @@ def _paged_get_rest_apis(self: APIGatewayResponse) -> str:
 
 def enable_listing_pages() -> None:
     APIGatewayResponse.get_rest_apis = _paged_get_rest_apis  # type: ignore[method-assign]
+    complete_event_envelopes()
+
+
+def complete_event_envelopes() -> None:
+    """EventBridge delivers an event with its `account` (the account that sent it); the emulator's default target
+    input leaves it out, and organization mode decides whose API an event is about by it."""
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace('"version": "0", ', '"version": "0", "account": "<account>", ')
 
 
 def operation_of(environ: dict[str, Any]) -> tuple[str, str]:
@@ -139,7 +150,13 @@ def emulated_account(account_id: str = "111122223333", region: str = "us-east-1"
     """
     previous = {k: os.environ.get(k) for k in (*LOCAL_CREDENTIALS, "MOTO_ACCOUNT_ID", "AWS_DEFAULT_REGION", "MOTO_PORT")}
     os.environ.update(LOCAL_CREDENTIALS)
-    os.environ["MOTO_ACCOUNT_ID"] = account_id
+    # Without the strict layer every call is the one account's. With it, the layer says whose each call is (the
+    # caller's account, by its credentials: a local organization has several), so the variable, which would
+    # override that, is not set.
+    if strict:
+        os.environ.pop("MOTO_ACCOUNT_ID", None)
+    else:
+        os.environ["MOTO_ACCOUNT_ID"] = account_id
     os.environ["AWS_DEFAULT_REGION"] = region
     enable_listing_pages()
     layer = None

@@ -274,18 +274,31 @@ def _one_of(statement: Mapping[str, Any], name: str, where: str) -> tuple[str, b
 
 
 def _principal_matcher(value: Any, where: str) -> Callable[[str], bool]:
-    """A Principal element as a test on a service principal: "*", {"AWS": "*"} or a listed Service."""
+    """A Principal element as a test on who calls: a service principal ("lambda.amazonaws.com") against the
+    listed Service ones, an IAM principal's ARN (a role's, for its sessions) against the listed AWS ones
+    (an ARN, an account ID, or an account's root ARN, which stands for every principal of the account)."""
     if value == "*":
-        return lambda service: True
+        return lambda who: True
     if not isinstance(value, Mapping):
         raise IamError(f"{where}: Principal must be \"*\" or an object")
 
     def listed(kind: str) -> list[str]:
         return _strings(value[kind], f"Principal.{kind}", where) if kind in value else []
 
-    everyone = "*" in listed("AWS")
+    aws = listed("AWS")
+    everyone = "*" in aws
     services = {s.lower() for s in listed("Service")}
-    return lambda service: everyone or service.lower() in services
+    arns = {a for a in aws if a.startswith("arn:") and not a.endswith(":root")}
+    accounts = {a for a in aws if re.fullmatch(r"\d{12}", a)} | {a.split(":")[4] for a in aws if a.startswith("arn:") and a.endswith(":root")}
+
+    def matches(who: str) -> bool:
+        if everyone:
+            return True
+        if who.startswith("arn:"):
+            return who in arns or who.split(":")[4] in accounts
+        return who.lower() in services
+
+    return matches
 
 
 def _compile(statement: Any, where: str, who: str, resource_policy: bool) -> _Statement:
@@ -313,6 +326,8 @@ def _compile(statement: Any, where: str, who: str, resource_policy: bool) -> _St
         if not expanded:  # one message for a typo in the action, the service or the syntax
             raise IamError(f"policy of {who} grants unknown action {pattern!r}")
         actions |= expanded
+    if resource_policy and "Resource" not in statement and "NotResource" not in statement:
+        statement = {**statement, "Resource": "*"}  # a role's trust policy: its resource is the role itself
     resource_key, not_resource = _one_of(statement, "Resource", where)
     patterns = _strings(statement[resource_key], resource_key, where)
     if any("${" in p for p in patterns):

@@ -25,6 +25,9 @@ import boto3
 import botocore.session
 from botocore.credentials import CredentialProvider
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+    resource_eval_s3 as result_writer_s3,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
 from remediator import functions as function_modules
@@ -50,11 +53,16 @@ from remediator.local.strict import (
 )
 from remediator import containers
 from remediator.adapters import ssm
-from remediator.local.template import Resolver, of_type, synthesized_template
+from remediator.local.organization import LocalOrganization
+from remediator.local.template import LOCAL_ORGANIZATION_ID, Resolver, of_type, spoke_template, synthesized_template
 
 FUNCTION_PREFIX = "apigw-remediator-"
+# Organization mode's settings in the functions' environment (infra/stack.py sets them; docs/organization.md).
+ORGANIZATION_ENVIRONMENT = ("REMEDIATOR_DEPLOYMENT", "ORGANIZATION_ID", "SPOKE_ROLE_NAME", "SWEEP_REGIONS", "RESULTS_BUCKET",
+                            "ORG_SWEEP_CONCURRENCY")
 # The functions the local account runs, each by its module (remediator/functions/<name>.py).
-HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {name: function_modules.handler(name) for name in function_modules.NAMES}
+HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
+    name: function_modules.handler(name) for name in (*function_modules.NAMES, *function_modules.ORGANIZATION_NAMES)}
 
 
 @dataclass
@@ -108,6 +116,35 @@ def _exec_lambda_function(original: Callable[..., None]) -> Callable[..., None]:
 lambda_eval_utils.execute_lambda_function_integration = _exec_lambda_function(lambda_eval_utils.execute_lambda_function_integration)
 
 
+def _write_results(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+    """A Distributed Map's ResultWriter as Step Functions writes it: the children's results in SUCCEEDED_<n>.json
+    files and a manifest.json naming them, under <Prefix>/<map run ID>/ (the emulator writes the manifest only)."""
+    parameters = env.stack.pop()
+    results = env.stack.pop()
+    s3 = result_writer_s3.ResourceEvalS3._get_s3_client(resource_runtime_part=resource_runtime_part,
+                                                         state_credentials=state_credentials)
+    map_run_arn = env.map_run_record_pool_manager.get_all().pop().map_run_arn
+    prefix = parameters.get("Prefix", "")
+    prefix = prefix + "/" if prefix and not prefix.endswith("/") else prefix
+    base = f"{prefix}{map_run_arn.split(':')[-1]}/"
+    children = [{"ExecutionArn": f"{map_run_arn}:{index}", "Name": str(index), "Input": "{}", "Output": json.dumps(result),
+                 "Status": "SUCCEEDED", "StateMachineArn": map_run_arn} for index, result in enumerate(results or [])]
+    files = []
+    for start in range(0, len(children), 1000) or [0]:
+        body = json.dumps(children[start:start + 1000]).encode()
+        key = f"{base}SUCCEEDED_{start // 1000}.json"
+        s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=body)
+        files.append({"Key": key, "Size": len(body)})
+    manifest = {"DestinationBucket": parameters["Bucket"], "MapRunArn": map_run_arn,
+                "ResultFiles": {"FAILED": [], "PENDING": [], "SUCCEEDED": files}}
+    key = base + "manifest.json"
+    s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=json.dumps(manifest).encode())
+    env.stack.append({"MapRunArn": map_run_arn, "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}})
+
+
+result_writer_s3.ResourceEvalS3._handle_put_object = staticmethod(_write_results)  # type: ignore[assignment]
+
+
 class FunctionTimedOut(Exception):
     """The invocation ran past its function's timeout; Step Functions sees the task fail with States.Timeout."""
 
@@ -116,7 +153,8 @@ def run_function(name: str, event: Any) -> Any:
     """Run a local function as Lambda does: as its role's session, under its timeout, logging to its group."""
     route = _routes[name]
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-    arn = f"arn:aws:lambda:{region}:{os.environ.get('MOTO_ACCOUNT_ID')}:function:{name}"
+    owner = route.strict.account if route.strict is not None else os.environ.get("MOTO_ACCOUNT_ID")
+    arn = f"arn:aws:lambda:{region}:{owner}:function:{name}"
     context = SimpleNamespace(invoked_function_arn=arn, function_name=name, aws_request_id="local")
     if route.principal is None or route.strict is None:
         with containers.running_as(name):
@@ -161,6 +199,12 @@ class WorkflowConfig:
     slack_channel: str = "#api-security"
     approvers: list[str] = field(default_factory=lambda: ["U0APPROVER"])
     approval_timeout_seconds: int = 24 * 3600
+    # Organization mode: the stack is the hub of a local organization (remediator.local.organization) of this many
+    # member accounts besides the hub; its trust settings as in the trust parameter's document.
+    organization: bool = False
+    members: int = 3
+    trust_organization: bool = False
+    trusted_ous: list[str] = field(default_factory=list)
 
 
 class LocalWorkflow:
@@ -178,14 +222,17 @@ class LocalWorkflow:
         self.clients = account.clients
         self.config = config
         self.strict = account.strict
-        self.template = synthesized_template(config.mode, slack=bool(config.slack_channel))
+        self.template = synthesized_template(config.mode, slack=bool(config.slack_channel), organization=config.organization)
+        self.spoke_template = spoke_template(config.mode, bool(config.slack_channel)) if config.organization else {}
+        self.organization_id = LOCAL_ORGANIZATION_ID  # the local organization's own, once it exists
         account_id = account.account_id
         resolve = self.resolve = Resolver(account_id, region)
         iam = self.clients.client("iam", region)
-        # Roles: named after their logical IDs (the ARNs CloudTrail names as the session issuer).
+        # Roles: their template names (the hub's, which the spokes trust), else named after their logical IDs (the
+        # ARNs CloudTrail names as the session issuer).
         self.role_arns: dict[str, str] = {}
-        for logical_id in of_type(self.template, "AWS::IAM::Role"):
-            name = f"apigw-remediator-{logical_id}"[:64]
+        for logical_id, role in of_type(self.template, "AWS::IAM::Role").items():
+            name = role["Properties"].get("RoleName") or f"apigw-remediator-{logical_id}"[:64]
             self.role_arns[logical_id] = iam.create_role(
                 RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
             resolve.bind(logical_id, name, Arn=self.role_arns[logical_id])
@@ -237,13 +284,21 @@ class LocalWorkflow:
             group = f"/aws/lambda/{FUNCTION_PREFIX}{owner}" if owner in functions else f"/aws/vendedlogs/states/{logical_id}"
             resolve.bind(logical_id, group, Arn=f"arn:aws:logs:{region}:{account_id}:log-group:{group}:*")
         arns = {n: resolve.attrs[(functions[n.lower()][0], "Arn")] for n in workflow.FUNCTIONS}
-        (machine,) = of_type(self.template, "AWS::StepFunctions::StateMachine").values()
+        machines = of_type(self.template, "AWS::StepFunctions::StateMachine")
+        (main_id, machine), = [(k, m) for k, m in machines.items() if "EvaluateFunctionArn" in m["Properties"].get("DefinitionSubstitutions", {})]
         machine_role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         self.state_machine_arn = create_state_machine(
             self.clients, region, "apigw-remediator", workflow.render(arns), self.role_arns[machine_role])
-        self._bind_one("AWS::StepFunctions::StateMachine", self.state_machine_arn, Name="apigw-remediator")
+        resolve.bind(main_id, self.state_machine_arn, Name="apigw-remediator")
+        self.results_bucket = ""
+        self.org_sweep_arn = ""
+        self.hub_bus_arn = ""
+        machine_roles = [machine_role]
+        if config.organization:
+            machine_roles.append(self._organization_resources(machines, functions))
         for cfn_type in ("AWS::Events::Rule", "AWS::CloudWatch::Alarm", "AWS::Lambda::Url", "AWS::Lambda::Permission",
-                         "AWS::IAM::Policy", "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
+                         "AWS::IAM::Policy", "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy",
+                         "AWS::Events::EventBusPolicy", "AWS::CloudFormation::StackSet", "AWS::Lambda::EventInvokeConfig"):
             for logical_id in of_type(self.template, cfn_type):
                 service = {"AWS::Events::Rule": "events", "AWS::CloudWatch::Alarm": "cloudwatch"}.get(cfn_type, "local")
                 kind = "rule" if service == "events" else "alarm"
@@ -265,21 +320,25 @@ class LocalWorkflow:
                                       resolve.attrs.get((group["Ref"], "Arn")) if group else None, self.strict)
             LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
         if self.strict is not None:
+            # The emulator's interpreter signs every state machine's calls with one key: the roles' policies together.
+            documents = [d for role in machine_roles for d in policies.get(role, [])]
             self.strict.register(Principal("state-machine", f"arn:aws:sts::{account_id}:assumed-role/{self.role_arns[machine_role].rsplit('/', 1)[1]}/states",
-                                           SFN_KEY, PolicySet(policies.get(machine_role, []), principal="state machine"),
+                                           SFN_KEY, PolicySet(documents, principal="state machine"),
                                            role_arn=self.role_arns[machine_role], scope=config.mode))
             common.clients = functools.cache(_function_clients)  # type: ignore[assignment]
             secrets_adapter._cache = ContainerState()
         # The stack's rule, with the template's pattern, delivering to a queue the runner hands on to the
         # trigger function (the emulated EventBridge delivers to queues, not to functions).
-        (rule,) = [r for r in of_type(self.template, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+        (rule,) = [r for r in of_type(self.template, "AWS::Events::Rule").values()
+                   if "aws.apigateway" in r["Properties"].get("EventPattern", {}).get("source", [])]
         self.event_pattern = resolve(rule["Properties"]["EventPattern"])
         self.pending: list[dict[str, Any]] = []
         self._rule_queue_url = sqs.create_queue(QueueName="apigw-remediator-rule")["QueueUrl"]
         rule_queue_arn = sqs.get_queue_attributes(QueueUrl=self._rule_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         events = self.clients.client("events", region)
-        events.put_rule(Name="apigw-remediator-policy-changes", EventPattern=json.dumps(self.event_pattern), State="ENABLED")
-        events.put_targets(Rule="apigw-remediator-policy-changes", Targets=[{"Id": "trigger", "Arn": rule_queue_arn}])
+        bus = {"EventBusName": resolve(rule["Properties"]["EventBusName"])} if "EventBusName" in rule["Properties"] else {}
+        events.put_rule(Name="apigw-remediator-policy-changes", EventPattern=json.dumps(self.event_pattern), State="ENABLED", **bus)
+        events.put_targets(Rule="apigw-remediator-policy-changes", Targets=[{"Id": "trigger", "Arn": rule_queue_arn}], **bus)
         self.slack = SlackStandIn(self.slack_token).start()
         self.callback: FunctionUrl | None = None
         if "slack_callback" in functions:  # approval mode only, as in the stack
@@ -307,9 +366,82 @@ class LocalWorkflow:
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,  # as in Lambda, where both are set
         }
+        for key in ORGANIZATION_ENVIRONMENT:  # organization mode's settings, as the template gives them
+            value = trigger_env.get(key)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                self.environment[key] = str(resolve(value))
         os.environ.update(self.environment)
         common.clients.cache_clear()
         ssm.forget_cached()  # a new deployment: its functions start with empty containers
+        self.organization: LocalOrganization | None = None
+        if config.organization:
+            self.organization = LocalOrganization(self, members=config.members, region=region)
+            self.organization_id = self.organization.organization_id
+            self.environment["ORGANIZATION_ID"] = os.environ["ORGANIZATION_ID"] = self.organization_id
+            for bus_arn, policy in self._bus_policies.items():
+                self.strict.bus_policies[bus_arn] = self.localize(policy) if self.strict is not None else policy
+            self.clients.client("ssm", region).put_parameter(Name=parameter, Type="String", Overwrite=True, Value=json.dumps(
+                {"trusted_accounts": config.trusted_accounts, "trusted_org_ids": config.trusted_org_ids,
+                 "trust_organization": config.trust_organization, "trusted_ous": config.trusted_ous}))
+
+    def _organization_resources(self, machines: dict[str, dict[str, Any]], functions: dict[str, Any]) -> str:
+        """The hub's own: its bus (and the bus policy, registered once the organization exists), the results buckets,
+        the organization sweep's state machine. Returns the sweep's role's logical ID."""
+        region, account_id, resolve = self.region, self.account.account_id, self.resolve
+        events, s3 = self.clients.client("events", region), self.clients.client("s3", region)
+        for logical_id, bus in of_type(self.template, "AWS::Events::EventBus").items():
+            name = bus["Properties"]["Name"]
+            arn = events.create_event_bus(Name=name)["EventBusArn"]
+            resolve.bind(logical_id, name, Arn=arn, Name=name)
+            self.hub_bus_arn = arn
+        self._bus_policies: dict[str, dict[str, Any]] = {}
+        for policy in of_type(self.template, "AWS::Events::EventBusPolicy").values():
+            statement = resolve(policy["Properties"]["Statement"])
+            self._bus_policies[self.hub_bus_arn] = {"Version": "2012-10-17", "Statement": [statement]}
+        for logical_id in of_type(self.template, "AWS::S3::Bucket"):
+            name = f"apigw-remediator-{logical_id.lower()}"[:63]
+            s3.create_bucket(Bucket=name)
+            resolve.bind(logical_id, name, Arn=f"arn:aws:s3:::{name}", DomainName=f"{name}.s3.amazonaws.com")
+            if "ResultsBucket" in logical_id:
+                self.results_bucket = name
+        (sweep_id, machine), = [(k, m) for k, m in machines.items() if "PlanFunctionArn" in m["Properties"].get("DefinitionSubstitutions", {})]
+        arns = {n: resolve.attrs[(functions[n.lower()][0], "Arn")] for n in workflow.ORG_SWEEP_FUNCTIONS}
+        role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+        name = resolve(machine["Properties"].get("StateMachineName")) or "apigw-remediator-org-sweep"
+        self.org_sweep_arn = create_state_machine(self.clients, region, name, workflow.render(
+            arns, "org_sweep.json", **{workflow.ORG_SWEEP_BUCKET: self.results_bucket}), self.role_arns[role])
+        resolve.bind(sweep_id, self.org_sweep_arn, Name=name)
+        del account_id
+        return role
+
+    def localize(self, document: Any) -> Any:
+        """A template's document with the local organization's ID where the template names the placeholder one."""
+        return json.loads(json.dumps(document).replace(LOCAL_ORGANIZATION_ID, self.organization_id))
+
+    def spoke_parameters(self) -> dict[str, str]:
+        """What the hub passes its StackSet (the spoke template's parameters)."""
+        return {"HubAccountId": self.account.account_id, "HubBusArn": self.hub_bus_arn}
+
+    def refresh_roster(self) -> dict[str, Any]:
+        """The roster function, as its schedule or an account event runs it."""
+        return self._invoke("Roster", {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+
+    def forward(self) -> dict[str, int]:
+        """The member accounts' spoke rules hand what they matched to the hub bus (organization mode)."""
+        assert self.organization is not None
+        return self.organization.forward()
+
+    def run_org_sweep(self, name: str | None = None, timeout: float = 600.0) -> ExecutionResult:
+        """The organization sweep, as its schedule starts it; waits for it to end."""
+        name = name or f"org-sweep-{secrets.token_hex(4)}"
+        self.clients.client("stepfunctions", self.region).start_execution(stateMachineArn=self.org_sweep_arn, name=name, input="{}")
+        arn = execution_arn(self.org_sweep_arn, name)
+        description = wait_for_execution(self.clients, arn, timeout)
+        output = json.loads(description["output"]) if description.get("output") else None
+        return ExecutionResult(name, description["status"], states_entered(self.clients, arn), output,
+                               description.get("error"), description.get("cause"))
 
     def _bind_one(self, cfn_type: str, ref: str, **attrs: str) -> None:
         for logical_id in of_type(self.template, cfn_type):
@@ -455,8 +587,11 @@ class LocalWorkflow:
         return self._drain(self._queue_url)
 
     def _drain(self, queue_url: str) -> list[dict[str, Any]]:
+        return self._drain_queue(self.clients, queue_url)
+
+    def _drain_queue(self, clients: ClientFactory, queue_url: str) -> list[dict[str, Any]]:
         """Every message waiting in a queue, removed from it, in order."""
-        sqs = self.clients.client("sqs", self.region)
+        sqs = clients.client("sqs", self.region)
         messages: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])

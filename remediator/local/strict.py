@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote
 
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-from remediator.local.iam import Call, Decision, IamError, PolicySet
+from remediator.local.iam import Call, Decision, IamError, PolicySet, resource_policy_decide
 
 OPERATION_KEY = "local.operation"  # the (service, operation) the server already worked out for a request
 HARNESS_KEY = "testing"  # the emulator's default credentials: the test harness, the demo's setup, the CLI
@@ -299,6 +299,8 @@ class Principal:
     role_arn: str | None = None
     patient: bool = False  # waits for its quota turn (the harness) instead of being throttled
     scope: str = ""  # the deployment it belongs to (the stack's mode), to tell grants of one template apart
+    account: str = ""  # the account it acts in ("": the layer's own account, the hub of an organization)
+    looking_on: bool = False  # the test harness in another account (seeding, polling): not the product's work
 
     def user_identity(self, account: str) -> dict[str, Any]:
         """`userIdentity` of a CloudTrail record of this principal's call."""
@@ -561,18 +563,42 @@ class StrictLayer:
         self.account = account
         # One clock per process: botocore's sleeps are routed to it, and every layer must see them.
         self.clock = clock or (_installed[0] if _installed else LocalClock())
-        self.quotas = Quotas(self.clock)
+        self._quotas: dict[str, Quotas] = {}  # API Gateway's quotas are per account
         self.harness = Principal("harness", f"arn:aws:iam::{account}:user/local-admin", HARNESS_KEY, None, patient=True)
         self.principals: dict[str, Principal] = {HARNESS_KEY: self.harness}
         self.checked: list[CheckedCall] = []
         self.trail: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        # A local organization (remediator.local.organization): each role's identity policies, by role ARN, for
+        # the sessions AssumeRole hands out; each event bus's resource policy, by bus ARN.
+        self.role_policies: dict[str, PolicySet] = {}
+        self.bus_policies: dict[str, dict[str, Any]] = {}
+
+    @property
+    def quotas(self) -> Quotas:
+        """The layer's own account's quotas (the hub's, in an organization)."""
+        return self.quotas_of(self.account)
+
+    @quotas.setter
+    def quotas(self, value: Quotas) -> None:
+        self._quotas[self.account] = value
+
+    def quotas_of(self, account: str) -> Quotas:
+        with self._lock:
+            if account not in self._quotas:
+                self._quotas[account] = Quotas(self.clock)
+            return self._quotas[account]
+
+    def account_of(self, principal: Principal) -> str:
+        return principal.account or self.account
 
     def reset(self) -> None:
         with self._lock:
             self.principals = {HARNESS_KEY: self.harness}
             self.trail.clear()
-            self.quotas = Quotas(self.clock)
+            self._quotas = {}
+            self.role_policies.clear()
+            self.bus_policies.clear()
 
     def register(self, principal: Principal) -> Principal:
         with self._lock:
@@ -597,9 +623,9 @@ class StrictLayer:
                 return checked
         return None
 
-    def calls_for(self, request: Request) -> list[Call]:
+    def calls_for(self, request: Request, account: str | None = None) -> list[Call]:
         service, op = request.service, request.operation
-        region, account = request.region, self.account
+        region, account = request.region, account or self.account
         if service in ("apigateway", "execute-api"):
             return api_gateway_calls(request)
         if service == "dynamodb":
@@ -631,6 +657,16 @@ class StrictLayer:
             return [Call("lambda:InvokeFunction", arn)]
         if service == "sts" and op == "GetCallerIdentity":
             return []  # needs no permission
+        if service == "sts" and op == "AssumeRole":
+            return [Call("sts:AssumeRole", request.form().get("RoleArn", ""))]
+        if service == "organizations":
+            return [Call(f"organizations:{op}", "*")]
+        if service == "s3":
+            return [_s3_call(request)]
+        if service == "events" and op == "PutEvents":
+            buses = {str(e.get("EventBusName") or "default") for e in request.json().get("Entries", []) if isinstance(e, dict)}
+            return [Call("events:PutEvents", bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}")
+                    for bus in sorted(buses) or ["default"]]
         # Anything else the remediator's functions never call: a role calling it is checked on "*", and
         # denied with the action named, since no statement of theirs grants it.
         return [Call(f"{service}:{op}", "*")]
@@ -644,26 +680,36 @@ class StrictLayer:
                 return app(environ, start_response)
             request = Request(environ, service, operation)
             principal = self.principals.get(request.access_key, self.harness)
-            if principal is self.harness:  # the test looking on (seeding, polling) is not the product's work
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_of(principal)  # whose call it is, for the emulator
+            if principal is self.harness or principal.looking_on:  # the test looking on is not the product's work
                 return serve(request, principal, start_response)
             with self.clock.busy():
                 return serve(request, principal, start_response)
 
         def serve(request: Request, principal: Principal, start_response: Any) -> Any:
             service, operation, environ = request.service, request.operation, request.environ
+            account = self.account_of(principal)
             try:
-                calls = self.calls_for(request)
+                calls = self.calls_for(request, account)
             except NotImplementedError as error:
                 return _error(start_response, service, 400, "ValidationException", str(error))
             denied = self.authorize(principal, calls)
             if denied is not None:
                 return _access_denied(start_response, service, principal, denied)
+            if service == "sts" and operation == "AssumeRole":
+                return self._assume_role(app, request, principal, start_response)
+            if service == "events" and operation == "PutEvents" and self._cross_account(request, account):
+                return self._put_events_across(request, principal, start_response)
+            if service == "organizations" and not (principal is self.harness or principal.looking_on):
+                refused = self._organization_reader(request, account)
+                if refused:
+                    return _error(start_response, service, 400, "AccessDeniedException", refused)
             is_apigateway = service in ("apigateway", "execute-api")
-            if is_apigateway and not self.quotas.admit(operation, principal.patient):
+            if is_apigateway and not self.quotas_of(account).admit(operation, principal.patient):
                 return _error(start_response, service, 429, "TooManyRequestsException", "Too Many Requests",
                               {"Retry-After": "5"})
             if is_apigateway and operation == "CreateDeployment":
-                refused = _deployment_refused(self.account, request.region, request.path)
+                refused = _deployment_refused(account, request.region, request.path)
                 if refused:
                     return _error(start_response, service, 400, "BadRequestException", refused)
             captured: dict[str, Any] = {}
@@ -687,15 +733,111 @@ class StrictLayer:
     # -- CloudTrail --
 
     def _record(self, request: Request, principal: Principal, response: bytes) -> None:
-        detail = cloudtrail_record(request, principal.user_identity(self.account), self.account, response)
+        account = self.account_of(principal)
+        detail = cloudtrail_record(request, principal.user_identity(account), account, response)
         with self._lock:
             self.trail.append(detail)
         from moto.events.models import events_backends
 
-        events_backends[self.account][request.region].put_events([{
+        events_backends[account][request.region].put_events([{
             "Source": "aws.apigateway", "DetailType": "AWS API Call via CloudTrail",
             "Detail": json.dumps(detail), "Resources": [],
         }])
+
+    # -- a local organization: sessions of other accounts' roles, events sent across, the organization read --
+
+    def _assume_role(self, app: Callable[..., Any], request: Request, principal: Principal, start_response: Any) -> Any:
+        """sts:AssumeRole as STS decides it: the caller's own policy allowed it (checked before), and the role's
+        trust policy must name the caller's role (with its conditions, aws:PrincipalOrgID among them). The
+        session the emulator hands out is then a principal of the role's account, with the role's policies."""
+        target = request.form().get("RoleArn", "")
+        session = request.form().get("RoleSessionName", "session")
+        target_account = target.split(":")[4] if target.count(":") >= 5 else ""
+        looking_on = principal is self.harness or principal.looking_on
+        if not looking_on:
+            trust = _trust_policy(target)
+            caller = principal.role_arn or principal.arn
+            decision = None
+            if trust is not None:
+                context = {"aws:PrincipalAccount": (self.account_of(principal),), "aws:PrincipalArn": (caller,)}
+                org = organization_of(self.account_of(principal))
+                if org:
+                    context["aws:PrincipalOrgID"] = (org,)
+                decision = resource_policy_decide(trust, caller, Call("sts:AssumeRole", target, context))
+            if decision is None or not decision.allowed:
+                with self._lock:
+                    self.checked.append(CheckedCall(principal.name, "sts:AssumeRole", target, False,
+                                                    "no such role" if trust is None else f"trust policy: {decision.reason}",
+                                                    principal.scope))
+                return _error(start_response, "sts", 403, "AccessDenied",
+                              f"User: {principal.arn} is not authorized to perform: sts:AssumeRole on resource: {target}")
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        body = b"".join(app(request.environ, capture))
+        key = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", body)
+        if key is not None and captured["status"].startswith("200"):
+            name = target.rsplit("/", 1)[-1]
+            self.register(Principal(
+                name=f"{name}@{target_account}", arn=f"arn:aws:sts::{target_account}:assumed-role/{name}/{session}",
+                access_key=key.group(1).decode(), policies=None if looking_on else self.role_policies.get(target, PolicySet([])),
+                role_arn=target, patient=looking_on, scope=principal.scope, account=target_account, looking_on=looking_on))
+        start_response(captured["status"], captured["headers"])
+        return [body]
+
+    def _cross_account(self, request: Request, account: str) -> bool:
+        return any(str(e.get("EventBusName", "")).startswith("arn:") and str(e["EventBusName"]).split(":")[4] != account
+                   for e in request.json().get("Entries", []) if isinstance(e, dict))
+
+    def _put_events_across(self, request: Request, principal: Principal, start_response: Any) -> Any:
+        """Events sent to another account's bus: that bus's resource policy must allow the sender (EventBridge
+        checks aws:PrincipalOrgID there); delivered with `account` = the sender's account, which EventBridge
+        sets and no sender can."""
+        from moto.events.models import events_backends
+
+        sender = self.account_of(principal)
+        org = organization_of(sender)
+        results = []
+        for entry in request.json().get("Entries", []):
+            bus_arn = str(entry.get("EventBusName", ""))
+            policy = self.bus_policies.get(bus_arn)
+            context = {"aws:PrincipalAccount": (sender,), **({"aws:PrincipalOrgID": (org,)} if org else {})}
+            who = principal.role_arn or principal.arn
+            decision = resource_policy_decide(policy, who, Call("events:PutEvents", bus_arn, context)) if policy else None
+            with self._lock:
+                self.checked.append(CheckedCall(principal.name, "events:PutEvents (bus policy)", bus_arn,
+                                                bool(decision and decision.allowed), decision.reason if decision else "no bus policy",
+                                                principal.scope))
+            if decision is None or not decision.allowed:
+                return _error(start_response, "events", 400, "AccessDeniedException",
+                              f"User: {principal.arn} is not authorized to perform: events:PutEvents on resource: {bus_arn} "
+                              "because no resource-based policy allows the events:PutEvents action")
+            _, _, _, region, owner, resource = bus_arn.split(":", 5)
+            bus = events_backends[owner][region].describe_event_bus(resource.split("/", 1)[1])
+            event_id = str(uuid.uuid4())
+            message = {"version": "0", "id": event_id, "detail-type": entry.get("DetailType"), "source": entry.get("Source"),
+                       "account": sender, "time": time.time(), "region": request.region, "resources": entry.get("Resources", []),
+                       "detail": json.loads(entry.get("Detail") or "{}"), "ingestion-time": time.time()}
+            for rule in list(bus.rules.values()):
+                rule.send_to_targets(message)
+            results.append({"EventId": event_id})
+        body = json.dumps({"FailedEntryCount": 0, "Entries": results}).encode()
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _organization_reader(self, request: Request, account: str) -> str | None:
+        """Organizations answers its management account and its delegated administrators from the organization's
+        data (the emulator keeps it in the management account): such a caller's request is served from there."""
+        management = management_account_of(account)
+        if management is None:
+            return "Your account is not a member of an organization."
+        if account != management and account not in delegated_administrators(management):
+            return "You don't have permissions to access this resource."
+        request.environ["HTTP_X_MOTO_ACCOUNT_ID"] = management
+        return None
 
     def events_by(self, role_arn: str) -> list[dict[str, Any]]:
         """The recorded CloudTrail events of calls made by sessions of this role."""
@@ -771,6 +913,67 @@ def _escape_policies(body: bytes) -> bytes:
 
 
 # --- lookups in the emulator's own state ---------------------------------------------------------
+
+_S3_ACTIONS = {"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
+               "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject",
+               "AbortMultipartUpload": "s3:AbortMultipartUpload", "ListParts": "s3:ListMultipartUploadParts",
+               "ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket", "HeadBucket": "s3:ListBucket"}
+
+
+def _s3_call(request: Request) -> Call:
+    """S3 authorizes object calls on arn:aws:s3:::<bucket>/<key> and bucket calls on the bucket's ARN; the bucket is
+    in the path, or in the host (virtual-hosted addressing)."""
+    host = str(request.environ.get("HTTP_HOST", ""))
+    path = request.path.lstrip("/")
+    if host.count(".") >= 1 and not re.match(r"[\d.]+(:\d+)?$", host.split(".", 1)[1]) and not host.startswith(("127.", "localhost")):
+        bucket, key = host.split(".", 1)[0], path
+    else:
+        bucket, _, key = path.partition("/")
+    return Call(_S3_ACTIONS.get(request.operation, f"s3:{request.operation}"), f"arn:aws:s3:::{bucket}" + (f"/{key}" if key else ""))
+
+
+def _trust_policy(role_arn: str) -> dict[str, Any] | None:
+    """The role's trust policy (AssumeRolePolicyDocument), or None if there is no such role."""
+    from moto.iam.models import iam_backends
+
+    parts = role_arn.split(":")
+    if len(parts) < 6:
+        return None
+    try:
+        role = iam_backends[parts[4]]["aws"].get_role_by_arn(role_arn)
+    except Exception:
+        return None
+    document = role.assume_role_policy_document
+    return json.loads(document) if isinstance(document, str) else document
+
+
+def management_account_of(account: str) -> str | None:
+    """The management account of the organization `account` belongs to (itself, for the management account)."""
+    from moto.organizations.models import organizations_backends
+
+    if account in organizations_backends.master_accounts:
+        return organizations_backends.master_accounts[account][0]
+    backend = organizations_backends[account]["aws"]
+    return account if backend.org is not None else None
+
+
+def organization_of(account: str) -> str | None:
+    """The organization ID of an account (aws:PrincipalOrgID), None outside any."""
+    from moto.organizations.models import organizations_backends
+
+    management = management_account_of(account)
+    if management is None:
+        return None
+    org = organizations_backends[management]["aws"].org
+    return org.id if org is not None else None
+
+
+def delegated_administrators(management: str) -> set[str]:
+    from moto.organizations.models import organizations_backends
+
+    backend = organizations_backends[management]["aws"]
+    return {admin.account.id if hasattr(admin, "account") else str(admin) for admin in getattr(backend, "admins", [])}
+
 
 def _hash_key(account: str, region: str, table: str) -> str | None:
     from moto.dynamodb.models import dynamodb_backends

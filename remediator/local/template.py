@@ -33,7 +33,8 @@ from remediator.workflow import MODES
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "local-templates"
 COMMITTED = Path(__file__).resolve().parent / "templates"
-VARIANTS = (("auto", False), ("auto", True), ("dry-run", False), ("dry-run", True), ("approval", True))
+VARIANTS = (("auto", False, False), ("auto", True, False), ("dry-run", False, False), ("dry-run", True, False),
+            ("approval", True, False), ("auto", False, True), ("dry-run", False, True))
 _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 # A channel and an approver: their values change no grant, whether there is a channel does (the
@@ -41,8 +42,17 @@ _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 SLACK_CHANNEL = "C0LOCALAPPROVALS"
 
 
-def _context(mode: str, slack: bool) -> dict[str, Any]:
+# Organization mode's settings for the local organization; LOCAL_ORGANIZATION_ID stands for the organization the
+# local account creates (its ID is random), and is replaced by it wherever the template names it.
+LOCAL_ORGANIZATION_ID = "o-localorgid00"
+LOCAL_ROOT_ID = "r-local"
+
+
+def _context(mode: str, slack: bool, organization: bool = False) -> dict[str, Any]:
     context: dict[str, Any] = {"remediator:mode": mode}
+    if organization:
+        context.update({"remediator:deployment": "organization", "remediator:organizationId": LOCAL_ORGANIZATION_ID,
+                        "remediator:spokeOrganizationalUnits": [LOCAL_ROOT_ID], "remediator:spokeRegions": ["us-east-1"]})
     if slack or mode == "approval":
         context["remediator:slackChannel"] = SLACK_CHANNEL
     if mode == "approval":
@@ -53,7 +63,10 @@ _SYNTH = """
 import json, sys
 from infra import build_app
 app, stack = build_app(json.loads(sys.argv[1]), outdir=sys.argv[2], nag=False)
+import glob, os, shutil
 template = app.synth().get_stack_by_name(stack.stack_name).template
+for spoke in glob.glob(os.path.join(sys.argv[2], "*.stackset.template.json")):
+    shutil.copyfile(spoke, sys.argv[3] + ".spoke")
 with open(sys.argv[3], "w", encoding="utf-8") as out:
     json.dump(template, out)
 """
@@ -80,23 +93,39 @@ def cdk_installed() -> bool:
     return importlib.util.find_spec("aws_cdk") is not None
 
 
-def _variant(mode: str, slack: bool) -> str:
+def _variant(mode: str, slack: bool, organization: bool = False) -> str:
     if mode not in MODES:
         raise TemplateError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    return f"{mode}{'-slack' if slack or mode == 'approval' else ''}"
+    return f"{'organization-' if organization else ''}{mode}{'-slack' if slack or mode == 'approval' else ''}"
 
 
 @cache
-def synthesized_template(mode: str, slack: bool = False) -> dict[str, Any]:
-    """The template `cdk synth` makes for this mode, with or without a Slack channel (cached on disk
-    while the sources are unchanged); the committed one where the CDK is not installed."""
-    variant = _variant(mode, slack)
+def synthesized_template(mode: str, slack: bool = False, organization: bool = False) -> dict[str, Any]:
+    """The template `cdk synth` makes for this mode, with or without a Slack channel, for one account or an
+    organization's hub (cached on disk while the sources are unchanged); the committed one where the CDK is
+    not installed."""
+    return _synthesized(mode, slack, organization)[0]
+
+
+@cache
+def spoke_template(mode: str, slack: bool = False) -> dict[str, Any]:
+    """The spoke the hub's StackSet deploys to every member account (organization mode)."""
+    spoke = _synthesized(mode, slack, True)[1]
+    if spoke is None:
+        raise TemplateError("the organization's hub synthesized no spoke template")
+    return spoke
+
+
+def _synthesized(mode: str, slack: bool, organization: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    variant = _variant(mode, slack, organization)
     if not cdk_installed():
-        return committed_template(mode, slack)
+        return committed_template(mode, slack, organization), committed_spoke(mode, slack) if organization else None
     slack = slack or mode == "approval"
     path = CACHE / f"{_digest()}-{variant}.json"
+    spoke_path = path.with_name(path.name + ".spoke")
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        return (json.loads(path.read_text(encoding="utf-8")),
+                json.loads(spoke_path.read_text(encoding="utf-8")) if spoke_path.is_file() else None)
     CACHE.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
            "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
@@ -105,17 +134,28 @@ def synthesized_template(mode: str, slack: bool = False) -> dict[str, Any]:
         env.pop(key, None)
     with tempfile.TemporaryDirectory(prefix="synth-", dir=CACHE) as outdir:
         partial = Path(outdir) / "template.json"
-        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(_context(mode, slack)), outdir, str(partial)],
+        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(_context(mode, slack, organization)), outdir, str(partial)],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0 or not partial.is_file():
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise TemplateError(f"the {mode} stack did not synthesize: {tail[0]}")
+            raise TemplateError(f"the {variant} stack did not synthesize: {tail[0]}")
+        if Path(str(partial) + ".spoke").is_file():
+            os.replace(str(partial) + ".spoke", spoke_path)
         os.replace(partial, path)
-    return json.loads(path.read_text(encoding="utf-8"))
+    return (json.loads(path.read_text(encoding="utf-8")),
+            json.loads(spoke_path.read_text(encoding="utf-8")) if spoke_path.is_file() else None)
 
 
-def committed_template(mode: str, slack: bool = False) -> dict[str, Any]:
-    path = COMMITTED / f"{_variant(mode, slack)}.json"
+def committed_template(mode: str, slack: bool = False, organization: bool = False) -> dict[str, Any]:
+    return _committed(f"{_variant(mode, slack, organization)}.json")
+
+
+def committed_spoke(mode: str, slack: bool = False) -> dict[str, Any]:
+    return _committed(f"{_variant(mode, slack, True)}-spoke.json")
+
+
+def _committed(name: str) -> dict[str, Any]:
+    path = COMMITTED / name
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -131,10 +171,15 @@ def write_committed() -> list[Path]:
     """Synthesize every variant and write it under remediator/local/templates (what `make templates` does)."""
     COMMITTED.mkdir(exist_ok=True)
     written = []
-    for mode, slack in VARIANTS:
-        path = COMMITTED / f"{_variant(mode, slack)}.json"
-        path.write_text(json.dumps(comparable(synthesized_template(mode, slack)), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    for mode, slack, organization in VARIANTS:
+        path = COMMITTED / f"{_variant(mode, slack, organization)}.json"
+        path.write_text(json.dumps(comparable(synthesized_template(mode, slack, organization)), indent=1, sort_keys=True) + "\n",
+                        encoding="utf-8")
         written.append(path)
+        if organization:
+            spoke = COMMITTED / f"{_variant(mode, slack, organization)}-spoke.json"
+            spoke.write_text(json.dumps(comparable(spoke_template(mode, slack)), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            written.append(spoke)
     return written
 
 

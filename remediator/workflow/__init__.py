@@ -8,27 +8,31 @@ from importlib import resources
 from typing import Any
 
 FUNCTIONS = ("Evaluate", "Approval", "Apply", "Redeploy", "Restore", "Record", "Notify")
+# The organization sweep (org_sweep.json, organization mode only): its tasks, and its other placeholder.
+ORG_SWEEP_FUNCTIONS = ("Plan", "Sweep", "Summarize")
+ORG_SWEEP_BUCKET = "ResultsBucket"
 # The modes the workflow runs in (ChooseMode), one list for the stack's settings and the runtime.
 MODES = ("auto", "dry-run", "approval")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
-def definition_text() -> str:
-    """The Amazon States Language document with ${<Name>FunctionArn} placeholders."""
-    return resources.files(__package__).joinpath("definition.json").read_text(encoding="utf-8")
+def definition_text(name: str = "definition.json") -> str:
+    """The Amazon States Language document with ${<Name>FunctionArn} placeholders (the remediation workflow,
+    or "org_sweep.json", the organization sweep)."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def placeholders() -> set[str]:
-    return set(_PLACEHOLDER.findall(definition_text()))
+def placeholders(name: str = "definition.json") -> set[str]:
+    return set(_PLACEHOLDER.findall(definition_text(name)))
 
 
-def render(function_arns: dict[str, str]) -> str:
+def render(function_arns: dict[str, str], name: str = "definition.json", **values: str) -> str:
     """The definition with each placeholder replaced, as Step Functions' definition substitutions do."""
-    substitutions = {f"{name}FunctionArn": arn for name, arn in function_arns.items()}
-    missing = placeholders() - substitutions.keys()
+    substitutions = {**{f"{key}FunctionArn": arn for key, arn in function_arns.items()}, **values}
+    missing = placeholders(name) - substitutions.keys()
     if missing:
-        raise KeyError(f"no ARN for {', '.join(sorted(missing))}")
-    return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], definition_text())
+        raise KeyError(f"no value for {', '.join(sorted(missing))}")
+    return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], definition_text(name))
 
 
 def definition(function_arns: dict[str, str]) -> dict[str, Any]:
