@@ -100,9 +100,9 @@ def make_flow(account):
 
     saved_env, saved_routes, saved_clients, made = dict(os.environ), dict(runner._routes), common.clients, []
 
-    def make(**config):
+    def make(region: str = "eu-west-1", **config):
         config.setdefault("trusted_accounts", [PARTNER])
-        flow = runner.LocalWorkflow(account, runner.WorkflowConfig(**config), region="eu-west-1")
+        flow = runner.LocalWorkflow(account, runner.WorkflowConfig(**config), region=region)
         made.append(flow)
         return flow
 

@@ -25,7 +25,7 @@ from remediator.local.strict import Principal, StrictLayer
 from remediator.local.template import Resolver, of_type
 
 MANAGEMENT_ACCOUNT = "900000000001"
-OUTSIDER_ACCOUNT = "444455556666"  # an account of no organization, with a copy of the spoke
+OUTSIDER_ACCOUNT = "555566667777"  # an account of no organization, with a copy of the spoke
 ACCESS_ROLE = "OrganizationAccountAccessRole"  # the role Organizations creates in each account it creates
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
 

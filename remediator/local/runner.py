@@ -504,7 +504,10 @@ class LocalWorkflow:
         return mine
 
     def matched(self) -> list[dict[str, Any]]:
-        """Every event the stack's rule matched so far and nobody delivered yet; they stay pending."""
+        """Every event the stack's rule matched so far and nobody delivered yet; they stay pending. In an
+        organization, what the member accounts' spoke rules matched is forwarded to the hub bus first."""
+        if self.organization is not None:
+            self.organization.forward()
         self.pending.extend(self._drain(self._rule_queue_url))
         return list(self.pending)
 

@@ -1,0 +1,246 @@
+"""Organization mode end to end on the local organization (remediator.local.organization): a management account,
+the hub (the emulated account, where the stack runs) and member accounts, each with the spoke the StackSet
+deploys, every account's IAM, the hub bus's policy and the spoke role's trust enforced by the strict layer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from remediator.adapters.apigateway import ApiGatewayAdapter
+from remediator.core import parse_policy
+from remediator.local.emulator import seed_rest_api
+from remediator.local.organization import LocalOrganization, Member
+from remediator.local.runner import LocalWorkflow
+
+REGION = "us-east-1"  # the local organization's sweep region (remediator.local.template's organization context)
+PARTNER = "210987654321"  # trusted by the explicit list
+STRANGER = "999988887777"  # nobody's
+
+
+def allow(*principals: str) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": [f"arn:aws:iam::{p}:root" for p in principals]},
+                                                    "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}]}
+
+
+@pytest.fixture
+def make_org(make_flow):
+    """A hub in organization mode over a local organization of three member accounts, its roster refreshed."""
+
+    def make(**config: Any) -> LocalWorkflow:
+        config.setdefault("trusted_accounts", [PARTNER])
+        config.setdefault("slack_channel", "")
+        flow = make_flow(region=REGION, organization=True, **config)
+        flow.refresh_roster()
+        return flow
+
+    return make
+
+
+def org(flow: LocalWorkflow) -> LocalOrganization:
+    assert flow.organization is not None
+    return flow.organization
+
+
+def members(flow: LocalWorkflow) -> list[Member]:
+    return list(org(flow).members.values())
+
+
+def seed(member: Member, policy: dict[str, Any], name: str = "api") -> str:
+    return seed_rest_api(member.clients, REGION, name, json.dumps(policy), stages=("prod",))
+
+
+def policy_of(member: Member, api_id: str) -> dict[str, Any]:
+    return parse_policy(ApiGatewayAdapter(member.clients).get_rest_api(REGION, api_id).policy)
+
+
+def principals_of(member: Member, api_id: str) -> set[str]:
+    found: set[str] = set()
+    for statement in policy_of(member, api_id)["Statement"]:
+        aws = statement["Principal"]["AWS"]
+        found |= {aws} if isinstance(aws, str) else set(aws)
+    return {p.split(":")[4] if p.startswith("arn:") else p for p in found}
+
+
+def settle(flow: LocalWorkflow) -> None:
+    """Wait for every execution of the remediation workflow (those a sweep started)."""
+    listed = flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
+    for execution in listed:
+        flow.wait(execution["name"])
+
+
+def trigger_answers(flow: LocalWorkflow) -> list[dict[str, Any]]:
+    """Deliver what the member accounts' spoke rules forwarded; the trigger's answers."""
+    return flow.pump()
+
+
+def test_a_member_accounts_change_is_fixed_by_the_hub_through_the_spoke_role(make_org) -> None:
+    flow = make_org(mode="auto")
+    first, second = members(flow)[:2]
+    api_id = seed(first, allow(first.account_id, PARTNER, STRANGER))
+    answers = trigger_answers(flow)
+    assert [a["status"] for a in answers] == ["started"], answers  # the spoke role's own writes started nothing
+    assert principals_of(first, api_id) == {first.account_id, PARTNER}
+    (record,) = flow.audit_records()
+    assert (record.account, record.api_id, record.region) == (first.account_id, api_id, REGION)
+    writes = [e for e in flow.strict.trail if e["eventName"] in ("UpdateRestApi", "CreateDeployment")
+              and e["recipientAccountId"] == first.account_id and e["userIdentity"]["type"] == "AssumedRole"
+              and e["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] == first.role_arn]
+    assert {e["eventName"] for e in writes} == {"UpdateRestApi", "CreateDeployment"}, "the fix is the spoke role's, in the member account"
+    # Nothing of the hub's own account or the other member was touched.
+    assert list(ApiGatewayAdapter(second.clients).list_rest_apis(REGION)) == []
+
+
+def test_an_event_naming_another_account_than_its_sender_is_refused(make_org) -> None:
+    """EventBridge sets `account` to the sender; a sender can claim any recipientAccountId in its detail, but not
+    another account's API: the trigger refuses the mismatch with one line, and nothing starts."""
+    flow = make_org(mode="auto")
+    sender, victim = members(flow)[:2]
+    api_id = seed(victim, allow(victim.account_id, STRANGER))
+    flow.discard_pending()
+    forged = {"eventVersion": "1.09", "eventSource": "apigateway.amazonaws.com", "eventName": "UpdateRestApi",
+              "awsRegion": REGION, "eventID": "forged-0001", "recipientAccountId": victim.account_id,
+              "requestParameters": {"restApiId": api_id}, "responseElements": {"id": api_id},
+              "userIdentity": {"type": "IAMUser", "accountId": victim.account_id, "arn": f"arn:aws:iam::{victim.account_id}:user/x"}}
+    assert sender.forwarder_clients is not None
+    sender.forwarder_clients.client("events", REGION).put_events(Entries=[{
+        "Source": "aws.apigateway", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps(forged),
+        "EventBusName": flow.hub_bus_arn}])
+    (answer,) = trigger_answers(flow)
+    assert answer["status"] == "rejected"
+    assert answer["error"] == (f"event forged-0001 came from account {sender.account_id} but its CloudTrail record names "
+                               f"account '{victim.account_id}'; refused")
+    assert "\n" not in answer["error"]
+    assert principals_of(victim, api_id) == {victim.account_id, STRANGER}, "nothing changed"
+    executions = flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
+    assert executions == []
+
+
+def test_an_account_outside_the_organization_cannot_put_events_on_the_hub_bus(make_org) -> None:
+    flow = make_org(mode="auto")
+    outsider = org(flow).outsider
+    api_id = seed(outsider, allow(outsider.account_id, STRANGER))
+    assert org(flow).forward() == {"forwarded": 0, "refused": 1}
+    denied = [c for c in flow.strict.checked if c.action == "events:PutEvents (bus policy)" and not c.allowed]
+    assert denied and denied[-1].resource == flow.hub_bus_arn and denied[-1].principal == f"forwarder@{outsider.account_id}"
+    assert trigger_answers(flow) == []
+    assert principals_of(outsider, api_id) == {outsider.account_id, STRANGER}
+
+
+def test_an_event_of_an_account_the_roster_does_not_hold_is_refused_until_the_roster_has_it(make_org) -> None:
+    """A new account of a target OU gets its spoke from the StackSet's automatic deployment (the synthesized
+    StackSet shows it, tests/test_org_stack.py); its events count once the roster has the account."""
+    flow = make_org(mode="auto")
+    newcomer = org(flow).add_account("newcomer")
+    api_id = seed(newcomer, allow(newcomer.account_id, STRANGER))
+    (answer,) = trigger_answers(flow)
+    assert answer == {"status": "rejected", "error": f"account {newcomer.account_id} is not an active account of organization "
+                                                      f"{org(flow).organization_id}; refused"}
+    assert principals_of(newcomer, api_id) == {newcomer.account_id, STRANGER}
+    assert flow.refresh_roster()["joined"] == [newcomer.account_id]
+    newcomer.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "replace", "path": "/description", "value": "touched"}])
+    assert [a["status"] for a in trigger_answers(flow)] == ["started"]
+    assert principals_of(newcomer, api_id) == {newcomer.account_id}
+
+
+def test_a_spoke_role_that_does_not_trust_the_hub_changes_nothing(make_org) -> None:
+    flow = make_org(mode="auto")
+    member = members(flow)[1]
+    member.clients.client("iam", REGION).update_assume_role_policy(
+        RoleName=member.role_arn.rsplit("/", 1)[1], PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{STRANGER}:role/someone-else"}, "Action": "sts:AssumeRole"}]}))
+    api_id = seed(member, allow(member.account_id, STRANGER))
+    (answer,) = trigger_answers(flow)
+    result = flow.wait(answer["execution_name"])
+    assert result.status == "FAILED" and "Apply" not in result.states, result
+    assert principals_of(member, api_id) == {member.account_id, STRANGER}, "nothing changed"
+    (failure,) = [n for n in flow.notifications() if n.get("kind") == "failure"]
+    assert "AccessDenied" in json.dumps(failure) and member.account_id in json.dumps(failure)
+    trust = [c for c in flow.strict.checked if c.action == "sts:AssumeRole" and c.resource == member.role_arn
+             and c.reason.startswith("trust policy")]
+    assert trust and not any(c.allowed for c in trust), "the role's own policy allowed it; its trust policy refused"
+    summary = flow.run_org_sweep().output
+    assert summary is not None and summary["not_swept"] == 1
+    (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
+    (missed,) = note["not_swept"]
+    assert missed["account"] == member.account_id and "AccessDenied" in missed["cause"]
+    assert set(note["verdicts_per_account"]) == {org(flow).hub, *org(flow).members}
+
+
+def test_an_account_that_left_is_untrusted_at_the_next_refresh_and_removed_an_hour_later(make_org) -> None:
+    flow = make_org(mode="auto", trust_organization=True)
+    owner, leaver = members(flow)[:2]
+    api_id = seed(owner, allow(owner.account_id, leaver.account_id))
+    assert [a["status"] for a in trigger_answers(flow)] == ["started"]
+    assert principals_of(owner, api_id) == {owner.account_id, leaver.account_id}, "the organization is trusted"
+    org(flow).remove_account(leaver.account_id)
+    assert flow.refresh_roster()["left"] == [leaver.account_id]
+    # Within the hour: untrusted, but only proposed.
+    owner.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "replace", "path": "/description", "value": "touched"}])
+    (answer,) = trigger_answers(flow)
+    result = flow.wait(answer["execution_name"])
+    assert result.output["evaluation"]["verdict"] == "fix" and result.output["evaluation"]["mode"] == "dry-run"
+    assert "Propose" in result.states and "Apply" not in result.states
+    assert principals_of(owner, api_id) == {owner.account_id, leaver.account_id}, "not removed within the hour"
+    # The account that left is no longer the organization's: the hub bus refuses its events.
+    seed(leaver, allow(leaver.account_id, STRANGER))
+    assert org(flow).forward() == {"forwarded": 0, "refused": 1}
+    assert trigger_answers(flow) == []
+    # An hour later the organization sweep's execution removes it.
+    flow.later(3601)
+    summary = flow.run_org_sweep().output
+    assert summary is not None and summary["executions_started"] == 1
+    settle(flow)
+    assert principals_of(owner, api_id) == {owner.account_id}
+
+
+def test_trusted_ous_trust_the_accounts_under_them_only(make_org) -> None:
+    flow = make_org(mode="dry-run", trusted_ous=[])
+    organization = org(flow)
+    flow.clients.client("ssm", REGION).put_parameter(Name=flow.environment["TRUST_PARAMETER_NAME"], Type="String", Overwrite=True,
+                                                     Value=json.dumps({"trusted_accounts": [], "trusted_org_ids": [],
+                                                                       "trust_organization": False,
+                                                                       "trusted_ous": [organization.workloads_ou]}))
+    flow.refresh_roster()
+    owner, sibling, moved = members(flow)
+    organization.move_account(moved.account_id, organization.sandbox_ou)
+    flow.refresh_roster()
+    api_id = seed(owner, allow(owner.account_id, sibling.account_id, moved.account_id))
+    flow.later(61)  # the functions' one-minute cache of the trust document
+    (answer,) = trigger_answers(flow)
+    evaluation = flow.wait(answer["execution_name"]).output["evaluation"]
+    assert {f["account"] for f in evaluation["findings"]} == {moved.account_id}
+
+
+def test_the_organization_sweep_writes_its_results_and_one_summary(make_org) -> None:
+    flow = make_org(mode="dry-run")
+    first, second, third = members(flow)
+    seed(first, allow(first.account_id, STRANGER), "one")
+    seed(first, allow(first.account_id), "two")
+    seed(second, allow(second.account_id, PARTNER), "three")
+    flow.discard_pending()
+    result = flow.run_org_sweep()
+    assert result.status == "SUCCEEDED", result
+    assert result.states[:2] == ["Plan", "SweepEachAccountAndRegion"] and result.states[-1] == "Summarize"
+    (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
+    assert note["verdicts_per_account"][first.account_id] == {"compliant": 1, "fix": 1}
+    assert note["verdicts_per_account"][second.account_id] == {"compliant": 1}
+    assert note["verdicts_per_account"][third.account_id] == {}
+    assert [(f["account"], f["name"]) for f in note["new_findings"]] == [(first.account_id, "one")]
+    assert note["not_swept"] == [] and note["pairs_swept"] == 4  # the hub and three members; never the management account
+    s3 = flow.clients.client("s3", REGION)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=flow.results_bucket)["Contents"]]
+    assert any(k.startswith("results/") and k.endswith("/manifest.json") for k in keys), keys
+    assert any(k.startswith("results/") and "/SUCCEEDED_0.json" in k for k in keys), keys
+    assert f"summaries/{result.name}.json" in keys and f"plans/{result.name}.json" in keys
+    # The next day's sweep tells nothing new: the proposal was told once.
+    settle(flow)
+    flow.later(24 * 3600)
+    flow.run_org_sweep()
+    (again,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
+    assert again["new_findings"] == []
