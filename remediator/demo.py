@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m remediator.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", metavar="FILE", help="JSON file with your own APIs and policies (see examples/demo-apis.json)")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run (default: dry-run,approval,auto)")
+    parser.add_argument("--no-organization", action="store_true",
+                        help="leave out the organization part (one hub protecting the member accounts of an organization)")
     args = parser.parse_args(argv)
     console = Console(highlight=False)
     os.environ.setdefault("REMEDIATOR_LOG_LEVEL", "ERROR")
@@ -153,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             _say(console, f"Strict local account: {len(checked)} AWS calls of the functions checked against the IAM policies "
                           f"of the synthesized template, {sum(not c.allowed for c in checked)} denied.")
             flow.close()
+        if not args.no_organization:
+            from remediator import demo_organization
+
+            account.reset()
+            demo_organization.show(console, _say, _field, account)
     finally:
         account_context.__exit__(None, None, None)
     return 0

@@ -36,6 +36,12 @@ def test_demo_runs_every_mode_and_reports_what_it_did(capsys) -> None:
                      "the IAM policies of the synthesized template, 0 denied",
                      "the same CreateRestApi event delivered again: duplicate", "scheduled sweep"):
         assert " ".join(expected.split()) in flat, expected
+    # The organization: two member accounts' changes fixed by the hub, the outsider refused, the sweep's summary.
+    organization = flat[flat.index("organization mode: one hub"):]
+    assert organization.count("Evaluate > IsActionNeeded > ChooseMode > Apply > WasPatched > Redeploy") == 2
+    assert "1 event(s) refused" in organization and "nothing started" in organization
+    assert re.search(r"SUCCEEDED: Plan > SweepEachAccountAndRegion > Summarize; \d+ account-regions, 4 APIs, 1 fix\(es\) "
+                     r"started, 0 not swept", organization), organization
     assert ("swept: changed-while-events-were-lost (" in flat and "SUCCEEDED, Evaluate > IsActionNeeded > ChooseMode > Apply > "
             "WasPatched > Redeploy > IsDeployed > Record > Notify > Done" in flat)
     # The cost table has a row per mode and API, not one per verdict.
@@ -57,7 +63,7 @@ def test_demo_output_is_readable_when_not_a_terminal(capsys) -> None:
 
 
 def test_demo_shows_progress_from_the_first_line(capsys) -> None:
-    lines = _run(capsys, "--modes", "dry-run").splitlines()
+    lines = _run(capsys, "--modes", "dry-run", "--no-organization").splitlines()
     assert lines[0].startswith("apigw-remediator demo:") and lines[2].startswith("Starting the emulated account")
 
 
@@ -65,7 +71,7 @@ def test_demo_takes_a_seed_file(capsys, tmp_path) -> None:
     seed = tmp_path / "apis.json"
     seed.write_text(json.dumps([{"name": "mine", "stages": ["live"], "policy": {"Statement": [
         {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "execute-api:Invoke", "Resource": "*"}]}}]))
-    out = _run(capsys, "--seed", str(seed), "--modes", "auto")
+    out = _run(capsys, "--seed", str(seed), "--modes", "auto", "--no-organization")
     assert "API mine-auto" in out and "stages:    live now serve deployment" in out
 
 
@@ -77,9 +83,11 @@ def test_demo_runs_on_the_committed_templates_without_the_cdk(capsys, monkeypatc
     """What `make demo` does on a machine with only the demo's requirements."""
     monkeypatch.setattr(template, "cdk_installed", lambda: False)
     template.synthesized_template.cache_clear()
+    template.spoke_template.cache_clear()
     try:
         out = _run(capsys, "--modes", "auto", "--seed", str(REPO / "examples" / "demo-apis.json"))
     finally:
         template.synthesized_template.cache_clear()
+        template.spoke_template.cache_clear()
     assert "as committed in remediator/local/templates" in " ".join(out.split())
-    assert "0 denied" in out
+    assert "0 denied" in out and "SweepEachAccountAndRegion" in out

@@ -15,6 +15,7 @@ from remediator.core import parse_policy
 from remediator.local.emulator import seed_rest_api
 from remediator.local.organization import LocalOrganization, Member
 from remediator.local.runner import LocalWorkflow
+from remediator.local.template import LOCAL_SWEEP_REGIONS
 
 REGION = "us-east-1"  # the local organization's sweep region (remediator.local.template's organization context)
 PARTNER = "210987654321"  # trusted by the explicit list
@@ -164,10 +165,10 @@ def test_a_spoke_role_that_does_not_trust_the_hub_changes_nothing(make_org) -> N
              and c.reason.startswith("trust policy")]
     assert trust and not any(c.allowed for c in trust), "the role's own policy allowed it; its trust policy refused"
     summary = flow.run_org_sweep().output
-    assert summary is not None and summary["not_swept"] == 1
+    assert summary is not None and summary["not_swept"] == 3  # the account, in each of the three sweep regions
     (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
-    (missed,) = note["not_swept"]
-    assert missed["account"] == member.account_id and "AccessDenied" in missed["cause"]
+    assert {(m["account"], m["region"]) for m in note["not_swept"]} == {(member.account_id, r) for r in LOCAL_SWEEP_REGIONS}
+    assert all("AccessDenied" in m["cause"] for m in note["not_swept"])
     assert set(note["verdicts_per_account"]) == {org(flow).hub, *org(flow).members}
 
 
@@ -232,7 +233,7 @@ def test_the_organization_sweep_writes_its_results_and_one_summary(make_org) -> 
     assert note["verdicts_per_account"][second.account_id] == {"compliant": 1}
     assert note["verdicts_per_account"][third.account_id] == {}
     assert [(f["account"], f["name"]) for f in note["new_findings"]] == [(first.account_id, "one")]
-    assert note["not_swept"] == [] and note["pairs_swept"] == 4  # the hub and three members; never the management account
+    assert note["not_swept"] == [] and note["pairs_swept"] == 12  # the hub and three members, 3 regions each; never the management account
     s3 = flow.clients.client("s3", REGION)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=flow.results_bucket)["Contents"]]
     assert any(k.startswith("results/") and k.endswith("/manifest.json") for k in keys), keys

@@ -53,6 +53,7 @@ class LocalOrganization:
         self.strict: StrictLayer = workflow.strict
         self.hub = workflow.account.account_id
         self.harness = workflow.clients
+        self.management_account = MANAGEMENT_ACCOUNT
         self.management = self._harness_in(MANAGEMENT_ACCOUNT)
         orgs = self.management.client("organizations", "us-east-1")
         self.organization_id = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]

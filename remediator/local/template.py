@@ -46,13 +46,15 @@ SLACK_CHANNEL = "C0LOCALAPPROVALS"
 # local account creates (its ID is random), and is replaced by it wherever the template names it.
 LOCAL_ORGANIZATION_ID = "o-localorgid00"
 LOCAL_ROOT_ID = "r-local"
+LOCAL_SWEEP_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")  # the first holds the spoke role
 
 
 def _context(mode: str, slack: bool, organization: bool = False) -> dict[str, Any]:
     context: dict[str, Any] = {"remediator:mode": mode}
     if organization:
         context.update({"remediator:deployment": "organization", "remediator:organizationId": LOCAL_ORGANIZATION_ID,
-                        "remediator:spokeOrganizationalUnits": [LOCAL_ROOT_ID], "remediator:spokeRegions": ["us-east-1"]})
+                        "remediator:spokeOrganizationalUnits": [LOCAL_ROOT_ID],
+                        "remediator:spokeRegions": list(LOCAL_SWEEP_REGIONS)})
     if slack or mode == "approval":
         context["remediator:slackChannel"] = SLACK_CHANNEL
     if mode == "approval":

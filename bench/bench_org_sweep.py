@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Cost of an organization sweep: the hub's Distributed Map against a one-account-at-a-time sweep.
+
+    .venv/bin/python -m bench.bench_org_sweep [--accounts 20] [--apis 50] [--concurrency 40]
+
+The local organization (remediator.local.organization, on the strict local account: every account's IAM,
+the spoke role's trust policy and API Gateway's per-account quotas enforced) has --accounts accounts with a
+spoke (the hub and --accounts - 1 members), each seeded with --apis REST APIs in each of the organization
+template's three sweep regions (default 20 x 3 x 50 = 3,000 APIs; seeding is not measured): four in five
+compliant, one in five granting an account nobody trusts. The hub runs in dry-run mode.
+
+Two runs of the same state machine (remediator/workflow/org_sweep.json), with the Map's MaxConcurrency at
+--concurrency and then at 1 (one (account, region) at a time, which is what sweeping account by account
+gives). For each: the wall time, the time on the local clock (API Gateway's quotas and botocore's backoff
+pass there, as they would in AWS), and the requests the emulator received per (service, operation). The
+executions a sweep starts (a proposal for each API with findings) are run to their end before the next
+row, so they are counted in neither.
+
+Checks: both runs see every seeded API once, with the same verdicts per account, and no pair fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import sys
+import time
+from typing import Any
+
+PARTNER = "210987654321"
+STRANGER = "999988887777"
+
+
+def _policy(owner: str, untrusted: bool) -> str:
+    principals = [f"arn:aws:iam::{owner}:root", f"arn:aws:iam::{PARTNER}:role/reader"]
+    if untrusted:
+        principals.append(f"arn:aws:iam::{STRANGER}:root")
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": principals},
+                                                               "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}]})
+
+
+def seed(accounts: list[str], regions: list[str], apis: int, rng: random.Random) -> dict[str, collections.Counter[str]]:
+    """REST APIs straight into the emulator's state (not measured): the verdicts each account should get."""
+    from moto.apigateway.models import apigateway_backends
+
+    expected: dict[str, collections.Counter[str]] = {a: collections.Counter() for a in accounts}
+    for account in accounts:
+        for region in regions:
+            backend = apigateway_backends[account][region]
+            for index in range(apis):
+                untrusted = rng.random() < 0.2
+                backend.create_rest_api(f"api-{index}", "", policy=_policy(account, untrusted))
+                expected[account]["fix" if untrusted else "compliant"] += 1
+    return expected
+
+
+def run(flow: Any, account: Any, concurrency: int) -> dict[str, Any]:
+    from remediator.local.strict import local_clock
+
+    os.environ["ORG_SWEEP_CONCURRENCY"] = str(concurrency)
+    account.server.counts.clear()
+    clock = local_clock()
+    started_wall, started_clock = time.perf_counter(), clock.time()
+    result = flow.run_org_sweep(timeout=3600)
+    wall, virtual = time.perf_counter() - started_wall, clock.time() - started_clock
+    requests = account.server.aws_requests()
+    (summary,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
+    listed = flow.clients.client("stepfunctions", flow.region).list_executions(stateMachineArn=flow.state_machine_arn)
+    for execution in listed["executions"]:  # the proposals the sweep started: run to their end, not measured
+        flow.wait(execution["name"], timeout=600)
+    flow.notifications()
+    return {"status": result.status, "wall": wall, "clock": virtual, "requests": requests, "summary": summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_org_sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=20, help="accounts with a spoke: the hub and accounts - 1 members (default 20)")
+    parser.add_argument("--apis", type=int, default=50, help="REST APIs per account and region (default 50)")
+    parser.add_argument("--concurrency", type=int, default=40, help="the Map's MaxConcurrency for the organization sweep (default 40)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    from remediator.local import runner
+    from remediator.local.emulator import emulated_account
+
+    with emulated_account(account_id="111122223333") as account:
+        flow = runner.LocalWorkflow(account, runner.WorkflowConfig(
+            mode="dry-run", organization=True, members=args.accounts - 1, trusted_accounts=[PARTNER], slack_channel=""),
+            region="us-east-1")
+        flow.refresh_roster()
+        regions = flow.environment["SWEEP_REGIONS"].split(",")
+        assert flow.organization is not None
+        accounts = [flow.organization.hub, *flow.organization.members]
+        expected = seed(accounts, regions, args.apis, random.Random(args.seed))
+        total = len(accounts) * len(regions) * args.apis
+        print(f"organization sweep: {len(accounts)} accounts x {len(regions)} regions x {args.apis} APIs = {total} APIs "
+              f"({len(accounts) * len(regions)} account-regions)")
+        rows = {}
+        for label, concurrency in (("distributed map", args.concurrency), ("one at a time", 1)):
+            rows[label] = row = run(flow, account, concurrency)
+            summary = row["summary"]
+            got = {a: collections.Counter(v) for a, v in summary["verdicts_per_account"].items()}
+            checks = [row["status"] == "SUCCEEDED", summary["not_swept"] == [], got == expected, summary["apis"] == total]
+            requests = row["requests"]
+            print(f"\n{label} (MaxConcurrency {concurrency}): {row['wall']:.1f} s wall, {row['clock']:.1f} s on the local clock, "
+                  f"{sum(requests.values())} requests; checks {'passed' if all(checks) else 'FAILED ' + str(checks)}")
+            for (service, operation), count in sorted(requests.items(), key=lambda kv: -kv[1])[:12]:
+                print(f"  {count:6d}  {service} {operation}")
+            if not all(checks):
+                return 1
+            flow.later(3600)  # the next sweep's hour: its executions are new ones
+        fast, slow = rows["distributed map"], rows["one at a time"]
+        per_pair = sum(fast["requests"].values()) / (len(accounts) * len(regions))
+        print(f"\nratio, one at a time / distributed map: wall {slow['wall'] / fast['wall']:.2f}x, "
+              f"local clock {slow['clock'] / fast['clock']:.2f}x; {per_pair:.1f} requests per account-region")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
