@@ -314,7 +314,9 @@ class RemediatorStack(Stack):
         # could not deliver, not invocations that failed inside the function.
         self.functions["trigger"] = self._function("trigger", code, start_env, dead_letter_queue=self.dlq)
         self.functions["sweep"] = self._function(
-            "sweep", code, start_env, timeout=Duration.minutes(5), dead_letter_queue=self.dlq
+            "sweep", code, start_env, timeout=Duration.minutes(5),
+            # In an organization the sweep is the Distributed Map's child, invoked synchronously: no async DLQ.
+            dead_letter_queue=None if config.organization else self.dlq
         )
 
         # ---- Slack's callback (approval mode only: the other modes have no public endpoint) -----

@@ -6,6 +6,7 @@ deploys, every account's IAM, the hub bus's policy and the spoke role's trust en
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -64,6 +65,11 @@ def principals_of(member: Member, api_id: str) -> set[str]:
         aws = statement["Principal"]["AWS"]
         found |= {aws} if isinstance(aws, str) else set(aws)
     return {p.split(":")[4] if p.startswith("arn:") else p for p in found}
+
+
+def anywhere(resource: str) -> str:
+    """An API Gateway resource ARN of any region."""
+    return re.sub(r"^arn:aws:apigateway:[a-z0-9-]+::", "arn:aws:apigateway:*::", resource)
 
 
 def settle(flow: LocalWorkflow) -> None:
@@ -245,3 +251,60 @@ def test_the_organization_sweep_writes_its_results_and_one_summary(make_org) -> 
     flow.run_org_sweep()
     (again,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
     assert again["new_findings"] == []
+
+
+def test_the_spoke_role_allows_exactly_the_calls_the_hub_makes_with_it(make_org) -> None:
+    """The spoke's grants (infra/spoke.py: every hub function's API Gateway calls) against what a fix over two stages,
+    a refused redeploy and its restore, and the organization sweep do in a member account: nothing denied, every
+    grant used. The organization-only roles (trigger, roster, plan, sweep, summarize) are held to the same."""
+    from tests.test_iam_coverage import SERVICE_ONLY, fail_async, grants
+    from remediator.local.iam import _wild
+
+    flow = make_org(mode="auto")
+    member = members(flow)[0]
+    assert flow.strict is not None
+    first = len(flow.strict.checked)
+    flow.refresh_roster()
+    two_stages = seed_rest_api(member.clients, REGION, "two-stages", json.dumps(allow(member.account_id, STRANGER)),
+                               stages=("prod", "dev"))
+    assert [a["status"] for a in trigger_answers(flow)] == ["started"]
+    assert principals_of(member, two_stages) == {member.account_id}
+    broken = seed(member, allow(member.account_id, PARTNER), "broken")
+    flow.discard_pending()
+    client = member.clients.client("apigateway", REGION)
+    root = client.get_resources(restApiId=broken)["items"][0]["id"]
+    client.put_method(restApiId=broken, resourceId=root, httpMethod="POST", authorizationType="NONE")  # no deploy can succeed
+    client.update_rest_api(restApiId=broken, patchOperations=[{"op": "replace", "path": "/policy",
+                                                                "value": json.dumps(allow(member.account_id, STRANGER))}])
+    (answer,) = trigger_answers(flow)
+    failed = flow.wait(answer["execution_name"])
+    assert failed.status == "FAILED" and "RestorePolicy" in failed.states, failed.states
+    assert principals_of(member, broken) == {member.account_id, STRANGER}, "the policy was put back"
+    wildcard = seed(member, {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+                                                                      "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}]}, "open")
+    flow.discard_pending()
+    flow.run_org_sweep()  # report-only: told once
+    settle(flow)
+    client.update_rest_api(restApiId=wildcard, patchOperations=[{"op": "replace", "path": "/policy",
+                                                                  "value": json.dumps(allow(member.account_id))}])
+    flow.discard_pending()
+    flow.later(24 * 3600)
+    assert flow.run_org_sweep().output["resolved"] == 1  # the next day's sweep forgets what it told
+    settle(flow)
+    for name in ("Trigger", "Roster"):  # an asynchronous invocation that fails: the event goes to the DLQ as the role
+        fail_async(flow, name)
+    checked = flow.strict.checked[first:]
+    assert [c for c in checked if not c.allowed] == [], "a call the hub makes is not granted"
+    spoke = [p for p in flow.strict.principals.values() if p.role_arn == member.role_arn and p.policies is not None]
+    assert spoke, "the hub's calls in the member account were made as the spoke role"
+    for principal in [spoke[0], *(p for p in flow.strict.principals.values()
+                                   if p.name in ("trigger", "roster", "plan", "sweep", "summarize") and p.policies is not None)]:
+        calls = [c for c in checked if c.principal == principal.name or (principal in spoke and c.principal in {s.name for s in spoke})]
+        # The spoke grants each sweep region the same calls; the fix ran in one region, so regions are compared alike.
+        unused = sorted({(action, anywhere(resource)) for action, resource in grants(principal) if action not in SERVICE_ONLY
+                         and not any(c.action.lower() == action.lower() and _wild(anywhere(resource), False).fullmatch(c.resource)
+                                     for c in calls)})
+        # The roster function's OU calls are only made when trust names OUs (tests above); the rest must be used here.
+        if principal.name == "roster":
+            unused = [u for u in unused if u[0] not in ("organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent")]
+        assert unused == [], f"{principal.name}: granted but never used: {unused}"
