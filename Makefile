@@ -43,6 +43,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.bench_evaluate
 	$(BIN)/python -m bench.bench_sweep
 	$(BIN)/python -m bench.bench_burst
+	$(BIN)/python -m bench.bench_org_sweep
 	$(BIN)/python -m bench.bench_coldstart
 
 synth: $(DEV_STAMP)

@@ -184,21 +184,21 @@ class SpokeClients:
     def __init__(self, settings: Settings, account: str, region: str, function: str) -> None:
         self.settings, self.account, self.region, self.function = settings, account, region, function
         self.endpoint_url = clients().endpoint_url
+        self._member = False  # checked against the roster, once per invocation (a kept session is not a pass)
 
     @property
     def default_region(self) -> str:
         return self.region
 
     def client(self, service: str, region: str | None = None) -> Any:
-        arn = role_arn(partition_of(self.region), self.account, self.settings.spoke_role_name)
-
-        def assume() -> ClientFactory:
-            if not self.settings.roster().is_member(self.account):
+        if not self._member:
+            if not aws_call(self.settings.roster).is_member(self.account):
                 raise RemediationFailed(f"account {self.account} is not an active account of organization "
                                         f"{self.settings.organization_id}; nothing changed")
-            return assume_role(clients(), arn, f"apigw-remediator-{self.function}")
-
-        return aws_call(lambda: _sessions.get(arn, assume)).client(service, region)
+            self._member = True
+        arn = role_arn(partition_of(self.region), self.account, self.settings.spoke_role_name)
+        factory = aws_call(lambda: _sessions.get(arn, lambda: assume_role(clients(), arn, f"apigw-remediator-{self.function}")))
+        return factory.client(service, region)
 
 
 def partition_of(region: str) -> str:
