@@ -10,10 +10,13 @@ template's three sweep regions (default 20 x 3 x 50 = 3,000 APIs; seeding is not
 compliant, one in five granting an account nobody trusts. The hub runs in dry-run mode. A first sweep, not
 measured, finds those and starts their proposals (told once); the measured sweeps then start nothing.
 
-Two runs of the same state machine (remediator/workflow/org_sweep.json), with the Map's MaxConcurrency at
+Runs of the same state machine (remediator/workflow/org_sweep.json), with the Map's MaxConcurrency at
 --concurrency and then at 1 (one (account, region) at a time, which is what sweeping account by account
-gives). For each: the wall time, the time on the local clock (API Gateway's quotas and botocore's backoff
-pass there, as they would in AWS), and the requests the emulator received per (service, operation). The
+gives); first as the emulator answers (at once, in this process: nothing for concurrency to overlap), then
+with --latency-ms added to each of the product's requests (a real sleep in the strict layer, as a
+region's round trip would take). For each: the wall time, the time on the local clock (API Gateway's
+quotas and botocore's backoff pass there, as they would in AWS), and the requests the emulator received
+per (service, operation), the harness's own left out. The
 executions a sweep starts are run to their end before the next row.
 
 Checks: both runs see every seeded API once, with the same verdicts per account, and no pair fails.
@@ -57,16 +60,22 @@ def seed(accounts: list[str], regions: list[str], apis: int, rng: random.Random)
     return expected
 
 
-def run(flow: Any, account: Any, concurrency: int) -> dict[str, Any]:
+# The harness's own calls: it starts the sweep and polls it.
+HARNESS_CALLS = {("states", "StartExecution"), ("states", "DescribeExecution"), ("states", "GetExecutionHistory")}
+
+
+def run(flow: Any, account: Any, concurrency: int, latency: float = 0.0) -> dict[str, Any]:
     from remediator.local.strict import local_clock
 
     os.environ["ORG_SWEEP_CONCURRENCY"] = str(concurrency)
+    account.strict.latency = latency
     account.server.counts.clear()
     clock = local_clock()
     started_wall, started_clock = time.perf_counter(), clock.time()
     result = flow.run_org_sweep(timeout=3600)
     wall, virtual = time.perf_counter() - started_wall, clock.time() - started_clock
-    requests = account.server.aws_requests()
+    account.strict.latency = 0.0
+    requests = collections.Counter({k: v for k, v in account.server.aws_requests().items() if k not in HARNESS_CALLS})
     (summary,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
     listed = flow.clients.client("stepfunctions", flow.region).list_executions(stateMachineArn=flow.state_machine_arn)
     for execution in listed["executions"]:  # the proposals the sweep started: run to their end, not measured
@@ -80,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=20, help="accounts with a spoke: the hub and accounts - 1 members (default 20)")
     parser.add_argument("--apis", type=int, default=50, help="REST APIs per account and region (default 50)")
     parser.add_argument("--concurrency", type=int, default=40, help="the Map's MaxConcurrency for the organization sweep (default 40)")
+    parser.add_argument("--latency-ms", type=float, default=30.0,
+                        help="the second pair of rows: each of the product's requests takes this long before the emulator "
+                             "answers (a region's API round trip; default 30 ms). The emulator itself answers at once, in "
+                             "this one process, so without it concurrency has nothing to overlap")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
@@ -103,24 +116,27 @@ def main(argv: list[str] | None = None) -> int:
         warm_up = run(flow, account, args.concurrency)
         print(f"warm-up sweep (not measured): {warm_up['wall']:.1f} s, {warm_up['summary']['executions_started']} proposals started")
         flow.later(3600)
-        rows = {}
-        for label, concurrency in (("distributed map", args.concurrency), ("one at a time", 1)):
-            rows[label] = row = run(flow, account, concurrency)
-            summary = row["summary"]
-            got = {a: collections.Counter(v) for a, v in summary["verdicts_per_account"].items()}
-            checks = [row["status"] == "SUCCEEDED", summary["not_swept"] == [], got == expected, summary["apis"] == total]
-            requests = row["requests"]
-            print(f"\n{label} (MaxConcurrency {concurrency}): {row['wall']:.1f} s wall, {row['clock']:.1f} s on the local clock, "
-                  f"{sum(requests.values())} requests; checks {'passed' if all(checks) else 'FAILED ' + str(checks)}")
-            for (service, operation), count in sorted(requests.items(), key=lambda kv: -kv[1])[:12]:
-                print(f"  {count:6d}  {service} {operation}")
-            if not all(checks):
-                return 1
-            flow.later(3600)  # the next sweep's hour: its executions are new ones
-        fast, slow = rows["distributed map"], rows["one at a time"]
-        per_pair = sum(fast["requests"].values()) / (len(accounts) * len(regions))
-        print(f"\nratio, one at a time / distributed map: wall {slow['wall'] / fast['wall']:.2f}x, "
-              f"local clock {slow['clock'] / fast['clock']:.2f}x; {per_pair:.1f} requests per account-region")
+        for latency in (0.0, args.latency_ms / 1000):
+            rows = {}
+            for label, concurrency in (("distributed map", args.concurrency), ("one at a time", 1)):
+                rows[label] = row = run(flow, account, concurrency, latency)
+                summary = row["summary"]
+                got = {a: collections.Counter(v) for a, v in summary["verdicts_per_account"].items()}
+                checks = [row["status"] == "SUCCEEDED", summary["not_swept"] == [], got == expected, summary["apis"] == total,
+                          summary["executions_started"] == 0]
+                requests = row["requests"]
+                print(f"\n{label} (MaxConcurrency {concurrency}), {latency * 1000:.0f} ms per request: {row['wall']:.1f} s wall, "
+                      f"{row['clock']:.1f} s on the local clock, {sum(requests.values())} requests "
+                      f"(the harness's start and polling left out); checks {'passed' if all(checks) else 'FAILED ' + str(checks)}")
+                for (service, operation), count in sorted(requests.items(), key=lambda kv: -kv[1])[:8]:
+                    print(f"  {count:6d}  {service} {operation}")
+                if not all(checks):
+                    return 1
+                flow.later(3600)  # the next sweep's hour: its executions are new ones
+            fast, slow = rows["distributed map"], rows["one at a time"]
+            per_pair = sum(fast["requests"].values()) / (len(accounts) * len(regions))
+            print(f"\n{latency * 1000:.0f} ms per request: one at a time / distributed map = {slow['wall'] / fast['wall']:.2f}x "
+                  f"wall time; {per_pair:.1f} requests per account-region")
     return 0
 
 

@@ -268,18 +268,22 @@ def _schedule(key: str, value: Any) -> str:
     )
 
 
-def _slack_channel(key: str, value: Any) -> str:
+def _optional(key: str, value: Any, pattern: re.Pattern[str], kind: str, form: str) -> str:
+    """A string that may be empty ("" or absent: the setting is off) and otherwise must match `pattern`."""
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ConfigError(f"context {key} must be a Slack channel ID or name (a string), got {value!r}")
-    channel = value.strip()
-    if channel and not _SLACK_CHANNEL.fullmatch(channel):
-        raise ConfigError(
-            f"context {key}: {channel!r} is not a Slack channel ID (C... or G..., as in the channel's "
-            "details) or channel name (lowercase letters, digits, - _ .; up to 80 characters)"
-        )
-    return channel
+        raise ConfigError(f"context {key} must be {kind} (a string), got {value!r}")
+    text = value.strip()
+    if text and not pattern.fullmatch(text):
+        raise ConfigError(f"context {key}: {text!r} is not {form}")
+    return text
+
+
+def _slack_channel(key: str, value: Any) -> str:
+    return _optional(key, value, _SLACK_CHANNEL, "a Slack channel ID or name",
+                     "a Slack channel ID (C... or G..., as in the channel's details) or channel name (lowercase letters, "
+                     "digits, - _ .; up to 80 characters)")
 
 
 def _whole_number(key: str, value: Any, unit: str, highest: int, why: str) -> int:
@@ -317,17 +321,8 @@ def _deployment(key: str, value: Any) -> str:
 
 
 def _organization_id(key: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ConfigError(f"context {key} must be an AWS Organizations ID (a string), got {value!r}")
-    org_id = value.strip()
-    if org_id and not ORG_ID.fullmatch(org_id):
-        raise ConfigError(
-            f"context {key}: {org_id!r} is not an AWS Organizations ID (o- followed by 10 to 32 lowercase "
-            "letters or digits)"
-        )
-    return org_id
+    return _optional(key, value, ORG_ID, "an AWS Organizations ID",
+                     "an AWS Organizations ID (o- followed by 10 to 32 lowercase letters or digits)")
 
 
 def _role_name(key: str, value: Any) -> str:

@@ -133,16 +133,10 @@ class SpokeStack(StackSetStack):
             ],
         )
         self.role.cfn_options.condition = self.role_condition
+        from infra.stack import acknowledge_api_paths
+
         for region in config.spoke_regions:
-            for path in sorted({path for _, path in spoke_api_calls(config) if "*" in path}):
-                Validations.of(self.role).acknowledge(
-                    Acknowledgment(
-                        id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:{region}::{path}]",
-                        reason="API Gateway control-plane permissions are granted on resource paths; a wildcard "
-                        "for the REST API ID is the narrowest ARN that covers APIs created after deployment, "
-                        "which are exactly the ones the hub must inspect or fix through this role.",
-                    )
-                )
+            acknowledge_api_paths(self.role, region, spoke_api_calls(config), "the hub, through this role,")
 
         # ---- API Gateway changes, forwarded to the hub ------------------------------------------------
         # Failed calls and this role's own writes (the hub's fixes, restores and redeploys) never match,

@@ -17,6 +17,8 @@ the functions' roles have fixed names (the spokes' role trusts them), and an org
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aws_cdk import (
     Acknowledgment,
     ArnFormat,
@@ -79,6 +81,19 @@ HUB_ROLE_PREFIX = "apigw-remediator-hub-"
 ACCOUNT_EVENTS = ("CreateAccountResult", "InviteAccountToOrganization", "AcceptHandshake",
                   "RemoveAccountFromOrganization", "LeaveOrganization", "MoveAccount", "CloseAccount")
 ACCOUNT_EVENT_TYPES = ("AWS API Call via CloudTrail", "AWS Service Event via CloudTrail")
+
+
+def acknowledge_api_paths(role: Construct, region: str, calls: Iterable[tuple[str, str]], who: str) -> None:
+    """cdk-nag's IAM5 for the REST API ID wildcards of API Gateway grants (`calls`: (action, path) pairs)."""
+    for path in sorted({path for _, path in calls if "*" in path}):
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:{region}::{path}]",
+                reason="API Gateway control-plane permissions are granted on resource paths; a wildcard "
+                "for the REST API ID is the narrowest ARN that covers APIs created after deployment, "
+                f"which are exactly the ones {who} must inspect or fix.",
+            )
+        )
 
 
 def needs_of(name: str, config: RemediatorConfig) -> Needs | None:
@@ -434,43 +449,22 @@ class RemediatorStack(Stack):
             self._grant(name, function, needs_of(name, config) or Needs())
 
         # ---- alarms -----------------------------------------------------------------------------
-        alarm_action = cw_actions.SnsAction(self.topic)
-        self.failed_alarm = cloudwatch.Alarm(
-            self,
+        self.failed_alarm = self._alarm(
             "ExecutionsFailedAlarm",
-            alarm_description="A remediation workflow execution failed; see the failure notification and the workflow logs.",
-            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            "A remediation workflow execution failed; see the failure notification and the workflow logs.",
+            self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
         )
-        self.failed_alarm.add_alarm_action(alarm_action)
-        self.dlq_alarm = cloudwatch.Alarm(
-            self,
+        self.dlq_alarm = self._alarm(
             "DeadLetterAlarm",
-            alarm_description="Events or invocations that the remediator could not process are in the dead-letter queue.",
-            metric=self.dlq.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic="Maximum"
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            "Events or invocations that the remediator could not process are in the dead-letter queue.",
+            self.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5), statistic="Maximum"),
         )
-        self.dlq_alarm.add_alarm_action(alarm_action)
         if self.org_sweep is not None:
-            self.org_sweep_failed_alarm = cloudwatch.Alarm(
-                self,
+            self.org_sweep_failed_alarm = self._alarm(
                 "OrgSweepFailedAlarm",
-                alarm_description="An organization sweep execution failed; see the organization sweep's logs.",
-                metric=self.org_sweep.metric_failed(period=Duration.minutes(5), statistic="Sum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "An organization sweep execution failed; see the organization sweep's logs.",
+                self.org_sweep.metric_failed(period=Duration.minutes(5), statistic="Sum"),
             )
-            self.org_sweep_failed_alarm.add_alarm_action(alarm_action)
 
         # ---- organization mode: the spokes (a service-managed StackSet) -----------------------------
         self.spoke = None
@@ -513,6 +507,21 @@ class RemediatorStack(Stack):
             CfnOutput(self, "ResultsBucketName", value=self.results_bucket.bucket_name)
 
     # ---------------------------------------------------------------------------------------------
+
+    def _alarm(self, construct_id: str, description: str, metric: cloudwatch.IMetric) -> cloudwatch.Alarm:
+        """An alarm on one occurrence within five minutes, told on the topic."""
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        return alarm
 
     @staticmethod
     def apigateway_arn(path: str) -> str:
@@ -639,15 +648,7 @@ class RemediatorStack(Stack):
         statements += self._organization_statements(function, access)
         for statement in statements:
             function.add_to_role_policy(statement)
-        for path in sorted({path for _, path in access.apigateway if "*" in path}):
-            Validations.of(function.role).acknowledge(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::{path}]",
-                    reason="API Gateway control-plane permissions are granted on resource paths; a wildcard "
-                    "for the REST API ID is the narrowest ARN that covers APIs created after deployment, "
-                    "which are exactly the ones this function must inspect or fix.",
-                )
-            )
+        acknowledge_api_paths(function.role, "<AWS::Region>", access.apigateway, "this function")
 
     # ---- organization mode ------------------------------------------------------------------------
 

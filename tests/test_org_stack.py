@@ -30,6 +30,7 @@ from infra.spoke import HUB_ROLE_PREFIX, spoke_api_calls, spoke_functions  # noq
 from infra.stack import ACCOUNT_EVENTS, HUB_BUS_NAME, ORG_SWEEP_NAME  # noqa: E402
 from remediator.events import event_pattern  # noqa: E402
 from remediator.functions.needs import ORGANIZATION_READS, ROSTER_ITEM_KEYS, spoke_calls  # noqa: E402
+from tests.test_stack import as_list, flat, of_type  # noqa: E402
 
 ORG = "o-a1b2c3d4e5"
 OUS = ["ou-ab12-abcdefgh", "r-ab12"]
@@ -78,26 +79,7 @@ EXPECTED_SPOKE_ACKNOWLEDGMENTS = {
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
-def of_type(resources: dict[str, dict[str, Any]], cfn_type: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in resources.items() if v["Type"] == cfn_type}
-
-
-def flat(value: Any) -> str:
-    """An intrinsic rendered as text: Fn::Join joined, Ref as <Id>, GetAtt as <Id.Attr>."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        sep, parts = value["Fn::Join"]
-        return sep.join(flat(p) for p in parts)
-    if isinstance(value, dict) and "Ref" in value:
-        return f"<{value['Ref']}>"
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        return "<" + ".".join(value["Fn::GetAtt"]) + ">"
-    return json.dumps(value, sort_keys=True)
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+# of_type, flat and as_list: tests/test_stack.py's, imported above.
 
 
 def functions(resources) -> dict[str, tuple[str, dict[str, Any]]]:

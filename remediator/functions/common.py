@@ -177,6 +177,11 @@ def _organization_settings(env: Mapping[str, str]) -> dict[str, Any]:
 _sessions: containers.Kept[ClientFactory] = containers.Kept(SESSION_SECONDS - RENEW_BEFORE_SECONDS)
 
 
+def forget_sessions() -> None:
+    """A new container, as far as the spoke role sessions are concerned (the local runner, between deployments)."""
+    _sessions.clear()
+
+
 class SpokeClients:
     """A member account's clients: its spoke role, assumed (after the roster says the account is an active one of
     the organization) on the first call, so that a state that never calls API Gateway never assumes it."""
@@ -197,7 +202,8 @@ class SpokeClients:
                                         f"{self.settings.organization_id}; nothing changed")
             self._member = True
         arn = role_arn(partition_of(self.region), self.account, self.settings.spoke_role_name)
-        factory = aws_call(lambda: _sessions.get(arn, lambda: assume_role(clients(), arn, f"apigw-remediator-{self.function}")))
+        factory = aws_call(lambda: _sessions.get((self.endpoint_url, arn),
+                                                 lambda: assume_role(clients(), arn, f"apigw-remediator-{self.function}")))
         return factory.client(service, region)
 
 

@@ -375,6 +375,7 @@ class LocalWorkflow:
         os.environ.update(self.environment)
         common.clients.cache_clear()
         ssm.forget_cached()  # a new deployment: its functions start with empty containers
+        common.forget_sessions()
         self.organization: LocalOrganization | None = None
         if config.organization:
             self.organization = LocalOrganization(self, members=config.members, region=region)

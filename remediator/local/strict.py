@@ -573,6 +573,9 @@ class StrictLayer:
         # the sessions AssumeRole hands out; each event bus's resource policy, by bus ARN.
         self.role_policies: dict[str, PolicySet] = {}
         self.bus_policies: dict[str, dict[str, Any]] = {}
+        # Seconds each of the product's requests takes before the emulator answers (the benchmarks model a region's
+        # round trip with it; the emulator answers at once, in one process). 0: no delay.
+        self.latency = 0.0
 
     @property
     def quotas(self) -> Quotas:
@@ -684,6 +687,8 @@ class StrictLayer:
             if principal is self.harness or principal.looking_on:  # the test looking on is not the product's work
                 return serve(request, principal, start_response)
             with self.clock.busy():
+                if self.latency:
+                    time.sleep(self.latency)
                 return serve(request, principal, start_response)
 
         def serve(request: Request, principal: Principal, start_response: Any) -> Any:
