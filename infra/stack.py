@@ -18,6 +18,7 @@ the functions' roles have fixed names (the spokes' role trusts them), and an org
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from aws_cdk import (
     Acknowledgment,
@@ -675,13 +676,8 @@ class RemediatorStack(Stack):
                 abort_incomplete_multipart_upload_after=Duration.days(1),
             )
         ]
-        self.access_log_bucket = s3.Bucket(
-            self,
+        self.access_log_bucket = self._private_bucket(
             "ResultsAccessLogBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireAccessLogs",
@@ -689,7 +685,6 @@ class RemediatorStack(Stack):
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],
-            removal_policy=RemovalPolicy.RETAIN,
         )
         Validations.of(self.access_log_bucket).acknowledge(
             Acknowledgment(
@@ -698,19 +693,20 @@ class RemediatorStack(Stack):
                 "would need yet another bucket, and so on without end.",
             )
         )
-        self.results_bucket = s3.Bucket(
-            self,
+        self.results_bucket = self._private_bucket(
             "ResultsBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=True,
             lifecycle_rules=lifecycle,
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="results-bucket/",
-            removal_policy=RemovalPolicy.RETAIN,
         )
+
+    def _private_bucket(self, construct_id: str, **settings: Any) -> s3.Bucket:
+        """A bucket only this stack's roles use: encrypted, TLS only, no public access, no ACLs, kept on delete."""
+        return s3.Bucket(self, construct_id, encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
+                         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED, removal_policy=RemovalPolicy.RETAIN,
+                         **settings)
 
     def _org_sweep(self) -> None:
         """The organization sweep (org_sweep.json): Plan -> Distributed Map of Sweep -> Summarize."""

@@ -222,6 +222,7 @@ def test_trusted_ous_trust_the_accounts_under_them_only(make_org) -> None:
     (answer,) = trigger_answers(flow)
     evaluation = flow.wait(answer["execution_name"]).output["evaluation"]
     assert {f["account"] for f in evaluation["findings"]} == {moved.account_id}
+    assert principals_of(owner, api_id) == {owner.account_id, sibling.account_id, moved.account_id}, "dry-run changes nothing"
 
 
 def test_the_organization_sweep_writes_its_results_and_one_summary(make_org) -> None:
