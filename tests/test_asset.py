@@ -104,6 +104,6 @@ def test_nothing_the_command_line_alone_needs_goes_into_the_bundle() -> None:
     assert not present & {"rich", "yaml", "_yaml", "boto3", "botocore", "moto"}, sorted(present)
     assert {"remediator", "structlog", "slack_sdk", "msgspec"} <= present
     assert not (asset / "remediator" / "local").exists()
-    command_line = {"__main__.py", "cli.py", "cli_args.py", "sweep_cli.py", "demo.py", "policy_forms.py"}
+    command_line = {"__main__.py", "cli.py", "cli_args.py", "sweep_cli.py", "demo.py", "demo_organization.py", "policy_forms.py"}
     assert not command_line & {p.name for p in (asset / "remediator").iterdir()}
     assert (asset / "remediator" / "functions" / "evaluate.py").exists()
