@@ -141,3 +141,32 @@ def test_the_summary_counts_per_account_and_lists_what_was_not_swept() -> None:
     assert [(f["account"], f["region"]) for f in summary["new_findings"]] == [(A, "us-east-1")]
     assert [(f["account"], f["region"]) for f in summary["resolved_findings"]] == [(A, "eu-west-1")]
     assert [(n["account"], n["error"]) for n in summary["not_swept"]] == [(B, "RemediationFailed"), (C, "States.Timeout")]
+
+
+def test_a_summary_too_big_for_one_message_lists_the_first_of_each_and_says_where_the_rest_is() -> None:
+    from remediator.functions.summarize import LISTED, MESSAGE_LIMIT, bounded
+
+    outputs = [{"account": f"{n:012d}", "region": "us-east-1", "apis": 40, "verdicts": {"fix": 40}, "executions_started": 0,
+                "new_findings": [{"api_id": f"a{i:09d}", "name": "api " * 10, "verdict": "fix"} for i in range(40)],
+                "resolved_findings": []} for n in range(1, 1001)]
+    summary = summarize(outputs, [], "dry-run", 1000)
+    assert len(summary["new_findings"]) == 40_000 and summary["apis"] == 40_000
+    message = bounded(summary, "s3://bucket/summaries/x.json")
+    assert len(json.dumps(message, indent=2)) <= MESSAGE_LIMIT
+    assert message["full_summary"] == "s3://bucket/summaries/x.json" and message["new_findings_left_out"] == 40_000 - LISTED
+    assert message["apis"] == 40_000 and message["accounts"] == 1000
+    small = summarize(outputs[:2], [], "dry-run", 2)
+    assert bounded(small, "s3://b/k")["new_findings"] == small["new_findings"], "whole when it fits"
+
+
+def test_a_pairs_summary_fits_a_map_result_and_the_rest_is_counted() -> None:
+    from remediator.functions.sweep import LISTED_PER_PAIR, within_state_limit
+
+    findings = [{"api_id": f"a{i:09d}", "name": "x" * 60, "verdict": "fix"} for i in range(3000)]
+    pair = {"account": A, "region": "us-east-1", "apis": 3000, "verdicts": {"fix": 3000}, "executions_started": 0,
+            "new_findings": findings, "resolved_findings": []}
+    bounded = within_state_limit(pair)
+    assert len(json.dumps(bounded)) < 256 * 1024 and bounded["new_findings_left_out"] == 3000 - LISTED_PER_PAIR
+    summary = summarize([bounded], [], "dry-run", 1)
+    assert len(summary["new_findings"]) == LISTED_PER_PAIR and summary["new_findings_not_listed"] == 3000 - LISTED_PER_PAIR
+    assert summary["verdicts_per_account"][A] == {"fix": 3000}, "the counts are whole"

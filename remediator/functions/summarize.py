@@ -35,26 +35,50 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         raise RemediationFailed(f"the Map's results are not in the results bucket: {details!r:.200}")
     store = ResultsBucket(common.clients(), bucket)
     manifest = aws_call(lambda: store.get_json(key))
-    outputs: list[dict[str, Any]] = []
-    failed_children: list[dict[str, Any]] = []
+    tally = Tally(settings.mode, int(((event or {}).get("plan") or {}).get("count") or 0))
     for status, files in (manifest.get("ResultFiles") or {}).items():
-        for entry in files:
+        for entry in files:  # one result file at a time: 17,000 children's results never held at once
             for child in aws_call(lambda entry=entry: store.get_json(entry["Key"])):
                 if status == "SUCCEEDED" and child.get("Output"):
-                    outputs.append(common_json(child["Output"]))
+                    tally.add(common_json(child["Output"]))
                 else:
-                    failed_children.append({"status": status, "input": common_json(child.get("Input") or "{}"),
-                                            "error": child.get("Error"), "cause": str(child.get("Cause", ""))[:300]})
-    summary = summarize(outputs, failed_children, settings.mode, int(((event or {}).get("plan") or {}).get("count") or 0))
+                    tally.add_failed({"status": status, "input": common_json(child.get("Input") or "{}"),
+                                      "error": child.get("Error"), "cause": str(child.get("Cause", ""))[:300]})
+    summary = tally.summary()
     execution = str((event or {}).get("execution") or "manual")
-    aws_call(lambda: store.put_json(f"{SUMMARIES_PREFIX}{execution}.json", summary))
+    summary_key = f"{SUMMARIES_PREFIX}{execution}.json"
+    aws_call(lambda: store.put_json(summary_key, summary))
     subject = (f"Organization sweep: {summary['accounts']} accounts, {summary['pairs_swept']} account-regions, "
                f"{summary['apis']} APIs, {len(summary['new_findings'])} with new findings, "
                f"{len(summary['resolved_findings'])} resolved, {len(summary['not_swept'])} not swept")
-    aws_call(lambda: publish(common.clients(), settings.topic_arn, subject[:100], summary))
-    log.info("organization_swept", accounts=summary["accounts"], apis=summary["apis"], not_swept=len(summary["not_swept"]))
+    message = bounded(summary, f"s3://{bucket}/{summary_key}")
+    aws_call(lambda: publish(common.clients(), settings.topic_arn, subject[:100], message))
+    log.info("organization_swept", accounts=summary["accounts"], apis=summary["apis"], not_swept=len(summary["not_swept"]),
+             message_bytes=len(json.dumps(message)))
     return {k: summary[k] for k in ("accounts", "pairs_swept", "apis", "executions_started")} | {
         "new": len(summary["new_findings"]), "resolved": len(summary["resolved_findings"]), "not_swept": len(summary["not_swept"])}
+
+
+# SNS takes messages up to 256 KB; the message lists at most this many of each kind, and the whole summary is in S3.
+MESSAGE_LIMIT = 200 * 1024
+LISTED = 100
+
+
+def bounded(summary: dict[str, Any], location: str) -> dict[str, Any]:
+    """The summary as one SNS message: whole when it fits, else the counts and the first LISTED of each list, with
+    where the whole summary is (and how many of each list were left out)."""
+    message = {**summary, "full_summary": location}
+    if len(json.dumps(message, indent=2, default=str)) <= MESSAGE_LIMIT:
+        return message
+    for name in ("new_findings", "resolved_findings", "not_swept"):
+        items = summary[name]
+        message[name] = items[:LISTED]
+        message[f"{name}_left_out"] = max(0, len(items) - LISTED)
+    accounts = summary["verdicts_per_account"]
+    if len(json.dumps(message, indent=2, default=str)) > MESSAGE_LIMIT:
+        message["verdicts_per_account"] = {a: accounts[a] for a in list(accounts)[:LISTED]}
+        message["verdicts_per_account_left_out"] = max(0, len(accounts) - LISTED)
+    return message
 
 
 def common_json(text: Any) -> dict[str, Any]:
@@ -63,30 +87,53 @@ def common_json(text: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def summarize(outputs: list[dict[str, Any]], failed_children: list[dict[str, Any]], mode: str, planned: int) -> dict[str, Any]:
-    """Pure: the per-pair summaries (sweep.sweep_region's) folded into one, per account."""
-    per_account: dict[str, Counter[str]] = defaultdict(Counter)
-    new: list[dict[str, str]] = []
-    resolved: list[dict[str, str]] = []
-    not_swept: list[dict[str, Any]] = []
-    apis = started = 0
-    for output in outputs:
+class Tally:
+    """The per-pair summaries (sweep.sweep_region's) folded into one, per account, as they are read."""
+
+    def __init__(self, mode: str, planned: int) -> None:
+        self.mode, self.planned = mode, planned
+        self.per_account: dict[str, Counter[str]] = defaultdict(Counter)
+        self.new: list[dict[str, str]] = []
+        self.resolved: list[dict[str, str]] = []
+        self.not_swept: list[dict[str, Any]] = []
+        self.apis = self.started = self.swept = 0
+        self.left_out = {"new_findings": 0, "resolved_findings": 0}  # beyond what each pair could list (sweep.py)
+
+    def add(self, output: dict[str, Any]) -> None:
         account, region = str(output.get("account")), str(output.get("region"))
         if "failed" in output:  # the child's Catch: the pair could not be swept
-            not_swept.append({"account": account, "region": region, "error": output.get("failed"),
-                              "cause": str(output.get("cause", ""))[:300]})
-            continue
-        per_account[account].update(output.get("verdicts") or {})
-        apis += int(output.get("apis") or 0)
-        started += int(output.get("executions_started") or 0)
-        new += [{**f, "account": account, "region": region} for f in output.get("new_findings") or []]
-        resolved += [{**f, "account": account, "region": region} for f in output.get("resolved_findings") or []]
-    for child in failed_children:
+            self.not_swept.append({"account": account, "region": region, "error": output.get("failed"),
+                                   "cause": str(output.get("cause", ""))[:300]})
+            return
+        self.swept += 1
+        self.per_account[account].update(output.get("verdicts") or {})
+        self.apis += int(output.get("apis") or 0)
+        self.started += int(output.get("executions_started") or 0)
+        self.new += [{**f, "account": account, "region": region} for f in output.get("new_findings") or []]
+        self.resolved += [{**f, "account": account, "region": region} for f in output.get("resolved_findings") or []]
+        for name in self.left_out:
+            self.left_out[name] += int(output.get(f"{name}_left_out") or 0)
+
+    def add_failed(self, child: dict[str, Any]) -> None:
         item = child["input"]
-        not_swept.append({"account": item.get("account"), "region": item.get("region"), "error": child["error"] or child["status"],
-                          "cause": child["cause"]})
-    accounts = sorted(set(per_account) | {str(n["account"]) for n in not_swept})
-    return {"kind": "organization-summary", "mode": mode, "accounts": len(accounts), "pairs_planned": planned,
-            "pairs_swept": len(outputs) - sum(1 for o in outputs if "failed" in o), "apis": apis,
-            "verdicts_per_account": {a: dict(sorted(per_account[a].items())) for a in accounts},
-            "new_findings": new, "resolved_findings": resolved, "not_swept": not_swept, "executions_started": started}
+        self.not_swept.append({"account": item.get("account"), "region": item.get("region"),
+                               "error": child["error"] or child["status"], "cause": child["cause"]})
+
+    def summary(self) -> dict[str, Any]:
+        accounts = sorted(set(self.per_account) | {str(n["account"]) for n in self.not_swept})
+        return {"kind": "organization-summary", "mode": self.mode, "accounts": len(accounts), "pairs_planned": self.planned,
+                "pairs_swept": self.swept, "apis": self.apis,
+                "verdicts_per_account": {a: dict(sorted(self.per_account[a].items())) for a in accounts},
+                "new_findings": self.new, "resolved_findings": self.resolved, "not_swept": self.not_swept,
+                "executions_started": self.started, "new_findings_not_listed": self.left_out["new_findings"],
+                "resolved_findings_not_listed": self.left_out["resolved_findings"]}
+
+
+def summarize(outputs: list[dict[str, Any]], failed_children: list[dict[str, Any]], mode: str, planned: int) -> dict[str, Any]:
+    """Pure: the per-pair summaries folded into one (Tally, all at once)."""
+    tally = Tally(mode, planned)
+    for output in outputs:
+        tally.add(output)
+    for child in failed_children:
+        tally.add_failed(child)
+    return tally.summary()

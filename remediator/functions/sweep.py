@@ -56,13 +56,26 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         if not aws_call(settings.roster).is_member(account):
             raise RemediationFailed(f"account {account} is not an active account of organization {settings.organization_id}")
         summary, counts = sweep_region(settings, account, region)
-        return summary | {"duplicate": counts["duplicate"]}
+        return within_state_limit(summary) | {"duplicate": counts["duplicate"]}
     region = os.environ.get("AWS_REGION") or common.clients().default_region
     summary, counts = sweep_region(settings, own_account(context), region)
     subject = (f"Daily sweep of {summary['account']} {region}: {summary['apis']} APIs, {len(summary['new_findings'])} "
                f"with new findings, {len(summary['resolved_findings'])} resolved")
     publish(common.clients(), settings.topic_arn, subject, summary)
     return {**counts, "new": len(summary["new_findings"]), "resolved": len(summary["resolved_findings"])}
+
+
+# A Map child's output goes into the parent's results (a state's payload takes 256 KB): a region with thousands of
+# new findings lists the first of them, and says how many more there are.
+LISTED_PER_PAIR = 500
+
+
+def within_state_limit(summary: dict[str, Any]) -> dict[str, Any]:
+    bounded = dict(summary)
+    for name in ("new_findings", "resolved_findings"):
+        bounded[name] = summary[name][:LISTED_PER_PAIR]
+        bounded[f"{name}_left_out"] = max(0, len(summary[name]) - LISTED_PER_PAIR)
+    return bounded
 
 
 def _pair(event: Any) -> tuple[str, str]:
