@@ -35,7 +35,10 @@ class Roster:
     accounts: frozenset[str]  # the ACTIVE accounts
     management_account: str = ""  # never a StackSet target (service-managed StackSets skip it), so never swept
     under: Mapping[str, frozenset[str]] = field(default_factory=dict)  # trusted OU or root -> its active accounts
-    departed: Mapping[str, float] = field(default_factory=dict)  # account that left -> when a refresh first saw it gone
+    # An account the organization stopped covering -> when a refresh first saw it: it left the organization, or left
+    # a trusted OU (or that OU stopped being trusted). `lost_units`: the trusted OUs it was under then.
+    departed: Mapping[str, float] = field(default_factory=dict)
+    lost_units: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def is_member(self, account: str) -> bool:
         return account in self.accounts
@@ -53,11 +56,11 @@ class Roster:
         return frozenset(found & self.accounts)
 
     def held_back(self, accounts: Iterable[str | None], now: float) -> list[str]:
-        """Of these accounts, those that left the organization less than DEPARTURE_HOLD_SECONDS ago.
+        """Of these accounts, those that left the organization (or a trusted OU) less than DEPARTURE_HOLD_SECONDS ago.
 
-        A fix that would remove one of them is proposed, never applied automatically: an account moved out
-        of the organization and back within the hour (a re-parenting gone wrong) keeps its access, and the
-        next sweep an hour or more later applies the fix if it is still gone.
+        A fix that would remove one of them is proposed, never applied automatically: an account moved out of the
+        organization or of a trusted OU and back within the hour (a re-parenting gone wrong) keeps its access, and
+        the next sweep an hour or more later applies the fix if it is still gone.
         """
         return sorted({a for a in accounts if a is not None and a in self.departed
                        and now - self.departed[a] < DEPARTURE_HOLD_SECONDS})
@@ -68,18 +71,30 @@ class Roster:
 
     def refreshed(self, active: Iterable[str], under: Mapping[str, Iterable[str]], now: float,
                   management_account: str = "") -> Roster:
-        """The next roster: this one's members that are no longer active have left now (or when first seen gone)."""
+        """The next roster. An account of this one that is no longer active, or was under a trusted OU and is under
+        none now, is recorded as departed now (or when first seen so), with the OUs it was under; it stops being
+        departed once it is back: active, and under a trusted OU again if it was under one."""
         active_now = frozenset(active)
-        departed = {a: t for a, t in self.departed.items() if a not in active_now and now - t < DEPARTED_KEPT_SECONDS}
-        for account in self.accounts - active_now:
-            departed.setdefault(account, now)
-        return Roster(self.organization_id, now, active_now, management_account or self.management_account,
-                      {k: frozenset(v) for k, v in under.items()}, departed)
+        under_now = {k: frozenset(v) for k, v in under.items()}
+        departed = {a: t for a, t in self.departed.items() if now - t < DEPARTED_KEPT_SECONDS}
+        lost = {a: set(self.lost_units.get(a, ())) for a in departed}
+        for account in self.accounts:
+            before = _units(self.under, account)
+            if account not in active_now or (before and not _units(under_now, account)):
+                departed.setdefault(account, now)
+                lost.setdefault(account, set()).update(before)
+        for account in list(departed):
+            if account in active_now and (not lost.get(account) or _units(under_now, account)):
+                del departed[account]
+                lost.pop(account, None)
+        return Roster(self.organization_id, now, active_now, management_account or self.management_account, under_now,
+                      departed, {a: frozenset(u) for a, u in lost.items() if u})
 
     def to_json(self) -> str:
         return json.dumps({"organization_id": self.organization_id, "refreshed_at": self.refreshed_at,
                            "accounts": sorted(self.accounts), "management_account": self.management_account, "under": {k: sorted(v) for k, v in sorted(self.under.items())},
-                           "departed": dict(sorted(self.departed.items()))}, separators=(",", ":"))
+                           "departed": dict(sorted(self.departed.items())),
+                           "lost_units": {a: sorted(u) for a, u in sorted(self.lost_units.items())}}, separators=(",", ":"))
 
     @classmethod
     def empty(cls, organization_id: str) -> Roster:
@@ -92,7 +107,7 @@ class Roster:
             data = json.loads(text) if isinstance(text, str) else None
         except ValueError as error:
             raise RosterError(f"the roster is not JSON ({error})") from None
-        keys = {"organization_id", "refreshed_at", "accounts", "management_account", "under", "departed"}
+        keys = {"organization_id", "refreshed_at", "accounts", "management_account", "under", "departed", "lost_units"}
         if not isinstance(data, dict) or set(data) != keys:
             raise RosterError(f"the roster must be an object with exactly {', '.join(sorted(keys))}")
         if data["organization_id"] != organization_id or not ORG_ID.fullmatch(str(data["organization_id"])):
@@ -111,8 +126,18 @@ class Roster:
                 isinstance(k, str) and ACCOUNT_ID.fullmatch(k) and isinstance(v, (int, float)) and not isinstance(v, bool)
                 for k, v in departed.items()):
             raise RosterError("the roster's departed must map account IDs to times")
+        lost = data["lost_units"]
+        if not isinstance(lost, dict) or not all(
+                isinstance(k, str) and k in departed and isinstance(v, list) and all(isinstance(u, str) and PARENT_ID.fullmatch(u) for u in v)
+                for k, v in lost.items()):
+            raise RosterError("the roster's lost_units must map departed accounts to OU IDs")
         return cls(organization_id, float(data["refreshed_at"]), accounts, management,
-                   {k: _accounts(v, f"under[{k}]") for k, v in under.items()}, {k: float(v) for k, v in departed.items()})
+                   {k: _accounts(v, f"under[{k}]") for k, v in under.items()}, {k: float(v) for k, v in departed.items()},
+                   {k: frozenset(v) for k, v in lost.items()})
+
+
+def _units(under: Mapping[str, frozenset[str]], account: str) -> set[str]:
+    return {unit for unit, accounts in under.items() if account in accounts}
 
 
 def _accounts(value: Any, where: str) -> frozenset[str]:

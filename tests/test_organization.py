@@ -309,3 +309,32 @@ def test_the_spoke_role_allows_exactly_the_calls_the_hub_makes_with_it(make_org)
         if principal.name == "roster":
             unused = [u for u in unused if u[0] not in ("organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent")]
         assert unused == [], f"{principal.name}: granted but never used: {unused}"
+
+
+def test_an_account_moved_out_of_a_trusted_ou_is_not_stripped_within_the_hour(make_org) -> None:
+    """A re-parenting gone wrong: the account is still the organization's, but no longer under a trusted OU."""
+    flow = make_org(mode="auto")
+    organization = org(flow)
+    flow.clients.client("ssm", REGION).put_parameter(Name=flow.environment["TRUST_PARAMETER_NAME"], Type="String", Overwrite=True,
+                                                     Value=json.dumps({"trusted_accounts": [], "trusted_org_ids": [],
+                                                                       "trust_organization": False,
+                                                                       "trusted_ous": [organization.workloads_ou]}))
+    flow.later(61)  # the functions' one-minute cache of the trust document
+    flow.refresh_roster()
+    owner, moved = members(flow)[:2]
+    api_id = seed(owner, allow(owner.account_id, moved.account_id))
+    assert [flow.wait(a["execution_name"]).output["evaluation"]["verdict"] for a in trigger_answers(flow)] == ["compliant"]
+    organization.move_account(moved.account_id, organization.sandbox_ou)
+    flow.refresh_roster()
+    owner.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "replace", "path": "/description", "value": "touched"}])
+    (answer,) = trigger_answers(flow)
+    evaluation = flow.wait(answer["execution_name"]).output["evaluation"]
+    assert (evaluation["verdict"], evaluation["mode"]) == ("fix", "dry-run"), "proposed, not applied"
+    assert principals_of(owner, api_id) == {owner.account_id, moved.account_id}
+    organization.move_account(moved.account_id, organization.workloads_ou)  # put back within the hour
+    flow.refresh_roster()
+    flow.later(3601)
+    flow.run_org_sweep()
+    settle(flow)
+    assert principals_of(owner, api_id) == {owner.account_id, moved.account_id}, "back under the trusted OU: kept"

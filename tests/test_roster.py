@@ -34,6 +34,8 @@ def test_the_roster_round_trips_and_refuses_anything_else() -> None:
         json.dumps({**data, "accounts": "111111111111"}), json.dumps({**data, "refreshed_at": True}),
         json.dumps({**data, "under": {"not-an-ou": [A]}}), json.dumps({**data, "departed": {A: "yesterday"}}),
         json.dumps({**data, "management_account": 900000000001}),
+        json.dumps({**data, "lost_units": {A: [OU]}}),  # lost units of an account that has not departed
+        json.dumps({**data, "lost_units": {"444444444444": ["not-an-ou"]}}),
     ]
     for text in bad:
         with pytest.raises(RosterError) as refused:
@@ -49,6 +51,22 @@ def test_an_account_that_leaves_is_remembered_from_the_refresh_that_first_misses
     assert third.departed == {B: 200.0}, "left at the first refresh that missed it, not at each one"
     back = third.refreshed([A, B, C, M], {OU: [A, B]}, 400.0)
     assert back.departed == {} and B in back.accounts
+
+
+def test_an_account_moved_out_of_the_trusted_ous_is_departed_until_it_is_back_under_one() -> None:
+    OTHER = "ou-ab12-otherou1"
+    first = roster(under={OU: frozenset({A, B}), OTHER: frozenset({C})})
+    moved = first.refreshed([A, B, C, M], {OU: [A], OTHER: [C]}, 200.0)  # B moved to an OU nobody trusts
+    assert moved.departed == {B: 200.0} and moved.lost_units == {B: {OU}} and moved.held_back([B], 250.0) == [B]
+    still = moved.refreshed([A, B, C, M], {OU: [A], OTHER: [C]}, 300.0)
+    assert still.departed == {B: 200.0}, "still outside the trusted OUs: departed since it left them"
+    assert Roster.from_json(still.to_json(), ORG) == still
+    sideways = still.refreshed([A, B, C, M], {OU: [A], OTHER: [B, C]}, 350.0)  # under another trusted OU: covered again
+    assert sideways.departed == {}
+    across = sideways.refreshed([A, B, C, M], {OU: [A, B], OTHER: [C]}, 400.0)
+    assert across.departed == {}, "from one trusted OU to another is no departure"
+    untrusted_unit = across.refreshed([A, B, C, M], {OTHER: [C]}, 500.0)  # the OU no longer trusted: a trust change too
+    assert untrusted_unit.departed == {A: 500.0, B: 500.0}
 
 
 def test_a_fix_removing_an_account_that_left_within_the_hour_is_held_back() -> None:
