@@ -338,3 +338,20 @@ def test_an_account_moved_out_of_a_trusted_ou_is_not_stripped_within_the_hour(ma
     flow.run_org_sweep()
     settle(flow)
     assert principals_of(owner, api_id) == {owner.account_id, moved.account_id}, "back under the trusted OU: kept"
+
+
+def test_the_sweep_of_a_pair_outside_the_roster_touches_nothing(make_org) -> None:
+    """A Map item naming an account the organization does not hold (a stale plan, a hand-made execution): the
+    child refuses before any call in that account, with one line."""
+    flow = make_org(mode="auto")
+    outsider = org(flow).outsider
+    api_id = seed(outsider, allow(outsider.account_id, STRANGER))
+    flow.discard_pending()
+    first = len(flow.strict.checked)
+    with pytest.raises(RuntimeError) as refused:
+        flow._invoke("Sweep", {"account": outsider.account_id, "region": REGION, "sweep": "hand-made"})
+    assert f"account {outsider.account_id} is not an active account of organization" in str(refused.value)
+    assert not [c for c in flow.strict.checked[first:] if c.action == "sts:AssumeRole"], "no session was even asked for"
+    with pytest.raises(RuntimeError, match="must name an account and a region"):
+        flow._invoke("Sweep", {"account": "12345", "region": REGION})
+    assert principals_of(outsider, api_id) == {outsider.account_id, STRANGER}

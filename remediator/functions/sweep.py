@@ -52,9 +52,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """
     settings = Settings.from_environment()
     if settings.organization:
-        account, region = _pair(event)
-        if not aws_call(settings.roster).is_member(account):
-            raise RemediationFailed(f"account {account} is not an active account of organization {settings.organization_id}")
+        account, region = _pair(event)  # its membership is checked by its spoke clients, before the first call there
         summary, counts = sweep_region(settings, account, region)
         return within_state_limit(summary) | {"duplicate": counts["duplicate"]}
     region = os.environ.get("AWS_REGION") or common.clients().default_region
