@@ -199,7 +199,8 @@ class FailureLedger:
 class NoticeLedger:
     """What people were last told about each API that needs a person (report-only findings, a dry run's
     proposal): a fingerprint of its findings, so that the next sweep or event tells them again only when
-    the findings change. Items live under "notice#<region>", one per API (sort key: its ID)."""
+    the findings change. Items live under "notice#<region>" (in an organization's hub "notice#<region>#<account>",
+    see Settings.notice_place), one per API (sort key: its ID)."""
 
     def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
         self._client = clients.client("dynamodb", region)

@@ -15,14 +15,13 @@ from botocore.exceptions import ClientError
 
 from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.clients import ClientFactory
-from remediator.adapters.dynamodb import DynamoJournal, DynamoLease, FailureLedger
+from remediator import containers
+from remediator.adapters.dynamodb import DynamoJournal, DynamoLease, FailureLedger, RosterStore
 from remediator.adapters.secrets import secret_value
 from remediator.adapters.slack import SlackChannel
-from remediator.adapters.dynamodb import RosterStore
 from remediator.adapters.ssm import TrustDocument, trust_document
 from remediator.adapters.sts import RENEW_BEFORE_SECONDS, SESSION_SECONDS, assume_role, caller_identity, role_arn
 from remediator.approvals import ApprovalRequest, new_approval_id
-from remediator import containers
 from remediator.core import TrustConfig
 from remediator.core.trust import ORG_ID
 from remediator.events import REGION, ApiChange

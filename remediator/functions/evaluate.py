@@ -10,8 +10,8 @@ from remediator.adapters.dynamodb import FailureLedger, NoticeLedger
 from remediator.events import ApiChange
 from remediator.functions import common
 from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
-from remediator.functions.needs import RESTAPI, Needs
 from remediator.core.trust import Remediation
+from remediator.functions.needs import RESTAPI, Needs
 from remediator.logs import get_logger
 from remediator.remediation import Verdict, assess, policy_digest
 from remediator.workflow.state import Evaluation
@@ -53,14 +53,14 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         _resolved(change, settings)
     mode = settings.mode
     if verdict == Verdict.FIX.value and mode == "auto" and settings.organization:
-        # An account that left the organization within the hour is untrusted, but not stripped automatically:
-        # this execution proposes the fix; a sweep an hour or more later applies it (docs/organization.md).
+        # An account that left the organization (or its trusted OUs) within the hour is untrusted, but not stripped
+        # automatically: this execution proposes the fix; a sweep an hour or more later applies it (docs/organization.md).
         findings = report.evaluation.findings if report.evaluation else []
         removed = [f.account for f in findings if f.remediation is Remediation.REMOVE]
         held = aws_call(settings.roster).held_back(removed, clock.now())
         if held:
             mode = "dry-run"
-            log.info("fix_held_back", accounts=held, reason="left the organization less than an hour ago")
+            log.info("fix_held_back", accounts=held, reason="left the organization or its trusted OUs less than an hour ago")
     log.info("evaluated", verdict=verdict, failures=failures,
              findings=len(report.evaluation.findings) if report.evaluation else None)
     return Evaluation.from_dict({"verdict": verdict, "mode": mode, "policy": api.policy, "failures": failures,
@@ -69,4 +69,5 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 def _resolved(change: ApiChange, settings: Settings) -> None:
     """Findings people were told about are resolved: if they come back, they are news again."""
-    aws_call(lambda: NoticeLedger(common.clients(), settings.audit_table).forget(settings.notice_place(change.account, change.region), change.api_id))
+    place = settings.notice_place(change.account, change.region)
+    aws_call(lambda: NoticeLedger(common.clients(), settings.audit_table).forget(place, change.api_id))

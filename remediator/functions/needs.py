@@ -30,7 +30,8 @@ FAILURE_ITEM_KEYS = ("failures#*",)
 # account's turn to deploy. Audit records are "api#<region>#<id>" items, put only (never rewritten).
 JOURNAL_ITEM_KEYS = ("intent#*", "lease#*")
 AUDIT_ITEM_KEYS = ("api#*",)
-# What people were last told about each API needing a person (NoticeLedger): "notice#<region>".
+# What people were last told about each API needing a person (NoticeLedger): "notice#<region>", and in an
+# organization's hub "notice#<region>#<account>".
 NOTICE_ITEM_KEYS = ("notice#*",)
 # Organization mode: the organization's roster (its active accounts, those under each trusted OU, those that
 # left): "org#roster" / <organization id>, written by the roster function only.

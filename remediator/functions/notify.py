@@ -87,14 +87,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if kind in ("rejected", "timeout"):
         body["decision"] = state.get("decision") or state.get("approval")
     notices = NoticeLedger(common.clients(), settings.audit_table)
+    place = settings.notice_place(change.account, change.region)
     fingerprint = findings_fingerprint(evaluation.findings, evaluation.error) if kind in TOLD_ONCE else None
-    if fingerprint is not None and aws_call(lambda: notices.fingerprint(settings.notice_place(change.account, change.region), change.api_id)) == fingerprint:
+    if fingerprint is not None and aws_call(lambda: notices.fingerprint(place, change.api_id)) == fingerprint:
         log.info("not_told_again", kind=kind, fingerprint=fingerprint)  # the same findings as last time: nobody is told twice
         return {"kind": kind, "message_id": None, "slack": None, "unchanged": True}
     message_id = aws_call(lambda: publish(common.clients(), settings.topic_arn, subjects.get(kind, f"API {name}"), body))
     if fingerprint is not None:
         told_at = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        aws_call(lambda: notices.remember(settings.notice_place(change.account, change.region), change.api_id, fingerprint, name, evaluation.verdict, told_at))
+        aws_call(lambda: notices.remember(place, change.api_id, fingerprint, name, evaluation.verdict, told_at))
     log.info("notified", kind=kind, message_id=message_id)
     slack = tell_slack(kind, state, change, settings, event.get("execution") or "", body) if settings.slack_enabled else None
     return {"kind": kind, "message_id": message_id, "slack": slack}

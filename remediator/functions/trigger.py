@@ -29,7 +29,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
     The owner is this function's own account, never the event's: an event naming another account is
     refused. In an organization's hub it is the member account EventBridge says sent the event, which must be
-    an active account of the organization (docs/organization.md). The remediator's own writes are ignored here too (the rule already filters them out).
+    an active account of the organization (docs/organization.md). The remediator's own writes are ignored here
+    too (the rule already filters them out).
     """
     settings = Settings.from_environment()
     try:
