@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -41,7 +41,6 @@ class Member:
     queue_url: str = ""  # where its forwarding rule delivers locally, for `forward`
     forwarder: Principal | None = None
     forwarder_clients: ClientFactory | None = None
-    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LocalOrganization:

@@ -390,7 +390,7 @@ class LocalWorkflow:
     def _organization_resources(self, machines: dict[str, dict[str, Any]], functions: dict[str, Any]) -> str:
         """The hub's own: its bus (and the bus policy, registered once the organization exists), the results buckets,
         the organization sweep's state machine. Returns the sweep's role's logical ID."""
-        region, account_id, resolve = self.region, self.account.account_id, self.resolve
+        region, resolve = self.region, self.resolve
         events, s3 = self.clients.client("events", region), self.clients.client("s3", region)
         for logical_id, bus in of_type(self.template, "AWS::Events::EventBus").items():
             name = bus["Properties"]["Name"]
@@ -414,7 +414,6 @@ class LocalWorkflow:
         self.org_sweep_arn = create_state_machine(self.clients, region, name, workflow.render(
             arns, "org_sweep.json", **{workflow.ORG_SWEEP_BUCKET: self.results_bucket}), self.role_arns[role])
         resolve.bind(sweep_id, self.org_sweep_arn, Name=name)
-        del account_id
         return role
 
     def localize(self, document: Any) -> Any:
