@@ -323,7 +323,7 @@ class RemediatorStack(Stack):
                 resources=[self.functions[name.lower()].function_arn for name in TASKS if reachable(name.lower(), config)],
             )
         )
-        self._acknowledge_state_machine_role()
+        self._acknowledge_state_machine_role(self.state_machine.role)
 
         start_env = {**common_env, "STATE_MACHINE_ARN": self.state_machine.state_machine_arn}
         # Lambda's own async retries end in the same DLQ: EventBridge's DLQ only receives events it
@@ -761,14 +761,7 @@ class RemediatorStack(Stack):
         ):
             self.org_sweep.add_to_role_policy(statement)
         role = self.org_sweep.role
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="X-Ray tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*) and "
-                "CloudWatch Logs vended log delivery (logs:CreateLogDelivery, ...) do not support "
-                "resource-level permissions; AWS documents Resource \"*\" for both.",
-            )
-        )
+        self._acknowledge_state_machine_role(role)
         bucket_id = self.resolve(self.get_logical_id(bucket.node.default_child))
         for resource in (f"<{bucket_id}.Arn>/*", f"<{bucket_id}.Arn>/{RESULTS_PREFIX}/*"):
             Validations.of(role).acknowledge(
@@ -875,8 +868,8 @@ class RemediatorStack(Stack):
                 statements.append(iam.PolicyStatement(actions=bucket_level, resources=[self.results_bucket.bucket_arn]))
         return statements
 
-    def _acknowledge_state_machine_role(self) -> None:
-        role = self.state_machine.role
+    @staticmethod
+    def _acknowledge_state_machine_role(role: iam.IRole) -> None:
         Validations.of(role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
