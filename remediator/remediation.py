@@ -21,7 +21,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from remediator import clock
-from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RestApi
+from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, DeploymentInfo, RestApi
+from remediator.guard import Authority, Narrowing, PersonRollback, UndoOf, WriteRefused, guarded_write, policy_digest
 from remediator.audit import AuditRecord, JsonLinesAuditLog
 from remediator.journal import FileLease, Intent, IntentConflict, Journal, JsonLinesJournal, Lease, PlannedStage
 from remediator.workflow.errors import THROTTLING_CODES, TRANSIENT_CODES
@@ -177,14 +178,32 @@ class RollbackRefused(Exception):
     """The API's policy is no longer the one the remediation wrote."""
 
 
+class StageMoveRefused(Exception):
+    """A stage would be pointed at a deployment this change did not create, or at one older than it serves."""
+
+
+def deployment_marker(intent: Intent) -> str:
+    """The description of every deployment a change creates: how the bot recognises its own, read back
+    with GetDeployment (a record naming a deployment is not proof)."""
+    return f"apigw-remediator: {intent.action} ({intent.intent_id})"
+
+
+def transaction_of(intent: Intent) -> UndoOf:
+    """What an undo may restore, from an intent this process (or this execution) wrote itself."""
+    return UndoOf(intent.intent_id, policy_digest(intent.policy_after), policy_digest(intent.policy_before))
+
+
 @dataclass
 class Patched:
     """The first step of a change: its intent written and the policy patched (or why nothing was written)."""
 
     report: ApiReport
-    action: str  # patched | busy | unchanged | exempt | skipped | failed | stale
+    action: str  # patched | busy | unchanged | exempt | skipped | failed | stale | refused
     detail: str
     intent: Intent | None = None
+    # The intent as this run wrote it (its pre-image read live, its write made here): the only authority
+    # an undo has to restore a wider policy. None when the change was taken over from storage.
+    transaction: UndoOf | None = None
     replanned: bool = False
     wait_seconds: float = 0.0  # busy: another change of this API is in flight; look again after this
     recovered: list[str] = field(default_factory=list)  # what reconciling a change left half-done did
@@ -272,10 +291,10 @@ class Remediator:
         intent = patched.intent
         try:
             deployment = self._deploy_retrying(intent)
-        except (ApiNotFound, ClientError, BotoCoreError) as error:
+        except (ApiNotFound, ClientError, BotoCoreError, StageMoveRefused) as error:
             try:
-                result = self.undo(intent, f"redeploy failed: {error}")
-            except (ApiNotFound, ClientError, BotoCoreError, PolicyError) as undo_error:
+                result = self.undo(intent, f"redeploy failed: {error}", patched.transaction)
+            except (ApiNotFound, ClientError, BotoCoreError, PolicyError, StageMoveRefused) as undo_error:
                 log.error("undo_failed", region=intent.region, api_id=intent.api_id, error=str(undo_error))
                 return FixOutcome(patched.report, "failed", f"redeploy failed ({error}) and could not be undone ({undo_error}); "
                                   "the change stays pending and is finished or undone by the next run")
@@ -365,8 +384,9 @@ class Remediator:
         return patched
 
     def _write(self, report: ApiReport, operations: list[dict[str, str]], after: str, action: str,
-               stage_names: list[str] | None, findings: list[dict[str, Any]]) -> Patched:
-        """Write the intent, then the policy: a change is never made before it is written down."""
+               stage_names: list[str] | None, findings: list[dict[str, Any]], authority: Authority | None = None) -> Patched:
+        """Write the intent, then the policy through the one guard: a change is never made before it is
+        written down, and never one the guard refuses (then the intent closes as refused, with its record)."""
         api = report.api
         try:
             current = {s.name: s.deployment_id for s in self.adapter.list_stages(api.region, api.api_id)}
@@ -389,7 +409,9 @@ class Remediator:
             return Patched(report, "busy", "another change of this API began just now; waiting for it", wait_seconds=self.POLL_SECONDS)
         log.info("intent_written", intent_id=intent.intent_id, region=api.region, api_id=api.api_id, stages=stage_names)
         try:
-            self.adapter.update_policy(api.region, api.api_id, operations)
+            guarded_write(self.adapter, api.region, api.api_id, operations, self.account, authority or Narrowing())
+        except WriteRefused as refusal:
+            return self._refused(report, intent, str(refusal))
         except ApiNotFound:
             self._close(intent, "abandoned", "the API was deleted before the policy was written")
             return Patched(_gone_report(api.region, api.api_id), "skipped", f"{api.region}/{api.api_id}: API was deleted; skipped")
@@ -406,12 +428,21 @@ class Remediator:
             if not same_policy(now_there, intent.policy_after):
                 raise  # someone else wrote in between: the intent stays open and is reconciled (superseded)
             log.warning("write_answer_lost", region=api.region, api_id=api.api_id, error=str(error))
-        return Patched(report, "patched", "policy written", intent)
+        return Patched(report, "patched", "policy written", intent, transaction=transaction_of(intent))
+
+    def _refused(self, report: ApiReport, intent: Intent, reason: str) -> Patched:
+        """The guard refused the write: nothing was written; the intent closes as refused, with its one
+        record, and the caller sends the notice (the workflow's failure notice, the CLI's output)."""
+        intent.state, intent.reason = "refused", reason
+        self.journal.close(intent, intent.record("refused", [], None))
+        log.error("policy_write_refused", region=intent.region, api_id=intent.api_id, intent_id=intent.intent_id, reason=reason)
+        return Patched(report, "refused", f"policy write refused: {reason}; nothing changed")
 
     def deploy(self, intent: Intent, ticket: int | None = None) -> Deployment:
         """In the account's turn (`ticket`: the place in its queue from an earlier try): one CreateDeployment
         for the first planned stage (recorded in the intent at once), then the other stages pointed at it.
-        Repeatable: a retry creates no second deployment."""
+        Repeatable: a retry creates no second deployment, once GetDeployment shows the recorded one is this
+        change's. Stages only move forward: never to a deployment of another change, never to an older one."""
         stored = self.journal.open_intent(intent.account, intent.region, intent.api_id)
         if stored is None or stored.intent_id != intent.intent_id or self.journal.held_by_other(stored, self.holder, clock.now()):
             raise IntentConflict(f"{intent.key}: change {intent.intent_id} is no longer this one's to deploy")
@@ -420,6 +451,10 @@ class Remediator:
             self._renew(intent)
         if not intent.stages:
             return Deployment([], None, intent.missing_stages)
+        if intent.deployment_id is not None and self._own_deployment(intent, intent.deployment_id) is None:
+            log.warning("recorded_deployment_not_ours", region=intent.region, api_id=intent.api_id,
+                        intent_id=intent.intent_id, deployment_id=intent.deployment_id)
+            intent.deployment_id = None  # a record naming a deployment is no proof: create this change's own
         if intent.deployment_id is None:
             turn = self.lease.acquire(self.holder, clock.now(), ticket)
             if not turn.granted:
@@ -428,7 +463,7 @@ class Remediator:
             try:
                 clock.sleep(turn.seconds)  # the rest of the interval since the account's last deployment
                 intent.deployment_id = self.adapter.create_deployment(
-                    intent.region, intent.api_id, intent.stages[0].name, f"apigw-remediator: {intent.action} ({intent.intent_id})")
+                    intent.region, intent.api_id, intent.stages[0].name, deployment_marker(intent))
                 deployed_at = clock.now()
             finally:
                 self.lease.release(self.holder, deployed_at)
@@ -436,9 +471,28 @@ class Remediator:
         current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
         for stage in intent.stages:
             if stage.name in current and current[stage.name] != intent.deployment_id:
-                self.adapter.point_stage(intent.region, intent.api_id, stage.name, intent.deployment_id)
+                self._point_forward(intent, stage.name, current[stage.name])
         return Deployment([s.name for s in intent.stages if s.name in current], intent.deployment_id,
                           intent.missing_stages + [s.name for s in intent.stages if s.name not in current])
+
+    def _own_deployment(self, intent: Intent, deployment_id: str) -> DeploymentInfo | None:
+        """The deployment, if GetDeployment shows this change created it (its description names the intent)."""
+        found = self.adapter.get_deployment(intent.region, intent.api_id, deployment_id)
+        return found if found is not None and found.description == deployment_marker(intent) else None
+
+    def _point_forward(self, intent: Intent, stage: str, serving: str | None) -> None:
+        """Point `stage` at this change's deployment, only if it is this change's and not older than what the
+        stage serves now (a deployment is a snapshot, policy included: an older one republishes old access)."""
+        assert intent.deployment_id is not None
+        target = self._own_deployment(intent, intent.deployment_id)
+        if target is None:
+            raise StageMoveRefused(f"deployment {intent.deployment_id} was not created by change {intent.intent_id}; "
+                                   f"stage {stage} not moved")
+        now = self.adapter.get_deployment(intent.region, intent.api_id, serving) if serving else None
+        if now is not None and now.created > target.created:
+            raise StageMoveRefused(f"stage {stage} serves deployment {serving}, newer than {target.deployment_id} of change "
+                                   f"{intent.intent_id}; stages only move forward, so it was not moved")
+        self.adapter.point_stage(intent.region, intent.api_id, stage, target.deployment_id)
 
     def complete(self, intent: Intent, deployment: Deployment) -> AuditRecord:
         """Close the intent as applied, with the change's one audit record (keyed by the intent)."""
@@ -449,9 +503,14 @@ class Remediator:
                  stages=record.stages_redeployed, deployment_id=record.deployment_id, intent_id=intent.intent_id)
         return record
 
-    def undo(self, intent: Intent, reason: str) -> str:
-        """Every planned stage back on the deployment it served before, the policy back to `before` (if it
-        is still what was written); closed as `restored` with its record. Says what it did."""
+    def undo(self, intent: Intent, reason: str, transaction: UndoOf | None = None) -> str:
+        """Put the policy back to `before` when the fix was never published (it is still what was written),
+        closed as `restored` with its record. Says what it did.
+
+        Stages only move forward: once a stage serves this change's deployment, nothing is undone; the change
+        stays open and the next run finishes it (a new deployment on every stage). The policy is restored
+        wider than it is only with `transaction`, the undo authority of the run that wrote it; an intent read
+        back from storage restores only what the guard proves is not wider (a refusal is recorded)."""
         stored = self.journal.open_intent(intent.account, intent.region, intent.api_id)
         if stored is None or stored.intent_id != intent.intent_id:
             return "nothing undone: the change was closed already"
@@ -461,42 +520,70 @@ class Remediator:
         except ApiNotFound:
             self._close(intent, "abandoned", f"{reason}; the API was deleted")
             return "the API was deleted"
-        moved = self._put_stages_back(intent)
+        published = self._serving_this_change(intent)
+        if published:
+            log.warning("undo_left_forward", region=intent.region, api_id=intent.api_id, intent_id=intent.intent_id, stages=published)
+            return (f"not undone: stages {', '.join(published)} already serve the fix and stages only move forward; "
+                    "the change stays open and the next run deploys it on every stage")
         if same_policy(policy, intent.policy_after):
             restored = compact_json(parse_policy(intent.policy_before)) if intent.policy_before else ""
             operations = ([{"op": "replace", "path": "/policy", "value": restored}] if restored
                           else [{"op": "remove", "path": "/policy"}])
-            self.adapter.update_policy(intent.region, intent.api_id, operations)
+            authority = transaction if transaction is not None and transaction.intent_id == intent.intent_id else Narrowing()
+            try:
+                guarded_write(self.adapter, intent.region, intent.api_id, operations, self.account, authority)
+            except WriteRefused as refusal:
+                self._note_refusal(intent, policy, operations, f"undo refused: {refusal}")
+                return (f"not undone: {refusal}; the fix stays written and the change open, "
+                        "and the next run deploys it")
             result = "previous policy restored"
         elif same_policy(policy, intent.policy_before):
             result = "the policy was never changed"
         else:
             result = "policy not restored: it changed again since the fix was written"
-        if moved:
-            result += f"; stages {', '.join(moved)} back on their previous deployments"
-        if result.startswith("the policy was never changed") and not moved:
+        if result.startswith("the policy was never changed"):
             self._close(intent, "failed", f"{reason}; nothing was changed")
         else:
             intent.state, intent.reason = "restored", f"{reason}; {result}"
-            self.journal.close(intent, intent.record("restored", moved, None))
+            self.journal.close(intent, intent.record("restored", [], None))
         log.warning("undone", region=intent.region, api_id=intent.api_id, result=result, intent_id=intent.intent_id)
         return result
 
-    def _put_stages_back(self, intent: Intent) -> list[str]:
+    def _serving_this_change(self, intent: Intent) -> list[str]:
+        """The planned stages that serve a deployment of this change now, told by GetDeployment (its description
+        names the change), whether or not the journal recorded it: a CreateDeployment whose answer was lost
+        moved its stage all the same."""
+        if not intent.stages:
+            return []
         current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
-        moved = []
+        ours: dict[str, bool] = {}
+        serving = []
         for stage in intent.stages:
-            now_serving = current.get(stage.name)
-            if stage.deployment_id and now_serving is not None and now_serving != stage.deployment_id:
-                self.adapter.point_stage(intent.region, intent.api_id, stage.name, stage.deployment_id)
-                moved.append(stage.name)
-        return moved
+            now = current.get(stage.name)
+            if now is None or now == stage.deployment_id:
+                continue
+            if now not in ours:
+                ours[now] = self._own_deployment(intent, now) is not None
+            if ours[now]:
+                serving.append(stage.name)
+        return serving
+
+    def _note_refusal(self, intent: Intent, live: str | None, operations: list[dict[str, str]], reason: str) -> None:
+        """A refused write of a change that stays open: a record of its own (the change keeps its one record)."""
+        record = AuditRecord(
+            account=intent.account, region=intent.region, api_id=intent.api_id, api_name=intent.api_name, action=intent.action,
+            policy_before=live or "", policy_after=operations[0].get("value", ""), patch_operations=operations,
+            stages_redeployed=[], deployment_id=None, triggered_by=self.triggered_by, change_id=uuid.uuid4().hex,
+            outcome="refused", trust=None)
+        self.journal.note(record)
+        log.error("policy_write_refused", region=intent.region, api_id=intent.api_id, intent_id=intent.intent_id, reason=reason)
 
     def reconcile(self, intent: Intent) -> tuple[str, Intent | None]:
         """Settle a change left open by a holder that is gone (or by this one, retried):
-        policy = `after`: finish it (returned, to be deployed) or, if deployed already, just record it;
-        policy = `before`: never written (abandoned) or put back (restored); else someone changed it since
-        (superseded: it is re-planned from what is there now)."""
+        policy = `after`: finish it (returned, to be deployed on a new deployment of its own) or, if it is
+        deployed on every stage already (its deployment checked with GetDeployment), just record it;
+        policy = `before`: never written (abandoned); else someone changed it since (superseded: it is
+        re-planned from what is there now). Nothing is ever put back on an older deployment."""
         try:
             api = self.adapter.get_rest_api(intent.region, intent.api_id)
         except ApiNotFound:
@@ -505,19 +592,17 @@ class Remediator:
         if same_policy(api.policy, intent.policy_after):
             previous = intent.holder
             intent.holder, intent.expires_at = self.holder, clock.now() + self.CLAIM_SECONDS
-            self.journal.update(intent, previous_holder=previous)
             current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
             planned = [s.name for s in intent.stages if s.name in current]
-            if intent.deployment_id and all(current[name] == intent.deployment_id for name in planned):
+            if (intent.deployment_id and all(current[name] == intent.deployment_id for name in planned)
+                    and self._own_deployment(intent, intent.deployment_id) is not None):
+                self.journal.update(intent, previous_holder=previous)
                 self.complete(intent, Deployment(planned, intent.deployment_id, intent.missing_stages))
                 return "applied (it was deployed; its record is now written)", None
+            intent.deployment_id = None  # a half-done redeploy is finished on a new deployment, never one a record names
+            self.journal.update(intent, previous_holder=previous)
             return "resumed", intent
-        if same_policy(api.policy, intent.policy_before):
-            moved = self._put_stages_back(intent)
-            if moved:
-                intent.state, intent.reason = "restored", f"stages {', '.join(moved)} put back"
-                self.journal.close(intent, intent.record("restored", moved, None))
-                return "restored", None
+        if same_policy(api.policy, intent.policy_before) and not self._serving_this_change(intent):
             self._close(intent, "abandoned", "the policy was never written")
             return "abandoned", None
         self._close(intent, "superseded", "the policy changed since; re-planned from what is there now")
@@ -565,7 +650,8 @@ class Remediator:
             if check.untrusted and not force:
                 raise RollbackRefused(f"{record.api_id}: the rollback would re-grant {', '.join(check.untrusted)}, untrusted "
                                       "under the current trust settings (use --force to re-grant anyway)")
-            patched = self._write(report, operations, restored, "rollback", list(record.stages_redeployed), [])
+            patched = self._write(report, operations, restored, "rollback", list(record.stages_redeployed), [],
+                                  PersonRollback(self.settings.trust, force))
             if patched.action != "patched":
                 return patched.outcome()
             outcome = self.finish(patched, action="rolled-back")
@@ -654,17 +740,6 @@ def findings_fingerprint(findings: Iterable[Any], reason: str | None = None) -> 
     rows = sorted(json.dumps([d.get("kind"), d.get("statement_index"), d.get("sid"), d.get("principal"), d.get("remediation")])
                   for d in (f.to_dict() if hasattr(f, "to_dict") else f for f in findings))
     return hashlib.sha256(json.dumps([rows, reason or ""]).encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def policy_digest(policy: str | None) -> str:
-    """One digest per policy document, whatever form API Gateway returned it in (escaped or not)."""
-    if policy is None:
-        return "none"
-    try:
-        text = compact_json(parse_policy(policy))
-    except PolicyError:
-        text = policy
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def same_policy(left: str | None, right: str | None) -> bool:

@@ -68,6 +68,15 @@ class DeploymentPacer:
             self._last = self.clock()
 
 
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """A deployment as GetDeployment returns it: what the bot checks before pointing a stage at it."""
+
+    deployment_id: str
+    description: str
+    created: float  # seconds since the epoch (GetDeployment's createdDate)
+
+
 def _is_not_found(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "NotFoundException"
 
@@ -131,8 +140,21 @@ class ApiGatewayAdapter:
         finally:
             self.pacer.mark()
 
+    def get_deployment(self, region: str, api_id: str, deployment_id: str) -> DeploymentInfo | None:
+        """One deployment (None if it does not exist), read back from API Gateway rather than from a record."""
+        try:
+            item = self._client(region).get_deployment(restApiId=api_id, deploymentId=deployment_id)
+        except ClientError as error:
+            if _is_not_found(error):
+                return None
+            raise
+        created = item.get("createdDate")
+        seconds = created.timestamp() if hasattr(created, "timestamp") else float(created or 0)
+        return DeploymentInfo(str(item.get("id", deployment_id)), str(item.get("description") or ""), seconds)
+
     def point_stage(self, region: str, api_id: str, stage: str, deployment_id: str) -> None:
-        """Make `stage` serve `deployment_id` (another stage's new deployment, or the one it served before)."""
+        """Make `stage` serve `deployment_id`: only ever a deployment of the change in hand (remediator.remediation
+        checks it is newer than what the stage serves)."""
         try:
             self._client(region).update_stage(
                 restApiId=api_id, stageName=stage,

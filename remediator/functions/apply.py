@@ -12,7 +12,7 @@ from remediator.adapters.slack import SlackUnavailable
 from remediator.approvals import message
 from remediator.functions import common
 from remediator.functions.common import Settings, aws_call, read_state, remediator_for
-from remediator.functions.needs import STAGES, WRITE_POLICY, Needs
+from remediator.functions.needs import DEPLOYMENT, STAGES, WRITE_POLICY, Needs
 from remediator.logs import get_logger
 from remediator.remediation import Patched, Verdict
 from remediator.workflow import errors
@@ -28,7 +28,7 @@ def needs(mode: str, slack: bool) -> Needs | None:
     if mode not in ("auto", "approval"):
         return None  # a dry run never writes
     approval = mode == "approval"
-    return Needs(apigateway=(*WRITE_POLICY, ("GET", STAGES)), read_trust=True, put_audit=True,
+    return Needs(apigateway=(*WRITE_POLICY, ("GET", STAGES), ("GET", DEPLOYMENT)), read_trust=True, put_audit=True,
                  journal=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
                  approvals=("dynamodb:GetItem", "dynamodb:UpdateItem") if approval else (), slack_token=approval)
 
@@ -49,6 +49,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     patched: Patched = aws_call(lambda: remediator.begin(change.region, change.api_id, expected, approved))
     if patched.action == "failed":
         raise errors.from_aws(patched.error_code, patched.detail)
+    if patched.action == "refused":  # recorded already; the failure path sends the notice
+        raise errors.RemediationFailed(patched.detail)
     if patched.action == "stale" or (approved is not None and patched.action in ("unchanged", "exempt")):
         log.warning("approved_plan_is_stale", outcome=patched.action)
         supersede(settings, event.get("execution") or "")
@@ -59,7 +61,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return Applied(patched.action, patched.detail, patched.replanned, wait_seconds=math.ceil(patched.wait_seconds)).to_dict()
     return Applied(patched.action, patched.detail, patched.replanned, intent.policy_before, intent.policy_after,
                    intent.patch_operations, patched.report.to_dict() if patched.report.evaluation else None,
-                   intent=intent.to_dict()).to_dict()
+                   intent=intent.to_dict(), wrote=patched.transaction is not None).to_dict()
 
 
 def supersede(settings: Settings, execution: str) -> None:

@@ -12,6 +12,7 @@ from remediator.functions import common
 from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
 from remediator.core.trust import Remediation
 from remediator.functions.needs import RESTAPI, Needs
+from remediator.workflow.errors import RemediationFailed
 from remediator.logs import get_logger
 from remediator.remediation import Verdict, assess, policy_digest
 from remediator.workflow.state import Evaluation
@@ -31,7 +32,11 @@ def needs(mode: str, slack: bool) -> Needs | None:
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Read the API's policy as it is now (never the event's copy) and decide what to do."""
-    _, change, settings = read_state(event, context)
+    state, change, settings = read_state(event, context)
+    if state.applied is not None and (state.applied.outcome != "stale" or state.applied.wrote):
+        # Only a stale approval loops back here; an input that arrives carrying a change's state was not made by
+        # this workflow, and RestorePolicy would take it for this execution's own undo authority.
+        raise RemediationFailed("the execution's input carries the state of a change ($.applied); refused, nothing changed")
     remediator = remediator_for(change, settings, event.get("execution"))
     try:
         api = aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))

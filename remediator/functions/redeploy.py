@@ -7,7 +7,7 @@ from typing import Any
 
 from remediator.adapters.apigateway import ApiNotFound
 from remediator.functions.common import aws_call, read_state, remediator_for
-from remediator.functions.needs import DEPLOYMENTS, STAGES, Needs
+from remediator.functions.needs import DEPLOYMENT, DEPLOYMENTS, STAGES, Needs
 from remediator.journal import Intent
 from remediator.logs import get_logger
 from remediator.workflow.errors import RemediationFailed
@@ -21,7 +21,7 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # and renews the intent, records the deployment in it, and takes and releases the deployment lease.
     if mode not in ("auto", "approval"):
         return None
-    return Needs(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("PATCH", STAGES)),
+    return Needs(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("GET", DEPLOYMENT), ("PATCH", STAGES)),
                  journal=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"))
 
 

@@ -68,6 +68,9 @@ class Applied:
     report: dict[str, Any] | None = None  # the re-plan's report, when the policy changed since Evaluate
     intent: dict[str, Any] | None = None  # patched: the change's intent (remediator.journal.Intent), as written
     wait_seconds: int = 0  # busy: another change of the API is in flight; WaitForApi waits this long
+    # patched: whether this execution's Apply read `before` live and wrote `written` itself. Only then may
+    # RestorePolicy restore a wider policy (remediator.guard.UndoOf); a change taken over from the journal may not.
+    wrote: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> Applied:

@@ -32,13 +32,13 @@ def open_intents(flow: LocalWorkflow) -> list:
 
 
 def fixed_or_untouched(flow: LocalWorkflow, api_id: str, original: dict[str, str | None], stuck: bool = False) -> str:
-    """The API is never half-changed: the fix on every stage, or the policy and every stage as before.
+    """The API is never half-changed for good: the fix on every stage, or the policy and every stage as before.
 
-    `stuck`: a fault that refuses every stage update refuses the undo too. Then, and only then, the fix is
-    left part-deployed, with its intent open for the next execution to finish.
+    Stages only move forward: once a stage serves the fix, it is never put back, so a fault after that leaves
+    the fix part-deployed with its intent open, and the next execution finishes it (the sweep below).
     """
     stages, policy = stages_of(flow, api_id), policy_of(flow, api_id)
-    if stuck and policy == FIXED and len(set(stages.values())) > 1:
+    if policy == FIXED and len(set(stages.values())) > 1:
         assert [i.api_id for i in open_intents(flow)] == [api_id]
         return "pending"
     if policy == FIXED:
