@@ -15,12 +15,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 
+from remediator import stored
 from remediator.core import PolicyError, parse_policy
 from remediator.core.policy import aws_principals
 
 MAX_AGE_SECONDS = 5 * 60
 APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{20,64}")
 ACTIONS = {"approve": "approved", "reject": "rejected"}
+# Every status a stored request can have (remediator.stored.ApprovalStatus decodes exactly these).
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "timed-out", "applied", "failed", "superseded")
 
 
 def new_approval_id() -> str:
@@ -56,8 +59,10 @@ class ApprovalRequest:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ApprovalRequest:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+    def from_dict(cls, data: Any, where: str = "approval request") -> ApprovalRequest:
+        """A request as stored, decoded strictly (remediator.stored.ApprovalRequest): its task token and patch
+        decide what an approval resumes, so anything the bot never writes raises StoredError naming `where`."""
+        return cls(**stored.fields_of(stored.decode(data, stored.ApprovalRequest, where)))
 
 
 class CallbackRejected(Exception):

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from remediator import safe_files, stored
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -32,42 +34,34 @@ class AuditRecord:
     findings: list[dict[str, Any]] = field(default_factory=list)
     timestamp: str = field(default_factory=utc_now)
     change_id: str = ""  # the change's intent (remediator.journal): one record per change, however often retried
-    outcome: str = "applied"  # applied (deployed) | restored (undone: policy and stages put back)
+    outcome: str = "applied"  # applied (deployed) | restored (undone) | refused (the guard wrote nothing: remediator.guard)
     trust: dict[str, Any] | None = None  # the trust settings the fix was computed under (checked by rollback)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AuditRecord:
-        """A record as stored; a field of the wrong type is refused (TypeError naming it), never used."""
+    def from_dict(cls, data: Any, where: str = "audit record") -> AuditRecord:
+        """A record as stored, decoded strictly (remediator.stored.AuditRecord): formats, known actions and
+        outcomes, bounded sizes, no field the bot never writes. Anything else raises StoredError (a ValueError)
+        naming `where` and the field; a rollback is never steered by a record the bot did not write."""
         if not isinstance(data, dict):
-            raise TypeError(f"a record is an object, not {type(data).__name__}")
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        missing = [name for name in _REQUIRED if name not in known]
-        if missing:
-            raise TypeError(f"missing field(s) {', '.join(missing)}")
-        for name, value in known.items():
-            if not _FIELD_TYPES[name](value):
-                raise TypeError(f"field {name} has the wrong type ({type(value).__name__})")
-        return cls(**known)
+            raise stored.StoredError(f"{where}: a record is an object, not {type(data).__name__}")
+        return cls(**stored.fields_of(stored.decode(data, stored.AuditRecord, where)))
 
 
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
-_FIELD_TYPES: dict[str, Any] = {
-    **{name: (lambda v: isinstance(v, str)) for name in (
-        "account", "region", "api_id", "api_name", "action", "policy_before", "policy_after", "triggered_by",
-        "timestamp", "change_id", "outcome")},
-    "patch_operations": lambda v: isinstance(v, list) and all(isinstance(o, dict) and all(isinstance(x, str) for x in o.values()) for o in v),
-    "stages_redeployed": _strings,
-    "deployment_id": lambda v: v is None or isinstance(v, str),
-    "findings": lambda v: isinstance(v, list) and all(isinstance(f, dict) for f in v),
-    "trust": lambda v: v is None or isinstance(v, dict),
-}
-_REQUIRED = ("account", "region", "api_id", "action", "policy_before", "policy_after", "patch_operations", "stages_redeployed")
+def parse_line(text: str) -> Any:
+    """One JSON Lines line, as strict as JSON itself (no NaN or Infinity, which json.loads would take)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def cut_off(line: str) -> bool:
+    """Whether a line that is not JSON looks like a write cut off by a crash: an object never closed."""
+    return line.lstrip().startswith("{") and not line.rstrip().endswith("}")
 
 
 class AuditSink(Protocol):
@@ -95,7 +89,7 @@ class JsonLinesAuditLog:
         """Prove, before the first change, that a record can be written: else nothing may change."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
+            with safe_files.open_file(self.path, "a", encoding="utf-8") as handle:
                 handle.flush()
                 os.fsync(handle.fileno())
             free = shutil.disk_usage(self.path.parent).free
@@ -111,7 +105,7 @@ class JsonLinesAuditLog:
         """One JSON object on a line of its own, on disk (fsync) before this returns."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(data, separators=(",", ":")) + "\n"
-        with self.path.open("a+b") as handle:
+        with safe_files.open_file(self.path, "a+b") as handle:
             if handle.tell() > 0:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":  # a truncated last line: start the record on a line of its own
@@ -121,28 +115,33 @@ class JsonLinesAuditLog:
             os.fsync(handle.fileno())
 
     def records(self) -> Iterator[AuditRecord]:
-        if not self.path.exists():
+        """Every record, decoded strictly; a line that is neither a record nor an intent is refused (ValueError
+        naming the file and line), except a write cut off by a crash, which is reported in `skipped`."""
+        try:
+            handle = safe_files.open_file(self.path, "r", encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
             return
-        with self.path.open(encoding="utf-8", errors="surrogateescape") as handle:
+        with handle:
             lines = handle.read().split("\n")
         last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
         for index, line in enumerate(lines):
             if not line.strip():
                 continue
+            where = f"{self.path}:{index + 1}"
             try:
-                data = json.loads(line)
-                if isinstance(data, dict) and data.get("kind") == "intent":
-                    continue  # the journal's intents share the file (remediator.journal)
-                yield AuditRecord.from_dict(data)
-            except (json.JSONDecodeError, TypeError, AttributeError) as error:
-                number = index + 1
-                cut_off = line.lstrip().startswith("{") and not line.rstrip().endswith("}")
-                if isinstance(error, json.JSONDecodeError) and (index == last or cut_off):
-                    # a write cut off by a crash (later appends start on a new line)
+                data = parse_line(line)
+            except ValueError as error:
+                if index == last or cut_off(line):  # a write cut off by a crash (later appends start on a new line)
                     kind = "truncated last line" if index == last else "truncated line"
-                    self.skipped.append(f"{self.path}:{number}: {kind} skipped ({len(line)} characters)")
+                    self.skipped.append(f"{where}: {kind} skipped ({len(line)} characters)")
                     continue
-                raise ValueError(f"{self.path}:{number}: not an audit record ({error})") from None
+                raise ValueError(f"{where}: not an audit record ({stored.problem(error)})") from None
+            if isinstance(data, dict) and data.get("kind") == "intent":
+                continue  # the journal's intents share the file; the journal decodes them (remediator.journal)
+            try:
+                yield AuditRecord.from_dict(data, where)
+            except ValueError as error:
+                raise ValueError(f"{where}: not an audit record ({str(error).removeprefix(where + ': ')})") from None
 
 
 def last_change(sink: AuditSink, api_id: str, region: str | None = None) -> AuditRecord | None:

@@ -96,12 +96,18 @@ class ApiChange:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ApiChange:
+    def from_dict(cls, data: Any) -> ApiChange:
+        """A change as the workflow carries it: exactly these fields, each a string (the caller's may be null)."""
         try:
             caller = Caller(**data["caller"])
             change = cls(**{**data, "caller": caller})
         except (KeyError, TypeError) as error:
             raise EventError(f"not a change record: {error}") from None
+        for name in ("event_id", "event_name"):
+            _text(getattr(change, name), name, optional=False)
+        _text(caller.type, "caller.type", optional=False)
+        for name in ("arn", "principal_id", "invoked_by", "session_issuer_arn"):
+            _text(getattr(caller, name), f"caller.{name}")
         _check_ids(change.api_id, change.region, change.account)
         return change
 
@@ -153,7 +159,7 @@ def parse_member_event(event: Any, *, spoke_role_name: str, own_roles: frozenset
     recipient = detail.get("recipientAccountId") if isinstance(detail, dict) else None
     if recipient != account:
         event_id = detail.get("eventID") if isinstance(detail, dict) else None
-        raise EventError(f"event {event_id} came from account {account} but its CloudTrail record names account "
+        raise EventError(f"event {str(event_id)[:60]} came from account {account} but its CloudTrail record names account "
                          f"{recipient!r:.40}; refused")
     spoke_roles = {f"arn:{partition}:iam::{account}:role/{spoke_role_name}" for partition in ("aws", "aws-us-gov", "aws-cn")}
     return parse_event(event, owner_account=account, own_roles=own_roles | spoke_roles)
@@ -167,7 +173,7 @@ def parse_records(trail_file: Any) -> list[ApiChange | Ignored]:
     for record in trail_file["Records"]:
         name = record.get("eventName") if isinstance(record, dict) else None
         if isinstance(name, str) and name not in WATCHED_EVENTS and record.get("eventSource") == EVENT_SOURCE:
-            results.append(Ignored(f"{name} does not change a resource policy", record.get("eventID")))
+            results.append(Ignored(f"{name[:100]} does not change a resource policy", _text(record.get("eventID"), "eventID")))
         else:
             results.append(parse_event(record))
     return results
@@ -182,8 +188,28 @@ def _is_v2(name: Any, request: dict[str, Any], answer: dict[str, Any]) -> bool:
     return bool(V2_SHAPE & (request.keys() | answer.keys()))
 
 
+TEXT_LIMIT = 2048  # the longest field we take from an event (an ARN is at most 2,048 characters, IAM User Guide)
+# Fields that, when present, must be strings: a number or a list in their place is a forged event.
+_STRING_FIELDS = ("eventSource", "eventName", "eventID", "awsRegion", "recipientAccountId", "errorCode")
+_ENVELOPE_STRINGS = ("id", "account", "region")
+
+
+def _text(value: Any, where: str, optional: bool = True) -> str | None:
+    """Exactly a string (or absent, when `optional`), of bounded length: never a number, list or object."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or len(value) > TEXT_LIMIT:
+        shown = f"of type {type(value).__name__}" if not isinstance(value, str) else f"{len(value)} characters long"
+        raise EventError(f"event field {where} is {shown}, not a string of at most {TEXT_LIMIT} characters")
+    return value
+
+
 def _parse_record(record: dict[str, Any], envelope: dict[str, Any], owner_account: str | None = None,
                   own_roles: frozenset[str] = frozenset()) -> ApiChange | Ignored:
+    for field in _STRING_FIELDS:
+        _text(record.get(field), field)
+    for field in _ENVELOPE_STRINGS:
+        _text(envelope.get(field), field)
     source = record.get("eventSource")
     name = record.get("eventName")
     event_id = record.get("eventID") or envelope.get("id")
@@ -236,27 +262,31 @@ def _accounts_named(record: dict[str, Any], envelope: dict[str, Any]) -> list[st
                 named.append(resource.split(":")[4])
             elif resource is not None:
                 raise EventError(f"event resource {resource!r:.60} is not an ARN")
-    return [str(a) for a in named if a not in (None, "")]
+    for account in named:
+        if account is not None and not isinstance(account, str):  # a number is never an account ID here
+            raise EventError(f"event names account {account!r:.40} as a {type(account).__name__}, not a string")
+    return [a for a in named if a not in (None, "")]
 
 
 def _check_ids(api_id: Any, region: Any, account: Any, where: str = "api_id") -> None:
     if not isinstance(api_id, str) or not REST_API_ID.fullmatch(api_id):
-        raise EventError(f"{where} {api_id!r} is not a REST API ID")
+        raise EventError(f"{where} {api_id!r:.60} is not a REST API ID")
     if not isinstance(region, str) or not REGION.fullmatch(region):
-        raise EventError(f"region {region!r} is not an AWS region")
+        raise EventError(f"region {region!r:.60} is not an AWS region")
     if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
-        raise EventError(f"account {account!r} is not a 12-digit account ID")
+        raise EventError(f"account {account!r:.60} is not a 12-digit account ID")
 
 
 def _caller(identity: Any) -> Caller:
     if not isinstance(identity, dict):
         return Caller("Unknown", None, None, None, None)
     return Caller(
-        type=str(identity.get("type", "Unknown")),
-        arn=identity.get("arn"),
-        principal_id=identity.get("principalId"),
-        invoked_by=identity.get("invokedBy"),
-        session_issuer_arn=_get(identity, "sessionContext", "sessionIssuer", "arn"),
+        type=_text(identity.get("type", "Unknown"), "userIdentity.type", optional=False),  # type: ignore[arg-type]
+        arn=_text(identity.get("arn"), "userIdentity.arn"),
+        principal_id=_text(identity.get("principalId"), "userIdentity.principalId"),
+        invoked_by=_text(identity.get("invokedBy"), "userIdentity.invokedBy"),
+        session_issuer_arn=_text(_get(identity, "sessionContext", "sessionIssuer", "arn"),
+                                 "userIdentity.sessionContext.sessionIssuer.arn"),
     )
 
 

@@ -9,18 +9,20 @@ API is also the claim on it: while one is open and its holder alive, nobody else
 from __future__ import annotations
 
 import fcntl
-import json
+import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from remediator.audit import AuditRecord, JsonLinesAuditLog, utc_now
+from remediator import safe_files, stored
+from remediator.audit import AuditRecord, JsonLinesAuditLog, cut_off, parse_line, utc_now
 
 PENDING = "pending"
 # How an intent ends: deployed | put back (policy and stages) | nothing written | someone else changed the policy
-CLOSED_STATES = ("applied", "restored", "failed", "abandoned", "superseded")
+CLOSED_STATES = ("applied", "restored", "failed", "abandoned", "superseded", "refused")  # refused: the guard would not write it
 
 
 class JournalError(ValueError):
@@ -39,8 +41,10 @@ class PlannedStage:
     deployment_id: str | None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PlannedStage:
-        return cls(str(data["name"]), data.get("deployment_id"))
+    def from_dict(cls, data: Any, where: str = "planned stage") -> PlannedStage:
+        """A stage as stored, decoded strictly (remediator.stored): JournalError naming `where`, never a guess."""
+        decoded = stored.decode(data, stored.PlannedStage, where, JournalError)
+        return cls(decoded.name, decoded.deployment_id)
 
 
 @dataclass
@@ -80,9 +84,14 @@ class Intent:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Intent:
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        known["stages"] = [PlannedStage.from_dict(s) for s in known.get("stages", [])]
+    def from_dict(cls, data: Any, where: str = "intent") -> Intent:
+        """An intent as stored (a journal line, a DynamoDB item, the workflow's state), decoded strictly
+        (remediator.stored.Intent): an intent steers writes, so anything but what the bot writes raises
+        JournalError naming `where` and what is wrong."""
+        decoded = stored.decode(data, stored.Intent, where, JournalError)
+        known = stored.fields_of(decoded)
+        known.pop("kind", None)
+        known["stages"] = [PlannedStage(s.name, s.deployment_id) for s in decoded.stages]
         return cls(**known)
 
     def record(self, outcome: str, stages: list[str], deployment_id: str | None) -> AuditRecord:
@@ -109,6 +118,8 @@ class Journal(Protocol):
     def update(self, intent: Intent, previous_holder: str | None = None) -> None: ...
 
     def close(self, intent: Intent, record: AuditRecord | None) -> None: ...
+
+    def note(self, record: AuditRecord) -> None: ...
 
 
 @dataclass
@@ -144,12 +155,13 @@ class JsonLinesJournal:
         self._intents: dict[str, Intent] = {}
         self._recorded: set[str] = set()
         self._offset = 0
+        self._lines = 0  # complete lines read so far: where the next one is, for errors
         self._handle: Any = None
 
     def check_writable(self) -> None:
         self.log.check_writable()
         try:
-            self.lock_path.touch(exist_ok=True)
+            safe_files.touch(self.lock_path)
         except OSError as error:
             raise JournalError(f"lock file {self.lock_path} cannot be written: {error.strerror or error}") from None
 
@@ -159,7 +171,7 @@ class JsonLinesJournal:
         if self._handle is not None:
             yield
             return
-        with self.lock_path.open("a+") as handle:
+        with safe_files.open_file(self.lock_path, "a+") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             self._handle = handle
             try:
@@ -170,31 +182,51 @@ class JsonLinesJournal:
 
     def _refresh(self) -> None:
         """Read what was appended since the last look (by this run or another)."""
-        path = self.log.path
-        if not path.exists():
+        try:
+            handle = safe_files.open_file(self.log.path, "rb")
+        except FileNotFoundError:
             return
-        with path.open("rb") as handle:
+        with handle:
             handle.seek(self._offset)
             data = handle.read()
         end = data.rfind(b"\n")
         if end < 0:
             return  # nothing complete yet (or a truncated last line: the next append starts after it)
-        for line in data[: end + 1].split(b"\n"):
-            self._take(line)
+        lines = data[: end + 1].split(b"\n")[:-1]
+        taken = [self._take(line, self._lines + index + 1) for index, line in enumerate(lines)]
+        # Only once every new line decoded: a refused line leaves the journal as it was (and refuses again).
+        for kind, value in taken:
+            if kind == "intent":
+                self._intents[value.intent_id] = value
+            elif kind == "record":
+                self._recorded.add(value)
         self._offset += end + 1
+        self._lines += len(lines)
 
-    def _take(self, line: bytes) -> None:
-        if not line.strip():
-            return
+    def _take(self, line: bytes, number: int) -> tuple[str, Any]:
+        """One complete line: ("intent", Intent), ("record", its change ID), or ("", None) for a blank line or
+        one cut off by a crash. Anything else is refused (JournalError naming the file and line): a line the bot
+        never wrote must not open, close or steer a change."""
+        where = f"{self.log.path}:{number}"
+        text = line.decode("utf-8", "surrogateescape")
+        if not text.strip():
+            return "", None
         try:
-            data = json.loads(line.decode("utf-8", "surrogateescape"))
-            if data.get("kind") == "intent":
-                intent = Intent.from_dict(data)
-                self._intents[intent.intent_id] = intent
-            elif data.get("change_id"):
-                self._recorded.add(str(data["change_id"]))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            self.log.skipped.append(f"{self.log.path}: unreadable line skipped ({len(line)} bytes)")
+            data = parse_line(text)
+        except ValueError as error:
+            if cut_off(text):  # a write cut off by a crash (later appends start on a new line)
+                self.log.skipped.append(f"{where}: truncated line skipped ({len(line)} bytes)")
+                return "", None
+            raise JournalError(f"{where}: not a journal line: not JSON ({stored.problem(error)})") from None
+        if not isinstance(data, dict):
+            raise JournalError(f"{where}: not a journal line: a JSON {type(data).__name__}, not an object")
+        if data.get("kind") == "intent":
+            return "intent", Intent.from_dict(data, f"{where}: not an intent")
+        try:
+            record = AuditRecord.from_dict(data, f"{where}: not an audit record")
+        except ValueError as error:
+            raise JournalError(str(error)) from None
+        return ("record", record.change_id) if record.change_id else ("", None)
 
     def open_intents(self) -> list[Intent]:
         self._refresh()
@@ -225,9 +257,15 @@ class JsonLinesJournal:
         else:
             self._write(intent)
 
+    def note(self, record: AuditRecord) -> None:
+        """A record of its own beside the changes' (a refused write): it closes no intent."""
+        self.log.append(record)
+
     def _write(self, intent: Intent) -> None:
+        # Decoded before it is written: a line this journal could not read back would block every later run.
+        copy = Intent.from_dict(intent.to_dict(), f"intent {intent.intent_id} to be written to {self.log.path}")
         self.log.append_line({"kind": "intent", **intent.to_dict()})
-        self._intents[intent.intent_id] = Intent.from_dict(intent.to_dict())
+        self._intents[intent.intent_id] = copy
 
 
 class FileLease:
@@ -238,17 +276,30 @@ class FileLease:
         self.path = journal.log.path.with_name(journal.log.path.name + ".next-deployment")
 
     def _next_at(self) -> float:
+        """The time the file names, written by `release` alone: a number of epoch seconds on one line. Anything
+        else is refused (JournalError naming the file); a missing file means no deployment is due."""
         try:
-            return float(self.path.read_text(encoding="utf-8").strip() or 0)
-        except (OSError, ValueError):
+            data = safe_files.read_bytes(self.path)
+        except OSError as error:
+            raise JournalError(f"deployment turn file {self.path} cannot be read: {error.strerror or error}") from None
+        if data is None:
             return 0.0
+        text = data.decode("ascii", "replace")
+        if not NEXT_AT.fullmatch(text):
+            raise JournalError(f"deployment turn file {self.path}: not a time ({text[:40]!r}); delete it if no run is under way")
+        value = float(text)
+        if not math.isfinite(value) or value > 1e11:
+            raise JournalError(f"deployment turn file {self.path}: {text.strip()[:40]} is not a time")
+        return value
 
     def acquire(self, holder: str, now: float, ticket: int | None = None) -> Turn:
-        return Turn(True, max(0.0, self._next_at() - now))
+        # The file only ever names a time one interval after a deployment: never wait longer than that.
+        return Turn(True, min(DEPLOYMENT_INTERVAL, max(0.0, self._next_at() - now)))
 
     def release(self, holder: str, deployed_at: float | None) -> None:
         if deployed_at is None:
             return
-        temporary = self.path.with_name(self.path.name + f".{os.getpid()}")
-        temporary.write_text(f"{deployed_at + DEPLOYMENT_INTERVAL}\n", encoding="utf-8")
-        os.replace(temporary, self.path)
+        safe_files.replace_text(self.path, f"{deployed_at + DEPLOYMENT_INTERVAL!r}\n")
+
+
+NEXT_AT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,20})?\n?")

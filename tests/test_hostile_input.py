@@ -58,8 +58,8 @@ MALFORMED = [
     (["rollback", "--audit-log", "x.jsonl", "--api-id", "ABC"], "not a REST API ID"),
     (["rollback", "--audit-log", "x.jsonl", "--api-id", "abcdefghij", "--region", "moon"], "not a region"),
     (["rollback", "--audit-log", "{tmp}", "--api-id", "abcdefghij"], "Is a directory"),
-    (["rollback", "--audit-log", "{tmp}/nulls.jsonl", "--api-id", "abcdefghij"], "stages_redeployed has the wrong type"),
-    (["rollback", "--audit-log", "{tmp}/strings.jsonl", "--api-id", "abcdefghij"], "patch_operations has the wrong type"),
+    (["rollback", "--audit-log", "{tmp}/nulls.jsonl", "--api-id", "abcdefghij"], "stages_redeployed: Expected `array`, got `null`"),
+    (["rollback", "--audit-log", "{tmp}/strings.jsonl", "--api-id", "abcdefghij"], "patch_operations: Expected `array`, got `str`"),
     (["rollback", "--audit-log", "{tmp}/list.jsonl", "--api-id", "abcdefghij"], "a record is an object"),
     (["rollback", "--audit-log", "{tmp}/nothing.jsonl", "--api-id", "abcdefghij"], "no remediation of abcdefghij"),
 ]
@@ -330,7 +330,6 @@ WIDE_OPEN = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Act
     (lambda r: {**r, "patch_operations": [{"op": "replace", "path": "/policy", "value": WIDE_OPEN}]}, "its patch does not turn"),
     (lambda r: {**r, "trust": {**r["trust"], "trusted_accounts": ["999999999999"]}}, "policy_after is not the fix"),
     (lambda r: {**r, "trust": {**r["trust"], "owner_account": "444455556666"}}, "trust settings are of account 444455556666"),
-    (lambda r: {**r, "trust": {"owner": OWNER}}, "trust settings are malformed"),
     (lambda r: {**r, "policy_before": "not json"}, "its policies cannot be read"),
 ])
 def test_rollback_refuses_a_record_that_does_not_add_up(account, tmp_path: Path, tamper, message: str) -> None:
@@ -342,6 +341,20 @@ def test_rollback_refuses_a_record_that_does_not_add_up(account, tmp_path: Path,
     for extra in ((), ("--apply",), ("--apply", "--force")):
         status, out, err = _rollback(account, audit, api_id, *extra)
         assert status == 2 and out == "" and "does not add up" in err and message in err and err.count("\n") == 1, err
+    assert ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy == policy, "nothing changed"
+
+
+def test_rollback_refuses_a_record_whose_trust_settings_are_malformed_when_it_reads_it(account, tmp_path: Path) -> None:
+    """Malformed trust settings are refused by the record's decoder (remediator.stored), before any check."""
+    from remediator.adapters.apigateway import ApiGatewayAdapter
+
+    api_id, audit, record = _fixed_and_recorded(account, tmp_path)
+    audit.write_text(json.dumps({**record, "trust": {"owner": OWNER}}) + "\n")
+    policy = ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy
+    for extra in ((), ("--apply",), ("--apply", "--force")):
+        status, out, err = _rollback(account, audit, api_id, *extra)
+        assert status == 2 and out == "" and err.count("\n") == 1, err
+        assert "audit.jsonl:1: not an audit record (trust: Object contains unknown field `owner`)" in err
     assert ApiGatewayAdapter(account.clients).get_rest_api("eu-west-1", api_id).policy == policy, "nothing changed"
 
 

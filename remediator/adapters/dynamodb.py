@@ -6,13 +6,154 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
+import msgspec
+
+from remediator import stored
 from remediator.adapters.clients import ClientFactory
 from remediator.organization import Roster
-from remediator.approvals import ApprovalRequest
-from remediator.audit import AuditRecord
-from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, Turn
+from remediator.approvals import APPROVAL_ID, ApprovalRequest
+from remediator.audit import AuditRecord, parse_line
+from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, JournalError, Turn
+
+
+# --- items read back --------------------------------------------------------------------------------------
+# Every item is decoded strictly before anything in it is used: a crafted item (someone who can write the
+# table, a bug of an older version) raises StoredItemError, one line naming the table and the item's key.
+# Attribute values are DynamoDB JSON ({"S": ...}, {"N": ...}), as the low-level client returns them.
+
+class StoredItemError(stored.StoredError):
+    """An item of the table is not what the bot writes: nothing is taken from it."""
+
+
+class _S(msgspec.Struct, forbid_unknown_fields=True):
+    S: Annotated[str, msgspec.Meta(max_length=400 * 1024)]  # DynamoDB's item size limit (400 KB)
+
+
+# Numbers as DynamoDB returns them: at most 38 digits of precision (DynamoDB Developer Guide, "Supported data
+# types and naming rules"); ours are counts and epoch seconds, never negative, never exponents.
+_NUMBER = r"^[0-9]{1,38}(\.[0-9]{1,38})?\Z"
+
+
+class _N(msgspec.Struct, forbid_unknown_fields=True):
+    N: Annotated[str, msgspec.Meta(pattern=_NUMBER, max_length=40)]
+
+
+class _Item(msgspec.Struct, forbid_unknown_fields=True):
+    pk: _S
+    sk: _S
+
+
+class _Key(msgspec.Struct):
+    """Only the key, to say which item is wrong (and which kind a scanned item is)."""
+
+    pk: _S
+    sk: _S
+
+
+class _AuditItem(_Item):
+    account: _S
+    region: _S
+    api_id: _S
+    action: _S
+    recorded_at: _S
+    record: _S
+
+
+class _OpenIntentItem(_Item):
+    intent_id: _S
+    holder: _S
+    expires_at: _N
+    record: _S
+
+
+class _ApprovalItem(_Item):
+    status: _S
+    expires_at: _N
+    record: _S
+    channel: _S | msgspec.UnsetType = msgspec.UNSET
+    ts: _S | msgspec.UnsetType = msgspec.UNSET
+
+
+class _ExecutionApprovalItem(_Item):
+    approval_id: _S
+    expires_at: _N
+
+
+class _FailureItem(_Item):
+    failures: _N
+    digest: _S
+
+
+class _NoticeItem(_Item):
+    fingerprint: _S
+    name: _S
+    verdict: _S
+    told_at: _S
+
+
+class _LeaseItem(_Item):
+    next_ticket: _N | msgspec.UnsetType = msgspec.UNSET
+    version: _N | msgspec.UnsetType = msgspec.UNSET
+    serving: _N | msgspec.UnsetType = msgspec.UNSET
+    next_at: _N | msgspec.UnsetType = msgspec.UNSET
+    holder: _S | msgspec.UnsetType = msgspec.UNSET
+    held_until: _N | msgspec.UnsetType = msgspec.UNSET
+
+
+_I = TypeVar("_I")
+
+
+def _where(table: str, item: Any) -> str:
+    try:
+        key = msgspec.convert(item, _Key, strict=True)
+        return f"table {table} item {key.pk.S[:120]!r}/{key.sk.S[:120]!r}"
+    except msgspec.ValidationError:
+        return f"table {table} item without a well-formed key"
+
+
+def _decode_item(item: Any, schema: type[_I], table: str) -> _I:
+    return stored.decode(item, schema, _where(table, item), StoredItemError)
+
+
+def _json_attribute(text: str, where: str) -> Any:
+    try:
+        return parse_line(text)
+    except ValueError as error:
+        raise StoredItemError(f"{where}: record: not JSON ({stored.problem(error)})") from None
+
+
+def _whole(number: _N | msgspec.UnsetType, where: str, name: str, default: int = 0) -> int:
+    if number is msgspec.UNSET:
+        return default
+    if "." in number.N or len(number.N) > 15:
+        raise StoredItemError(f"{where}: {name}: {number.N[:40]} is not a whole number")
+    return int(number.N)
+
+
+def _seconds(number: _N | msgspec.UnsetType, where: str, name: str, default: float = 0.0) -> float:
+    if number is msgspec.UNSET:
+        return default
+    value = float(number.N)
+    if value > 1e11:
+        raise StoredItemError(f"{where}: {name}: {number.N[:40]} is not a time")
+    return value
+
+
+def _audit_record(item: Any, table: str) -> tuple[str, str, AuditRecord]:
+    """(recorded_at, sort key, the record) of an audit item, its indexed attributes matching its record."""
+    where = _where(table, item)
+    decoded = _decode_item(item, _AuditItem, table)
+    try:
+        record = AuditRecord.from_dict(_json_attribute(decoded.record.S, where), f"{where}: record")
+    except stored.StoredError as error:
+        raise StoredItemError(str(error)) from None
+    if (decoded.pk.S != f"api#{record.region}#{record.api_id}" or decoded.account.S != record.account
+            or decoded.region.S != record.region or decoded.api_id.S != record.api_id or decoded.action.S != record.action
+            or (record.change_id and decoded.sk.S != f"audit#change#{record.change_id}")):
+        raise StoredItemError(f"{where}: its key and attributes do not match its record")
+    return decoded.recorded_at.S, decoded.sk.S, record
 
 
 class AuditTable:
@@ -25,15 +166,18 @@ class AuditTable:
 
     def records(self) -> Iterator[AuditRecord]:
         kwargs: dict[str, Any] = {"TableName": self.table_name}
-        items: list[dict[str, Any]] = []
+        found: list[tuple[str, str, AuditRecord]] = []
         while True:
             page = self._client.scan(**kwargs)
-            items.extend(item for item in page.get("Items", []) if item["sk"]["S"].startswith("audit#"))
+            for item in page.get("Items", []):
+                key = _decode_item(item, _Key, self.table_name)  # every item has a well-formed key, or none is used
+                if key.sk.S.startswith("audit#"):
+                    found.append(_audit_record(item, self.table_name))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        for item in sorted(items, key=lambda i: (i["recorded_at"]["S"], i["sk"]["S"])):
-            yield AuditRecord.from_dict(json.loads(item["record"]["S"]))
+        for _, _, record in sorted(found, key=lambda entry: (entry[0], entry[1])):
+            yield record
 
 
 def _audit_item(record: AuditRecord) -> dict[str, Any]:
@@ -75,19 +219,37 @@ class ApprovalStore:
         ])
 
     def get(self, approval_id: str) -> ApprovalRequest | None:
+        if not isinstance(approval_id, str) or not APPROVAL_ID.fullmatch(approval_id):
+            raise StoredItemError(f"table {self.table_name}: {approval_id!r:.80} is not an approval ID")
         item = self._client.get_item(TableName=self.table_name, Key=_approval_key(approval_id), ConsistentRead=True).get("Item")
         if not item:
             return None
-        request = ApprovalRequest.from_dict(json.loads(item["record"]["S"]))
-        request.status = item["status"]["S"]
-        if "ts" in item:  # written by place(), beside the record, so that it never overwrites a decision
-            request.channel, request.ts = item["channel"]["S"], item["ts"]["S"]
+        where = _where(self.table_name, item)
+        decoded = _decode_item(item, _ApprovalItem, self.table_name)
+        try:
+            request = ApprovalRequest.from_dict(_json_attribute(decoded.record.S, where), f"{where}: record")
+        except stored.StoredError as error:
+            raise StoredItemError(str(error)) from None
+        if request.approval_id != approval_id:
+            raise StoredItemError(f"{where}: its record is of approval {request.approval_id}")
+        request.status = stored.decode(decoded.status.S, stored.ApprovalStatus, f"{where}: status", StoredItemError)
+        if (decoded.channel is msgspec.UNSET) != (decoded.ts is msgspec.UNSET):
+            raise StoredItemError(f"{where}: channel and ts come together")
+        if decoded.channel is not msgspec.UNSET and decoded.ts is not msgspec.UNSET:
+            # written by place(), beside the record, so that it never overwrites a decision
+            request.channel = stored.decode(decoded.channel.S, stored.Name, f"{where}: channel", StoredItemError)
+            request.ts = stored.decode(decoded.ts.S, stored.Name, f"{where}: ts", StoredItemError)
         return request
 
     def for_execution(self, execution: str) -> ApprovalRequest | None:
         key = {"pk": {"S": f"execution#{execution}"}, "sk": {"S": "approval"}}
         item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
-        return self.get(item["approval_id"]["S"]) if item else None
+        if not item:
+            return None
+        decoded = _decode_item(item, _ExecutionApprovalItem, self.table_name)
+        if not APPROVAL_ID.fullmatch(decoded.approval_id.S):
+            raise StoredItemError(f"{_where(self.table_name, item)}: approval_id is not an approval ID")
+        return self.get(decoded.approval_id.S)
 
     def decide(self, approval_id: str, status: str, user_id: str, now: int) -> ApprovalRequest:
         """Pending -> approved/rejected exactly once, and only before it expires."""
@@ -169,9 +331,11 @@ class FailureLedger:
     def count(self, region: str, api_id: str, policy_digest: str) -> int:
         """Failures so far on this policy (0 when the last failures were on another policy)."""
         item = self._client.get_item(TableName=self.table_name, Key=_failure_key(region, api_id), ConsistentRead=True).get("Item")
-        if not item or item.get("digest", {}).get("S") != policy_digest:
+        if not item:
             return 0
-        return int(item["failures"]["N"])
+        decoded = _decode_item(item, _FailureItem, self.table_name)
+        failures = _whole(decoded.failures, _where(self.table_name, item), "failures")
+        return failures if decoded.digest.S == policy_digest else 0
 
     def add(self, region: str, api_id: str, policy_digest: str) -> int:
         """One more failure on this policy; returns the new count."""
@@ -190,7 +354,9 @@ class FailureLedger:
                 UpdateExpression="SET failures = :one, digest = :d",
                 ExpressionAttributeValues={":d": values[":d"], ":one": values[":one"]}, ReturnValues="UPDATED_NEW",
             )
-        return int(response["Attributes"]["failures"]["N"])
+        failures = stored.decode(response.get("Attributes", {}).get("failures"), _N,
+                                 f"table {self.table_name} failures of {region}/{api_id}", StoredItemError)
+        return _whole(failures, f"table {self.table_name} failures of {region}/{api_id}", "failures")
 
     def clear(self, region: str, api_id: str) -> None:
         self._client.delete_item(TableName=self.table_name, Key=_failure_key(region, api_id))
@@ -208,7 +374,7 @@ class NoticeLedger:
 
     def fingerprint(self, region: str, api_id: str) -> str | None:
         item = self._client.get_item(TableName=self.table_name, Key=_notice_key(region, api_id), ConsistentRead=True).get("Item")
-        return item["fingerprint"]["S"] if item else None
+        return _notice(item, self.table_name)[1] if item else None
 
     def remember(self, region: str, api_id: str, fingerprint: str, name: str, verdict: str, told_at: str) -> None:
         self._client.put_item(TableName=self.table_name, Item={
@@ -222,7 +388,7 @@ class NoticeLedger:
                                   "ExpressionAttributeValues": {":pk": {"S": f"notice#{region}"}}, "ConsistentRead": True}
         while True:
             page = self._client.query(**kwargs)
-            found.update((item["sk"]["S"], item["fingerprint"]["S"]) for item in page.get("Items", []))
+            found.update(_notice(item, self.table_name) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -230,6 +396,19 @@ class NoticeLedger:
     def forget(self, region: str, api_id: str) -> None:
         """The API needs nobody any more (compliant, exempt or gone): its next findings are news again."""
         self._client.delete_item(TableName=self.table_name, Key=_notice_key(region, api_id))
+
+
+FINGERPRINT = r"^[0-9a-f]{32}\Z"  # remediator.remediation.findings_fingerprint
+
+
+def _notice(item: Any, table: str) -> tuple[str, str]:
+    """(API ID, fingerprint) of a notice item."""
+    where = _where(table, item)
+    decoded = _decode_item(item, _NoticeItem, table)
+    api_id = stored.decode(decoded.sk.S, stored.RestApiId, f"{where}: sk", StoredItemError)
+    fingerprint = stored.decode(decoded.fingerprint.S, Annotated[str, msgspec.Meta(pattern=FINGERPRINT)],
+                                f"{where}: fingerprint", StoredItemError)
+    return api_id, fingerprint
 
 
 def _notice_key(region: str, api_id: str) -> dict[str, Any]:
@@ -269,7 +448,21 @@ class DynamoJournal:
     def open_intent(self, account: str, region: str, api_id: str) -> Intent | None:
         key = {"pk": {"S": self.OPEN}, "sk": {"S": f"{account}#{region}#{api_id}"}}
         item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
-        return Intent.from_dict(json.loads(item["record"]["S"])) if item else None
+        return self._intent(item) if item else None
+
+    def _intent(self, item: Any) -> Intent:
+        """An open intent's item: its record decoded strictly, and its key, ID and holder those of the record
+        (the conditional writes test the attributes, the code uses the record: they must be one)."""
+        where = _where(self.table_name, item)
+        decoded = _decode_item(item, _OpenIntentItem, self.table_name)
+        try:
+            intent = Intent.from_dict(_json_attribute(decoded.record.S, where), f"{where}: record")
+        except JournalError as error:
+            raise StoredItemError(str(error)) from None
+        if (decoded.pk.S != self.OPEN or decoded.sk.S != intent.key or decoded.intent_id.S != intent.intent_id
+                or decoded.holder.S != intent.holder or not intent.is_open):
+            raise StoredItemError(f"{where}: its key and attributes do not match its record")
+        return intent
 
     def open_intents(self) -> list[Intent]:
         kwargs: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True, "KeyConditionExpression": "pk = :open",
@@ -277,7 +470,7 @@ class DynamoJournal:
         found: list[Intent] = []
         while True:
             page = self._client.query(**kwargs)
-            found.extend(Intent.from_dict(json.loads(item["record"]["S"])) for item in page.get("Items", []))
+            found.extend(self._intent(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -322,6 +515,14 @@ class DynamoJournal:
             # through. Nothing is written twice.
 
 
+def _note(journal: DynamoJournal, record: AuditRecord) -> None:
+    """A record of its own beside the changes' (a refused write), put once under its own ID."""
+    journal._client.put_item(TableName=journal.table_name, Item=_audit_item(record), ConditionExpression="attribute_not_exists(pk)")
+
+
+DynamoJournal.note = _note  # type: ignore[attr-defined]
+
+
 class DynamoLease:
     """The account's deployment turn, shared by every execution: item `lease#deployments` / `<account>`.
 
@@ -349,11 +550,16 @@ class DynamoLease:
         if ticket is None:
             taken = self._client.update_item(TableName=self.table_name, Key=self.key, UpdateExpression="ADD next_ticket :one",
                                              ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW")
-            ticket = int(taken["Attributes"]["next_ticket"]["N"]) - 1
+            where = f"{_where(self.table_name, self.key)} (next_ticket)"
+            taken_ticket = stored.decode(taken.get("Attributes", {}).get("next_ticket"), _N, where, StoredItemError)
+            ticket = _whole(taken_ticket, where, "next_ticket") - 1
         item = self._read()
-        number = lambda name, default=0.0: float(item.get(name, {}).get("N", default))  # noqa: E731
-        version, serving, next_at = int(number("version")), int(number("serving")), number("next_at")
-        held = "holder" in item and item["holder"]["S"] != holder and number("held_until") >= now
+        where = _where(self.table_name, item or self.key)
+        lease = _decode_item(item or self.key, _LeaseItem, self.table_name)
+        version, serving = _whole(lease.version, where, "version"), _whole(lease.serving, where, "serving")
+        next_at = _seconds(lease.next_at, where, "next_at")
+        held = (lease.holder is not msgspec.UNSET and lease.holder.S != holder
+                and _seconds(lease.held_until, where, "held_until") >= now)
         turn = ticket <= serving or next_at <= now - self.GRACE_SECONDS
         if not held and turn and next_at <= now + self.INLINE_SECONDS:
             try:

@@ -25,9 +25,10 @@ from remediator.approvals import ApprovalRequest, new_approval_id
 from remediator.core import TrustConfig
 from remediator.core.trust import ORG_ID
 from remediator.events import REGION, ApiChange
-from remediator.journal import IntentConflict
+from remediator.journal import IntentConflict, JournalError
 from remediator.logs import bind
 from remediator.organization import Roster, RosterError
+from remediator.stored import StoredError
 from remediator.remediation import DEFAULT_EXEMPT_TAG_KEY, Remediator, StageSelection, SweepSettings
 from remediator.workflow import MODES, errors
 from remediator.workflow.errors import RemediationFailed
@@ -81,9 +82,9 @@ class Settings:
             mode=mode,
             trust_parameter=env.get("TRUST_PARAMETER_NAME", ""),
             exempt_tag_key=env.get("EXEMPT_TAG_KEY", DEFAULT_EXEMPT_TAG_KEY),
-            exempt_api_ids=frozenset(i.strip() for i in env.get("EXEMPT_API_IDS", "").split(",") if i.strip()),
-            stages=env.get("REDEPLOY_STAGES", "all"),
-            remove_wildcards=env.get("REMOVE_WILDCARD_PRINCIPALS", "false").lower() == "true",
+            exempt_api_ids=_exempt_api_ids(env.get("EXEMPT_API_IDS", "")),
+            stages=_stages(env.get("REDEPLOY_STAGES", "all")),
+            remove_wildcards=_flag(env, "REMOVE_WILDCARD_PRINCIPALS"),
             audit_table=env.get("AUDIT_TABLE_NAME", ""),
             topic_arn=env.get("TOPIC_ARN", ""),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
@@ -92,7 +93,7 @@ class Settings:
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET_SECRET", ""),
             slack_api_url=env.get("SLACK_API_URL") or None,
             approvers=frozenset(u.strip() for u in env.get("APPROVER_USER_IDS", "").split(",") if u.strip()),
-            approval_timeout_seconds=int(env.get("APPROVAL_TIMEOUT_SECONDS", str(24 * 3600))),
+            approval_timeout_seconds=_timeout(env.get("APPROVAL_TIMEOUT_SECONDS", str(24 * 3600))),
             own_roles=frozenset(r.strip() for r in env.get("REMEDIATOR_ROLE_ARNS", "").split(",") if r.strip()),
             **_organization_settings(env),
         )
@@ -151,6 +152,44 @@ class Settings:
             remove_wildcard_principals=self.remove_wildcards,
         )
         return SweepSettings(trust, self.exempt_tag_key, self.exempt_api_ids, StageSelection(self.stages))
+
+
+def _exempt_api_ids(value: str) -> frozenset[str]:
+    """Fail closed: a malformed ID would exempt nothing, silently."""
+    ids = frozenset(i.strip() for i in value.split(",") if i.strip())
+    bad = sorted(i for i in ids if not REST_API_ID.fullmatch(i))
+    if bad:
+        raise RemediationFailed(f"EXEMPT_API_IDS holds {', '.join(map(repr, bad[:3]))[:200]}, which are not REST API IDs")
+    return ids
+
+
+def _stages(value: str) -> str:
+    """'all', 'none', or stage names as API Gateway allows them (remediator.stored.StageName)."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if value.strip() in ("all", "none"):
+        return value.strip()
+    if not names or not all(STAGE_NAME.fullmatch(n) for n in names):
+        raise RemediationFailed(f"REDEPLOY_STAGES {value!r:.200} is not 'all', 'none' or a list of stage names")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """Exactly true or false: a misspelt value must not turn a setting off unnoticed."""
+    value = env.get(name, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise RemediationFailed(f"{name} {value!r:.40} is not true or false")
+    return value == "true"
+
+
+def _timeout(value: str) -> int:
+    """Whole seconds; Step Functions allows a task at most a year (its maximum execution time)."""
+    if not (value.isascii() and value.isdigit() and len(value) <= 12) or not 1 <= int(value) <= 365 * 24 * 3600:
+        raise RemediationFailed(f"APPROVAL_TIMEOUT_SECONDS {value!r:.40} is not a number of seconds up to a year")
+    return int(value)
+
+
+REST_API_ID = re.compile(r"[a-z0-9]{10}")
+STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")  # API Gateway's rule for stage names (remediator.stored.StageName)
 
 
 def _organization_settings(env: Mapping[str, str]) -> dict[str, Any]:
@@ -265,6 +304,8 @@ def aws_call(action: Any) -> Any:
         raise errors.from_aws(error.response.get("Error", {}).get("Code"), str(error)) from None
     except IntentConflict as error:
         raise RemediationFailed(f"another change of this API took over: {error}") from None
+    except (StoredError, JournalError) as error:  # an item read back that the bot never wrote: one line, no traceback
+        raise RemediationFailed(str(error)) from None
 
 
 def ledger(settings: Settings) -> FailureLedger:

@@ -30,7 +30,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     applied, deployed = state.applied, state.redeploy or Redeployed()
     if applied is None or applied.outcome != "patched" or applied.intent is None:
         raise RemediationFailed("Record reached without a written fix in $.applied")
-    intent = Intent.from_dict(applied.intent)
+    intent = aws_call(lambda: Intent.from_dict(applied.intent, "the workflow state's $.applied.intent"))  # one line if malformed
     if applied.findings is not None:
         intent.findings = applied.findings
     audit = aws_call(lambda: remediator.complete(
