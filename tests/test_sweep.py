@@ -295,7 +295,7 @@ def test_throttled_create_deployment_is_retried_by_botocore(in_process: ClientFa
     assert stage_deployments(in_process, "us-east-1", api_id)["prod"] == outcome.deployment_id
 
 
-def test_failed_redeploy_restores_the_policy(in_process: ClientFactory, tmp_path: Path) -> None:
+def test_a_redeploy_whose_answer_was_lost_is_finished_forward_never_put_back(in_process: ClientFactory, tmp_path: Path) -> None:
     original = json.dumps(policy(allow(OWNER, STRANGER)))
     api_id = seed_rest_api(in_process, "us-east-1", "api", original)
     before = stage_deployments(in_process, "us-east-1", api_id)
@@ -306,13 +306,18 @@ def test_failed_redeploy_restores_the_policy(in_process: ClientFactory, tmp_path
     audit = JsonLinesAuditLog(tmp_path / "a.jsonl")
     (report,) = scan(adapter, ["us-east-1"], settings())
     outcome = Remediator.with_audit_log(adapter, settings(), audit, OWNER, "test").fix(report, apply=True)
-    # In-process, moto answers before the injected error does: the deployment went through, and the
-    # error came after it. Both the stage and the policy are put back, and one record says so.
-    assert outcome.action == "failed" and "previous policy restored" in outcome.detail
-    assert parse_policy(adapter.get_rest_api("us-east-1", api_id).policy) == json.loads(original)
-    assert stage_deployments(in_process, "us-east-1", api_id)["prod"] == before["prod"]
-    (record,) = audit.records()
-    assert record.outcome == "restored" and record.deployment_id is None
+    # In-process, moto answers before the injected error does: the deployment went through, and the error
+    # came after it. The stage serves the fix already; stages only move forward, so nothing is undone: the
+    # change stays open (no record yet) and the next run deploys it anew and records it.
+    assert outcome.action == "failed" and "stages prod already serve the fix" in outcome.detail
+    assert parse_policy(adapter.get_rest_api("us-east-1", api_id).policy) == policy(allow(OWNER))
+    assert stage_deployments(in_process, "us-east-1", api_id)["prod"] != before["prod"]
+    assert list(audit.records()) == []
+    rerun = Remediator.with_audit_log(ApiGatewayAdapter(in_process), settings(), JsonLinesAuditLog(tmp_path / "a.jsonl"), OWNER, "test")
+    (done,) = rerun.recover(["us-east-1"])
+    assert done.endswith("applied")
+    (record,) = JsonLinesAuditLog(tmp_path / "a.jsonl").records()
+    assert record.outcome == "applied" and stage_deployments(in_process, "us-east-1", api_id)["prod"] == record.deployment_id
 
 
 def test_an_approved_patch_is_written_only_while_it_is_still_the_plan(in_process: ClientFactory, tmp_path: Path) -> None:

@@ -514,13 +514,9 @@ class DynamoJournal:
             # The closed intent exists already: a retried Record or Restore whose first attempt went
             # through. Nothing is written twice.
 
-
-def _note(journal: DynamoJournal, record: AuditRecord) -> None:
-    """A record of its own beside the changes' (a refused write), put once under its own ID."""
-    journal._client.put_item(TableName=journal.table_name, Item=_audit_item(record), ConditionExpression="attribute_not_exists(pk)")
-
-
-DynamoJournal.note = _note  # type: ignore[attr-defined]
+    def note(self, record: AuditRecord) -> None:
+        """A record of its own beside the changes' (a refused write), put once under its own ID."""
+        self._client.put_item(TableName=self.table_name, Item=_audit_item(record), ConditionExpression="attribute_not_exists(pk)")
 
 
 class DynamoLease:

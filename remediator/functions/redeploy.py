@@ -31,7 +31,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     remediator = remediator_for(change, settings, event.get("execution"), judges=False)
     if state.applied is None or state.applied.intent is None:
         raise RemediationFailed("Redeploy reached without the change's intent in $.applied")
-    intent = Intent.from_dict(state.applied.intent)
+    intent = aws_call(lambda: Intent.from_dict(state.applied.intent, "the workflow state's $.applied.intent"))
     waited = state.redeploy if state.redeploy is not None and state.redeploy.outcome == "wait" else None
     try:
         deployment = aws_call(lambda: remediator.deploy(intent, waited.ticket if waited else None))

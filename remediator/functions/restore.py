@@ -31,7 +31,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     applied = state.applied
     transaction: UndoOf | None = None
     if applied is not None and applied.intent is not None:
-        intent: Intent | None = Intent.from_dict(applied.intent)
+        intent: Intent | None = aws_call(lambda: Intent.from_dict(applied.intent, "the workflow state's $.applied.intent"))
         if applied.wrote and intent is not None:  # this execution read `before` and wrote `written` itself
             transaction = UndoOf(intent.intent_id, policy_digest(applied.written), policy_digest(applied.before))
     else:  # Apply failed: if it wrote an intent before failing, it is the API's open one, held by this execution
