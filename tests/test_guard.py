@@ -273,3 +273,81 @@ def test_crafted_intents_never_widen_and_never_move_a_stage_back(account: Any, t
     assert widenings(live_before, live_policy(account, api_id), OWNER) == []
     for name, now in stages(account, api_id).items():
         assert now == served[name] or now not in existing, f"stage {name} moved to an older deployment"
+
+
+def test_in_the_workflow_a_refused_write_is_a_record_and_a_notice(make_flow) -> None:
+    """A person narrows the policy between the plan and the write (the partner only from one network): the
+    planned fix would give the partner back its access from anywhere, so the guard refuses it. Nothing is
+    written; the change closes as refused with its one record, and the execution's failure notice says why."""
+    from remediator.functions import common
+    from tests.test_workflow import run, seed
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, doc(allow(OWNER, PARTNER, STRANGER)))
+    flow.discard_pending()
+    person = doc(allow(PARTNER, Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}))
+    reads: list[int] = []
+
+    def race(**_: Any) -> None:
+        reads.append(1)
+        if len(reads) == 3:  # Evaluate's read, Apply's re-plan, then the guard's own re-read
+            flow.clients.client("apigateway", REGION).update_rest_api(
+                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
+
+    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.GetRestApi", race)
+    _, result = run(flow, api_id)
+    assert result.status == "FAILED" and len(reads) >= 3
+    assert live_policy(flow.account, api_id) == person, "the person's policy stands"
+    (record,) = flow.audit_records()
+    assert record.outcome == "refused" and record.api_id == api_id
+    (notice,) = [n for n in flow.notifications() if n["kind"] == "failure"]
+    assert "refused" in json.dumps(notice)
+
+
+def test_one_function_writes_policies_and_one_moves_stages() -> None:
+    """Every policy write goes through remediator.guard.guarded_write and every stage move through
+    Remediator._point_forward: no other module calls the adapter's writers."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "remediator"
+    callers: dict[str, set[str]] = {"update_policy": set(), "point_stage": set()}
+    for path in package.rglob("*.py"):
+        if "local" in path.parts:
+            continue  # the emulator's own seeding, never the product's writes
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            for call in [n for n in ast.walk(function) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]:
+                if call.func.attr in callers:
+                    callers[call.func.attr].add(f"{path.relative_to(package)}:{function.name}")
+    assert callers == {"update_policy": {"guard.py:guarded_write"}, "point_stage": {"remediation.py:_point_forward"}}
+
+
+def _flagged(document: dict[str, Any] | None) -> set[str]:
+    return {f.principal for f in evaluate_policy(document, CONFIG).findings} if document else set()
+
+
+@given(live=st.sampled_from(sorted(POOL)), before=st.sampled_from(sorted(POOL)), after=st.sampled_from(sorted(POOL)),
+       trust=st.sampled_from(["named", "none", "other-owner"]), operations=st.sampled_from(["consistent", "junk"]))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_crafted_audit_record_never_makes_a_rollback_grant_anything_untrusted(
+        account: Any, tmp_path_factory: Any, live: str, before: str, after: str, trust: str, operations: str) -> None:
+    """Rollback without --force, of any record (consistent or not, of this account or not): whatever it
+    writes grants no principal the current trust settings flag that the live policy did not already grant."""
+    from remediator.audit import AuditRecord
+    from remediator.remediation import RollbackRefused
+
+    api_id = seed_rest_api(account.clients, REGION, "victim", json.dumps(POOL[live]), stages=("prod",))
+    after_text = json.dumps(POOL[after])
+    record = AuditRecord(
+        account=OWNER, region=REGION, api_id=api_id, api_name="victim", action="remediate",
+        policy_before=json.dumps(POOL[before]), policy_after=after_text,
+        patch_operations=[{"op": "replace", "path": "/policy", "value": after_text if operations == "consistent" else "{}"}],
+        stages_redeployed=["prod"], deployment_id=None, triggered_by="someone", change_id=uuid.uuid4().hex,
+        trust={"named": CONFIG.to_dict(), "none": None, "other-owner": {**CONFIG.to_dict(), "owner_account": PARTNER}}[trust])
+    remediator = remediator_on(account, tmp_path_factory.mktemp("rollback") / "audit.jsonl")
+    live_before = live_policy(account, api_id)
+    try:
+        remediator.rollback(record, apply=True, force=False)
+    except RollbackRefused:
+        pass
+    assert _flagged(live_policy(account, api_id)) <= _flagged(live_before)
