@@ -4,7 +4,9 @@
       CloudTrail -> default bus -> SpokeForwardRule -> the hub bus (cross-account PutEvents, a role of its own)
     member account, the first spoke region only (IAM is global; a named role exists once per account):
       SpokeRemediationRole: assumed only by the hub's function roles (aws:PrincipalOrgID = the organization),
-      allowed exactly the API Gateway calls of the single-account stack's functions.
+      allowed exactly the API Gateway calls of the single-account stack's functions (writes on a REST API and its
+      stages only: the sub-resources are explicitly denied). The hub's read-only functions assume it with a
+      read-only session policy (remediator.adapters.sts.READ_ONLY_SESSION_POLICY).
 
 The StackSet (SERVICE_MANAGED, auto-deployment on) targets remediator:spokeOrganizationalUnits in
 remediator:spokeRegions: an account that joins one of those OUs gets the spoke without anyone acting, one
@@ -35,7 +37,7 @@ from constructs import Construct
 
 import remediator.functions
 from remediator.events import event_pattern
-from remediator.functions.needs import spoke_calls
+from remediator.functions.needs import denied_writes, spoke_calls
 from infra.stack import HUB_ROLE_PREFIX, RemediatorStack, hub_role_name
 
 __all__ = ["HUB_ROLE_PREFIX", "SpokeStack", "add_spokes", "hub_role_name", "spoke_api_calls", "spoke_functions"]
@@ -107,6 +109,14 @@ class SpokeStack(StackSetStack):
             }
             for path, actions in by_path.items()
         ]
+        deny_actions, deny_paths = denied_writes(spoke_api_calls(config))
+        if deny_actions:  # the hub changes REST APIs and their stages here, never what is under them
+            api_statements.append({
+                "Effect": "Deny",
+                "Action": list(deny_actions),
+                "Resource": [f"arn:{Aws.PARTITION}:apigateway:{region}::{path}"
+                             for region in config.spoke_regions for path in deny_paths],
+            })
         self.role = iam.CfnRole(
             self,
             "SpokeRemediationRole",

@@ -59,6 +59,7 @@ from remediator.functions.needs import (
     ORGANIZATION_READS,
     ROSTER_ITEM_KEYS,
     Needs,
+    denied_writes,
 )
 from remediator.events import event_pattern
 from infra.asset import build_lambda_asset
@@ -82,6 +83,19 @@ HUB_ROLE_PREFIX = "apigw-remediator-hub-"
 ACCOUNT_EVENTS = ("CreateAccountResult", "InviteAccountToOrganization", "AcceptHandshake",
                   "RemoveAccountFromOrganization", "LeaveOrganization", "MoveAccount", "CloseAccount")
 ACCOUNT_EVENT_TYPES = ("AWS API Call via CloudTrail", "AWS Service Event via CloudTrail")
+
+
+# Item writes, denied by the table's resource policy to every principal but the stack's own function roles
+# (the DynamoDB developer guide, "Using resource-based policies for DynamoDB"; the actions as the Service Authorization
+# Reference lists them for Amazon DynamoDB). A transaction's items are authorized as these per-item actions.
+TABLE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                       "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete")
+
+
+def for_partition(definition: str) -> str:
+    """The definitions name Step Functions' service integrations by ARN ("arn:aws:states:::lambda:invoke..."): here
+    in the stack's partition (AWS::Partition), so that the aws-us-gov and aws-cn synths are as right as aws's."""
+    return definition.replace('"arn:aws:', f'"arn:{Aws.PARTITION}:')
 
 
 def acknowledge_api_paths(role: Construct, region: str, calls: Iterable[tuple[str, str]], who: str) -> None:
@@ -296,7 +310,7 @@ class RemediatorStack(Stack):
             # lives in the (retained) table; logs expire after LOG_RETENTION anyway.
             removal_policy=RemovalPolicy.DESTROY,
         )
-        definition = remediator.workflow.definition_text()
+        definition = for_partition(remediator.workflow.definition_text())
         substitutions = {f"{name}FunctionArn": self.functions[name.lower()].function_arn for name in TASKS}
         missing = remediator.workflow.placeholders() - substitutions.keys()
         if missing:
@@ -448,6 +462,7 @@ class RemediatorStack(Stack):
         # ---- permissions ----------------------------------------------------------------------
         for name, function in self.functions.items():
             self._grant(name, function, needs_of(name, config) or Needs())
+        self._protect_table(own_roles)
 
         # ---- alarms -----------------------------------------------------------------------------
         self.failed_alarm = self._alarm(
@@ -597,6 +612,10 @@ class RemediatorStack(Stack):
             by_path.setdefault(path, []).append(f"apigateway:{action}")
         for path, actions in by_path.items():
             statements.append(iam.PolicyStatement(actions=actions, resources=[self.apigateway_arn(path)]))
+        deny_actions, deny_paths = denied_writes(access.apigateway)
+        if deny_actions:  # a writer changes a REST API and its stages, never what is under them
+            statements.append(iam.PolicyStatement(effect=iam.Effect.DENY, actions=list(deny_actions),
+                                                  resources=[self.apigateway_arn(path) for path in deny_paths]))
         if access.read_trust:
             statements.append(
                 iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.trust_parameter.parameter_arn])
@@ -650,6 +669,25 @@ class RemediatorStack(Stack):
         for statement in statements:
             function.add_to_role_policy(statement)
         acknowledge_api_paths(function.role, "<AWS::Region>", access.apigateway, "this function")
+
+    def _protect_table(self, own_roles: list[str]) -> None:
+        """Defence in depth: the table's resource policy denies every item write to any principal but the stack's
+        own function roles, whatever an identity policy elsewhere in the account allows. The roles are named by
+        ARN (GetAtt): the table depends on them, they on nothing, so there is no cycle. Resource "*" in a table's
+        resource policy is the table itself (and its indexes)."""
+        cfn_table = self.table.node.default_child
+        assert isinstance(cfn_table, dynamodb.CfnTable)
+        document = iam.PolicyDocument(statements=[
+            iam.PolicyStatement(
+                sid="OnlyTheRemediatorWritesItems",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(TABLE_WRITE_ACTIONS),
+                resources=["*"],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": own_roles}},
+            )
+        ])
+        cfn_table.resource_policy = dynamodb.CfnTable.ResourcePolicyProperty(policy_document=document)
 
     # ---- organization mode ------------------------------------------------------------------------
 
@@ -732,7 +770,7 @@ class RemediatorStack(Stack):
             # without depending on the state machine (a cycle).
             state_machine_name=ORG_SWEEP_NAME,
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(remediator.workflow.definition_text(name)),
+            definition_body=sfn.DefinitionBody.from_string(for_partition(remediator.workflow.definition_text(name))),
             definition_substitutions=substitutions,
             logs=sfn.LogOptions(destination=self.org_sweep_log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             tracing_enabled=True,
@@ -816,10 +854,15 @@ class RemediatorStack(Stack):
         if access.assume_spoke:
             # Every member account's spoke role, by its fixed name: the accounts are the organization's, and
             # join later. The spoke's trust policy admits only the hub's roles, from the organization.
+            # Only a role of an account of the hub's own organization (aws:ResourceOrgID: the organization of the
+            # account that owns the role; IAM user guide, "AWS global condition context keys"): a same-named role in
+            # an account outside it, whatever its trust policy says, is never assumed. The hub is in the
+            # organization (its delegated administrator), so its own organization ID is aws:PrincipalOrgID.
             statements.append(
                 iam.PolicyStatement(
                     actions=["sts:AssumeRole"],
                     resources=[f"arn:{Aws.PARTITION}:iam::*:role/{self.config.spoke_role_name}"],
+                    conditions={"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
                 )
             )
             Validations.of(function.role).acknowledge(

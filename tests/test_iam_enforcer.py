@@ -275,7 +275,8 @@ def test_conditional_deny_applies_only_when_its_condition_holds() -> None:
     (allow("sns:Publish", Condition={"NumericLessThan": {"s3:max-keys": "ten"}}), "is not a numeric"),
     (allow("sns:Publish", Condition={"ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:*"}}), "is not an ARN"),
     (allow("sns:Publish", Condition={"IpAddress": {"aws:SourceIp": "nowhere"}}), "is not an IP range"),
-    (allow("sns:Publish", Condition={"StringEquals": {"aws:username": "${aws:username}"}}), "policy variables"),
+    (allow("sns:Publish", Condition={"StringEquals": {"aws:username": "user-${aws:username}"}}), "policy variable"),
+    (allow("sns:Publish", Condition={"NumericEquals": {"s3:max-keys": "${aws:username}"}}), "policy variable"),
     (allow("sns:Publish", Condition=["StringEquals"]), "Condition must be an object"),
     ({**allow("sns:Publish"), "Resources": "*"}, "unknown statement element"),
 ])

@@ -29,7 +29,7 @@ from infra.config import DEFAULTS, from_context  # noqa: E402
 from infra.spoke import HUB_ROLE_PREFIX, spoke_api_calls, spoke_functions  # noqa: E402
 from infra.stack import ACCOUNT_EVENTS, HUB_BUS_NAME, ORG_SWEEP_NAME  # noqa: E402
 from remediator.events import event_pattern  # noqa: E402
-from remediator.functions.needs import ORGANIZATION_READS, ROSTER_ITEM_KEYS, spoke_calls  # noqa: E402
+from remediator.functions.needs import ORGANIZATION_READS, ROSTER_ITEM_KEYS, denied_writes, spoke_calls  # noqa: E402
 from tests.test_stack import as_list, flat, of_type  # noqa: E402
 
 ORG = "o-a1b2c3d4e5"
@@ -72,7 +72,7 @@ EXPECTED_HUB_ACKNOWLEDGMENTS = {
 }
 EXPECTED_SPOKE_ACKNOWLEDGMENTS = {
     f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:{region}::{path}]"
-    for region in REGIONS for path in ("/restapis/*", "/restapis/*/deployments", "/restapis/*/stages*")
+    for region in REGIONS for path in ("/restapis/??????????/deployments/*", "/restapis/??????????/stages*")
 } | {"AwsSolutions-SQS3"}
 
 
@@ -388,6 +388,8 @@ def test_spoke_assumers_are_exactly_the_functions_that_need_it(resources):
             if "sts:AssumeRole" in as_list(statement["Action"]):
                 assert as_list(statement["Action"]) == ["sts:AssumeRole"]
                 assert [flat(r) for r in as_list(statement["Resource"])] == [spoke_arn]
+                # Only a role owned by an account of the hub's own organization.
+                assert statement["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
                 assumers.add(name)
     assert assumers == set(spoke_functions(from_context(CONTEXT.get)))
     assert assumers == {"sweep", "evaluate", "apply", "redeploy", "restore"}
@@ -429,7 +431,9 @@ def test_org_sweep_runs_the_package_definition(resources, bucket_ids):
     props = machine["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     name = "org_sweep.json"
-    assert json.loads(flat(props["DefinitionString"])) == json.loads(remediator.workflow.definition_text(name))
+    text = flat(props["DefinitionString"])
+    assert "arn:aws:" not in text  # the service integrations' ARNs are the stack's partition's
+    assert json.loads(text.replace("arn:<AWS::Partition>:", "arn:aws:")) == json.loads(remediator.workflow.definition_text(name))
     substitutions = props["DefinitionSubstitutions"]
     assert set(substitutions) == remediator.workflow.placeholders(name)
     by_name = functions(resources)
@@ -442,7 +446,7 @@ def test_org_sweep_runs_the_package_definition(resources, bucket_ids):
     rendered = flat(props["DefinitionString"])
     for key, value in substitutions.items():
         rendered = rendered.replace("${" + key + "}", flat(value))
-    assert json.loads(rendered) == json.loads(
+    assert json.loads(rendered.replace("arn:<AWS::Partition>:states:", "arn:aws:states:")) == json.loads(
         remediator.workflow.render(arns, name, ResultsBucket=f"<{bucket_ids[0]}>")
     )
     # Logged and traced like the remediation workflow.
@@ -542,13 +546,13 @@ def test_spoke_role_trust_is_the_hub_roles_from_the_organization(spoke):
 def test_spoke_role_allows_exactly_the_spoke_calls(spoke):
     (role,) = [r for r in of_type(spoke["Resources"], "AWS::IAM::Role").values()
                if r["Properties"].get("RoleName") == "apigw-remediator-spoke"]
-    granted = set()
+    granted, denied = set(), set()
     for policy in role["Properties"]["Policies"]:
         for statement in policy["PolicyDocument"]["Statement"]:
-            assert statement["Effect"] == "Allow" and "Condition" not in statement
+            assert "Condition" not in statement
             for action in as_list(statement["Action"]):
                 for resource in as_list(statement["Resource"]):
-                    granted.add((action, flat(resource)))
+                    (granted if statement["Effect"] == "Allow" else denied).add((action, flat(resource)))
     single_account = [remediator.functions.needs(n, "approval", True) for n in remediator.functions.NAMES]
     expected = {
         (f"apigateway:{action}", f"arn:<AWS::Partition>:apigateway:{region}::{path}")
@@ -556,6 +560,11 @@ def test_spoke_role_allows_exactly_the_spoke_calls(spoke):
     }
     assert granted == expected
     assert spoke_api_calls(from_context(CONTEXT.get)) == spoke_calls(single_account)
+    # Writes on a REST API and its stages only: every write verb it has is denied on the sub-resources.
+    verbs, paths = denied_writes(spoke_calls(single_account))
+    assert verbs == ("apigateway:PATCH", "apigateway:POST") and "/restapis/??????????/resources*" in paths
+    assert denied == {(verb, f"arn:<AWS::Partition>:apigateway:{region}::{path}")
+                      for verb in verbs for path in paths for region in REGIONS}
     # Only the remediation role and the forward rule's own role (PutEvents to the hub bus) exist.
     assert len(of_type(spoke["Resources"], "AWS::IAM::Role")) == 2
 

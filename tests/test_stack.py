@@ -78,10 +78,10 @@ COMMON_ENV = {
 # The only rules acknowledged anywhere in the stack. A new one must be added here, with thought.
 EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-L1",
-    # One REST API (any ID), its deployments, its stages: the IDs of APIs created later are unknown.
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/*]",
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/*/deployments]",
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/*/stages*]",
+    # One REST API's (any 10-character ID) deployments and stages: the IDs of APIs created later are unknown. The
+    # REST API itself and its deployments collection have no `*` (/restapis/??????????), so nothing to acknowledge.
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/??????????/deployments/*]",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/??????????/stages*]",
     "AwsSolutions-IAM5[Resource::*]",
     # Slack's bot token and signing secret: issued and rotated by Slack, not by Secrets Manager.
     "AwsSolutions-SMG4",
@@ -282,8 +282,11 @@ def test_state_machine_runs_the_package_definition_unchanged(resources):
     (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
     props = machine["Properties"]
     assert props["StateMachineType"] == "STANDARD"
-    # The definition string is the package's file, placeholders and all...
-    assert json.loads(flat(props["DefinitionString"])) == json.loads(remediator.workflow.definition_text())
+    # The definition string is the package's file, placeholders and all, its service-integration ARNs in the
+    # stack's partition...
+    text = flat(props["DefinitionString"])
+    assert "arn:aws:" not in text
+    assert json.loads(text.replace("arn:<AWS::Partition>:", "arn:aws:")) == json.loads(remediator.workflow.definition_text())
     # ...and each placeholder is substituted with the ARN of the function with the matching handler.
     substitutions = props["DefinitionSubstitutions"]
     assert set(substitutions) == remediator.workflow.placeholders()
@@ -298,7 +301,7 @@ def test_state_machine_runs_the_package_definition_unchanged(resources):
     rendered = flat(props["DefinitionString"])
     for key, value in substitutions.items():
         rendered = rendered.replace("${" + key + "}", flat(value))
-    assert json.loads(rendered) == remediator.workflow.definition(arns)
+    assert json.loads(rendered.replace("arn:<AWS::Partition>:states:", "arn:aws:states:")) == remediator.workflow.definition(arns)
 
 
 def test_state_machine_logs_and_traces(resources):
@@ -408,34 +411,53 @@ def test_star_resources_only_where_the_api_has_no_resource_permissions(resources
 
 
 APIGW = "arn:<AWS::Partition>:apigateway:<AWS::Region>::"
-WRITE_POLICY_GRANTS = {("apigateway:GET", "/restapis/*"), ("apigateway:PATCH", "/restapis/*"),
-                       ("apigateway:UpdateRestApiPolicy", "/restapis/*")}
+API = "/restapis/??????????"  # exactly one REST API (its ID is 10 characters), nothing under it
+WRITE_POLICY_GRANTS = {("apigateway:GET", API), ("apigateway:PATCH", API), ("apigateway:UpdateRestApiPolicy", API)}
+READ_DEPLOYMENT = ("apigateway:GET", f"{API}/deployments/*")
+SUB_RESOURCES = {f"{API}/{sub}" for sub in ("resources*", "authorizers*", "models*", "requestvalidators*",
+                                            "gatewayresponses*", "documentation*", "deployments/*", "stages/*/*")}
 
 
-@pytest.mark.parametrize("handler, grants", [
-    ("evaluate", {("apigateway:GET", "/restapis/*")}),
-    # Changing a policy takes UpdateRestApiPolicy on top of PATCH; without it every fix is denied.
-    # It reads the stages to write them into the intent (the deployment each serves before the change).
-    ("apply", WRITE_POLICY_GRANTS | {("apigateway:GET", "/restapis/*/stages*")}),
-    # It puts every stage back on the deployment it served, then the policy.
-    ("restore", WRITE_POLICY_GRANTS | {("apigateway:GET", "/restapis/*/stages*"), ("apigateway:PATCH", "/restapis/*/stages*")}),
-    # Deployments and stages only: no CreateRestApi/ImportRestApi (POST /restapis), no policy writes.
-    ("redeploy", {("apigateway:POST", "/restapis/*/deployments"), ("apigateway:GET", "/restapis/*/stages*"),
-                  ("apigateway:PATCH", "/restapis/*/stages*")}),
-    ("sweep", {("apigateway:GET", "/restapis")}),
-])
-def test_apigateway_grants_are_exactly_the_calls_made(resources, handler, grants):
-    _, function = functions_by_handler(resources)[f"remediator.functions.{handler}.handler"]
+def apigateway_statements(resources, function, effect: str) -> set[tuple[str, str]]:
     found = set()
     for statement in role_statements(resources, function):
         actions = as_list(statement["Action"])
-        if any(a.startswith("apigateway:") for a in actions):
+        if any(a.startswith("apigateway:") for a in actions) and statement.get("Effect", "Allow") == effect:
             assert all(a.startswith("apigateway:") for a in actions)
             for resource in as_list(statement["Resource"]):
                 text = flat(resource)
                 assert text.startswith(APIGW), text
                 found |= {(a, text[len(APIGW):]) for a in actions}
-    assert found == grants
+    return found
+
+
+@pytest.mark.parametrize("handler, grants", [
+    ("evaluate", {("apigateway:GET", API)}),
+    # Changing a policy takes UpdateRestApiPolicy on top of PATCH; without it every fix is denied.
+    # It reads the stages to write them into the intent (the deployment each serves before the change).
+    ("apply", WRITE_POLICY_GRANTS | {("apigateway:GET", f"{API}/stages*"), READ_DEPLOYMENT}),
+    # It puts every stage back on the deployment it served, then the policy.
+    ("restore", WRITE_POLICY_GRANTS | {("apigateway:GET", f"{API}/stages*"), READ_DEPLOYMENT}),
+    # Deployments and stages only: no CreateRestApi/ImportRestApi (POST /restapis), no policy writes.
+    ("redeploy", {("apigateway:POST", f"{API}/deployments"), ("apigateway:GET", f"{API}/stages*"),
+                  ("apigateway:PATCH", f"{API}/stages*"), READ_DEPLOYMENT}),
+    ("sweep", {("apigateway:GET", "/restapis")}),
+])
+def test_apigateway_grants_are_exactly_the_calls_made(resources, handler, grants):
+    _, function = functions_by_handler(resources)[f"remediator.functions.{handler}.handler"]
+    assert apigateway_statements(resources, function, "Allow") == grants
+
+
+@pytest.mark.parametrize("handler", ["evaluate", "apply", "restore", "redeploy", "sweep"])
+def test_writers_are_denied_every_sub_resource_of_a_rest_api(resources, handler):
+    """A writer changes a REST API itself and its stages: PATCH (and any write verb it has) on a method, integration,
+    resource, authorizer, model, ... is explicitly denied, whatever an Allow says. A reader gets no Deny (it has
+    nothing to deny)."""
+    _, function = functions_by_handler(resources)[f"remediator.functions.{handler}.handler"]
+    allowed = apigateway_statements(resources, function, "Allow")
+    verbs = {a for a, _ in allowed if a in ("apigateway:PATCH", "apigateway:POST", "apigateway:PUT", "apigateway:DELETE")}
+    assert apigateway_statements(resources, function, "Deny") == {(verb, path) for verb in verbs for path in SUB_RESOURCES}
+    assert bool(verbs) == (handler in ("apply", "restore", "redeploy"))
 
 
 def test_only_five_functions_touch_api_gateway(resources):

@@ -9,15 +9,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-# API Gateway control-plane resources, as paths under arn:<partition>:apigateway:<region>::
+# API Gateway control-plane resources, as paths under arn:<partition>:apigateway:<region>:: . The resource types are
+# the Service Authorization Reference's ("Actions, resources, and condition keys for Amazon API Gateway Management"):
+#   RestApi      arn:${Partition}:apigateway:${Region}::/restapis/${RestApiId}
+#   Stage        arn:${Partition}:apigateway:${Region}::/restapis/${RestApiId}/stages/${StageName}
+#   Deployment   arn:${Partition}:apigateway:${Region}::/restapis/${RestApiId}/deployments/${DeploymentId}
+#   Resource     arn:${Partition}:apigateway:${Region}::/restapis/${RestApiId}/resources/${ResourceId}
+#   Method       arn:${Partition}:apigateway:${Region}::/restapis/${RestApiId}/resources/${ResourceId}/methods/${HttpMethodType}
+#   Integration  .../resources/${ResourceId}/methods/${HttpMethodType}/integration
+#   Authorizer   arn:${Partition}:apigateway:${Region}::/restapis/${RestApiId}/authorizers/${AuthorizerId}
+#   Model, RequestValidator, GatewayResponse, DocumentationPart/Version: /restapis/${RestApiId}/models|requestvalidators|...
+# IAM's `*` matches across `/` (IAM user guide, "IAM JSON policy elements: Resource"), so "/restapis/*" would also be
+# every method, integration, resource and authorizer of every API. A REST API ID is 10 characters (API Gateway's
+# generated IDs; CreateRestApi returns e.g. "a1b2c3d4e5"), and `?` matches exactly one character: "/restapis/??????????"
+# is a REST API itself and nothing under it.
+API_ID = "??????????"
 RESTAPIS = "/restapis"  # the collection: GetRestApis (GET)
-RESTAPI = "/restapis/*"  # one REST API: GetRestApi (GET), UpdateRestApi (PATCH)
-DEPLOYMENTS = "/restapis/*/deployments"  # CreateDeployment (POST)
-STAGES = "/restapis/*/stages*"  # GetStages (GET), UpdateStage (PATCH)
+RESTAPI = f"/restapis/{API_ID}"  # one REST API: GetRestApi (GET), UpdateRestApi (PATCH)
+DEPLOYMENTS = f"/restapis/{API_ID}/deployments"  # CreateDeployment (POST)
+DEPLOYMENT = f"/restapis/{API_ID}/deployments/*"  # GetDeployment (GET): is it this change's, and not older than a stage serves
+STAGES = f"/restapis/{API_ID}/stages*"  # GetStages (GET), UpdateStage (PATCH): /stages and /stages/<name>
 
 # Changing a resource policy takes apigateway:UpdateRestApiPolicy on top of apigateway:PATCH
 # (API Gateway developer guide, "Create and attach an API Gateway resource policy to an API").
 WRITE_POLICY = (("GET", RESTAPI), ("PATCH", RESTAPI), ("UpdateRestApiPolicy", RESTAPI))
+
+# The write verbs of API Gateway's control plane; a role that has any of them is a writer.
+WRITE_VERBS = ("DELETE", "PATCH", "POST", "PUT")
+# What a writer is explicitly denied, whatever else it is allowed (a Deny wins over any Allow): every write on the
+# sub-resources of a REST API the bot never changes (the resource types above), and on a stage's own sub-resources
+# (cache, SDKs, exports) and a deployment (UpdateDeployment, DeleteDeployment).
+SUB_RESOURCES = tuple(f"/restapis/{API_ID}/{sub}" for sub in (
+    "resources*",  # Resource, Method, Integration, MethodResponse, IntegrationResponse
+    "authorizers*", "models*", "requestvalidators*", "gatewayresponses*", "documentation*",
+    "deployments/*", "stages/*/*",
+))
 
 # Partition keys in the table (remediator.adapters.dynamodb): "approval#<id>" holds a pending approval
 # and its task token, "execution#<name>" points an execution at its approval; "failures#<region>#<id>"
@@ -59,6 +85,9 @@ class Needs:
     answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens
     # Organization mode only.
     assume_spoke: bool = False  # sts:AssumeRole on the spoke role of the member accounts (its API Gateway calls)
+    # Whether its spoke sessions may write; those that may not are read-only sessions (remediator.adapters.sts,
+    # `read_only`: a session policy that leaves only apigateway:GET).
+    spoke_writes: bool = False
     read_organization: bool = False  # ORGANIZATION_READS
     roster: tuple[str, ...] = ()  # DynamoDB actions on the roster item only (ROSTER_ITEM_KEYS)
     results: tuple[str, ...] = ()  # S3 actions on the organization sweep's results bucket (objects)
@@ -69,9 +98,22 @@ class Needs:
         the roster to know which accounts are the organization's."""
         if not self.apigateway:
             return self
-        return replace(self, apigateway=(), assume_spoke=True, roster=tuple(sorted({*self.roster, "dynamodb:GetItem"})))
+        return replace(self, apigateway=(), assume_spoke=True, spoke_writes=writes_apigateway(self.apigateway),
+                       roster=tuple(sorted({*self.roster, "dynamodb:GetItem"})))
 
 
 def spoke_calls(all_needs: list[Needs | None]) -> tuple[tuple[str, str], ...]:
     """The API Gateway calls the spoke role must allow: every hub function's, as the single-account stack grants them."""
     return tuple(sorted({call for needs in all_needs if needs is not None for call in needs.apigateway}))
+
+
+def writes_apigateway(calls: tuple[tuple[str, str], ...]) -> bool:
+    """Whether these API Gateway calls change anything (any verb but GET, or UpdateRestApiPolicy)."""
+    return any(action != "GET" for action, _ in calls)
+
+
+def denied_writes(calls: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The explicit Deny a role with these calls gets: (actions, paths), empty for a role that only reads. The
+    write verbs it is allowed anywhere, on every sub-resource path (SUB_RESOURCES)."""
+    verbs = sorted({f"apigateway:{action}" for action, _ in calls if action in WRITE_VERBS})
+    return (tuple(verbs), SUB_RESOURCES) if verbs else ((), ())

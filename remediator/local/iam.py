@@ -184,9 +184,13 @@ _NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "Str
 _SETS = ("ForAllValues:", "ForAnyValue:")
 
 
+_VARIABLE = re.compile(r"\$\{([\w:/.-]+)\}")
+
+
 @dataclass(frozen=True)
 class _Condition:
-    """One (operator, key) test of a Condition block, with its policy values already parsed."""
+    """One (operator, key) test of a Condition block, with its policy values already parsed. `variables`: values
+    that are a policy variable (`${aws:PrincipalOrgID}`), by the key whose request value they stand for."""
 
     key: str
     base: str
@@ -194,8 +198,12 @@ class _Condition:
     qualifier: str
     if_exists: bool
     wanted: tuple[Any, ...]
+    variables: tuple[str, ...] = ()
 
     def holds(self, context: Mapping[str, tuple[str, ...]]) -> bool:
+        if self.variables:
+            resolved = self._resolved(context)
+            return resolved is not None and resolved.holds(context)
         values = context.get(self.key, ())
         if self.base == "Null":  # "true": the key must be absent; "false": present
             return any((want == "true") != bool(values) for want in self.wanted)
@@ -209,6 +217,20 @@ class _Condition:
         # a plain negated operator means "matches none of them", i.e. every value passes the negated test
         every = self.qualifier == "ForAllValues:" or (self.negated and not self.qualifier)
         return all(hit(v) for v in values) if every else any(hit(v) for v in values)
+
+    def _resolved(self, context: Mapping[str, tuple[str, ...]]) -> _Condition | None:
+        """The test with each policy variable replaced by the request's value of its key (IAM user guide, "IAM
+        policy elements: Variables and tags"). None where one cannot be resolved (no such key in the request, or a
+        key with several values): "If AWS cannot resolve a variable this might cause the entire statement to be
+        invalid", so the statement never applies there, an Allow's or a Deny's."""
+        prepare = _OPERATORS[self.base][0]
+        wanted = list(self.wanted)
+        for key in self.variables:
+            found = context.get(key, ())
+            if len(found) != 1:
+                return None
+            wanted.append(prepare(found[0]))
+        return _Condition(self.key, self.base, self.negated, self.qualifier, self.if_exists, tuple(wanted))
 
 
 def _conditions(block: Any, where: str) -> tuple[_Condition, ...]:
@@ -227,10 +249,16 @@ def _conditions(block: Any, where: str) -> tuple[_Condition, ...]:
             raise IamError(f"{where}: operator {op!r} needs an object of key: values")
         for key, raw in tests.items():
             texts = [_scalar(v) for v in (raw if isinstance(raw, list) else [raw])]
-            if not texts or any("${" in t for t in texts):
-                raise IamError(f"{where}: {op} {key!r} needs values and policy variables are not supported")
+            if not texts:
+                raise IamError(f"{where}: {op} {key!r} needs values")
+            # A whole value may be one policy variable, in the string operators only (IAM user guide, "Where you
+            # can use policy variables": string comparison operators and ARN operators of the Condition element).
+            variables = [m.group(1).lower() for t in texts if (m := _VARIABLE.fullmatch(t))]
+            if any("${" in t for t in texts if not _VARIABLE.fullmatch(t)) or (variables and not base.startswith(("String", "Arn"))):
+                raise IamError(f"{where}: {op} {key!r}: only a whole value may be a policy variable, in a string or ARN operator")
             prepare = _OPERATORS["Bool"][0] if name == "Null" else _OPERATORS[base][0]
-            out.append(_Condition(key.lower(), base, name in _NEGATED, qualifier, if_exists, tuple(prepare(t) for t in texts)))
+            out.append(_Condition(key.lower(), base, name in _NEGATED, qualifier, if_exists,
+                                  tuple(prepare(t) for t in texts if not _VARIABLE.fullmatch(t)), tuple(variables)))
     return tuple(out)
 
 
@@ -374,10 +402,29 @@ class PolicySet:
         raw = [s for doc in documents for s in _statements(doc, who)]
         self._compiled = [_compile(s, f"policy of {who}, statement {i}", who, resource_policy=False) for i, s in enumerate(raw)]
         self.statements: list[dict[str, Any]] = [dict(s) for s in raw]
+        self._session: list[_Statement] | None = None
+
+    def with_session(self, document: Mapping[str, Any]) -> PolicySet:
+        """The policies of a role session that was given a session policy (sts:AssumeRole `Policy`): its
+        permissions are the intersection of the role's identity policies and the session policy (IAM user guide,
+        "Policies and permissions in AWS Identity and Access Management", Session policies). An explicit deny in
+        either wins; what the session policy allows but the role does not stays denied."""
+        who = f"session policy of {self.principal or '<principal>'}"
+        session = PolicySet.__new__(PolicySet)
+        session.principal, session._compiled, session.statements = self.principal, self._compiled, self.statements
+        session._session = [_compile(s, f"{who}, statement {i}", who, resource_policy=False)
+                            for i, s in enumerate(_statements(document, who))]
+        return session
 
     def decide(self, call: Call) -> Decision:
         """Authorize one call as IAM would for this principal alone (no resource policy, boundary or SCP)."""
-        return _decide(self._compiled, call, None)
+        decision = _decide(self._compiled, call, None)
+        if self._session is None or not decision.allowed:
+            return decision
+        bounded = _decide(self._session, call, None)
+        if not bounded.allowed:
+            return Decision(False, f"session policy: {bounded.reason}", None)
+        return decision
 
     def granted(self) -> set[tuple[int, str]]:
         """(statement index, action) for every action an Allow statement names, to report unused grants."""

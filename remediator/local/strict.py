@@ -661,7 +661,7 @@ class StrictLayer:
         if service == "sts" and op == "GetCallerIdentity":
             return []  # needs no permission
         if service == "sts" and op == "AssumeRole":
-            return [Call("sts:AssumeRole", request.form().get("RoleArn", ""))]
+            return [_assume_role_call(request.form().get("RoleArn", ""), account)]
         if service == "organizations":
             return [Call(f"organizations:{op}", "*")]
         if service == "s3":
@@ -788,10 +788,21 @@ class StrictLayer:
             name = target.rsplit("/", 1)[-1]
             self.register(Principal(
                 name=f"{name}@{target_account}", arn=f"arn:aws:sts::{target_account}:assumed-role/{name}/{session}",
-                access_key=key.group(1).decode(), policies=None if looking_on else self.role_policies.get(target, PolicySet([])),
+                access_key=key.group(1).decode(), policies=self._session_policies(target, request.form().get("Policy"), looking_on),
                 role_arn=target, patient=looking_on, scope=principal.scope, account=target_account, looking_on=looking_on))
         start_response(captured["status"], captured["headers"])
         return [body]
+
+    def _session_policies(self, role_arn: str, session_policy: str | None, looking_on: bool) -> PolicySet | None:
+        """What a session of the role may do: the role's identity policies, intersected with the session policy
+        the caller passed (IAM user guide, Session policies). The harness's own sessions are not IAM-checked, but
+        one it bounded with a session policy (the CLI's read-only commands) is held to that policy."""
+        document = json.loads(session_policy) if session_policy else None
+        if looking_on:
+            # the harness may do anything: the intersection is the session policy itself
+            return None if document is None else PolicySet([document], principal="harness session")
+        role = self.role_policies.get(role_arn, PolicySet([], principal=role_arn))
+        return role if document is None else role.with_session(document)
 
     def _cross_account(self, request: Request, account: str) -> bool:
         return any(str(e.get("EventBusName", "")).startswith("arn:") and str(e["EventBusName"]).split(":")[4] != account
@@ -935,6 +946,23 @@ def _s3_call(request: Request) -> Call:
     else:
         bucket, _, key = path.partition("/")
     return Call(_S3_ACTIONS.get(request.operation, f"s3:{request.operation}"), f"arn:aws:s3:::{bucket}" + (f"/{key}" if key else ""))
+
+
+def _assume_role_call(role_arn: str, caller_account: str) -> Call:
+    """sts:AssumeRole as the caller's own policy sees it: the role (its ARN), with the global keys of the request
+    (IAM user guide, "AWS global condition context keys"): aws:ResourceAccount and aws:ResourceOrgID (the account that
+    owns the role and its organization, present only when that account is in one), aws:PrincipalAccount and
+    aws:PrincipalOrgID (the caller's)."""
+    parts = role_arn.split(":")
+    owner = parts[4] if len(parts) > 5 else ""
+    context: dict[str, tuple[str, ...]] = {"aws:PrincipalAccount": (caller_account,)}
+    if owner:
+        context["aws:ResourceAccount"] = (owner,)
+        if (resource_org := organization_of(owner)) is not None:
+            context["aws:ResourceOrgID"] = (resource_org,)
+    if (principal_org := organization_of(caller_account)) is not None:
+        context["aws:PrincipalOrgID"] = (principal_org,)
+    return Call("sts:AssumeRole", role_arn, context)
 
 
 def _trust_policy(role_arn: str) -> dict[str, Any] | None:
