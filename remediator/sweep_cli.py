@@ -348,7 +348,8 @@ def _assume(args: argparse.Namespace, home: ClientFactory, caller: CallerIdentit
     """The account through its spoke role (its own account too: every account runs with the same permissions)."""
     arn = role_arn(caller.partition, account, args.role_name)
     try:
-        clients = assume_role(home, arn, f"apigw-remediator-cli-{caller.account}")
+        # scan, and fix or rollback without --apply, only read: their sessions cannot write (a session policy)
+        clients = assume_role(home, arn, f"apigw-remediator-cli-{caller.account}", read_only=not getattr(args, "apply", False))
         identity = caller_identity(clients)
     except ClientError as error:
         raise ValueError(f"cannot assume {arn} ({_reason(error)}); nothing done in this account") from None

@@ -46,6 +46,7 @@ class Organization:
     members: list[str]
     apis: dict[str, dict[str, str]] = field(default_factory=dict)
     assumed: list[str] = field(default_factory=list)  # every role ARN the CLI assumed
+    read_only: list[bool] = field(default_factory=list)  # whether each of those sessions was read-only
     _member_clients: dict[str, ClientFactory] = field(default_factory=dict)
 
     @property
@@ -94,14 +95,16 @@ def _organization(monkeypatch: pytest.MonkeyPatch, size: int) -> Iterator[Organi
         org = Organization(clients, DEFAULT_ACCOUNT_ID, members)
         real = remediator.sweep_cli.assume_role
 
-        def trusting_roles(clients: ClientFactory, arn: str, session_name: str, region: str | None = None) -> ClientFactory:
+        def trusting_roles(clients: ClientFactory, arn: str, session_name: str, region: str | None = None,
+                           read_only: bool = False) -> ClientFactory:
             """sts:AssumeRole as IAM answers it: AccessDenied unless the role exists in its account."""
             org.assumed.append(arn)
+            org.read_only.append(read_only)
             account, name = arn.split(":")[4], arn.split("/")[-1]
             if name not in {role.name for role in list(iam_backends[account]["aws"].roles.values())}:
                 raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"User is not authorized to perform: "
                                              f"sts:AssumeRole on resource: {arn}"}}, "AssumeRole")
-            return real(clients, arn, session_name, region)
+            return real(clients, arn, session_name, region, read_only=read_only)
 
         monkeypatch.setattr(remediator.sweep_cli, "assume_role", trusting_roles)
         for account in org.accounts[:-1] if members else org.accounts:
@@ -182,6 +185,7 @@ def test_scan_all_accounts_reports_each_accounts_findings_under_its_own_account(
     assert by_account[members[2]]["compliant"] is True, "the member's own account is its owner, hence trusted"
     assert sorted(org.assumed) == sorted(role_arn("aws", a, SPOKE) for a in org.accounts), \
         "every active account through the spoke role, the caller's own too"
+    assert org.read_only and all(org.read_only), "a scan's sessions cannot write"
 
 
 def test_scan_named_accounts_only_those_once_each_and_text_lines_name_the_account(organization: Organization) -> None:
@@ -207,6 +211,7 @@ def test_fix_apply_across_accounts_records_each_account_and_rollback_restores_it
     named = f"{first},{second},{closed}"
     status, out, err = run("fix", *sweep("--accounts", named, "--trusted-accounts", PARTNER, "--apply", "--audit-log", str(audit)))
     assert (status, err) == (0, [])
+    assert org.read_only and not any(org.read_only), "fix --apply writes, with the spoke role's own permissions"
     outcomes = {r["account"]: r for r in records(out)}
     assert {a: o["action"] for a, o in outcomes.items()} == {first: "applied", second: "applied", closed: "unchanged"}
     for account in (first, second):

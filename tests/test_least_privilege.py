@@ -298,3 +298,21 @@ def test_the_hub_cannot_assume_a_same_named_role_outside_its_organization(org_fl
     member = next(iter(flow.organization.members.values()))
     inside = role_arn("aws", member.account_id, flow.environment["SPOKE_ROLE_NAME"])
     assume_role(_as(flow, "evaluate", region), inside, "probe", region, read_only=True)  # a member's: assumed
+
+
+def test_only_the_functions_that_write_to_api_gateway_ask_for_writable_spoke_sessions() -> None:
+    """In an organization a function's spoke session is read-only (a session policy) unless it writes: exactly the
+    functions whose needs() hold an API Gateway write ask for a writable one (remediator_for(..., writes_api=True))."""
+    import importlib
+    import inspect
+
+    from remediator.functions import NAMES
+    from remediator.functions.common import SpokeClients
+    from remediator.functions.needs import writes_apigateway
+
+    for name in NAMES:
+        module = importlib.import_module(f"remediator.functions.{name}")
+        declared = [module.needs(mode, slack) for mode in ("auto", "approval", "dry-run") for slack in (False, True)]
+        writes = any(n is not None and writes_apigateway(n.apigateway) for n in declared)
+        assert ("writes_api=True" in inspect.getsource(module)) == writes, name
+    assert inspect.signature(SpokeClients).parameters["read_only"].default is True, "read-only unless asked"

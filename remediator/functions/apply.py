@@ -37,7 +37,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Settle what the API was left with, re-read, re-plan if the policy changed since Evaluate, write the
     intent and then the fix; or wait (`busy`) while another change of the API is in flight."""
     state, change, settings = read_state(event, context)
-    remediator = remediator_for(change, settings, event.get("execution"), writes=True)
+    remediator = remediator_for(change, settings, event.get("execution"), writes=True, writes_api=True)
     evaluation = state.evaluation
     expected = evaluation.policy if evaluation else None
     # In approval mode a person approved this exact patch of this exact policy; anything else is asked again.

@@ -117,13 +117,14 @@ class Settings:
         """Where the notices of an account's region are kept: per region, and per account in an organization."""
         return f"{region}#{account}" if self.organization else region
 
-    def member_clients(self, account: str, region: str, function: str) -> ClientFactory:
+    def member_clients(self, account: str, region: str, function: str, read_only: bool = True) -> ClientFactory:
         """The clients a state makes its API Gateway calls in `account` with: the caller's own in a single-account
-        stack; in an organization, a session of the account's spoke role, assumed on the first call and only for
-        an active account of the organization."""
+        stack (its role holds exactly its needs); in an organization, a session of the account's spoke role, assumed
+        on the first call and only for an active account of the organization, and read-only (a session policy that
+        leaves apigateway:GET) unless the state writes."""
         if not self.organization:
             return clients()
-        return SpokeClients(self, account, region, function)  # type: ignore[return-value]
+        return SpokeClients(self, account, region, function, read_only)  # type: ignore[return-value]
 
     @property
     def slack_enabled(self) -> bool:
@@ -224,8 +225,9 @@ class SpokeClients:
     """A member account's clients: its spoke role, assumed (after the roster says the account is an active one of
     the organization) on the first call, so that a state that never calls API Gateway never assumes it."""
 
-    def __init__(self, settings: Settings, account: str, region: str, function: str) -> None:
+    def __init__(self, settings: Settings, account: str, region: str, function: str, read_only: bool = True) -> None:
         self.settings, self.account, self.region, self.function = settings, account, region, function
+        self.read_only = read_only
         self.endpoint_url = clients().endpoint_url
         self._member = False  # checked against the roster, once per invocation (a kept session is not a pass)
 
@@ -240,8 +242,8 @@ class SpokeClients:
                                         f"{self.settings.organization_id}; nothing changed")
             self._member = True
         arn = role_arn(partition_of(self.region), self.account, self.settings.spoke_role_name)
-        factory = aws_call(lambda: _sessions.get((self.endpoint_url, arn),
-                                                 lambda: assume_role(clients(), arn, f"apigw-remediator-{self.function}")))
+        factory = aws_call(lambda: _sessions.get((self.endpoint_url, arn, self.read_only), lambda: assume_role(
+            clients(), arn, f"apigw-remediator-{self.function}", read_only=self.read_only)))
         return factory.client(service, region)
 
 
@@ -279,15 +281,17 @@ def read_state(event: dict[str, Any], context: Any) -> tuple[WorkflowState, ApiC
 
 
 def remediator_for(change: ApiChange, settings: Settings, execution: str | None, judges: bool = True,
-                   writes: bool = False) -> Remediator:
+                   writes: bool = False, writes_api: bool = False) -> Remediator:
     """`judges`: whether this state evaluates policies (and so needs the trusted lists); `writes`: whether it
-    removes principals (and so reads the lists fresh). The execution holds the API's open intent and takes
+    removes principals (and so reads the lists fresh); `writes_api`: whether it writes to API Gateway (else, in an
+    organization, its spoke session is read-only). The execution holds the API's open intent and takes
     the account's deployment lease."""
     sweep_settings = settings.sweep_settings(change.account, change.region, read_trust_lists=judges, fresh=writes)
     journal = DynamoJournal(clients(), settings.audit_table)
     lease = DynamoLease(clients(), settings.audit_table, change.account)
     triggered_by = f"{change.event_name} {change.event_id} by {change.caller.describe()} (execution {execution})"
-    adapter = ApiGatewayAdapter(settings.member_clients(change.account, change.region, _function_name()))  # type: ignore[arg-type]
+    adapter = ApiGatewayAdapter(settings.member_clients(  # type: ignore[arg-type]
+        change.account, change.region, _function_name(), read_only=not writes_api))
     return Remediator(adapter, sweep_settings, journal, lease, change.account, triggered_by, holder=f"execution:{execution}")
 
 

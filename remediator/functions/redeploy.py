@@ -28,7 +28,7 @@ def needs(mode: str, slack: bool) -> Needs | None:
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Deploy in the account's turn, or say how long to wait for it (the state machine waits, not the Lambda)."""
     state, change, settings = read_state(event, context)
-    remediator = remediator_for(change, settings, event.get("execution"), judges=False)
+    remediator = remediator_for(change, settings, event.get("execution"), judges=False, writes_api=True)
     if state.applied is None or state.applied.intent is None:
         raise RemediationFailed("Redeploy reached without the change's intent in $.applied")
     intent = aws_call(lambda: Intent.from_dict(state.applied.intent, "the workflow state's $.applied.intent"))

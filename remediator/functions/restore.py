@@ -27,7 +27,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     execution's own undo authority, else only what the guard proves is not wider); one some stage serves
     already stays open and the next run deploys it everywhere. Stages are never moved back."""
     state, change, settings = read_state(event, context)
-    remediator = remediator_for(change, settings, event.get("execution"), judges=False)
+    remediator = remediator_for(change, settings, event.get("execution"), judges=False, writes_api=True)
     applied = state.applied
     transaction: UndoOf | None = None
     if applied is not None and applied.intent is not None:
