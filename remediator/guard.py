@@ -34,6 +34,11 @@ class WriteRefused(Exception):
     """The guard would not write this policy; the message says why, in one line."""
 
 
+class LiveChanged(Exception):
+    """The live policy is no longer the one the write was planned from: someone wrote in between. Nothing is
+    written; the caller plans again from what is there now, so nobody's change is silently layered over."""
+
+
 @dataclass(frozen=True)
 class Narrowing:
     """Allowed only if the new policy is proven to grant nothing the live one does not."""
@@ -146,12 +151,19 @@ def _untrusted(new: dict[str, Any] | None, widened: list[Widening], trust: Trust
     return found
 
 
+_ANY = object()
+
+
 def guarded_write(adapter: ApiGatewayAdapter, region: str, api_id: str, operations: list[dict[str, str]],
-                  owner_account: str, authority: Authority) -> str | None:
+                  owner_account: str, authority: Authority, planned_from: Any = _ANY) -> str | None:
     """Re-read the live policy, check the write against it, then patch. Returns the live policy it replaced.
-    Raises WriteRefused (nothing written) or what the adapter raises."""
+    `planned_from`: the policy the write was planned from; if the live one is another, LiveChanged (API Gateway
+    has no conditional update, so this narrows the window in which a person's write can be lost to the
+    moment between this read and the write). Raises WriteRefused (nothing written) or what the adapter raises."""
     new = new_policy_of(operations)
     live = adapter.get_rest_api(region, api_id).policy
+    if planned_from is not _ANY and policy_digest(live) != policy_digest(planned_from):
+        raise LiveChanged(f"{region}/{api_id}: the policy changed after it was read; planned again from what is there now")
     widened = check(live, new, owner_account, authority)
     if widened:
         log.warning("policy_write_widens", region=region, api_id=api_id, authority=type(authority).__name__,

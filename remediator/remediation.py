@@ -22,7 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from remediator import clock
 from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, DeploymentInfo, RestApi
-from remediator.guard import Authority, Narrowing, PersonRollback, UndoOf, WriteRefused, guarded_write, policy_digest
+from remediator.guard import (Authority, LiveChanged, Narrowing, PersonRollback, UndoOf, WriteRefused, guarded_write,
+                              policy_digest)
 from remediator.audit import AuditRecord, JsonLinesAuditLog
 from remediator.journal import FileLease, Intent, IntentConflict, Journal, JsonLinesJournal, Lease, PlannedStage
 from remediator.workflow.errors import THROTTLING_CODES, TRANSIENT_CODES
@@ -280,7 +281,10 @@ class Remediator:
     def apply(self, region: str, api_id: str, expected_policy: str | None = None) -> FixOutcome:
         """Begin, deploy in the account's turn, and complete, holding the journal's lock throughout."""
         with self._exclusive():
-            patched = self.begin(region, api_id, expected_policy)
+            for _ in range(3):  # a person's write between the plan and the write: planned again from theirs
+                patched = self.begin(region, api_id, expected_policy)
+                if patched.action != "stale":
+                    break
             if patched.action != "patched" or patched.intent is None:
                 return patched.outcome()
             return self.finish(patched)
@@ -409,9 +413,13 @@ class Remediator:
             return Patched(report, "busy", "another change of this API began just now; waiting for it", wait_seconds=self.POLL_SECONDS)
         log.info("intent_written", intent_id=intent.intent_id, region=api.region, api_id=api.api_id, stages=stage_names)
         try:
-            guarded_write(self.adapter, api.region, api.api_id, operations, self.account, authority or Narrowing())
+            guarded_write(self.adapter, api.region, api.api_id, operations, self.account, authority or Narrowing(),
+                          planned_from=api.policy)
         except WriteRefused as refusal:
             return self._refused(report, intent, str(refusal))
+        except LiveChanged as changed:
+            self._close(intent, "superseded", str(changed))
+            return Patched(report, "stale", str(changed), replanned=True)
         except ApiNotFound:
             self._close(intent, "abandoned", "the API was deleted before the policy was written")
             return Patched(_gone_report(api.region, api.api_id), "skipped", f"{api.region}/{api.api_id}: API was deleted; skipped")
@@ -734,12 +742,45 @@ def _gone(region: str, api_id: str) -> FixOutcome:
     return FixOutcome(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
 
 
-def findings_fingerprint(findings: Iterable[Any], reason: str | None = None) -> str:
-    """One digest per set of findings (Finding objects or their dicts), whatever their order or wording: what
-    a person was told about an API. The same findings on the next sweep are not told again."""
-    rows = sorted(json.dumps([d.get("kind"), d.get("statement_index"), d.get("sid"), d.get("principal"), d.get("remediation")])
+def findings_fingerprint(findings: Iterable[Any], reason: str | None = None, policy: Any = None) -> str:
+    """One digest per exposure (Finding objects or their dicts), whatever its wording: what a person was told
+    about an API. The same exposure on the next sweep is not told again; a wider one is.
+
+    The exposure is each finding's kind, principal and remediation, with the Condition of the statement that
+    grants it (operator, key, values: a removed aws:SourceVpce widens it), and the Conditions of the policy's
+    Deny statements (`policy`, in any form parse_policy reads). Statement order, Sids, the case of condition
+    keys and the order of values are wording: they change nothing.
+    """
+    def canonical(condition: Any) -> Any:  # the same tests however worded: (operator, key in lower case, values)
+        if not isinstance(condition, dict):
+            return compact_json(condition) if condition is not None else None
+        tests = []
+        for operator, block in condition.items():
+            if not isinstance(block, dict):
+                tests.append([operator, None, [compact_json(block)]])
+                continue
+            for key, values in block.items():
+                values = values if isinstance(values, list) else [values]
+                tests.append([operator, key.lower() if isinstance(key, str) else key, sorted(compact_json(v) for v in values)])
+        return sorted(tests, key=json.dumps)
+
+    statements: list[Any] = []
+    if policy:
+        try:
+            statements = statements_of(parse_policy(policy))
+        except (PolicyError, TypeError):
+            statements = []
+
+    def granted_under(index: Any) -> Any:
+        if type(index) is not int or not 0 <= index < len(statements) or not isinstance(statements[index], dict):
+            return None
+        return canonical(statements[index].get("Condition"))
+
+    rows = sorted(json.dumps([d.get("kind"), d.get("principal"), d.get("remediation"), granted_under(d.get("statement_index"))])
                   for d in (f.to_dict() if hasattr(f, "to_dict") else f for f in findings))
-    return hashlib.sha256(json.dumps([rows, reason or ""]).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    denies = sorted(json.dumps(canonical(s.get("Condition"))) for s in statements
+                    if isinstance(s, dict) and s.get("Effect") == "Deny")
+    return hashlib.sha256(json.dumps([rows, reason or "", denies]).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def same_policy(left: str | None, right: str | None) -> bool:

@@ -550,11 +550,11 @@ def _rollback_in(args: argparse.Namespace, target: _Target, record: AuditRecord,
         output.note("error", str(refused))
         return cli.EXIT_INVALID
     _emit_outcome(outcome, args.format, output)
-    return cli.EXIT_INVALID if outcome.action in ("failed", "skipped") else cli.EXIT_OK
+    return cli.EXIT_INVALID if outcome.action in ("failed", "skipped", "refused", "stale") else cli.EXIT_OK
 
 
 def _fix_status(outcome: FixOutcome) -> int:
-    if outcome.action == "failed":
+    if outcome.action in ("failed", "refused", "stale"):  # refused by the guard, or raced three times: nothing fixed
         return cli.EXIT_INVALID
     if outcome.action in ("proposed", "report-only"):
         return cli.EXIT_FINDINGS

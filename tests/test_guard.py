@@ -275,10 +275,10 @@ def test_crafted_intents_never_widen_and_never_move_a_stage_back(account: Any, t
         assert now == served[name] or now not in existing, f"stage {name} moved to an older deployment"
 
 
-def test_in_the_workflow_a_refused_write_is_a_record_and_a_notice(make_flow) -> None:
-    """A person narrows the policy between the plan and the write (the partner only from one network): the
-    planned fix would give the partner back its access from anywhere, so the guard refuses it. Nothing is
-    written; the change closes as refused with its one record, and the execution's failure notice says why."""
+def test_a_persons_write_between_the_plan_and_the_write_is_never_overwritten(make_flow) -> None:
+    """A person narrows the policy (the partner only from one network) after Apply planned the fix and before
+    it writes: the guard's re-read sees another policy than the plan's, so nothing is written and the plan is
+    made again from theirs (which is compliant): their change stands."""
     from remediator.functions import common
     from tests.test_workflow import run, seed
 
@@ -290,16 +290,53 @@ def test_in_the_workflow_a_refused_write_is_a_record_and_a_notice(make_flow) -> 
 
     def race(**_: Any) -> None:
         reads.append(1)
-        if len(reads) == 3:  # Evaluate's read, Apply's re-plan, then the guard's own re-read
+        if len(reads) == 3:  # Evaluate's read, Apply's plan, then the guard's own re-read
             flow.clients.client("apigateway", REGION).update_rest_api(
                 restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
 
     common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.GetRestApi", race)
     _, result = run(flow, api_id)
-    assert result.status == "FAILED" and len(reads) >= 3
+    assert result.status == "SUCCEEDED" and len(reads) >= 4
+    assert result.output["evaluation"]["verdict"] == "compliant", "planned again from the person's policy"
     assert live_policy(flow.account, api_id) == person, "the person's policy stands"
+    assert flow.audit_records() == [] and flow.account.server.aws_requests()[("apigateway", "UpdateRestApi")] == 1
+
+
+def test_in_the_workflow_a_refused_undo_is_a_record_and_a_notice(make_flow) -> None:
+    """The redeploy fails, and someone with write access to the table rewrites the open intent's pre-image to
+    `Principal: *` before RestorePolicy runs. The undo authority is the execution's own (what Apply read and
+    wrote, by digest), so the crafted pre-image is refused: nothing is written, a refusal record is kept, and
+    the failure notice says why; the fix stays written and its change open for the next run."""
+    from remediator.adapters.dynamodb import DynamoJournal
+    from remediator.local import runner
+    from tests.faults.injection import Fault
+    from remediator.functions import common
+    from tests.test_workflow import run, seed
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, doc(allow(OWNER, STRANGER)))
+    flow.discard_pending()
+    Fault("apigateway", "CreateDeployment", "before", "refuse", times=99).install_on(common.clients(), REGION)
+    route = runner._routes[runner.FUNCTION_PREFIX + "restore"]
+    real = route.handler
+
+    def tamper_then_restore(event: dict, context: object) -> Any:
+        table = flow.clients.client("dynamodb", REGION)
+        journal = DynamoJournal(flow.clients, flow.audit.table_name, REGION)
+        (intent,) = journal.open_intents()
+        intent.policy_before = json.dumps(STAR)
+        table.put_item(TableName=flow.audit.table_name, Item=journal._item(intent))
+        return real(event, context)
+
+    route.handler = tamper_then_restore
+    try:
+        _, result = run(flow, api_id)
+    finally:
+        route.handler = real
+    assert result.status == "FAILED"
+    assert live_policy(flow.account, api_id) == FIXED, "the crafted pre-image was never written"
     (record,) = flow.audit_records()
-    assert record.outcome == "refused" and record.api_id == api_id
+    assert record.outcome == "refused" and record.api_id == api_id and json.loads(record.policy_after) == STAR
     (notice,) = [n for n in flow.notifications() if n["kind"] == "failure"]
     assert "refused" in json.dumps(notice)
 
