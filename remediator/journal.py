@@ -71,6 +71,8 @@ class Intent:
     findings: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     trust: dict[str, Any] | None = None  # the trust settings the fix was computed under
+    undoing: bool = False  # the undo began: once the policy is `before` again, the change closes as restored
+    serving: dict[str, str] = field(default_factory=dict)  # left split: which stage serves which deployment now
 
     @property
     def key(self) -> str:

@@ -530,14 +530,25 @@ class Remediator:
             return "the API was deleted"
         published = self._serving_this_change(intent)
         if published:
-            log.warning("undo_left_forward", region=intent.region, api_id=intent.api_id, intent_id=intent.intent_id, stages=published)
-            return (f"not undone: stages {', '.join(published)} already serve the fix and stages only move forward; "
-                    "the change stays open and the next run deploys it on every stage")
+            # Left split: the open intent says which stage serves which deployment; the next run deploys the fix
+            # on every stage, and the failure notice carries this line.
+            intent.serving = {s.name: d for s in self.adapter.list_stages(intent.region, intent.api_id)
+                              if s.name in {p.name for p in intent.stages} and (d := s.deployment_id) is not None}
+            split = ", ".join(f"{name} on {deployment}" for name, deployment in sorted(intent.serving.items()))
+            intent.reason = f"{reason}; left split ({split}): the next run deploys the fix on every stage"
+            self.journal.update(intent)
+            log.warning("undo_left_forward", region=intent.region, api_id=intent.api_id, intent_id=intent.intent_id,
+                        stages=published, serving=intent.serving)
+            return (f"not undone: stages {', '.join(published)} already serve the fix and stages only move forward "
+                    f"(now {split}); the change stays open and the next run deploys it on every stage")
         if same_policy(policy, intent.policy_after):
             restored = compact_json(parse_policy(intent.policy_before)) if intent.policy_before else ""
             operations = ([{"op": "replace", "path": "/policy", "value": restored}] if restored
                           else [{"op": "remove", "path": "/policy"}])
             authority = transaction if transaction is not None and transaction.intent_id == intent.intent_id else Narrowing()
+            if not intent.undoing:  # written down first: if closing fails after the write, recovery still records it
+                intent.undoing = True
+                self.journal.update(intent)
             try:
                 guarded_write(self.adapter, intent.region, intent.api_id, operations, self.account, authority)
             except WriteRefused as refusal:
@@ -611,6 +622,10 @@ class Remediator:
             self.journal.update(intent, previous_holder=previous)
             return "resumed", intent
         if same_policy(api.policy, intent.policy_before) and not self._serving_this_change(intent):
+            if intent.undoing:  # written, then undone, and its close failed: it keeps its restored record
+                intent.state, intent.reason = "restored", intent.reason or "undone; its record written by recovery"
+                self.journal.close(intent, intent.record("restored", [], None))
+                return "restored (it was undone; its record is now written)", None
             self._close(intent, "abandoned", "the policy was never written")
             return "abandoned", None
         self._close(intent, "superseded", "the policy changed since; re-planned from what is there now")

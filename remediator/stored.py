@@ -134,6 +134,8 @@ class Intent(_Strict):
     findings: Findings = []
     reason: Text = ""
     trust: TrustSettings | None = None
+    undoing: bool = False  # the undo began: once the policy is `before` again, the change closes as restored
+    serving: Annotated[dict[StageName, DeploymentId], msgspec.Meta(max_length=STAGES_LIMIT)] = {}  # a split, stage by stage
     kind: Literal["intent"] | msgspec.UnsetType = msgspec.UNSET  # on a journal line only
 
 

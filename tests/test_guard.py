@@ -388,3 +388,37 @@ def test_a_crafted_audit_record_never_makes_a_rollback_grant_anything_untrusted(
     except RollbackRefused:
         pass
     assert _flagged(live_policy(account, api_id)) <= _flagged(live_before)
+
+
+def test_an_undone_change_whose_close_failed_keeps_its_restored_record(account: Any, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The redeploy fails before any deployment, the undo puts the policy back, and closing the change fails once
+    (a full disk): the next run finds the policy as it was before, and records the change as restored, not as
+    'never written'."""
+    from remediator.adapters.clients import ClientFactory
+    from remediator.journal import JsonLinesJournal as Journal
+    from tests.faults.injection import Fault
+
+    api_id = seed_rest_api(account.clients, REGION, "victim", json.dumps(UNTRUSTED), stages=("prod",))
+    audit = tmp_path / "audit.jsonl"
+    faulty = ClientFactory(endpoint_url=account.clients.endpoint_url, session=account.clients.session)
+    Fault("apigateway", "CreateDeployment", "before", "refuse", times=99).install_on(faulty, REGION)
+    remediator = remediator_on(account, audit)
+    remediator.adapter = ApiGatewayAdapter(faulty, DeploymentPacer(sleep=lambda _: None))
+    remediator.RETRIES = 0
+    real_close = Journal.close
+
+    def close_fails_once(self: Journal, intent: Intent, record: Any) -> None:
+        if intent.state == "restored" and not getattr(close_fails_once, "failed", False):
+            close_fails_once.failed = True  # type: ignore[attr-defined]
+            raise OSError(28, "No space left on device")
+        real_close(self, intent, record)
+
+    monkeypatch.setattr(Journal, "close", close_fails_once)
+    with pytest.raises(OSError):
+        remediator.apply(REGION, api_id)
+    assert live_policy(account, api_id) == UNTRUSTED, "undone"
+    (done,) = remediator_on(account, audit).recover([REGION])
+    assert "restored" in done
+    (record,) = JsonLinesAuditLog(audit).records()
+    assert record.outcome == "restored" and record.api_id == api_id
