@@ -34,7 +34,7 @@ class AuditRecord:
     findings: list[dict[str, Any]] = field(default_factory=list)
     timestamp: str = field(default_factory=utc_now)
     change_id: str = ""  # the change's intent (remediator.journal): one record per change, however often retried
-    outcome: str = "applied"  # applied (deployed) | restored (undone) | refused (the guard wrote nothing: remediator.guard)
+    outcome: str = "applied"  # applied (deployed) | restored (undone) | refused (the guard wrote nothing) | lost-update
     trust: dict[str, Any] | None = None  # the trust settings the fix was computed under (checked by rollback)
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,8 @@ V2_EVENTS = frozenset({
 V2_SHAPE = frozenset({"apiId", "protocolType", "apiEndpoint", "routeKey", "routeSelectionExpression"})
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 REST_API_ID = re.compile(r"[a-z0-9]{10}")
+EVENT_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")  # CloudTrail's eventTime (UTC, seconds)
+POLICY_LIMIT = 64 * 1024  # as remediator.stored.POLICY_LIMIT: the largest policy the bot reads back
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 ACCOUNT = re.compile(r"[0-9]{12}")
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
@@ -86,6 +88,11 @@ class ApiChange:
     event_id: str
     event_name: str
     caller: Caller
+    # When the call was made, and the policy it wrote as CloudTrail recorded it (UpdateRestApi's patch on /policy;
+    # "" for a removal; None when the call does not say): how a person's write that the bot's own write landed on
+    # is found and told (remediator.functions.evaluate).
+    event_time: str | None = None
+    written_policy: str | None = None
 
     @property
     def execution_name(self) -> str:
@@ -109,6 +116,8 @@ class ApiChange:
         for name in ("arn", "principal_id", "invoked_by", "session_issuer_arn"):
             _text(getattr(caller, name), f"caller.{name}")
         _check_ids(change.api_id, change.region, change.account)
+        _event_time(change.event_time)
+        _written(change.written_policy)
         return change
 
 
@@ -243,7 +252,46 @@ def _parse_record(record: dict[str, Any], envelope: dict[str, Any], owner_accoun
     caller = _caller(record.get("userIdentity"))
     if caller.session_issuer_arn is not None and caller.session_issuer_arn in own_roles:
         return Ignored(f"{name} was made by the remediator's own role {caller.session_issuer_arn}", event_id)
-    return ApiChange(api_id, region, account, event_id, name, caller)  # type: ignore[arg-type]
+    written = _policy_written(request) if name == "UpdateRestApi" else None
+    return ApiChange(api_id, region, account, event_id, name, caller,  # type: ignore[arg-type]
+                     _event_time(record.get("eventTime")), written)
+
+
+def _policy_written(request: dict[str, Any]) -> str | None:
+    """The policy an UpdateRestApi call left, as its patch says: the last operation on /policy wins (API Gateway
+    applies them in order); "" when it removed the policy; None when it did not touch it or the shape is unknown."""
+    update = request.get("updateRestApiInput")
+    operations = update.get("patchOperations") if isinstance(update, dict) else None
+    if not isinstance(operations, list):
+        return None
+    written: str | None = None
+    for operation in operations:
+        if not isinstance(operation, dict) or operation.get("path") != "/policy":
+            continue
+        if operation.get("op") == "remove":
+            written = ""
+        elif operation.get("op") in ("add", "replace") and isinstance(operation.get("value"), str):
+            written = _written(operation["value"])
+        else:
+            return None  # a patch we cannot follow: nothing is inferred from it
+    return written
+
+
+def _event_time(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not EVENT_TIME.fullmatch(value):
+        raise EventError(f"event field eventTime {value!r:.40} is not a CloudTrail time (YYYY-MM-DDThh:mm:ssZ)")
+    return value
+
+
+def _written(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > POLICY_LIMIT:
+        shown = type(value).__name__ if not isinstance(value, str) else f"{len(value)} characters"
+        raise EventError(f"the policy the event says was written is {shown}, not a policy of at most {POLICY_LIMIT} characters")
+    return value
 
 
 def _accounts_named(record: dict[str, Any], envelope: dict[str, Any]) -> list[str]:

@@ -156,7 +156,8 @@ class AuditRecord(_Strict):
     findings: Findings = []
     timestamp: Timestamp | msgspec.UnsetType = msgspec.UNSET
     change_id: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{32})?\Z")] = ""  # an intent's ID, or none (older records)
-    outcome: Literal["applied", "restored", "refused"] = "applied"
+    # refused: the guard wrote nothing; lost-update: a person's change one of the bot's writes landed on
+    outcome: Literal["applied", "restored", "refused", "lost-update"] = "applied"
     trust: TrustSettings | None = None
 
 

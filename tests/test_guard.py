@@ -422,3 +422,54 @@ def test_an_undone_change_whose_close_failed_keeps_its_restored_record(account: 
     assert "restored" in done
     (record,) = JsonLinesAuditLog(audit).records()
     assert record.outcome == "restored" and record.api_id == api_id
+
+
+def test_a_persons_write_the_bots_write_landed_on_is_recorded_and_told(make_flow) -> None:
+    """A person's UpdateRestApi lands in the instant between the guard's re-read and the bot's write (API Gateway
+    has no conditional update): the bot's fix replaces it. When CloudTrail delivers the person's call, its
+    execution finds the policy is not theirs and the bot's change closed after they wrote: a record of its own
+    and a notice naming who, when, and the policy they wrote."""
+    from remediator.functions import common
+    from tests.test_workflow import run, seed
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, doc(allow(OWNER, STRANGER)))
+    flow.discard_pending()
+    person = doc(allow(OWNER, PARTNER, STRANGER))
+    wrote: list[int] = []
+
+    def race(**_: Any) -> None:
+        if not wrote:
+            wrote.append(1)
+            flow.clients.client("apigateway", REGION).update_rest_api(
+                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
+
+    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
+    _, first = run(flow, api_id)
+    assert first.status == "SUCCEEDED" and wrote and live_policy(flow.account, api_id) == FIXED, "the fix replaced theirs"
+    answers = flow.pump()
+    assert [a["status"] for a in answers] == ["started"], "the person's call, delivered by CloudTrail"
+    records = flow.audit_records()
+    (lost,) = [r for r in records if r.outcome == "lost-update"]
+    assert parse_policy(lost.policy_before) == person and "user/local-admin" in lost.triggered_by
+    (notice,) = [n for n in flow.notifications() if n.get("lost_update")]
+    assert notice["lost_update"]["who"].endswith("user/local-admin") and parse_policy(notice["lost_update"]["policy"]) == person
+    assert notice["lost_update"]["written_over_by"] == next(r.change_id for r in records if r.outcome == "applied")
+    flow.pump()
+    assert len([r for r in flow.audit_records() if r.outcome == "lost-update"]) == 1, "recorded once"
+
+
+def test_a_persons_write_before_the_bot_read_is_not_a_lost_update(make_flow) -> None:
+    """The person wrote first and the bot planned from their policy: nothing of theirs was lost, nobody is told."""
+    from tests.test_workflow import run, seed
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, doc(allow(OWNER)))
+    flow.discard_pending()
+    person = doc(allow(OWNER, PARTNER, STRANGER))
+    flow.clients.client("apigateway", REGION).update_rest_api(
+        restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
+    assert [a["status"] for a in flow.pump()] == ["started"]
+    assert live_policy(flow.account, api_id) == doc(allow(OWNER, PARTNER))
+    assert [r.outcome for r in flow.audit_records()] == ["applied"]
+    assert not [n for n in flow.notifications() if n.get("lost_update")]

@@ -4,8 +4,10 @@ failure counts and what people were told, each under its own key prefix."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -15,6 +17,7 @@ from remediator.adapters.clients import ClientFactory
 from remediator.organization import Roster
 from remediator.approvals import APPROVAL_ID, ApprovalRequest
 from remediator.audit import AuditRecord, parse_line
+from remediator.guard import policy_digest
 from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, JournalError, Turn
 
 
@@ -91,6 +94,27 @@ class _NoticeItem(_Item):
     name: _S
     verdict: _S
     told_at: _S
+
+
+stored_time = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")  # utc_now()'s form
+
+
+class _LastWriteItem(_Item):
+    intent_id: _S
+    read_at: _S
+    closed_at: _S
+    before_digest: _S
+
+
+@dataclass(frozen=True)
+class LastWrite:
+    """The bot's last applied change of an API: when it read the policy it planned from, when the change
+    closed, and a digest of what it read. A person's write inside that window was written over."""
+
+    intent_id: str
+    read_at: str
+    closed_at: str
+    before_digest: str
 
 
 class _LeaseItem(_Item):
@@ -429,6 +453,7 @@ class DynamoJournal:
     """
 
     OPEN = "intent#open"
+    LAST = "intent#last"  # per API, the last applied change's window (LastWrite): one item, overwritten
 
     def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
         self._client = clients.client("dynamodb", region)
@@ -505,6 +530,11 @@ class DynamoJournal:
         if record is not None:
             items.append({"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)",
                                   "Item": _audit_item(record)}})
+        if record is not None and record.outcome == "applied":
+            items.append({"Put": {"TableName": self.table_name, "Item": {
+                "pk": {"S": self.LAST}, "sk": {"S": intent.key}, "intent_id": {"S": intent.intent_id},
+                "read_at": {"S": intent.created_at}, "closed_at": {"S": record.timestamp},
+                "before_digest": {"S": policy_digest(intent.policy_before)}}}})
         try:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as error:
@@ -514,9 +544,25 @@ class DynamoJournal:
             # The closed intent exists already: a retried Record or Restore whose first attempt went
             # through. Nothing is written twice.
 
+    def last_write(self, account: str, region: str, api_id: str) -> LastWrite | None:
+        """The API's last applied change (None if the bot never changed it), decoded strictly."""
+        key = {"pk": {"S": self.LAST}, "sk": {"S": f"{account}#{region}#{api_id}"}}
+        item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        decoded = _decode_item(item, _LastWriteItem, self.table_name)
+        times = [decoded.read_at.S, decoded.closed_at.S]
+        if not all(stored_time.fullmatch(t) for t in times) or not re.fullmatch(r"[0-9a-f]{32}", decoded.intent_id.S):
+            raise StoredItemError(f"{_where(self.table_name, item)}: not a last-write item the bot writes")
+        return LastWrite(decoded.intent_id.S, decoded.read_at.S, decoded.closed_at.S, decoded.before_digest.S)
+
     def note(self, record: AuditRecord) -> None:
-        """A record of its own beside the changes' (a refused write), put once under its own ID."""
-        self._client.put_item(TableName=self.table_name, Item=_audit_item(record), ConditionExpression="attribute_not_exists(pk)")
+        """A record of its own beside the changes' (a refused write, a lost update), put once under its own ID: a
+        retried step that notes it again writes nothing."""
+        try:
+            self._client.put_item(TableName=self.table_name, Item=_audit_item(record), ConditionExpression="attribute_not_exists(pk)")
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass
 
 
 class DynamoLease:

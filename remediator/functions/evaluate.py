@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from remediator import clock
 from remediator.adapters.apigateway import ApiNotFound
-from remediator.adapters.dynamodb import FailureLedger, NoticeLedger
+from remediator.adapters.dynamodb import DynamoJournal, FailureLedger, NoticeLedger
+from remediator.audit import AuditRecord
+from remediator.core.trust import Remediation
 from remediator.events import ApiChange
 from remediator.functions import common
 from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
-from remediator.core.trust import Remediation
 from remediator.functions.needs import RESTAPI, Needs
-from remediator.workflow.errors import RemediationFailed
 from remediator.logs import get_logger
-from remediator.remediation import Verdict, assess, policy_digest
+from remediator.remediation import Remediator, Verdict, assess, policy_digest, same_policy
+from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Evaluation
 
 log = get_logger("remediator.functions.evaluate")
@@ -25,9 +27,10 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # whether a change of ours was left half-done on the API (GetItem on its open intent).
     # An API that needs nobody any more (compliant, exempt, deleted) has what people were told forgotten
     # (DeleteItem on its notice), so that findings coming back are told again.
+    # Where the bot writes, a person's write that one of its changes landed on is recorded (PutItem of a record).
     writes = mode in ("auto", "approval")
     return Needs(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",) if writes else (),
-                 journal=("dynamodb:GetItem",) if writes else (), notices=("dynamodb:DeleteItem",))
+                 journal=("dynamodb:GetItem",) if writes else (), notices=("dynamodb:DeleteItem",), put_audit=writes)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -54,6 +57,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         # A fix that failed LIMIT times on this very policy waits for a person (or a policy change).
         failures = aws_call(lambda: ledger(settings).count(change.region, change.api_id, policy_digest(api.policy)))
     verdict = report.verdict(failures, FailureLedger.LIMIT, left_open).value
+    lost = _written_over(change, api.policy, remediator) if settings.mode != "dry-run" else None
+    if lost is not None and verdict in (Verdict.COMPLIANT.value, Verdict.EXEMPT.value):
+        verdict = Verdict.REPORT_ONLY.value  # nothing to fix, but a person must hear that their change was lost
     if verdict in (Verdict.COMPLIANT.value, Verdict.EXEMPT.value):
         _resolved(change, settings)
     mode = settings.mode
@@ -69,7 +75,36 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     log.info("evaluated", verdict=verdict, failures=failures,
              findings=len(report.evaluation.findings) if report.evaluation else None)
     return Evaluation.from_dict({"verdict": verdict, "mode": mode, "policy": api.policy, "failures": failures,
-                                 "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict()}).to_dict()
+                                 "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict(),
+                                 **({"lost_update": lost} if lost else {})}).to_dict()
+
+
+def _written_over(change: ApiChange, live: str | None, remediator: Remediator) -> dict[str, Any] | None:
+    """A person's UpdateRestApi that landed between the bot's last read of the policy and its write, so that the
+    bot's write replaced it (API Gateway has no conditional update; the guard narrows the window to the moment
+    between its re-read and its write, and this finds what fell into it once CloudTrail delivers the call).
+    Recorded once (a record of its own, keyed by the event) and told to a person: who, when, and their policy."""
+    journal = remediator.journal
+    if change.written_policy is None or change.event_time is None or not isinstance(journal, DynamoJournal):
+        return None
+    if same_policy(live, change.written_policy or None):
+        return None  # theirs is what is there
+    last = aws_call(lambda: journal.last_write(change.account, change.region, change.api_id))
+    if last is None or policy_digest(change.written_policy) == last.before_digest:
+        return None  # the bot never wrote here, or it read their policy and planned from it
+    if not last.read_at <= change.event_time <= last.closed_at:
+        return None  # before the bot read the policy (it would have read theirs) or after its change closed
+    lost = {"who": change.caller.describe(), "when": change.event_time, "policy": change.written_policy,
+            "written_over_by": last.intent_id}
+    record = AuditRecord(
+        account=change.account, region=change.region, api_id=change.api_id, api_name="", action="remediate",
+        policy_before=change.written_policy, policy_after=live or "", patch_operations=[], stages_redeployed=[],
+        deployment_id=None, triggered_by=f"{change.event_name} {change.event_id} by {lost['who']} at {lost['when']}",
+        change_id=hashlib.md5(f"lost-update#{change.event_id}".encode(), usedforsecurity=False).hexdigest(),
+        outcome="lost-update")
+    aws_call(lambda: journal.note(record))
+    log.warning("person_write_lost", who=lost["who"], when=lost["when"], written_over_by=last.intent_id)
+    return lost
 
 
 def _resolved(change: ApiChange, settings: Settings) -> None:

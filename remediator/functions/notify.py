@@ -70,6 +70,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     }
     if evaluation.error:  # a policy that cannot be read: no findings to show, so say why
         body["reason"] = evaluation.error
+    if evaluation.lost_update:  # who changed the policy, when, and what they wrote, before the bot's write replaced it
+        body["lost_update"] = evaluation.lost_update
+        subjects["findings"] = f"A change to API {name} ({change.region}) was written over by the remediator"
     if kind == "result":
         deployed = state.redeploy or Redeployed()
         body["stages_redeployed"] = deployed.stages
@@ -88,7 +91,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         body["decision"] = state.get("decision") or state.get("approval")
     notices = NoticeLedger(common.clients(), settings.audit_table)
     place = settings.notice_place(change.account, change.region)
-    fingerprint = findings_fingerprint(evaluation.findings, evaluation.error) if kind in TOLD_ONCE else None
+    reason = evaluation.error or (f"lost update {evaluation.lost_update.get('when')}" if evaluation.lost_update else None)
+    fingerprint = findings_fingerprint(evaluation.findings, reason, evaluation.policy) if kind in TOLD_ONCE else None
     if fingerprint is not None and aws_call(lambda: notices.fingerprint(place, change.api_id)) == fingerprint:
         log.info("not_told_again", kind=kind, fingerprint=fingerprint)  # the same findings as last time: nobody is told twice
         return {"kind": kind, "message_id": None, "slack": None, "unchanged": True}

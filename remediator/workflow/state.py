@@ -43,6 +43,8 @@ class Evaluation:
     findings: list[dict[str, Any]] = field(default_factory=list)
     patch_operations: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    # A person's change the bot's own write landed on: who, when, their policy (remediator.functions.evaluate).
+    lost_update: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> Evaluation:
@@ -52,7 +54,7 @@ class Evaluation:
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if not (k == "error" and v is None)}
+        return {k: v for k, v in asdict(self).items() if not (k in ("error", "lost_update") and v is None)}
 
 
 @dataclass
