@@ -145,3 +145,25 @@ def test_an_account_trusted_a_moment_ago_is_never_stripped_by_a_stale_list(make_
     assert result.output["evaluation"]["verdict"] == "fix", "Evaluate used the copy it kept"
     assert policy_of(flow, api_id) == UNTRUSTED, "Apply judged by the lists as they are now: STRANGER is trusted"
     assert ApiGatewayAdapter(flow.clients).get_rest_api(REGION, api_id).policy is not None
+
+
+def test_a_sweep_retried_after_a_failed_publish_keeps_the_resolved_findings(make_flow) -> None:
+    """SNS refuses the summary once (the sweep's Lambda fails and is run again): the retried sweep still lists
+    the API deleted in between as resolved, because what people were told is forgotten only after the summary
+    that says so is out."""
+    from remediator.functions import common
+    from tests.faults.injection import Fault
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, WILDCARD)
+    flow.discard_pending()
+    sweep(flow)
+    flow.clients.client("apigateway", REGION).delete_rest_api(restApiId=api_id)
+    flow.discard_pending()
+    fault = Fault("sns", "Publish", "before", "refuse", times=1).install_on(common.clients(), REGION)
+    flow.later(24 * 3600)
+    with pytest.raises(Exception):
+        flow.run_sweep()
+    assert fault.fired
+    _, told, summary = sweep(flow)
+    assert told == [] and summary["resolved_findings"] == [{"api_id": api_id, "name": "", "verdict": "gone"}]

@@ -54,13 +54,25 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if settings.organization:
         account, region = _pair(event)  # its membership is checked by its spoke clients, before the first call there
         summary, counts = sweep_region(settings, account, region)
-        return within_state_limit(summary) | {"duplicate": counts["duplicate"]}
+        result = within_state_limit(summary) | {"duplicate": counts["duplicate"]}
+        forget_resolved(settings, summary)  # last: a child retried before this still lists them
+        return result
     region = os.environ.get("AWS_REGION") or common.clients().default_region
     summary, counts = sweep_region(settings, own_account(context), region)
     subject = (f"Daily sweep of {summary['account']} {region}: {summary['apis']} APIs, {len(summary['new_findings'])} "
                f"with new findings, {len(summary['resolved_findings'])} resolved")
     publish(common.clients(), settings.topic_arn, subject, summary)
+    forget_resolved(settings, summary)  # only once the summary is out: a sweep retried after a failed publish lists them again
     return {**counts, "new": len(summary["new_findings"]), "resolved": len(summary["resolved_findings"])}
+
+
+def forget_resolved(settings: Settings, summary: dict[str, Any]) -> None:
+    """What people were told about the resolved APIs is forgotten (if their findings come back, they are news
+    again). Done after the summary that lists them is published, never before, so a retry keeps every one."""
+    place = settings.notice_place(summary["account"], summary["region"])
+    notices = NoticeLedger(common.clients(), settings.audit_table)
+    for item in summary["resolved_findings"]:
+        aws_call(lambda api_id=item["api_id"]: notices.forget(place, api_id))
 
 
 # A Map child's output goes into the parent's results (a state's payload takes 256 KB): a region with thousands of
@@ -114,13 +126,13 @@ def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[st
         verdicts[verdict.value] += 1
         told_once = verdict is Verdict.REPORT_ONLY or (verdict is Verdict.FIX and settings.mode == "dry-run")
         if told_once:
-            fingerprint = findings_fingerprint(report.evaluation.findings if report.evaluation else [], report.error)
+            fingerprint = findings_fingerprint(report.evaluation.findings if report.evaluation else [], report.error,
+                                               report.evaluation.policy if report.evaluation else None)
             if standing.get(api.api_id) == fingerprint:
                 counts["told_already"] += 1
                 continue
             new.append({"api_id": api.api_id, "name": api.name, "verdict": verdict.value})
-        elif api.api_id in standing and verdict in (Verdict.COMPLIANT, Verdict.EXEMPT):
-            aws_call(lambda api=api: notices.forget(place, api.api_id))  # compliant or exempt now: resolved
+        elif api.api_id in standing and verdict in (Verdict.COMPLIANT, Verdict.EXEMPT):  # resolved (forgotten once told)
             resolved.append({"api_id": api.api_id, "name": api.name, "verdict": verdict.value})
         if not verdict.needs_attention:
             continue
@@ -131,7 +143,6 @@ def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[st
             common.clients(), settings.state_machine_arn, change.execution_name, {"change": change.to_dict(), "source": "sweep"}))
         counts[status] += 1
     for api_id in sorted(set(standing) - listed):  # deleted since: nobody needs to hear about it again
-        aws_call(lambda api_id=api_id: notices.forget(place, api_id))
         resolved.append({"api_id": api_id, "name": "", "verdict": Verdict.GONE.value})
     log.info("sweep_done", **counts, new=len(new), resolved=len(resolved))
     return {"kind": "summary", "mode": settings.mode, "account": account, "region": region, "apis": counts["apis"],
