@@ -25,8 +25,8 @@ from remediator.cli_args import (
     trust_config,
 )
 from remediator import __version__
-from remediator.core import ConfigError, Evaluation, evaluate_policy
-from remediator.policy_forms import policy_forms
+from remediator.core import ConfigError, Evaluation, PolicyError, evaluate_policy
+from remediator.policy_forms import MAX_DOCUMENT_CHARS, policy_forms
 
 
 PROG = "apigw-remediator"
@@ -103,19 +103,19 @@ def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     status = EXIT_OK
     for source in args.files:
         try:
-            label, policy = policy_forms(_read(source), source)
-            evaluation = evaluate_policy(policy, config)
-        except (OSError, ValueError) as error:  # PolicyError is a ValueError, as is undecodable text
+            # Each policy as JSON text, read by the engine exactly as the library reads it: one verdict on every path.
+            evaluations = [(label, evaluate_policy(text, config)) for label, text in policy_forms(_read(source), source)]
+        except (OSError, ValueError, RecursionError) as error:  # PolicyError is a ValueError, as is undecodable text
             print(f"error: {source}: {one_line(_describe(error))}", file=err)
             status = EXIT_INVALID
             continue
-        source = label
-        if not evaluation.compliant and status == EXIT_OK:
-            status = EXIT_FINDINGS
-        if args.format == "json":
-            print(json.dumps({"source": source, **evaluation.to_dict()}, default=str), file=out)
-        else:
-            print(render_text(source, evaluation), file=out)
+        for label, evaluation in evaluations:
+            if not evaluation.compliant and status == EXIT_OK:
+                status = EXIT_FINDINGS
+            if args.format == "json":
+                print(json.dumps({"source": label, **evaluation.to_dict()}, default=str), file=out)
+            else:
+                print(render_text(label, evaluation), file=out)
     return status
 
 
@@ -136,10 +136,15 @@ def render_text(source: str, evaluation: Evaluation) -> str:
 
 
 def _read(source: str) -> str:
+    """The file's text, refused past MAX_DOCUMENT_CHARS before it is all in memory."""
     if source == "-":
-        return sys.stdin.read()
-    with open(source, encoding="utf-8") as handle:
-        return handle.read()
+        text = sys.stdin.read(MAX_DOCUMENT_CHARS + 1)
+    else:
+        with open(source, encoding="utf-8") as handle:
+            text = handle.read(MAX_DOCUMENT_CHARS + 1)
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise PolicyError(f"document is larger than {MAX_DOCUMENT_CHARS} characters")
+    return text
 
 
 def _describe(error: Exception) -> str:

@@ -451,7 +451,7 @@ def test_evaluate_reads_the_forms_policies_come_in(tmp_path: Path, name: str, te
 
 
 @pytest.mark.parametrize("text, message", [
-    ("Statement:\n  - Effect: Allow\n    Effect: Deny\n    Principal: '*'\n", "appears more than once"),
+    # A key repeated in a YAML policy is an ambiguous-policy finding, as in JSON (tests/test_one_verdict.py).
     ("openapi: 3.0.1\npaths: {}\n", "OpenAPI document without x-amazon-apigateway-policy"),
     ("just: [a, mapping]\n", "no Statement"),
     ("- [unbalanced\n", "neither JSON nor YAML"),

@@ -44,6 +44,9 @@ def deny(**changes: Any) -> dict:
     deny(Principal={"AWS": "*"}, Action="*", Resource="*"),
     deny(Action=None, NotAction="execute-api:ManageConnections"),
     deny(Action=["execute-api:*"], Resource=["arn:aws:execute-api:eu-west-1:111122223333:abcdefghij/*"]),
+    # Tests are ANDed: the callers let through are the organization's and the owner's, all trusted.
+    deny(Condition={"StringNotEquals": {"aws:PrincipalOrgID": TRUSTED_ORG},
+                    "StringNotEqualsIgnoreCase": {"aws:PrincipalAccount": OWNER}}),
 ])
 def test_a_wildcard_behind_an_identity_perimeter_is_not_reported(perimeter: dict) -> None:
     allow = dict(OPEN, Resource="arn:aws:execute-api:eu-west-1:111122223333:abcdefghij/*") if "arn:" in json.dumps(perimeter["Resource"]) else OPEN
@@ -65,8 +68,8 @@ COUNTER_EXAMPLES = {
     "wildcard organization": deny(Condition={"StringNotLike": {"aws:PrincipalOrgID": "o-*"}}),
     "untrusted account": deny(Condition={"StringNotEquals": {"aws:PrincipalAccount": [OWNER, STRANGER]}}),
     "wildcard account in an ARN": deny(Condition={"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}}),
-    "two identity blocks": deny(Condition={"StringNotEquals": {"aws:PrincipalOrgID": TRUSTED_ORG},
-                                           "StringNotEqualsIgnoreCase": {"aws:PrincipalAccount": OWNER}}),
+    "two identity blocks, one untrusted": deny(Condition={"StringNotEquals": {"aws:PrincipalOrgID": TRUSTED_ORG},
+                                                          "StringNotEqualsIgnoreCase": {"aws:PrincipalAccount": STRANGER}}),
     "AWS services let through": deny(Condition={"StringNotEquals": {"aws:PrincipalOrgID": TRUSTED_ORG},
                                                 "Bool": {"aws:PrincipalIsAWSService": "true"}}),
     "another key narrows it": deny(Condition={"StringNotEquals": {"aws:PrincipalOrgID": TRUSTED_ORG},

@@ -103,6 +103,8 @@ def _judge_test(operator: str, key: Any, raw_values: Any, config: TrustConfig) -
     base, ignored_because = _base_operator(operator)
     if ignored_because:
         return (False, f"{operator} on {key} does not restrict the caller ({ignored_because})", False)
+    if base in ARN_OPERATORS and lowered not in ARN_KEYS:  # IAM global condition keys: a String key, not an ARN
+        return (False, f"{operator} on {key} does not restrict the caller (not an operator for the key's type, String)", False)
     values = [raw_values] if isinstance(raw_values, str) else raw_values
     if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
         return (False, None, False)

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from remediator.core.conditions import MEMO_LIMIT, NETWORK_KEYS, UNCONDITIONAL, judge_condition, restricts_to_trusted
-from remediator.core.perimeter import guarding_perimeter, perimeters
+from remediator.core.perimeter import candidates, guarding_perimeter, perimeters, refusals
 from remediator.core.policy import (
     Policy,
     PolicyError,
@@ -244,6 +244,7 @@ _ACCOUNT = PrincipalCategory.ACCOUNT
 _WILDCARD = PrincipalCategory.WILDCARD
 _NOT_PRINCIPAL = "\0NotPrincipal"  # a marker no Principal key can equal
 _NOT_AN_ACCOUNT = PrincipalCategory.NOT_AN_ACCOUNT
+_WILDCARD_FINDING = FindingKind.WILDCARD_PRINCIPAL
 
 
 def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
@@ -458,14 +459,20 @@ def _describe_all(statements: list[Statement], judged_statements: list[_JudgedSt
     notes: list[str] = []
     deny_keys = _deny_network_keys(statements) if judged_statements else ()
     guards: list[int] | None = None
+    lookalikes: list[int] | None = None  # the Denies that test the caller's identity, found once per policy
     for index, statement, judged in judged_statements:
         guard = None
         # The guarding Deny is named only beside an untrusted account, or as the note for a guarded wildcard.
         if has_deny and any(kind is None or kind is FindingKind.UNTRUSTED_ACCOUNT for _, _, _, kind, _, _, _ in judged):
             guards = perimeters(statements, config) if guards is None else guards
             guard = guarding_perimeter(statement, statements, config, guards) if guards else None
+        # Why no Deny guards a reported wildcard (a Deny that tests the caller's identity but earns no credit).
+        refused: list[str] = []
+        if has_deny and any(kind is _WILDCARD_FINDING for _, _, _, kind, _, _, _ in judged):
+            lookalikes = candidates(statements) if lookalikes is None else lookalikes
+            refused = refusals(statement, statements, config, lookalikes) if lookalikes else refused
         _describe(index, statement, judged, _guarded_by(statements, guard), config, deny_keys, findings, notes,
-                  memo.values if memo is not None else None)
+                  memo.values if memo is not None else None, refused)
     if repeated:
         # Judged on the values Python kept, but AWS may enforce others: report everything, change nothing.
         ambiguous = [Finding(FindingKind.AMBIGUOUS_POLICY, _statement_of(path), None, path, None, Remediation.REPORT_ONLY,
@@ -483,7 +490,8 @@ def _guarded_by(statements: list[Statement], guard: int | None) -> str | None:
 
 
 def _describe(index: int, statement: Statement, judged: list[_Judged], guarded_by: str | None, config: TrustConfig,
-              deny_network_keys: tuple[str, ...], findings: list[Finding], guarded: list[str], memo: Any = None) -> None:
+              deny_network_keys: tuple[str, ...], findings: list[Finding], guarded: list[str], memo: Any = None,
+              refused: list[str] | None = None) -> None:
     """Word the decisions for one Allow statement, in the light of its Condition and of the Deny guarding it."""
     sid = statement.get("Sid")
     sid = sid if isinstance(sid, str) else None
@@ -508,6 +516,8 @@ def _describe(index: int, statement: Statement, judged: list[_Judged], guarded_b
             detail = f"account {account} is not trusted" + (f"; {guarded_by} also blocks it" if guarded_by else "")
         elif kind is FindingKind.WILDCARD_PRINCIPAL:
             detail = _DETAILS[kind] + (f" ({reason})" if reason else "")
+            if refused:
+                detail += "".join(f"; {r}" for r in refused)
         else:
             detail = _DETAILS[kind]
         remediation = Remediation.REMOVE if removable else Remediation.REPORT_ONLY
