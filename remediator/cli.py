@@ -1,4 +1,4 @@
-"""Command line: `python -m remediator evaluate|scan|fix|rollback`.
+"""Command line: `python -m remediator evaluate|check|scan|fix|rollback`.
 
 Exit status: 0 all compliant, 1 findings, 2 invalid input or arguments (one line on
 stderr, never a traceback). The only module that prints.
@@ -32,6 +32,7 @@ from remediator.policy_forms import MAX_DOCUMENT_CHARS, policy_forms
 PROG = "apigw-remediator"
 EXAMPLES = """examples:
   apigw-remediator evaluate examples/policy.json --owner-account 111122223333 --trusted-accounts 444455556666
+  apigw-remediator check template.yaml cdk.out --owner-account 111122223333 --format sarif --output results.sarif
   apigw-remediator scan --regions us-east-1,eu-west-1 --trusted-accounts 444455556666
   apigw-remediator fix --regions all --trusted-accounts 444455556666 --apply --audit-log audit.jsonl
   apigw-remediator rollback --audit-log audit.jsonl --api-id a1b2c3d4e5 --apply
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "x-amazon-apigateway-policy, or a list of statements; - reads standard input")
     add_trust_arguments(evaluate, owner_required=True)
     evaluate.set_defaults(run=run_evaluate)
+    from remediator import check_cli
+
+    check_cli.add_command(commands)
     try:
         from remediator import sweep_cli
     except ImportError:  # the sweep needs boto3, which the pure evaluate command does not

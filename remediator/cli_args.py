@@ -101,7 +101,8 @@ def whole_number(what: str, low: int, high: int) -> Any:
     return parse
 
 
-def add_trust_arguments(parser: argparse.ArgumentParser, owner_required: bool) -> None:
+def add_trust_arguments(parser: argparse.ArgumentParser, owner_required: bool,
+                        formats: tuple[str, ...] = ("text", "json")) -> None:
     parser.add_argument("--owner-account", required=owner_required, type=account_id,
                         help="the API owner's account ID (always trusted)")
     parser.add_argument("--trusted-accounts", type=account_ids, default=[], help="comma-separated trusted account IDs")
@@ -113,12 +114,16 @@ def add_trust_arguments(parser: argparse.ArgumentParser, owner_required: bool) -
         action="store_true",
         help="also strip '*' principals (off by default: private APIs rely on them)",
     )
-    add_format_argument(parser)
+    add_format_argument(parser, formats)
 
 
-def add_format_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="text (default): one line per finding or API; json: one JSON object per input or API")
+FORMAT_HELP = {"text": "text (default): one line per finding or API", "json": "json: one JSON object per input or API",
+               "ocsf": "ocsf: one OCSF Detection Finding per finding and line",
+               "asff": "asff: one AWS Security Finding Format finding per API and line"}
+
+
+def add_format_argument(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
+    parser.add_argument("--format", choices=formats, default="text", help="; ".join(FORMAT_HELP[f] for f in formats))
 
 
 def trust_config(args: argparse.Namespace, owner_account: str | None = None) -> TrustConfig:

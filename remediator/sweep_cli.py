@@ -82,7 +82,8 @@ def add_commands(commands: Any) -> None:
     scan_parser = commands.add_parser("scan", help="report every REST API's findings in the given regions",
                                       description="Report every REST API's findings in the given regions; changes nothing.",
                                       epilog=SCAN_EXAMPLES, formatter_class=formatter)
-    _add_sweep_arguments(scan_parser)
+    _add_sweep_arguments(scan_parser, formats=("text", "json", "ocsf", "asff"))
+    scan_parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
     scan_parser.set_defaults(run=run_scan)
 
     fix_parser = commands.add_parser("fix", help="propose (default) or --apply the fix to every REST API",
@@ -126,11 +127,11 @@ def _stages(value: str) -> StageSelection:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_sweep_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
     parser.add_argument("--regions", "--region", type=cli.regions, metavar="REGIONS",
                         help="comma-separated regions, or 'all' for every enabled region "
                              "(default: $AWS_REGION, else the profile's region)")
-    cli.add_trust_arguments(parser, owner_required=False)
+    cli.add_trust_arguments(parser, owner_required=False, formats=formats)
     parser.add_argument("--exempt-tag-key", default=DEFAULT_EXEMPT_TAG_KEY, type=cli.tag_key, metavar="KEY",
                         help=f"APIs tagged KEY=true are never changed (default: {DEFAULT_EXEMPT_TAG_KEY})")
     parser.add_argument("--exempt-api-ids", type=cli.api_ids, default=[], metavar="IDS", help="comma-separated API IDs never changed")
@@ -406,6 +407,14 @@ def _in_pool(accounts: list[str], max_accounts: int, out: TextIO, err: TextIO,
 # --- the commands ----------------------------------------------------------------------------------------
 
 def run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if getattr(args, "output", None):  # opened first: a report that cannot be written stops the run before any AWS call
+        try:
+            handle = open(args.output, "w", encoding="utf-8")
+        except OSError as error:
+            print(f"error: {cli.one_line(f'{args.output}: {error.strerror or error}')}", file=err)
+            return cli.EXIT_INVALID
+        with handle:
+            return _guard(err, lambda: _scan(args, handle, err))
     return _guard(err, lambda: _scan(args, out, err))
 
 
@@ -428,9 +437,38 @@ def _scan_in(args: argparse.Namespace, target: _Target, output: _Output) -> int:
             status = cli.EXIT_FINDINGS
         if args.format == "json":
             output.record(report.to_dict())
+        elif args.format in ("ocsf", "asff"):  # records of their own format: no `account` key added
+            for record in _finding_records(args.format, report.to_dict(), target.account, args.partition):
+                cli.emit_json(record, output.out)
         else:
             output.text(_report_line(report.to_dict()))
     return status
+
+
+def _finding_records(fmt: str, record: dict[str, Any], account: str, partition: str) -> list[dict[str, Any]]:
+    """OCSF: one Detection Finding per finding; ASFF: one finding per API (PASSED when compliant). An API
+    whose policy could not be read has no verdict to report (its error goes to stderr's status)."""
+    from datetime import datetime, timezone
+
+    from remediator import findings_formats as formats
+
+    moment = datetime.now(timezone.utc)
+    if record.get("error"):
+        return []
+    arn = f"arn:{partition}:apigateway:{record['region']}::/restapis/{record['api_id']}"
+    if fmt == "asff":
+        return [formats.asff_finding(account=account, partition=partition, region=record["region"], api_id=record["api_id"],
+                                     api_name=record["name"] or "", findings=record["findings"],
+                                     compliant=record["compliant"], exempt=record["exempt"], moment=moment)]
+    return [formats.ocsf_finding(kind=finding["kind"], title=formats.RULES.get(finding["kind"], finding["kind"]),
+                                 detail=finding["detail"], resource_uid=arn, resource_type="AWS::ApiGateway::RestApi",
+                                 resource_name=record["name"] or record["api_id"], moment=moment,
+                                 remediation=(f"Remove {finding['principal']} from the resource policy: apigw-remediator fix "
+                                              f"--regions {record['region']} --apply" if finding["remediation"] == "remove"
+                                              else f"Review the resource policy: {finding['detail']}"),
+                                 unmapped={"api_id": record["api_id"], "exempt": record["exempt"], **finding},
+                                 account=account, region=record["region"], partition=partition)
+            for finding in record["findings"]]
 
 
 def run_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

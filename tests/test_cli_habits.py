@@ -42,7 +42,7 @@ def test_version() -> None:
 def test_every_option_has_help_and_every_command_examples() -> None:
     parser = build_parser()
     commands = subcommands(parser)
-    assert set(commands) == {"evaluate", "scan", "fix", "rollback"}
+    assert set(commands) == {"evaluate", "check", "scan", "fix", "rollback"}
     for name, command in commands.items():
         assert "examples:" in (command.epilog or ""), f"{name} --help shows no examples"
         assert f"apigw-remediator {name}" in command.epilog
