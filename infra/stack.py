@@ -157,7 +157,10 @@ class RemediatorStack(Stack):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute="expires_at",
+            # TTL deletes only what is finished: closed intents, settled approvals (remediator.adapters.dynamodb.TTL).
+            # Never the claims and deadlines the code compares (`expires_at`): DynamoDB deletes an expired item at a
+            # moment of its own, typically within a few days (DynamoDB developer guide, "Time to Live (TTL)").
+            time_to_live_attribute="ttl",
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -708,7 +708,8 @@ def test_audit_table(resources):
     assert {"AttributeName": "sk", "AttributeType": "S"} in props["AttributeDefinitions"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    # TTL only on finished items (DynamoDB developer guide, "Time to Live (TTL)"): never the claims in `expires_at`.
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert props["SSESpecification"] == {"SSEEnabled": True}  # AWS managed key
     assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
 

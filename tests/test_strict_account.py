@@ -230,21 +230,25 @@ def test_policies_come_back_escaped_as_api_gateway_returns_them(flow: LocalWorkf
     assert listed == [raw] and parse_policy(raw) == UNTRUSTED
 
 
-def test_a_function_past_its_timeout_fails_its_task_with_states_timeout(flow: LocalWorkflow) -> None:
+def test_a_function_past_its_timeout_fails_its_task_with_lambda_unknown(flow: LocalWorkflow) -> None:
+    """Step Functions developer guide, "Handle Lambda service exceptions": a function timeout is Lambda.Unknown.
+    Redeploy retries it; one that always runs out of time ends restored, notified under that name."""
     api_id = seed(flow, UNTRUSTED)
     route = runner._routes[runner.FUNCTION_PREFIX + "redeploy"]
     assert route.timeout == 30.0  # from the template
-    real = route.handler
+    real, attempts = route.handler, []
 
     def slow_redeploy(event: dict, context: Any) -> Any:
+        attempts.append(1)
         flow.strict.clock.sleep(31)  # e.g. botocore's backoff on a throttled CreateDeployment
         return real(event, context)
 
     route.handler = slow_redeploy
     _, result = run(flow, api_id)
     assert result.status == "FAILED" and "RestorePolicy" in result.states
+    assert len(attempts) == 1 + 6, "the first attempt and the definition's six retries"
     (notice,) = flow.notifications()
-    assert notice["error"]["Error"] == "States.Timeout"
+    assert notice["error"]["Error"] == "Lambda.Unknown"
     assert policy_of(flow, api_id) == UNTRUSTED
 
 

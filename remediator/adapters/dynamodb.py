@@ -12,13 +12,27 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from remediator import stored
+from remediator import clock, stored
 from remediator.adapters.clients import ClientFactory
 from remediator.organization import Roster
 from remediator.approvals import APPROVAL_ID, ApprovalRequest
 from remediator.audit import AuditRecord, parse_line
 from remediator.guard import policy_digest
 from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, JournalError, Turn
+
+
+# --- Time to Live ---------------------------------------------------------------------------------------------
+# The table's TTL attribute (infra/stack.py): DynamoDB deletes an item once this epoch second has passed, at a
+# moment of its own, "typically within a few days" (DynamoDB developer guide, "Time to Live (TTL)"). It is
+# written only on what is finished (a closed intent, a settled approval and its execution pointer), never on an
+# open intent, the lease or a pending approval: their `expires_at` is a claim or a deadline the code compares,
+# and an item TTL deleted there would be a change recovery can no longer find.
+TTL = "ttl"
+RETENTION_SECONDS = 90 * 86400  # how long a finished item is kept (a retried Record within it still finds it)
+
+
+def _ttl() -> dict[str, str]:
+    return {"N": str(int(clock.now()) + RETENTION_SECONDS)}
 
 
 # --- items read back --------------------------------------------------------------------------------------
@@ -77,11 +91,13 @@ class _ApprovalItem(_Item):
     record: _S
     channel: _S | msgspec.UnsetType = msgspec.UNSET
     ts: _S | msgspec.UnsetType = msgspec.UNSET
+    ttl: _N | msgspec.UnsetType = msgspec.UNSET  # once settled
 
 
 class _ExecutionApprovalItem(_Item):
     approval_id: _S
     expires_at: _N
+    ttl: _N | msgspec.UnsetType = msgspec.UNSET  # once its approval is settled
 
 
 class _FailureItem(_Item):
@@ -223,7 +239,8 @@ class ApprovalConflict(Exception):
 
 
 class ApprovalStore:
-    """Pending approvals, each with its task token, under a random ID; DynamoDB's TTL reaps old ones."""
+    """Pending approvals, each with its task token, under a random ID; DynamoDB's TTL reaps settled ones (a
+    pending approval has no TTL attribute: its `expires_at` is the deadline `decide` compares)."""
 
     def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
         self._client = clients.client("dynamodb", region)
@@ -285,12 +302,12 @@ class ApprovalStore:
             self._client.update_item(
                 TableName=self.table_name,
                 Key=_approval_key(approval_id),
-                UpdateExpression="SET #s = :status, #r = :record",
+                UpdateExpression="SET #s = :status, #r = :record, #ttl = :ttl",
                 ConditionExpression="#s = :pending AND expires_at > :now",
-                ExpressionAttributeNames={"#s": "status", "#r": "record"},
+                ExpressionAttributeNames={"#s": "status", "#r": "record", "#ttl": TTL},
                 ExpressionAttributeValues={
                     ":status": {"S": status}, ":pending": {"S": "pending"}, ":now": {"N": str(now)},
-                    ":record": {"S": json.dumps(request.to_dict(), separators=(",", ":"))},
+                    ":record": {"S": json.dumps(request.to_dict(), separators=(",", ":"))}, ":ttl": _ttl(),
                 },
             )
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -312,9 +329,9 @@ class ApprovalStore:
             self._client.update_item(
                 TableName=self.table_name,
                 Key=_approval_key(pending.approval_id),
-                UpdateExpression="SET #s = :pending, #r = :record",
+                UpdateExpression="SET #s = :pending, #r = :record REMOVE #ttl",  # pending again: no TTL
                 ConditionExpression="#s = :decided",
-                ExpressionAttributeNames={"#s": "status", "#r": "record"},
+                ExpressionAttributeNames={"#s": "status", "#r": "record", "#ttl": TTL},
                 ExpressionAttributeValues={":pending": {"S": "pending"}, ":decided": {"S": decided},
                                            ":record": {"S": json.dumps(pending.to_dict(), separators=(",", ":"))}},
             )
@@ -323,15 +340,27 @@ class ApprovalStore:
         return True
 
     def save(self, request: ApprovalRequest) -> None:
-        """Record a later state (applied, timed out) and where the message is."""
+        """Record a later state (applied, timed out) and where the message is. A settled approval, and the
+        pointer of its execution, get the TTL attribute; a pending one never does."""
+        settled = request.status != "pending"
         self._client.update_item(
             TableName=self.table_name,
             Key=_approval_key(request.approval_id),
-            UpdateExpression="SET #s = :status, #r = :record",
-            ExpressionAttributeNames={"#s": "status", "#r": "record"},
+            UpdateExpression="SET #s = :status, #r = :record" + (", #ttl = :ttl" if settled else " REMOVE #ttl"),
+            ExpressionAttributeNames={"#s": "status", "#r": "record", "#ttl": TTL},
             ExpressionAttributeValues={":status": {"S": request.status},
-                                       ":record": {"S": json.dumps(request.to_dict(), separators=(",", ":"))}},
+                                       ":record": {"S": json.dumps(request.to_dict(), separators=(",", ":"))},
+                                       **({":ttl": _ttl()} if settled else {})},
         )
+        if settled and request.execution:
+            try:
+                self._client.update_item(
+                    TableName=self.table_name, Key={"pk": {"S": f"execution#{request.execution}"}, "sk": {"S": "approval"}},
+                    UpdateExpression="SET #ttl = :ttl", ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames={"#ttl": TTL}, ExpressionAttributeValues={":ttl": _ttl()},
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                pass  # no pointer (gone already): nothing to expire
 
 
 def _approval_key(approval_id: str) -> dict[str, Any]:
@@ -525,7 +554,7 @@ class DynamoJournal:
                         "ConditionExpression": "intent_id = :id", "ExpressionAttributeValues": {":id": {"S": intent.intent_id}}}},
             {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)", "Item": {
                 "pk": {"S": f"intent#{intent.intent_id}"}, "sk": {"S": "intent"}, "state": {"S": intent.state},
-                "record": {"S": json.dumps(intent.to_dict(), separators=(",", ":"))}}}},
+                "record": {"S": json.dumps(intent.to_dict(), separators=(",", ":"))}, TTL: _ttl()}}},  # closed: TTL may go
         ]
         if record is not None:
             items.append({"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)",

@@ -24,14 +24,18 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.credentials import CredentialProvider
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
     resource_eval_s3 as result_writer_s3,
 )
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 
 from remediator import functions as function_modules
 from remediator import workflow
+from remediator.workflow import errors
 from remediator.functions import common
 from remediator.adapters.clients import ClientFactory
 from remediator.adapters import secrets as secrets_adapter
@@ -46,6 +50,7 @@ from remediator.local.strict import (
     InvocationCredentials,
     current_invocation,
     Invocation,
+    LambdaRuntimeExited,
     LambdaTimedOut,
     Principal,
     StrictLayer,
@@ -81,39 +86,135 @@ _routes_lock = threading.Lock()
 
 
 def _invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict[str, str]) -> bytes:
-    """The emulator's Lambda invoke, routed to a handler in this process."""
+    """The emulator's Lambda invoke, routed to a handler in this process.
+
+    As Lambda answers (Lambda developer guide, "Invoke"; "Lambda function errors"): a function error is
+    FunctionError "Unhandled" with the payload's errorType the handler's exception class name, or the
+    runtime's own name for an invocation it ended (`Sandbox.Timedout` past the timeout, `Runtime.OutOfMemory`).
+    The invocation's duration on the local clock goes back in DURATION_HEADER, for the Task's TimeoutSeconds."""
     name = function_name.split(":function:")[-1].split(":")[0]
     event = json.loads(body) if body else {}
+    used: list[float] = []
     try:
-        return json.dumps(run_function(name, event)).encode()
+        return json.dumps(run_function(name, event, used=used)).encode()
     except FunctionTimedOut as error:  # what Lambda answers for a function that ran out of time
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: local Error: {error}"}).encode()
+    except FunctionCrashed as error:  # the runtime died under the handler (out of memory, the process exited)
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": error.error_type, "errorMessage": f"RequestId: local Error: {error}"}).encode()
     except Exception as error:  # a handler's exception is a Lambda error, named after its class, as in AWS
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
                            "stackTrace": traceback.format_exception(error)[-3:]}).encode()
+    finally:
+        if used:
+            response_headers[DURATION_HEADER] = repr(used[0])
+
+
+DURATION_HEADER = "x-local-duration"  # not Lambda's: the local runner's report of an invocation's time
+# Lambda service errors to answer instead of running the function, by function name (see inject_lambda_error).
+_lambda_faults: dict[str, collections.deque[str | None]] = collections.defaultdict(collections.deque)
+_task_timeout = threading.local()  # the running Lambda task's TimeoutSeconds, in the interpreter's thread
+
+
+def inject_lambda_error(function: str, code: str | None, times: int = 1) -> None:
+    """The next `times` invocations of `function` by the state machine fail in Lambda's service, not in the
+    function: `code` an Invoke error code (ServiceException, TooManyRequestsException...), None a call that
+    got no answer. The function does not run."""
+    _lambda_faults[FUNCTION_PREFIX + function if not function.startswith(FUNCTION_PREFIX) else function].extend([code] * times)
+
+
+def _invoke_lambda_function(original: Callable[..., Any]) -> Callable[..., Any]:
+    """The interpreter's Invoke call, as Step Functions makes it: an injected service failure instead of the
+    call, and a Task whose TimeoutSeconds passed before the function answered fails with States.Timeout
+    (Step Functions developer guide, "Error names": States.Timeout, "a Task state ... ran longer than the
+    TimeoutSeconds value"), whatever the function answered afterwards. The interpreter times a Task in
+    real time; the functions run on the local clock, so the invocation's local duration decides."""
+    if getattr(original, "_local_lambda", False):
+        return original
+
+    def invoke_lambda_function(parameters: dict[str, Any], region: str, state_credentials: Any) -> Any:
+        name = str(parameters.get("FunctionName", "")).split(":function:")[-1].split(":")[0]
+        faults = _lambda_faults.get(name)
+        if faults:
+            code = faults.popleft()
+            if code is None:
+                raise EndpointConnectionError(endpoint_url=f"https://lambda.{region}.amazonaws.com/")
+            status = 429 if "TooManyRequests" in code or "Throttl" in code else 500
+            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"},
+                               "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local"}}, "Invoke")
+        response = original(parameters=parameters, region=region, state_credentials=state_credentials)
+        limit = getattr(_task_timeout, "seconds", None)
+        duration = (response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}).get(DURATION_HEADER)
+        if limit is not None and duration is not None and float(duration) > limit:
+            raise EvalTimeoutError()
+        return response
+
+    invoke_lambda_function._local_lambda = True  # type: ignore[attr-defined]
+    return invoke_lambda_function
 
 
 def _exec_lambda_function(original: Callable[..., None]) -> Callable[..., None]:
-    """Step Functions fails a Lambda task whose function timed out with States.Timeout
-    (history event LambdaFunctionTimedOut); the emulator's interpreter does so for a TimeoutError."""
-    if getattr(original, "_local_timeouts", False):
+    """Step Functions' names for a Lambda task's failures (Step Functions developer guide, "Handle Lambda
+    service exceptions"): an invocation the runtime ended (timeout, out of memory) is Lambda.Unknown; Invoke's
+    own errors are Lambda.<code>; a handler's exception keeps its class name. The emulator's interpreter
+    names a failed Invoke call "Exception", and a runtime's death by Lambda's errorType."""
+    if getattr(original, "_local_names", False):
         return original
 
     def exec_lambda_function(*args: Any, **kwargs: Any) -> None:
         try:
             original(*args, **kwargs)
         except lambda_eval_utils.LambdaFunctionErrorException as error:
-            if '"errorType":"Sandbox.Timedout"' in error.payload:
-                raise TimeoutError(json.loads(error.payload).get("errorMessage", "")) from None
-            raise
+            try:
+                payload = json.loads(error.payload)
+            except ValueError:
+                payload = {}
+            error_type = str(payload.get("errorType", "")) if isinstance(payload, dict) else ""
+            name = errors.lambda_function_error(error_type)
+            if name == error_type:
+                raise
+            raise _task_error(name, error.payload, error.function_error) from None
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            raise _task_error(errors.lambda_task_error(code), str(error), None) from None
+        except BotoCoreError as error:
+            raise _task_error(errors.lambda_task_error(None), str(error), None) from None
 
-    exec_lambda_function._local_timeouts = True  # type: ignore[attr-defined]
+    exec_lambda_function._local_names = True  # type: ignore[attr-defined]
     return exec_lambda_function
 
 
+def _task_error(name: str, cause: str, function_error: str | None) -> lambda_eval_utils.LambdaFunctionErrorException:
+    """A failure the interpreter reports under `name` (it takes the payload's errorType as the error name)."""
+    return lambda_eval_utils.LambdaFunctionErrorException(
+        function_error, json.dumps({"errorType": name, "errorMessage": cause}, separators=(",", ":")))
+
+
+def _timed_task(original: Callable[..., None]) -> Callable[..., None]:
+    """A Lambda task's TimeoutSeconds, kept where the Invoke call above can compare the invocation with it."""
+    if getattr(original, "_local_timed", False):
+        return original
+
+    def eval_execution(self: Any, env: Any) -> None:
+        seconds = None
+        if not self.timeout.is_default_value():
+            self.timeout.eval(env=env)
+            seconds = float(env.stack.pop())
+        _task_timeout.seconds = seconds
+        try:
+            original(self, env)
+        finally:
+            _task_timeout.seconds = None
+
+    eval_execution._local_timed = True  # type: ignore[attr-defined]
+    return eval_execution
+
+
+lambda_eval_utils._invoke_lambda_function = _invoke_lambda_function(lambda_eval_utils._invoke_lambda_function)
 lambda_eval_utils.execute_lambda_function_integration = _exec_lambda_function(lambda_eval_utils.execute_lambda_function_integration)
+StateTaskLambda._eval_execution = _timed_task(StateTaskLambda._eval_execution)  # type: ignore[method-assign]
 
 
 def _write_results(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
@@ -146,11 +247,21 @@ result_writer_s3.ResourceEvalS3._handle_put_object = staticmethod(_write_results
 
 
 class FunctionTimedOut(Exception):
-    """The invocation ran past its function's timeout; Step Functions sees the task fail with States.Timeout."""
+    """The invocation ran past its function's timeout: Lambda ends it (errorType Sandbox.Timedout) and Step
+    Functions sees the task fail with Lambda.Unknown (errors.LAMBDA_UNKNOWN)."""
 
 
-def run_function(name: str, event: Any) -> Any:
-    """Run a local function as Lambda does: as its role's session, under its timeout, logging to its group."""
+class FunctionCrashed(Exception):
+    """The runtime died under the handler (out of memory, the process exited): Lambda.Unknown too."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def run_function(name: str, event: Any, used: list[float] | None = None) -> Any:
+    """Run a local function as Lambda does: as its role's session, under its timeout, logging to its group.
+    `used` receives the invocation's duration on the local clock (its own time and its sleeps)."""
     route = _routes[name]
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     owner = route.strict.account if route.strict is not None else os.environ.get("MOTO_ACCOUNT_ID")
@@ -165,14 +276,20 @@ def run_function(name: str, event: Any) -> Any:
     if denied is not None:
         raise RuntimeError(f"{name}: the function cannot write its logs: {denied.reason}")
     record = Invocation(name, route.principal, route.timeout)
-    with invocation(record), containers.running_as(name):  # each function keeps its own caches, as in Lambda
-        try:
-            result = route.handler(event, context)
-        except LambdaTimedOut as timed_out:
-            raise FunctionTimedOut(str(timed_out)) from None
-    if record.used() > route.timeout:
-        raise FunctionTimedOut(f"{name}: Task timed out after {route.timeout:.2f} seconds")
-    return result
+    try:
+        with invocation(record), containers.running_as(name):  # each function keeps its own caches, as in Lambda
+            try:
+                result = route.handler(event, context)
+            except LambdaTimedOut as timed_out:
+                raise FunctionTimedOut(str(timed_out)) from None
+            except LambdaRuntimeExited as exited:
+                raise FunctionCrashed(str(exited), exited.error_type) from None
+        if record.used() > route.timeout:
+            raise FunctionTimedOut(f"{name}: Task timed out after {route.timeout:.2f} seconds")
+        return result
+    finally:
+        if used is not None:
+            used.append(min(record.used(), route.timeout))
 
 
 @dataclass
@@ -242,6 +359,11 @@ class LocalWorkflow:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         )
+        for definition in of_type(self.template, "AWS::DynamoDB::Table").values():  # the template's TTL attribute
+            ttl = definition["Properties"].get("TimeToLiveSpecification")
+            if ttl and ttl.get("Enabled"):
+                self.clients.client("dynamodb", region).update_time_to_live(
+                    TableName=table, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True})
         self.audit = AuditTable(self.clients, table, region)
         self._bind_one("AWS::DynamoDB::Table", table, Arn=f"arn:aws:dynamodb:{region}:{account_id}:table/{table}")
         kms, sns, sqs = (self.clients.client(s, region) for s in ("kms", "sns", "sqs"))

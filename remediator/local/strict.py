@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import io
 import json
+import random
 import re
 import threading
 import time
@@ -353,6 +354,16 @@ class LambdaTimedOut(BaseException):
         super().__init__(f"{function}: Task timed out after {timeout:.2f} seconds")
 
 
+class LambdaRuntimeExited(BaseException):
+    """The runtime dies under the handler (out of memory, the process exits): Lambda reports the invocation
+    with its own errorType (Lambda developer guide, "Lambda function errors": Runtime.OutOfMemory,
+    Runtime.ExitError), and Step Functions the task as Lambda.Unknown. A BaseException: no handler catches it."""
+
+    def __init__(self, function: str, error_type: str = "Runtime.OutOfMemory") -> None:
+        super().__init__(f"{function}: {error_type}")
+        self.error_type = error_type
+
+
 _local = threading.local()
 
 
@@ -576,6 +587,10 @@ class StrictLayer:
         # Seconds each of the product's requests takes before the emulator answers (the benchmarks model a region's
         # round trip with it; the emulator answers at once, in one process). 0: no delay.
         self.latency = 0.0
+        # DynamoDB's TTL deletes expired items in the background, at moments of its own (see reap_expired): here a
+        # seeded random share of them before each DynamoDB request, so a test sees some gone and some not yet.
+        self.ttl_random = random.Random(0)
+        self.ttl_share = 0.5
 
     @property
     def quotas(self) -> Quotas:
@@ -594,6 +609,39 @@ class StrictLayer:
 
     def account_of(self, principal: Principal) -> str:
         return principal.account or self.account
+
+    def reap_expired(self, share: float = 1.0) -> list[tuple[str, str, str]]:
+        """DynamoDB's Time to Live: delete (a `share` of) the items whose TTL attribute, a Number of epoch seconds,
+        is past on the local clock, in every table with TTL enabled. Returns (table, pk, sk) of each deleted item.
+
+        DynamoDB developer guide, "Time to Live (TTL)": expired items are deleted in the background, "typically
+        within a few days of their expiration time" (UpdateTimeToLive: "within two days"); until then they still
+        show up in reads; an item whose TTL attribute is not a Number, or whose expiry is more than five years
+        past, is never deleted. So code may neither count on an expired item being gone nor on it staying."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        now = self.clock.time()
+        deleted: list[tuple[str, str, str]] = []
+        with self._lock:
+            for account in list(dynamodb_backends.keys()):
+                for region in list(dynamodb_backends[account].keys()):
+                    for table in list(dynamodb_backends[account][region].tables.values()):
+                        ttl = table.ttl or {}
+                        attribute = ttl.get("AttributeName")
+                        if ttl.get("TimeToLiveStatus") != "ENABLED" or not attribute:
+                            continue
+                        for item in list(table.all_items()):
+                            value = item.attrs.get(attribute)
+                            if value is None or value.type != "N":
+                                continue
+                            expires = float(value.value)
+                            if not now - 5 * 365 * 86400 < expires < now:
+                                continue
+                            if share < 1.0 and self.ttl_random.random() >= share:
+                                continue
+                            table.delete_item(item.hash_key, item.range_key)
+                            deleted.append((table.name, str(item.hash_key.value), str(getattr(item.range_key, "value", ""))))
+        return deleted
 
     def reset(self) -> None:
         with self._lock:
@@ -694,6 +742,8 @@ class StrictLayer:
         def serve(request: Request, principal: Principal, start_response: Any) -> Any:
             service, operation, environ = request.service, request.operation, request.environ
             account = self.account_of(principal)
+            if service == "dynamodb" and self.ttl_share > 0:
+                self.reap_expired(self.ttl_share)  # TTL works at moments of its own, between anyone's requests
             try:
                 calls = self.calls_for(request, account)
             except NotImplementedError as error:

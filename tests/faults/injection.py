@@ -16,7 +16,13 @@ REFUSED = {"apigateway": ("BadRequestException", 400), "dynamodb": ("ValidationE
 
 
 class InjectedCrash(RuntimeError):
-    """A function that fails unexpectedly (a bug, out of memory): Lambda reports an error of this name."""
+    """A handler that fails unexpectedly (a bug): Lambda reports the error under its class name, "InjectedCrash",
+    and Step Functions fails the task with that name (never retried: caught, the change is put back)."""
+
+
+# The error name Step Functions gives the task for each kind of fault in a function (Step Functions developer
+# guide, "Handle Lambda service exceptions": a function timeout or out-of-memory is Lambda.Unknown).
+TASK_ERRORS = {"crash": InjectedCrash.__name__, "timeout": "Lambda.Unknown", "oom": "Lambda.Unknown"}
 
 
 class Killed(BaseException):
@@ -28,7 +34,9 @@ class Fault:
     service: str
     operation: str
     when: str  # before | after
-    kind: str  # throttle | refuse | crash | timeout | kill
+    # throttle | refuse: AWS answers an error; crash: the handler raises (InjectedCrash); timeout: it runs past
+    # its timeout (Sandbox.Timedout); oom: its runtime dies (Runtime.OutOfMemory); kill: the process dies.
+    kind: str
     times: int = 1
     fired: int = 0
 
@@ -86,6 +94,13 @@ class Fault:
 
             local_clock().sleep(10_000)  # inside a Lambda invocation: past its timeout, Lambda ends it
             raise AssertionError("a timeout was injected outside a Lambda invocation")
+        if self.kind == "oom":
+            from remediator.local.strict import LambdaRuntimeExited, current_invocation
+
+            running = current_invocation()
+            if running is None:
+                raise AssertionError("out of memory was injected outside a Lambda invocation")
+            raise LambdaRuntimeExited(running.function, "Runtime.OutOfMemory")
         if self.kind == "kill":
             raise Killed(f"killed at {self}")
         raise ValueError(self.kind)

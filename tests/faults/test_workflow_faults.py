@@ -1,5 +1,5 @@
-"""Faults at every step of the workflow, on the strict local account: throttling, a Lambda that crashes or
-times out, before and after each write (the policy, the intent, the deployment, a stage, the record, the
+"""Faults at every step of the workflow, on the strict local account: throttling, a Lambda whose handler raises
+(its class name), or that times out or runs out of memory (Lambda.Unknown, retried), before and after each write (the policy, the intent, the deployment, a stage, the record, the
 lease), once or every time.
 
 Whatever happens, the API ends either fixed and deployed on every stage, or untouched (its policy and
@@ -23,6 +23,8 @@ CASES = [Fault(service, operation, when, kind) for service, operation in WRITES
          for when in ("before", "after") for kind in ("throttle", "crash", "timeout")]
 CASES += [Fault(service, operation, "before", "refuse", times=99) for service, operation in WRITES]
 CASES += [Fault("dynamodb", "UpdateItem", "after", "crash"), Fault("dynamodb", "UpdateItem", "before", "throttle", times=12)]
+# A runtime that dies (out of memory) is Lambda.Unknown, as a timeout is: retried, the intent says what was done.
+CASES += [Fault("apigateway", operation, "after", "oom") for operation in ("UpdateRestApi", "CreateDeployment")]
 
 
 def open_intents(flow: LocalWorkflow) -> list:
