@@ -23,9 +23,11 @@ remediator:approverUserIds           []                           Slack user IDs
                                                                   mode)
 remediator:approvalTimeoutHours      24                           1..8760: an unanswered approval times out
                                                                   and nothing is changed
-remediator:callbackReservedConcurrency 5                          1..100: concurrent executions reserved
+remediator:callbackReservedConcurrency null (none)              1..100: concurrent executions reserved
                                                                   for (and capping) the public Slack
-                                                                  callback (approval mode)
+                                                                  callback (approval mode); unset = none,
+                                                                  since accounts with a low concurrency
+                                                                  quota cannot reserve any
 remediator:deployment                "account"                    account (one stack per account and
                                                                   region) | organization (a hub and a
                                                                   StackSet of spokes, docs/organization.md)
@@ -83,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "remediator:slackChannel": "",
     "remediator:approverUserIds": [],
     "remediator:approvalTimeoutHours": 24,
-    "remediator:callbackReservedConcurrency": 5,
+    "remediator:callbackReservedConcurrency": None,
     "remediator:deployment": "account",
     "remediator:organizationId": "",
     "remediator:trustOrganization": False,
@@ -130,8 +132,18 @@ MAX_ORG_SWEEP_CONCURRENCY = 1000
 MAX_APPROVAL_TIMEOUT_HOURS = 8760
 
 # The public Slack callback's reserved concurrency: at least one (zero would switch the callback off),
-# and small, since each reserved unit is taken from the account's shared pool.
+# and small, since each reserved unit is taken from the account's shared pool. Off unless set: Lambda keeps 100 of the
+# account's concurrency unreserved ("You can reserve up to the Unreserved account concurrency value ... minus 100",
+# Lambda developer guide, "Configuring reserved concurrency for a function"), and new accounts start with reduced
+# concurrency quotas (Lambda developer guide, "Lambda quotas"), so any reservation fails to deploy there.
 MAX_CALLBACK_CONCURRENCY = 100
+
+# Lambda: "the total size of all environment variables doesn't exceed 4 KB" (Lambda quotas, "Function configuration,
+# deployment, and execution"). The lists that can grow live in the settings parameter (settings_document) instead.
+ENVIRONMENT_LIMIT = 4096
+# The lists still in the environment, bounded so that it stays under ENVIRONMENT_LIMIT however they are set.
+MAX_APPROVERS = 50
+MAX_REDEPLOY_STAGES_CHARS = 1024
 
 # SSM String parameters: 4 KB in the standard tier, 8 KB in the advanced tier.
 STANDARD_PARAMETER_LIMIT = 4096
@@ -155,7 +167,7 @@ class RemediatorConfig:
     slack_channel: str = ""
     approver_user_ids: tuple[str, ...] = ()
     approval_timeout_hours: int = 24
-    callback_reserved_concurrency: int = 5
+    callback_reserved_concurrency: int | None = None
     # Organization mode (docs/organization.md); the defaults are account mode's.
     deployment: str = "account"
     organization_id: str = ""
@@ -173,6 +185,11 @@ class RemediatorConfig:
     @property
     def approval_timeout_seconds(self) -> int:
         return self.approval_timeout_hours * 3600
+
+    def settings_document(self) -> str:
+        """The settings parameter's value: the list settings that can outgrow Lambda's 4 KB environment
+        (remediator.adapters.ssm.parse_settings_document reads it back, fail-closed)."""
+        return json.dumps({"exempt_api_ids": list(self.exempt_api_ids)}, separators=(",", ":"))
 
     def trust_document(self) -> str:
         """The SSM parameter value the Lambdas read at run time (organization mode adds two keys)."""
@@ -303,7 +320,10 @@ def _hours(key: str, value: Any) -> int:
                          "hours (a year, the longest a Standard workflow execution runs)")
 
 
-def _concurrency(key: str, value: Any) -> int:
+def _concurrency(key: str, value: Any) -> int | None:
+    """Unset (null, "" or "none") reserves nothing: the callback shares the account's unreserved pool."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
     return _whole_number(key, value, "concurrent executions", MAX_CALLBACK_CONCURRENCY,
                          "(0 would switch the callback off; more takes capacity from every other function of the account)")
 
@@ -449,6 +469,17 @@ def from_context(get: Any) -> RemediatorConfig:
                 "context remediator:mode is approval, which needs at least one Slack user ID in "
                 "remediator:approverUserIds (the people allowed to approve or reject)"
             )
+    if len(config.approver_user_ids) > MAX_APPROVERS:
+        raise ConfigError(f"context remediator:approverUserIds holds {len(config.approver_user_ids)} Slack user IDs; at most "
+                          f"{MAX_APPROVERS} fit in the callback's environment (Lambda's 4 KB)")
+    if len(config.redeploy_stages) > MAX_REDEPLOY_STAGES_CHARS:
+        raise ConfigError(f"context remediator:redeployStages is {len(config.redeploy_stages)} characters; at most "
+                          f"{MAX_REDEPLOY_STAGES_CHARS} fit in the functions' environment (Lambda's 4 KB): use 'all'")
+    if len(config.settings_document()) > ADVANCED_PARAMETER_LIMIT:
+        raise ConfigError(
+            f"context remediator:exemptApiIds: {len(config.exempt_api_ids)} IDs exceed the 8 KB an SSM parameter can hold "
+            "(about 600 IDs); tag the APIs with remediator:exemptTagKey instead"
+        )
     if len(config.trust_document()) > ADVANCED_PARAMETER_LIMIT:
         raise ConfigError(
             "context remediator:trustedAccounts and remediator:trustedOrgIds together exceed the 8 KB "

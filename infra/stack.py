@@ -177,6 +177,20 @@ class RemediatorStack(Stack):
             else ssm.ParameterTier.ADVANCED,
         )
 
+        # The list settings that can grow (exempt API IDs): Lambda's environment holds 4 KB in all ("Lambda quotas"),
+        # a parameter 4 KB (standard) or 8 KB (advanced). Read at run time as the trust parameter is.
+        settings_value = config.settings_document()
+        self.settings_parameter = ssm.StringParameter(
+            self,
+            "SettingsParameter",
+            parameter_name=f"/{self.stack_name}/settings",
+            description="The remediator's list settings (JSON: exempt REST API IDs); read by the Lambdas at run time.",
+            string_value=settings_value,
+            tier=ssm.ParameterTier.STANDARD
+            if len(settings_value) <= STANDARD_PARAMETER_LIMIT
+            else ssm.ParameterTier.ADVANCED,
+        )
+
         # A customer managed key, not alias/aws/sns: CloudWatch alarms cannot publish to a topic
         # encrypted with the AWS managed key, whose key policy cannot be changed.
         self.topic_key = kms.Key(
@@ -272,7 +286,7 @@ class RemediatorStack(Stack):
             "REMEDIATOR_MODE": config.mode,
             "TRUST_PARAMETER_NAME": self.trust_parameter.parameter_name,
             "EXEMPT_TAG_KEY": config.exempt_tag_key,
-            "EXEMPT_API_IDS": ",".join(config.exempt_api_ids),
+            "SETTINGS_PARAMETER_NAME": self.settings_parameter.parameter_name,
             "REDEPLOY_STAGES": config.redeploy_stages,
             "REMOVE_WILDCARD_PRINCIPALS": "true" if config.remove_wildcard_principals else "false",
             "AUDIT_TABLE_NAME": self.table.table_name,
@@ -357,8 +371,9 @@ class RemediatorStack(Stack):
         if config.mode == "approval":
             # Slack must get its answer within 3 s; a normal run is far shorter. 10 s leaves room
             # for a cold start without letting a stuck call run long.
-            # Reserved concurrency both guarantees the callback capacity and caps it: a flood of unsigned
-            # requests to the public URL is throttled at this number instead of taking the account's
+            # Reserved concurrency (remediator:callbackReservedConcurrency, off unless set: accounts with a low
+            # concurrency quota cannot reserve any) both guarantees the callback capacity and caps it: a flood of
+            # unsigned requests to the public URL is throttled at this number instead of taking the account's
             # shared concurrency from the workflow's own functions.
             self.functions["slack_callback"] = self._function(
                 "slack_callback", code, common_env, timeout=Duration.seconds(10),
@@ -373,6 +388,7 @@ class RemediatorStack(Stack):
             self.slack_callback_url = self.functions["slack_callback"].add_function_url(
                 auth_type=lambda_.FunctionUrlAuthType.NONE
             )
+            self._self_invoke("slack_callback")
 
         # ---- organization mode: the roster and the organization sweep -------------------------------
         self.org_sweep: sfn.StateMachine | None = None
@@ -499,6 +515,7 @@ class RemediatorStack(Stack):
         CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "AuditTableName", value=self.table.table_name)
         CfnOutput(self, "TrustParameterName", value=self.trust_parameter.parameter_name)
+        CfnOutput(self, "SettingsParameterName", value=self.settings_parameter.parameter_name)
         if self.slack_callback_url is not None:
             CfnOutput(
                 self,
@@ -623,6 +640,10 @@ class RemediatorStack(Stack):
             statements.append(
                 iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.trust_parameter.parameter_arn])
             )
+        if access.read_settings:
+            statements.append(
+                iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.settings_parameter.parameter_arn])
+            )
         if access.start_execution:
             statements.append(
                 iam.PolicyStatement(
@@ -672,6 +693,21 @@ class RemediatorStack(Stack):
         for statement in statements:
             function.add_to_role_policy(statement)
         acknowledge_api_paths(function.role, "<AWS::Region>", access.apigateway, "this function")
+
+    def _self_invoke(self, name: str) -> None:
+        """lambda:InvokeFunction on the function itself (Needs.invoke_self: the Slack callback answers Slack, then
+        updates the message in an asynchronous invocation of its own). A policy of its own, not the role's default
+        one: the function waits for its default policy, and a grant naming the function's ARN there is a cycle."""
+        function = self.functions[name]
+        access = needs_of(name, self.config)
+        if access is None or not access.invoke_self:
+            return
+        iam.Policy(
+            self,
+            f"{''.join(part.capitalize() for part in name.split('_'))}SelfInvoke",
+            roles=[function.role],
+            statements=[iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn])],
+        )
 
     def _protect_table(self, own_roles: list[str]) -> None:
         """Defence in depth: the table's resource policy denies every item write to any principal but the stack's

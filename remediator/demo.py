@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                       "as committed in remediator/local/templates (the CDK toolchain is not installed; the tests keep "
                       "them equal to a synth)."))
         costs: list[tuple[str, str, str, int]] = []  # (mode, API, verdict, state transitions)
+        failed: list[str] = []  # every execution (or organization sweep pair) that did not succeed: the exit status
         shown: dict[str, str] = {}  # policy -> the mode it was shown in: an unchanged one is shown once
         apigw = account.clients.client("apigateway", REGION)
         flow = None
@@ -143,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
                 after = apigw.get_rest_api(restApiId=api_id).get("policy")
                 _show_api(console, result, text, after, flow, shown)
                 verdict = result.output["evaluation"]["verdict"] if result.output else result.status
+                if result.status != "SUCCEEDED":
+                    failed.append(f"{mode} {name}: {result.status} {result.error or ''}".rstrip())
                 costs.append((mode, item["name"], verdict, result.transitions))
                 if mode == "auto" and result.output and result.output.get("applied", {}).get("outcome") == "patched":
                     _show_follow_up(console, flow, api_id, event)
             if mode == "auto":
-                _show_sweep(console, flow, account, seed)
+                failed += _show_sweep(console, flow, account, seed)
         _show_costs(console, costs)
         if flow is not None:
             checked = flow.strict.checked if flow.strict else []
@@ -159,10 +162,19 @@ def main(argv: list[str] | None = None) -> int:
             from remediator import demo_organization
 
             account.reset()
-            demo_organization.show(console, _say, _field, account)
+            failed += demo_organization.show(console, _say, _field, account)
     finally:
         account_context.__exit__(None, None, None)
-    return 0
+    return _exit_status(console, failed)
+
+
+def _exit_status(console: Console, failed: list[str]) -> int:
+    """0 when every execution succeeded; 1, naming each one that did not, otherwise (make demo fails with it)."""
+    if not failed:
+        return 0
+    console.print()
+    _say(console, f"error: {len(failed)} execution(s) did not succeed: {'; '.join(failed)}", style="bold red")
+    return 1
 
 
 def _show_costs(console: Console, costs: list[tuple[str, str, str, int]]) -> None:
@@ -337,7 +349,8 @@ def _show_follow_up(console: Console, flow: Any, api_id: str, original: dict[str
     flow.notifications()
 
 
-def _show_sweep(console: Console, flow: Any, account: Any, seed: list[dict[str, Any]]) -> None:
+def _show_sweep(console: Console, flow: Any, account: Any, seed: list[dict[str, Any]]) -> list[str]:
+    """The scheduled sweep; the executions it started that did not succeed."""
     from remediator.local.emulator import seed_rest_api
 
     missed = next((item for item in seed if item["name"] == "orders"), seed[0])
@@ -352,12 +365,16 @@ def _show_sweep(console: Console, flow: Any, account: Any, seed: list[dict[str, 
                              f"{counts['duplicate']} already running")
     names = {api["id"]: api["name"] for api in account.clients.client("apigateway", REGION).get_rest_apis(limit=500)["items"]}
     executions = account.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
+    failed: list[str] = []
     for execution in executions:
         if execution["name"].startswith("ScheduledSweep"):
             result = flow.wait(execution["name"])
             swept = execution["name"].rsplit("-", 1)[-1]
             _field(console, "swept", f"{names.get(swept, swept)} ({swept}): {result.status}, {' > '.join(result.states)}")
+            if result.status != "SUCCEEDED":
+                failed.append(f"sweep {names.get(swept, swept)}: {result.status}")
     flow.notifications()
+    return failed
 
 
 if __name__ == "__main__":

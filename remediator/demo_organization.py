@@ -38,8 +38,9 @@ def _principals(clients: Any, api_id: str) -> str:
     return ", ".join(sorted(p.split(":")[4] for p in found))
 
 
-def show(console: Console, say: Any, field: Any, account: Any) -> None:
-    """Run the organization part on a freshly reset emulated account; `say`/`field` are the demo's printers."""
+def show(console: Console, say: Any, field: Any, account: Any) -> list[str]:
+    """Run the organization part on a freshly reset emulated account; `say`/`field` are the demo's printers. Returns
+    what did not succeed (executions, the organization sweep, pairs it could not sweep): the demo's exit status."""
     from remediator.local.emulator import seed_rest_api
     from remediator.local.runner import LocalWorkflow, WorkflowConfig
 
@@ -60,6 +61,7 @@ def show(console: Console, say: Any, field: Any, account: Any) -> None:
                                f"{organization.management_account}, hub {HUB}, members "
                                f"{', '.join(m.account_id for m in members)} (ready in {time.monotonic() - started:.1f} s)")
     field(console, "outsider", f"{organization.outsider.account_id}, in no organization, with a copy of the spoke")
+    failed: list[str] = []
     try:
         for member in members[:2]:
             api_id = seed_rest_api(member.clients, REGION, f"payments-{member.name}", _policy(member.account_id, PARTNER, STRANGER))
@@ -70,6 +72,8 @@ def show(console: Console, say: Any, field: Any, account: Any) -> None:
                 answers = flow.pump()
             started_runs = [a for a in answers if a.get("status") == "started"]
             result = flow.wait(started_runs[0]["execution_name"]) if started_runs else None
+            if result is None or result.status != "SUCCEEDED":
+                failed.append(f"organization {member.name}: {result.status if result else 'no execution started'}")
             field(console, "hub", f"execution {result.status if result else 'none'}: "
                                   f"{' > '.join(result.states) if result else '-'}")
             field(console, "after", f"grants {_principals(member.clients, api_id)}")
@@ -95,7 +99,10 @@ def show(console: Console, say: Any, field: Any, account: Any) -> None:
             sweep = flow.run_org_sweep()
             for execution in flow.clients.client("stepfunctions", REGION).list_executions(
                     stateMachineArn=flow.state_machine_arn)["executions"]:
-                flow.wait(execution["name"])
+                if flow.wait(execution["name"]).status != "SUCCEEDED":
+                    failed.append(f"organization execution {execution['name']}")
+        if sweep.status != "SUCCEEDED":
+            failed.append(f"organization sweep: {sweep.status}")
         (summary,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
         field(console, "sweep", f"{sweep.status}: {' > '.join(sweep.states)}; {summary['pairs_swept']} account-regions, "
                                 f"{summary['apis']} APIs, {summary['executions_started']} fix(es) started, "
@@ -109,5 +116,7 @@ def show(console: Console, say: Any, field: Any, account: Any) -> None:
         for finding in summary["new_findings"]:
             field(console, "new", f"{finding['account']} {finding['name']} ({finding['api_id']}): {finding['verdict']}")
         field(console, "after", f"reports ({reports}) grants {_principals(members[2].clients, reports)}")
+        failed += [f"organization sweep of {m['account']} {m['region']}: {m['error']}" for m in summary["not_swept"]]
     finally:
         flow.close()
+    return failed

@@ -103,7 +103,8 @@ def expected_actions(needs: Needs | None, name: str) -> set[str]:
     if needs is None:
         return set()
     actions = {"logs:CreateLogStream", "logs:PutLogEvents"} | {f"apigateway:{a}" for a, _ in needs.apigateway}
-    actions |= {"ssm:GetParameter"} if needs.read_trust else set()
+    actions |= {"ssm:GetParameter"} if needs.read_trust or needs.read_settings else set()
+    actions |= {"lambda:InvokeFunction"} if needs.invoke_self else set()
     actions |= {"states:StartExecution"} if needs.start_execution else set()
     actions |= {"dynamodb:PutItem"} if needs.put_audit else set()
     actions |= {*needs.journal, *needs.approvals, *needs.failures, *needs.notices, *needs.roster, *needs.results}

@@ -368,7 +368,7 @@ def test_every_function_gets_the_organization_environment(resources, bucket_ids)
 
 
 def test_trust_parameter_holds_the_organization_keys(resources):
-    (param,) = of_type(resources, "AWS::SSM::Parameter").values()
+    (param,) = [p for p in of_type(resources, "AWS::SSM::Parameter").values() if p["Properties"]["Name"].endswith("/trust")]
     assert json.loads(param["Properties"]["Value"]) == {
         "trusted_accounts": [], "trusted_org_ids": [], "trust_organization": True, "trusted_ous": TRUSTED_OUS,
     }

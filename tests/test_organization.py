@@ -170,12 +170,42 @@ def test_a_spoke_role_that_does_not_trust_the_hub_changes_nothing(make_org) -> N
     trust = [c for c in flow.strict.checked if c.action == "sts:AssumeRole" and c.resource == member.role_arn
              and c.reason.startswith("trust policy")]
     assert trust and not any(c.allowed for c in trust), "the role's own policy allowed it; its trust policy refused"
+    # The sweep: an account whose spoke role the hub may not assume is not enrolled (one line), not a failure per region.
     summary = flow.run_org_sweep().output
-    assert summary is not None and summary["not_swept"] == 3  # the account, in each of the three sweep regions
-    (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
-    assert {(m["account"], m["region"]) for m in note["not_swept"]} == {(member.account_id, r) for r in LOCAL_SWEEP_REGIONS}
-    assert all("AccessDenied" in m["cause"] for m in note["not_swept"])
-    assert set(note["verdicts_per_account"]) == {org(flow).hub, *org(flow).members}
+    assert summary is not None and summary["not_swept"] == 0 and summary["not_enrolled"] == 1
+    notes = flow.notifications()
+    (note,) = [n for n in notes if n.get("kind") == "organization-summary"]
+    assert note["not_enrolled"] == [member.account_id] and note["not_swept"] == [] and note["not_enrolled_told"] is True
+    assert set(note["verdicts_per_account"]) == {org(flow).hub, *org(flow).members} - {member.account_id}
+    (told,) = [n for n in notes if n.get("kind") == "not-enrolled"]
+    assert told["accounts"] == [member.account_id] and "AccessDenied" in told["detail"]
+
+
+def test_an_account_without_a_spoke_is_not_enrolled_and_told_once(make_org) -> None:
+    """Every sweep reports it as not enrolled; people are told once (NoticeLedger), again only when the list changes,
+    and the notice is forgotten once the account is enrolled."""
+    flow = make_org(mode="auto")
+    member = members(flow)[2]
+    iam = member.clients.client("iam", REGION)
+    role = member.role_arn.rsplit("/", 1)[1]
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    trust = trust if isinstance(trust, str) else json.dumps(trust)
+    iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{STRANGER}:root"}, "Action": "sts:AssumeRole"}]}))
+    told = []
+    for _ in range(2):
+        result = flow.run_org_sweep()
+        assert result.status == "SUCCEEDED" and result.output["not_enrolled"] == 1 and result.output["not_swept"] == 0
+        notes = flow.notifications()
+        told.append([n for n in notes if n.get("kind") == "not-enrolled"])
+        (summary,) = [n for n in notes if n.get("kind") == "organization-summary"]
+        assert summary["not_enrolled"] == [member.account_id]
+    assert [len(t) for t in told] == [1, 0], "told on the first sweep only"
+    # Enrolled again: the next sweep sweeps it and forgets the notice; a later loss is news again.
+    iam.update_assume_role_policy(RoleName=role, PolicyDocument=trust)
+    result = flow.run_org_sweep()
+    assert result.output["not_enrolled"] == 0
+    assert [n for n in flow.notifications() if n.get("kind") == "not-enrolled"] == []
 
 
 def test_an_account_that_left_is_untrusted_at_the_next_refresh_and_removed_an_hour_later(make_org) -> None:
@@ -259,6 +289,7 @@ def test_the_spoke_role_allows_exactly_the_calls_the_hub_makes_with_it(make_org)
     a refused redeploy and its restore, and the organization sweep do in a member account: nothing denied, every
     grant used. The organization-only roles (trigger, roster, plan, sweep, summarize) are held to the same."""
     from tests.test_iam_coverage import SERVICE_ONLY, fail_async, grants
+    from remediator.functions import common
     from remediator.local.iam import _wild
 
     flow = make_org(mode="auto")
@@ -292,10 +323,23 @@ def test_the_spoke_role_allows_exactly_the_calls_the_hub_makes_with_it(make_org)
     flow.later(24 * 3600)
     assert flow.run_org_sweep().output["resolved"] == 1  # the next day's sweep forgets what it told
     settle(flow)
+    # An account the hub may not assume is not enrolled: told once (its notice), forgotten once it is enrolled again.
+    iam, role = members(flow)[1].clients.client("iam", REGION), members(flow)[1].role_arn.rsplit("/", 1)[1]
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{STRANGER}:root"}, "Action": "sts:AssumeRole"}]}))
+    common.forget_sessions()  # new containers: the sessions of the sweeps above are not kept
+    assert flow.run_org_sweep().output["not_enrolled"] == 1
+    iam.update_assume_role_policy(RoleName=role, PolicyDocument=trust if isinstance(trust, str) else json.dumps(trust))
+    assert flow.run_org_sweep().output["not_enrolled"] == 0
+    settle(flow)
     for name in ("Trigger", "Roster"):  # an asynchronous invocation that fails: the event goes to the DLQ as the role
         fail_async(flow, name)
     checked = flow.strict.checked[first:]
-    assert [c for c in checked if not c.allowed] == [], "a call the hub makes is not granted"
+    refused_on_purpose = [c for c in checked if c.action == "sts:AssumeRole" and c.resource == members(flow)[1].role_arn
+                          and c.reason.startswith("trust policy")]  # the not-enrolled account above
+    assert refused_on_purpose, "the not-enrolled account was tried"
+    assert [c for c in checked if not c.allowed and c not in refused_on_purpose] == [], "a call the hub makes is not granted"
     spoke = [p for p in flow.strict.principals.values() if p.role_arn == member.role_arn and p.policies is not None]
     assert spoke, "the hub's calls in the member account were made as the spoke role"
     for principal in [spoke[0], *(p for p in flow.strict.principals.values()

@@ -62,7 +62,7 @@ COMMON_ENV = {
     "REMEDIATOR_MODE",
     "TRUST_PARAMETER_NAME",
     "EXEMPT_TAG_KEY",
-    "EXEMPT_API_IDS",
+    "SETTINGS_PARAMETER_NAME",
     "REDEPLOY_STAGES",
     "REMOVE_WILDCARD_PRINCIPALS",
     "AUDIT_TABLE_NAME",
@@ -353,7 +353,8 @@ def test_lambdas(resources):
 
 def test_lambda_environment(resources):
     by_handler = functions_by_handler(resources)
-    (param_id,) = of_type(resources, "AWS::SSM::Parameter")
+    params = {p["Properties"]["Name"].rsplit("/", 1)[1]: k for k, p in of_type(resources, "AWS::SSM::Parameter").items()}
+    param_id, settings_id = params["trust"], params["settings"]
     (table_id,) = of_type(resources, "AWS::DynamoDB::Table")
     (topic_id,) = of_type(resources, "AWS::SNS::Topic")
     (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
@@ -374,7 +375,7 @@ def test_lambda_environment(resources):
         assert env["SLACK_SIGNING_SECRET_SECRET"] == {"Ref": secrets["signing"]}
         assert env["TRUST_PARAMETER_NAME"] == {"Ref": param_id}
         assert env["EXEMPT_TAG_KEY"] == "remediator:exempt"
-        assert env["EXEMPT_API_IDS"] == "abcde12345,fghij67890"
+        assert env["SETTINGS_PARAMETER_NAME"] == {"Ref": settings_id}  # the exempt IDs are in the parameter
         assert env["REDEPLOY_STAGES"] == "prod,staging"
         assert env["REMOVE_WILDCARD_PRINCIPALS"] == "true"
         assert env["AUDIT_TABLE_NAME"] == {"Ref": table_id}
@@ -477,7 +478,8 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
 @pytest.mark.parametrize(
     "handler, actions",
     [
-        ("evaluate", {"apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem", "dynamodb:DeleteItem"}),
+        # PutItem: a record of a person's write that one of the bot's changes landed on (committed in 484b253).
+        ("evaluate", {"apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem"}),
         ("apply", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy", "ssm:GetParameter"}
          | JOURNAL_WRITE | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: restore, redeploy and record judge nothing.
@@ -488,7 +490,9 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
         ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey", "dynamodb:PutItem"} | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: the approval handler builds no Remediator.
         ("approval", {"dynamodb:PutItem", "dynamodb:UpdateItem"} | READ_SECRET),
-        ("slack_callback", APPROVAL_READ_WRITE | READ_SECRET | {"states:SendTaskSuccess", "states:SendTaskFailure"}),
+        # lambda:InvokeFunction on itself: the message is updated by an asynchronous invocation once Slack has its answer.
+        ("slack_callback", APPROVAL_READ_WRITE | READ_SECRET | {"states:SendTaskSuccess", "states:SendTaskFailure",
+                                                                 "lambda:InvokeFunction"}),
         ("trigger", {"states:StartExecution", "sqs:SendMessage"}),
         ("sweep", {"apigateway:GET", "ssm:GetParameter", "states:StartExecution", "sqs:SendMessage", "dynamodb:Query",
                    "dynamodb:DeleteItem", "sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"}),
@@ -503,10 +507,12 @@ def test_each_function_may_do_only_its_job(resources, handler, actions):
 
 def test_permissions_name_the_resources(resources):
     ids = {t: next(iter(of_type(resources, t))) for t in (
-        "AWS::SSM::Parameter", "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine", "AWS::KMS::Key",
+        "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine", "AWS::KMS::Key",
     )}
+    parameters = {"arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter<%s>" % k
+                  for k in of_type(resources, "AWS::SSM::Parameter")}  # the trust and the settings parameters
+    assert len(parameters) == 2
     expected = {
-        "ssm:GetParameter": "arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter<%s>" % ids["AWS::SSM::Parameter"],
         "dynamodb:PutItem": "<%s.Arn>" % ids["AWS::DynamoDB::Table"],
         "dynamodb:GetItem": "<%s.Arn>" % ids["AWS::DynamoDB::Table"],
         "dynamodb:UpdateItem": "<%s.Arn>" % ids["AWS::DynamoDB::Table"],
@@ -520,6 +526,9 @@ def test_permissions_name_the_resources(resources):
         for action in as_list(statement["Action"]):
             if action in expected:
                 assert [flat(r) for r in as_list(statement["Resource"])] == [expected[action]], owner
+            if action == "ssm:GetParameter":
+                (resource,) = [flat(r) for r in as_list(statement["Resource"])]
+                assert resource in parameters, owner
 
 
 def test_each_dynamodb_grant_is_limited_to_its_items(resources):
@@ -530,7 +539,8 @@ def test_each_dynamodb_grant_is_limited_to_its_items(resources):
     keys = {tuple(APPROVAL_ITEM_KEYS): "approvals", tuple(FAILURE_ITEM_KEYS): "failures",
             tuple(JOURNAL_ITEM_KEYS): "journal", tuple(AUDIT_ITEM_KEYS): "audit", tuple(NOTICE_ITEM_KEYS): "notices"}
     expected = {
-        "evaluate": {"failures": ["dynamodb:GetItem"], "journal": ["dynamodb:GetItem"], "notices": ["dynamodb:DeleteItem"]},
+        "evaluate": {"failures": ["dynamodb:GetItem"], "journal": ["dynamodb:GetItem"], "notices": ["dynamodb:DeleteItem"],
+                     "audit": ["dynamodb:PutItem"]},
         "apply": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], "audit": ["dynamodb:PutItem"],
                   "approvals": ["dynamodb:GetItem", "dynamodb:UpdateItem"]},
         "redeploy": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]},
@@ -740,17 +750,27 @@ def test_topic_is_encrypted_and_ssl_only(resources):
         "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*")
 
 
-def test_public_callback_has_reserved_concurrency(resources):
-    by_handler = functions_by_handler(resources)
-    for handler, (_, function) in by_handler.items():
+def test_no_function_reserves_concurrency_by_default(resources):
+    """Off unless set: Lambda keeps 100 of the account's concurrency unreserved, and a new account's quota may be
+    lower than that ("Configuring reserved concurrency for a function"; "Lambda quotas"): the deploy would fail."""
+    for handler, (_, function) in functions_by_handler(resources).items():
+        assert "ReservedConcurrentExecutions" not in function["Properties"], handler
+
+
+def test_the_public_callback_reserves_concurrency_when_set():
+    _, stack = build_app({**CONTEXT, "remediator:callbackReservedConcurrency": 5}, nag=False)
+    for handler, (_, function) in functions_by_handler(assertions.Template.from_stack(stack).to_json()["Resources"]).items():
         reserved = function["Properties"].get("ReservedConcurrentExecutions")
         assert reserved == (5 if handler == "remediator.functions.slack_callback.handler" else None), handler
 
 
 def test_trust_parameter(resources):
-    (param,) = of_type(resources, "AWS::SSM::Parameter").values()
-    assert param["Properties"]["Type"] == "String"
-    assert json.loads(param["Properties"]["Value"]) == {"trusted_accounts": [PARTNER], "trusted_org_ids": [ORG]}
+    params = {p["Properties"]["Name"]: p["Properties"] for p in of_type(resources, "AWS::SSM::Parameter").values()}
+    assert set(params) == {"/ApiPolicyRemediator/trust", "/ApiPolicyRemediator/settings"}
+    assert all(p["Type"] == "String" for p in params.values())
+    trust, settings = params["/ApiPolicyRemediator/trust"], params["/ApiPolicyRemediator/settings"]
+    assert json.loads(trust["Value"]) == {"trusted_accounts": [PARTNER], "trusted_org_ids": [ORG]}
+    assert json.loads(settings["Value"]) == {"exempt_api_ids": ["abcde12345", "fghij67890"]}
 
 
 def test_executions_failed_alarm_notifies_the_topic(resources):
@@ -806,6 +826,7 @@ def test_outputs(template):
         ("remediator:callbackReservedConcurrency", 101, r"remediator:callbackReservedConcurrency must be between 1 and 100"),
         ("remediator:callbackReservedConcurrency", "five", r"remediator:callbackReservedConcurrency must be a whole number"),
         ("remediator:callbackReservedConcurrency", False, r"remediator:callbackReservedConcurrency must be a whole number"),
+        ("remediator:callbackReservedConcurrency", "-1", r"remediator:callbackReservedConcurrency must be a whole number"),
     ],
 )
 def test_context_validation_rejects(key, value, message):
@@ -891,7 +912,7 @@ def test_app_synthesizes_with_aws_solutions_checks_and_default_context(tmp_path)
     assert {e["REMOVE_WILDCARD_PRINCIPALS"] for e in env} == {"false"}
     assert {e["SLACK_CHANNEL"] for e in env} == {""} and {e["APPROVER_USER_IDS"] for e in env} == {""}
     assert {e["APPROVAL_TIMEOUT_SECONDS"] for e in env} == {"86400"}
-    (param,) = of_type(template["Resources"], "AWS::SSM::Parameter").values()
+    (param,) = [p for p in of_type(template["Resources"], "AWS::SSM::Parameter").values() if p["Properties"]["Name"].endswith("/trust")]
     assert json.loads(param["Properties"]["Value"]) == {"trusted_accounts": [], "trusted_org_ids": []}
     # Outside approval mode nothing is public: no Slack callback, no Function URL, nothing answers tasks.
     assert of_type(template["Resources"], "AWS::Lambda::Url") == {}

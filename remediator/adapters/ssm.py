@@ -1,8 +1,10 @@
-"""SSM Parameter Store: the trusted lists, read at run time so they change without a redeploy."""
+"""SSM Parameter Store: the trusted lists and the list settings, read at run time so they change without a redeploy
+(and so that no list can outgrow Lambda's 4 KB environment)."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -55,6 +57,7 @@ def trust_document(clients: ClientFactory, name: str, fresh: bool = False,
 def forget_cached() -> None:
     """A new container, as far as the lists are concerned (the local runner, between deployments)."""
     _kept.clear()
+    _kept_settings.clear()
 
 
 def parse_trust_lists(value: Any, name: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -103,3 +106,44 @@ def parse_trust_document(value: Any, name: str) -> TrustDocument:
     if extra:
         return TrustDocument(found[0], found[1], extra["trust_organization"], frozenset(extra["trusted_ous"]))
     return TrustDocument(found[0], found[1])
+
+
+# The settings parameter (infra/stack.py): the list settings that can grow, exactly these keys.
+SETTINGS_SCHEMA = {"exempt_api_ids": (re.compile(r"[a-z0-9]{10}"), "REST API IDs (10 lowercase letters or digits)")}
+
+
+class SettingsDocument(NamedTuple):
+    exempt_api_ids: frozenset[str]
+
+
+_kept_settings: containers.Kept[SettingsDocument] = containers.Kept(CACHE_SECONDS)
+
+
+def settings_document(clients: ClientFactory, name: str, fresh: bool = False,
+                      clock: Callable[[], float] = time.monotonic) -> SettingsDocument:
+    """The settings parameter, kept CACHE_SECONDS per container as the trust document is (`fresh`: read it now)."""
+    return _kept_settings.get((clients.endpoint_url, name), lambda: parse_settings_document(
+        clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"], name), clock, fresh)
+
+
+def parse_settings_document(value: Any, name: str) -> SettingsDocument:
+    """Fail closed, as the trust document: exactly {"exempt_api_ids": [...]} of well-formed IDs. A misspelt key or a
+    malformed ID would otherwise exempt nothing, silently, and auto mode would change an API meant to be left alone."""
+    expected = '{"exempt_api_ids": [...]}'
+    try:
+        data = json.loads(value) if isinstance(value, str) else None
+    except ValueError as error:
+        raise TrustListError(f"parameter {name} is not JSON ({error}); expected {expected}") from None
+    if not isinstance(data, dict) or set(data) != set(SETTINGS_SCHEMA):
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise TrustListError(f"parameter {name} holds {keys!r:.200}; expected exactly {expected}")
+    found = []
+    for key, (pattern, what) in SETTINGS_SCHEMA.items():
+        items = data[key]
+        if not isinstance(items, list):
+            raise TrustListError(f"parameter {name}: {key} must be a list of {what}, not {type(items).__name__}")
+        bad = [item for item in items if not isinstance(item, str) or not pattern.fullmatch(item)]
+        if bad:
+            raise TrustListError(f"parameter {name}: {key} holds {json.dumps(bad[:3])[:200]}, which are not {what}")
+        found.append(frozenset(items))
+    return SettingsDocument(found[0])

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,9 @@ NAMES = ("trigger", "sweep", "evaluate", "approval", "apply", "redeploy", "resto
 # Organization mode only (docs/organization.md): the roster of the organization's accounts, and the
 # organization sweep's first and last states (its middle one is `sweep`, once per account and region).
 ORGANIZATION_NAMES = ("roster", "plan", "summarize")
+# The functions that judge APIs by the exemptions (Settings.sweep_settings with the trusted lists): they read the
+# settings parameter, where the exempt API IDs live (too many for Lambda's 4 KB environment).
+READS_SETTINGS = ("evaluate", "apply", "sweep")
 
 
 def handler_path(name: str) -> str:
@@ -41,6 +45,8 @@ def needs(name: str, mode: str, slack: bool, organization: bool = False) -> Need
     if name in ORGANIZATION_NAMES:
         return module.needs(mode, slack) if organization else None  # type: ignore[no-any-return]
     found: Needs | None = module.needs(mode, slack)
+    if found is not None and name in READS_SETTINGS:
+        found = replace(found, read_settings=True)
     if organization and found is not None:
         found = found.in_organization()
         extra = getattr(module, "organization_needs", None)

@@ -19,7 +19,7 @@ from remediator import containers
 from remediator.adapters.dynamodb import DynamoJournal, DynamoLease, FailureLedger, RosterStore
 from remediator.adapters.secrets import secret_value
 from remediator.adapters.slack import SlackChannel
-from remediator.adapters.ssm import TrustDocument, trust_document
+from remediator.adapters.ssm import TrustDocument, settings_document, trust_document
 from remediator.adapters.sts import RENEW_BEFORE_SECONDS, SESSION_SECONDS, assume_role, caller_identity, role_arn
 from remediator.approvals import ApprovalRequest, new_approval_id
 from remediator.core import TrustConfig
@@ -71,6 +71,9 @@ class Settings:
     sweep_regions: tuple[str, ...] = ()
     results_bucket: str = ""
     org_sweep_concurrency: int = 40
+    # The parameter of the list settings that can outgrow Lambda's 4 KB environment (the exempt API IDs; the
+    # stack's); without it (the local runner, older stacks) EXEMPT_API_IDS alone says which APIs are exempt.
+    settings_parameter: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -95,6 +98,7 @@ class Settings:
             approvers=frozenset(u.strip() for u in env.get("APPROVER_USER_IDS", "").split(",") if u.strip()),
             approval_timeout_seconds=_timeout(env.get("APPROVAL_TIMEOUT_SECONDS", str(24 * 3600))),
             own_roles=frozenset(r.strip() for r in env.get("REMEDIATOR_ROLE_ARNS", "").split(",") if r.strip()),
+            settings_parameter=env.get("SETTINGS_PARAMETER_NAME", ""),
             **_organization_settings(env),
         )
 
@@ -152,7 +156,10 @@ class Settings:
             partition=partition_of(region),
             remove_wildcard_principals=self.remove_wildcards,
         )
-        return SweepSettings(trust, self.exempt_tag_key, self.exempt_api_ids, StageSelection(self.stages))
+        exempt = self.exempt_api_ids
+        if read_trust_lists and self.settings_parameter:  # the states that judge: read as strictly as the trust lists
+            exempt = exempt | settings_document(clients(), self.settings_parameter, fresh=fresh).exempt_api_ids
+        return SweepSettings(trust, self.exempt_tag_key, exempt, StageSelection(self.stages))
 
 
 def _exempt_api_ids(value: str) -> frozenset[str]:
@@ -221,6 +228,23 @@ def forget_sessions() -> None:
     _sessions.clear()
 
 
+class NotEnrolled(RemediationFailed):
+    """The hub may not assume the account's spoke role (AccessDenied): the account has no spoke (the StackSet does not
+    target it) or one that does not trust the hub. The organization sweep reports it as not enrolled, not as a failure;
+    Step Functions sees the class name as the error name (the Map child's Catch takes States.ALL)."""
+
+
+def _assume_spoke(arn: str, account: str, session_name: str, read_only: bool) -> ClientFactory:
+    try:
+        return assume_role(clients(), arn, session_name, read_only=read_only)
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        if detail.get("Code") == "AccessDenied":
+            raise NotEnrolled(f"account {account} is not enrolled: the hub may not assume {arn} (AccessDenied: "
+                              f"{str(detail.get('Message') or '')[:200]})") from None
+        raise
+
+
 class SpokeClients:
     """A member account's clients: its spoke role, assumed (after the roster says the account is an active one of
     the organization) on the first call, so that a state that never calls API Gateway never assumes it."""
@@ -242,8 +266,8 @@ class SpokeClients:
                                         f"{self.settings.organization_id}; nothing changed")
             self._member = True
         arn = role_arn(partition_of(self.region), self.account, self.settings.spoke_role_name)
-        factory = aws_call(lambda: _sessions.get((self.endpoint_url, arn, self.read_only), lambda: assume_role(
-            clients(), arn, f"apigw-remediator-{self.function}", read_only=self.read_only)))
+        factory = aws_call(lambda: _sessions.get((self.endpoint_url, arn, self.read_only), lambda: _assume_spoke(
+            arn, self.account, f"apigw-remediator-{self.function}", self.read_only)))
         return factory.client(service, region)
 
 

@@ -73,6 +73,7 @@ class Needs:
 
     apigateway: tuple[tuple[str, str], ...] = ()  # (action, resource path): apigateway:<action> on that path
     read_trust: bool = False  # ssm:GetParameter on the trust parameter
+    read_settings: bool = False  # ssm:GetParameter on the settings parameter (the exempt API IDs)
     start_execution: bool = False  # states:StartExecution on the state machine
     put_audit: bool = False  # dynamodb:PutItem of audit records (AUDIT_ITEM_KEYS), alone or in a transaction
     journal: tuple[str, ...] = ()  # DynamoDB actions on the journal and lease items only (JOURNAL_ITEM_KEYS)
@@ -83,6 +84,7 @@ class Needs:
     slack_token: bool = False  # read the Slack bot token secret
     slack_signing_secret: bool = False  # read the Slack signing secret
     answer_tasks: bool = False  # states:SendTaskSuccess / SendTaskFailure for the workflow's task tokens
+    invoke_self: bool = False  # lambda:InvokeFunction on the function itself (an asynchronous invocation of its own)
     # Organization mode only.
     assume_spoke: bool = False  # sts:AssumeRole on the spoke role of the member accounts (its API Gateway calls)
     # Whether its spoke sessions may write; those that may not are read-only sessions (remediator.adapters.sts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from typing import Any
 
@@ -12,22 +13,32 @@ from remediator.adapters.dynamodb import ApprovalConflict, ApprovalStore
 from remediator.adapters.secrets import secret_value
 from remediator.adapters.slack import SlackUnavailable
 from remediator.adapters.stepfunctions import TaskGone, answer_task
-from remediator.approvals import CallbackRejected, message, read_button_press, verify_request
+from remediator.approvals import APPROVAL_ID, CallbackRejected, message, read_button_press, verify_request
 from remediator.functions import common
 from remediator.functions.common import Settings
 from remediator.functions.needs import Needs
 from remediator.logs import bind, get_logger
+from remediator.stored import StoredError
 
 log = get_logger("remediator.functions.slack_callback")
 
 
 def needs(mode: str, slack: bool) -> Needs | None:
-    """It verifies the request (signing secret), reads and decides the approval, answers the waiting task
-    and updates the message (bot token)."""
+    """It verifies the request (signing secret), reads and decides the approval, answers the waiting task, and
+    invokes itself asynchronously to update the message (bot token) once Slack has its answer."""
     if mode != "approval":
         return None
     return Needs(approvals=("dynamodb:GetItem", "dynamodb:UpdateItem"), slack_token=True, slack_signing_secret=True,
-                 answer_tasks=True)
+                 answer_tasks=True, invoke_self=True)
+
+
+# The asynchronous invocation's event: only the approval's ID. What the message then shows is what the table says,
+# so the event carries nothing to trust; a Function URL request always has requestContext, so it never reads as one.
+UPDATE_KEY = "update_message"
+
+
+def is_update(event: Any) -> bool:
+    return isinstance(event, dict) and set(event) == {UPDATE_KEY}
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -36,6 +47,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     Order matters: signature and age first (nothing else is read from a forged request), then
     the allow-list, then the approval's state, claimed atomically so a replay finds it decided.
     """
+    if is_update(event):
+        return update_message(event[UPDATE_KEY])
     now = int(time.time())
     bind(request="slack-callback")
     try:
@@ -78,14 +91,47 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         log.warning("callback_rejected", status=rejected.status, reason=rejected.reason)
         return {"statusCode": rejected.status, "headers": {"Content-Type": "text/plain"}, "body": rejected.reason}
     log.info("callback_accepted", decision=decision)
-    try:
-        text, blocks = message(request, decision, buttons=False)
-        if request.channel and request.ts:
-            # Slack wants the answer within 3 s; if the update does not make it, notify updates the message later.
-            settings.slack(timeout=2, retry=False).update(request.channel, request.ts, text, blocks)
-    except (SlackUnavailable, LookupError, ClientError) as error:
-        log.warning("slack_not_updated", error=str(error))
+    # Slack wants the HTTP 200 within 3 seconds ("Handling user interaction in your Slack apps": acknowledge first, then
+    # respond); in Lambda the response leaves when the handler returns, so the message is updated by an asynchronous
+    # invocation of this function (InvocationType Event: Lambda queues it and answers 202 at once), not here.
+    if request.channel and request.ts:
+        request_update(context, request.approval_id)
     return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": f"{decision} by <@{press.user_id}>"}
+
+
+def request_update(context: Any, approval_id: str) -> None:
+    """Queue the message's update (an asynchronous self-invocation); a refusal is logged: the workflow's Notify
+    updates the message again when the decision has run its course."""
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    if not arn:
+        log.warning("slack_not_updated", error="no function ARN to invoke")
+        return
+    try:
+        common.clients().client("lambda").invoke(FunctionName=arn, InvocationType="Event",
+                                                 Payload=json.dumps({UPDATE_KEY: approval_id}).encode())
+    except (ClientError, BotoCoreError) as error:
+        log.warning("slack_update_not_queued", error=str(error))
+
+
+def update_message(approval_id: Any) -> dict[str, Any]:
+    """The asynchronous half: the message as the table has the approval now (decided, or further along if the
+    workflow's Notify got there first), without buttons."""
+    bind(request="slack-message-update")
+    if not isinstance(approval_id, str) or not APPROVAL_ID.fullmatch(approval_id):
+        log.warning("slack_not_updated", error="malformed approval ID")
+        return {"updated": False}
+    settings = Settings.from_environment()
+    try:
+        request = ApprovalStore(common.clients(), settings.audit_table).get(approval_id)
+        if request is None or request.status == "pending" or not (request.channel and request.ts):
+            log.warning("slack_not_updated", error="no decided approval with a message")
+            return {"updated": False}
+        text, blocks = message(request, request.status, buttons=False)
+        settings.slack().update(request.channel, request.ts, text, blocks)
+    except (SlackUnavailable, LookupError, StoredError, ClientError, BotoCoreError) as error:
+        log.warning("slack_not_updated", error=str(error))
+        return {"updated": False}
+    return {"updated": True, "status": request.status}
 
 
 def delivery_unknown(error: Exception) -> bool:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
+from remediator import clock
+from remediator.adapters.dynamodb import NoticeLedger
 from remediator.adapters.s3 import ResultsBucket
 from remediator.adapters.sns import publish
 from remediator.functions import common
-from remediator.functions.common import Settings, aws_call
+from remediator.functions.common import NotEnrolled, Settings, aws_call
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
 from remediator.workflow.errors import RemediationFailed
@@ -17,12 +21,20 @@ from remediator.workflow.errors import RemediationFailed
 log = get_logger("remediator.functions.summarize")
 
 SUMMARIES_PREFIX = "summaries/"
+NOT_ENROLLED = NotEnrolled.__name__  # the Map child's error name when the hub may not assume the account's spoke role
 
 
 def needs(mode: str, slack: bool) -> Needs | None:
-    # The ResultWriter's manifest and result files (GetObject), the summary kept beside them (PutObject), and one
-    # message on the topic.
-    return Needs(results=("s3:GetObject", "s3:PutObject"), publish=True)
+    # The ResultWriter's manifest and result files (GetObject), the summary kept beside them (PutObject), one message
+    # on the topic, and what people were told about the accounts that are not enrolled (its notice item).
+    return Needs(results=("s3:GetObject", "s3:PutObject"), publish=True,
+                 notices=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"))
+
+
+# The not-enrolled accounts' notice (NoticeLedger): one item, "notice#enrollment" / "unenrolled", whose fingerprint is
+# that of the set of accounts; people are told when the set changes, not on every sweep.
+ENROLLMENT_PLACE = "enrollment"
+ENROLLMENT_KEY = "unenrolled"  # the ledger's sort key is a 10-character REST API ID's shape
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -45,18 +57,45 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                     tally.add_failed({"status": status, "input": common_json(child.get("Input") or "{}"),
                                       "error": child.get("Error"), "cause": str(child.get("Cause", ""))[:300]})
     summary = tally.summary()
+    summary["not_enrolled_told"] = tell_not_enrolled(settings, summary["not_enrolled"])
     execution = str((event or {}).get("execution") or "manual")
     summary_key = f"{SUMMARIES_PREFIX}{execution}.json"
     aws_call(lambda: store.put_json(summary_key, summary))
     subject = (f"Organization sweep: {summary['accounts']} accounts, {summary['pairs_swept']} account-regions, "
                f"{summary['apis']} APIs, {len(summary['new_findings'])} with new findings, "
-               f"{len(summary['resolved_findings'])} resolved, {len(summary['not_swept'])} not swept")
+               f"{len(summary['resolved_findings'])} resolved, {len(summary['not_swept'])} not swept"
+               + (f", {len(summary['not_enrolled'])} not enrolled" if summary["not_enrolled"] else ""))
     message = bounded(summary, f"s3://{bucket}/{summary_key}")
     aws_call(lambda: publish(common.clients(), settings.topic_arn, subject[:100], message))
     log.info("organization_swept", accounts=summary["accounts"], apis=summary["apis"], not_swept=len(summary["not_swept"]),
              message_bytes=len(json.dumps(message)))
     return {k: summary[k] for k in ("accounts", "pairs_swept", "apis", "executions_started")} | {
-        "new": len(summary["new_findings"]), "resolved": len(summary["resolved_findings"]), "not_swept": len(summary["not_swept"])}
+        "new": len(summary["new_findings"]), "resolved": len(summary["resolved_findings"]), "not_swept": len(summary["not_swept"]),
+        "not_enrolled": len(summary["not_enrolled"])}
+
+
+def tell_not_enrolled(settings: Settings, accounts: list[str]) -> bool:
+    """One notice when the set of accounts without a usable spoke changes (NoticeLedger); nothing while it stays the
+    same, and the notice is forgotten once every account is enrolled. Whether people were told this time."""
+    notices = NoticeLedger(common.clients(), settings.audit_table)
+    told = aws_call(lambda: notices.fingerprint(ENROLLMENT_PLACE, ENROLLMENT_KEY))
+    if not accounts:
+        if told is not None:
+            aws_call(lambda: notices.forget(ENROLLMENT_PLACE, ENROLLMENT_KEY))
+        return False
+    fingerprint = hashlib.md5(",".join(sorted(accounts)).encode(), usedforsecurity=False).hexdigest()
+    if told == fingerprint:
+        log.info("not_enrolled_told_already", accounts=len(accounts))
+        return False
+    message = {"kind": "not-enrolled", "accounts": accounts,
+               "detail": "The hub may not assume these accounts' spoke role (AccessDenied): they have no spoke (the "
+                         "StackSet does not target their OU) or one that does not trust the hub. They are not swept "
+                         "and not protected; you are told again only when the list changes."}
+    aws_call(lambda: publish(common.clients(), settings.topic_arn,
+                             f"Organization sweep: {len(accounts)} account(s) not enrolled", message))
+    now = datetime.fromtimestamp(clock.now(), UTC).isoformat()
+    aws_call(lambda: notices.remember(ENROLLMENT_PLACE, ENROLLMENT_KEY, fingerprint, "not enrolled", "not-enrolled", now))
+    return True
 
 
 # SNS takes messages up to 256 KB; the message lists at most this many of each kind, and the whole summary is in S3.
@@ -96,11 +135,15 @@ class Tally:
         self.new: list[dict[str, str]] = []
         self.resolved: list[dict[str, str]] = []
         self.not_swept: list[dict[str, Any]] = []
+        self.not_enrolled: set[str] = set()  # accounts whose spoke role the hub may not assume (NotEnrolled)
         self.apis = self.started = self.swept = 0
         self.left_out = {"new_findings": 0, "resolved_findings": 0}  # beyond what each pair could list (sweep.py)
 
     def add(self, output: dict[str, Any]) -> None:
         account, region = str(output.get("account")), str(output.get("region"))
+        if output.get("failed") == NOT_ENROLLED:  # no spoke the hub may assume: a state of the account, not a failure
+            self.not_enrolled.add(account)
+            return
         if "failed" in output:  # the child's Catch: the pair could not be swept
             self.not_swept.append({"account": account, "region": region, "error": output.get("failed"),
                                    "cause": str(output.get("cause", ""))[:300]})
@@ -116,6 +159,9 @@ class Tally:
 
     def add_failed(self, child: dict[str, Any]) -> None:
         item = child["input"]
+        if child["error"] == NOT_ENROLLED:
+            self.not_enrolled.add(str(item.get("account")))
+            return
         self.not_swept.append({"account": item.get("account"), "region": item.get("region"),
                                "error": child["error"] or child["status"], "cause": child["cause"]})
 
@@ -126,7 +172,8 @@ class Tally:
                 "verdicts_per_account": {a: dict(sorted(self.per_account[a].items())) for a in accounts},
                 "new_findings": self.new, "resolved_findings": self.resolved, "not_swept": self.not_swept,
                 "executions_started": self.started, "new_findings_not_listed": self.left_out["new_findings"],
-                "resolved_findings_not_listed": self.left_out["resolved_findings"]}
+                "resolved_findings_not_listed": self.left_out["resolved_findings"],
+                "not_enrolled": sorted(self.not_enrolled)}
 
 
 def summarize(outputs: list[dict[str, Any]], failed_children: list[dict[str, Any]], mode: str, planned: int) -> dict[str, Any]:

@@ -59,6 +59,9 @@ def _context(mode: str, slack: bool, organization: bool = False) -> dict[str, An
         context["remediator:slackChannel"] = SLACK_CHANNEL
     if mode == "approval":
         context["remediator:approverUserIds"] = ["U0APPROVER"]
+        # Off by default (accounts with a low concurrency quota cannot reserve any); set here, so that the strict
+        # account caps the public URL as Lambda would (tests/test_strict_account.py).
+        context["remediator:callbackReservedConcurrency"] = 5
     return context
 
 _SYNTH = """
