@@ -84,7 +84,7 @@ def partial_redeploy(flow: LocalWorkflow) -> None:
         result = flow.wait(name)
     finally:
         fault.times = fault.fired
-    assert result.status == "FAILED"
+    assert result.status == "FAILED", (fault.fired, result.states)
     restores = [n.get("restore") or "" for n in flow.notifications() if n["kind"] == "failure"]
     # Restore undoes a fix no stage serves yet; one a stage already serves stays open (stages only move forward).
     assert any("back on their previous deployments" in r or "stages only move forward" in r for r in restores), restores
@@ -113,6 +113,39 @@ def recover_unrecorded(flow: LocalWorkflow) -> None:
     assert result.status == "SUCCEEDED" and result.states[:3] == ["Evaluate", "IsActionNeeded", "Apply"], result.states
 
 
+def lost_update(flow: LocalWorkflow) -> None:
+    """A person's UpdateRestApi lands just before the bot's write: once CloudTrail delivers it, Evaluate records
+    the lost update (a record of its own) and a person is told."""
+    from remediator.functions import common
+
+    wrote: list[str] = []
+
+    def race(**_: Any) -> None:
+        if not wrote:
+            wrote.append("person")
+            flow.clients.client("apigateway", REGION).update_rest_api(
+                restApiId=api_id[0], patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(COMPLIANT)}])
+
+    api_id: list[str] = []
+    events = common.clients().client("apigateway", REGION).meta.events
+    events.register("before-send.apigateway.UpdateRestApi", race)
+    try:
+        if flow.config.mode == "approval":
+            seeded, name = start(flow)
+            api_id.append(seeded)
+            asked = sum(1 for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"]))
+            assert flow.press(wait_for_buttons(flow, count=asked), "approve")[0] == 200
+        else:
+            api_id.append(seed(flow, UNTRUSTED))
+            flow.discard_pending()
+            name = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id[0], REGION, OWNER))["execution_name"]
+        assert flow.wait(name).status == "SUCCEEDED" and wrote
+    finally:
+        events.unregister("before-send.apigateway.UpdateRestApi", race)
+    flow.pump()
+    assert [r for r in flow.audit_records() if r.outcome == "lost-update" and r.api_id == api_id[0]]
+
+
 def sweep(flow: LocalWorkflow) -> None:
     seed(flow, UNTRUSTED)
     told = seed(flow, WILDCARD)  # report-only: told once (its notice item), then resolved by the next day's sweep
@@ -135,6 +168,7 @@ def exercise_auto(flow: LocalWorkflow) -> None:
     fix_and_fail(flow)
     partial_redeploy(flow)
     recover_unrecorded(flow)
+    lost_update(flow)
     sweep(flow)
 
 
@@ -167,6 +201,7 @@ def exercise_approval(flow: LocalWorkflow) -> None:
     flow.wait(failing)
     partial_redeploy(flow)
     recover_unrecorded(flow)
+    lost_update(flow)
     sweep(flow)
 
 
