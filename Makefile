@@ -53,5 +53,17 @@ synth: $(DEV_STAMP)
 templates: $(DEV_STAMP)
 	$(BIN)/python -m remediator.local.template --write
 
+# The documentation site (mkdocs.yml), built with --strict into build/site: a broken link or a stale generated
+# reference fails. Needs the demo's set (the CLI reference imports the command line) and the mkdocs pins of
+# requirements-dev.txt, not the whole toolchain.
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(DEMO_STAMP) requirements-dev.txt
+	$(PIP) install --progress-bar on $$(grep -E '^mkdocs' requirements-dev.txt)
+	touch $(DOCS_STAMP)
+
+.PHONY: docs
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir build/site
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis cdk.out build
