@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install install-demo test demo bench synth templates clean
+.PHONY: install install-demo test test-fast demo bench synth templates clean
 
 $(BIN)/python:
 	@echo "creating $(VENV) with $(PYTHON)"
@@ -34,6 +34,10 @@ install: $(DEV_STAMP)
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
+
+# The unit tests only (everything not marked slow: no emulated account, no synthesized stack), in under a minute.
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m remediator.demo

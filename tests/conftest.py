@@ -63,7 +63,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         "denied": collections.Counter(f"{c.scope}/{c.principal} {c.action}" for c in checked if not c.allowed),
         "calls_per_function": {k: dict(sorted(v.items())) for k, v in sorted(per_function.items())},
     }
-    path = REPO / "build" / "iam-report.json"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # one file per xdist worker: no two processes write one file
+    path = REPO / "build" / (f"iam-report-{worker}.json" if worker else "iam-report.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1, sort_keys=True))
 
@@ -115,3 +116,24 @@ def make_flow(account):
     os.environ.clear()
     os.environ.update(saved_env)
     common.clients.cache_clear()
+
+
+# --- fast and slow ------------------------------------------------------------------------------
+# End-to-end tests (the emulated account, the workflow, a synthesized stack, a built asset, pre-commit) are
+# marked `slow` from what they use, so that `make test-fast` runs the rest in well under a minute; `make test`
+# runs everything.
+SLOW_FIXTURES = frozenset({"emulator", "account", "make_flow", "make_org", "flow", "org_flow", "organization", "lone_account",
+                           "in_process", "python312", "synth", "clone"})
+SLOW_MODULES = frozenset({"test_stack", "test_org_stack", "test_asset", "test_demo", "test_least_privilege", "test_iam_coverage",
+                          "test_strict_account", "test_iam_enforcer", "test_workflow_faults", "test_cli_faults", "test_docs",
+                          "test_fresh_account", "test_lambda_errors", "test_ttl", "test_organization", "test_cli_org",
+                          "test_newcomer", "test_hook", "test_fuzz", "test_workflow_errors", "test_security_hub"})
+SLOW_NAMES = ("pre_commit", "try_repo")  # tests that build a tool's own environment
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module is not None else ""
+        if (module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or any(name in item.name for name in SLOW_NAMES)):
+            item.add_marker(pytest.mark.slow)
