@@ -34,7 +34,9 @@ def test_demo_runs_every_mode_and_reports_what_it_did(capsys) -> None:
                      "stages:    prod, dev now serve deployment", "audit:     {", "CloudTrail recorded the fix's own writes",
                      "(UpdateRestApi, CreateDeployment, UpdateStage); the rule matched 0 of them",
                      "the IAM policies of the synthesized template, 0 denied",
-                     "the same CreateRestApi event delivered again: duplicate", "scheduled sweep"):
+                     "the same CreateRestApi event delivered again: duplicate", "scheduled sweep",
+                     "orders-api.yaml:17 OrdersApi: untrusted-account arn:aws:iam::999999999999:root",
+                     "orders-api.yaml: fails (exit 1)", "orders-api-fixed.yaml: passes (exit 0)"):
         assert " ".join(expected.split()) in flat, expected
     # The organization: two member accounts' changes fixed by the hub, the outsider refused, the sweep's summary.
     organization = flat[flat.index("organization mode: one hub"):]
