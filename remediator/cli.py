@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from remediator.cli_args import (
     EXIT_FINDINGS,
@@ -117,7 +117,7 @@ def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if not evaluation.compliant and status == EXIT_OK:
                 status = EXIT_FINDINGS
             if args.format == "json":
-                print(json.dumps({"source": label, **evaluation.to_dict()}, default=str), file=out)
+                print(json.dumps({"source": label, **evaluation.to_dict(), **_policy_only(evaluation)}, default=str), file=out)
             else:
                 print(render_text(label, evaluation), file=out)
     return status
@@ -136,7 +136,21 @@ def render_text(source: str, evaluation: Evaluation) -> str:
         lines.append("  patch: " + json.dumps(operations))
     else:
         lines.append("  patch: none (nothing to remove automatically; review the findings above)")
+    lines.append(f"  severity: {_policy_only(evaluation)['severity']} (from the policy alone: the API's methods are unknown, "
+                 "so who can actually call is not known; `scan` reads them)")
     return "\n".join(lines)
+
+
+def _policy_only(evaluation: Evaluation) -> dict[str, Any]:
+    """A file has no methods: the policy-only grade (by finding kind), each finding's reachability unknown."""
+    if evaluation.compliant:
+        return {}
+    from remediator.core.access import effective_access
+    from remediator.findings_formats import worst_graded
+
+    access = effective_access(evaluation.findings, evaluation.policy, "", None, None).to_list()
+    findings = [finding.to_dict() for finding in evaluation.findings]
+    return {"severity": worst_graded(findings, access).name.lower(), "access": access}
 
 
 def _read(source: str) -> str:

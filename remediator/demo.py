@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                     failed.append(f"{mode} {name}: {result.status} {result.error or ''}".rstrip())
                 costs.append((mode, item["name"], verdict, result.transitions))
                 if mode == "auto" and result.output and result.output.get("applied", {}).get("outcome") == "patched":
+                    if "security_hub" not in shown:  # once: the fixed API's finding, as Security Hub holds it now
+                        shown["security_hub"] = mode
+                        _show_security_hub(console, account, api_id)
                     _show_follow_up(console, flow, api_id, event)
             if mode == "auto":
                 failed += _show_sweep(console, flow, account, seed)
@@ -335,6 +338,15 @@ def _same(left: str | None, right: str | None) -> bool:
         return parse_policy(left) == parse_policy(right)
     except PolicyError:
         return left == right
+
+
+def _show_security_hub(console: Console, account: Any, api_id: str) -> None:
+    """The API's finding in Security Hub (GetFindings): the fix made it PASSED, which Security Hub resolves."""
+    found = [f for f in account.clients.client("securityhub", REGION).get_findings(MaxResults=100)["Findings"]
+             if any((r.get("Details") or {}).get("AwsApiGatewayRestApi", {}).get("Id") == api_id for r in f.get("Resources", []))]
+    for finding in found[:1]:
+        _say(console, f"Security Hub: finding {finding['Id'].rsplit(':', 1)[-1]} is {finding['Compliance']['Status']}, "
+                      f"workflow {finding['Workflow']['Status']} (resolved by Security Hub once the fix made it PASSED).")
 
 
 def _show_follow_up(console: Console, flow: Any, api_id: str, original: dict[str, Any]) -> None:

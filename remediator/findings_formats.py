@@ -80,6 +80,30 @@ def worst(kinds: list[str]) -> Severity:
     return max((severity_of(kind) for kind in kinds), key=_ORDER.index, default=INFORMATIONAL)
 
 
+# remediator.core.access grades (its GATES table, after AWS's policy evaluation outcome tables) in these scales.
+BY_GRADE: dict[str, Severity] = {"critical": CRITICAL, "high": HIGH, "medium": MEDIUM, "low": LOW}
+
+
+def graded(kind: str, reach: dict[str, Any] | None = None) -> Severity:
+    """A finding's grade: from who can actually call (`reach`, a remediator.core.access.Reach as a dict) when that
+    is known (reachable, unreachable); by kind otherwise (methods unknown), and never below the kind's grade when
+    it is indeterminate (what the bot could not decide may be the worst)."""
+    status = (reach or {}).get("reachability")
+    known = BY_GRADE.get(str((reach or {}).get("severity")))
+    if status in ("reachable", "unreachable") and known is not None:
+        return known
+    if status == "indeterminate" and known is not None:
+        return max(known, severity_of(kind), key=_ORDER.index)
+    return severity_of(kind)
+
+
+def worst_graded(findings: list[dict[str, Any]], access: list[dict[str, Any]] | None = None) -> Severity:
+    """The highest grade among an API's findings (`access` aligned with them by its "finding" index)."""
+    reach = {item.get("finding"): item for item in access or []}
+    return max((graded(str(f.get("kind")), reach.get(i)) for i, f in enumerate(findings)), key=_ORDER.index,
+               default=INFORMATIONAL)
+
+
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, a form ASFF accepts (YYYY-MM-DDTHH:MM:SS.mmmZ)."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -164,9 +188,10 @@ OCSF_VERSION = "1.1.0"
 
 def ocsf_finding(*, kind: str, title: str, detail: str, resource_uid: str, resource_type: str, resource_name: str,
                  moment: datetime, remediation: str, unmapped: dict[str, Any], account: str | None = None,
-                 region: str | None = None, partition: str | None = None) -> dict[str, Any]:
-    """One OCSF Detection Finding record for one finding."""
-    severity = severity_of(kind)
+                 region: str | None = None, partition: str | None = None,
+                 reach: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One OCSF Detection Finding record for one finding (graded by who can call it when `reach` says)."""
+    severity = graded(kind, reach)
     uid = hashlib.sha256("\0".join([resource_uid, kind, str(unmapped.get("statement_index")),
                                     str(unmapped.get("principal"))]).encode()).hexdigest()[:32]
     resource: dict[str, Any] = {"uid": resource_uid, "type": resource_type, "name": resource_name}
@@ -209,12 +234,12 @@ ASFF_TYPES = ["Software and Configuration Checks/AWS Security Best Practices/Res
 
 
 def asff_finding(*, account: str, partition: str, region: str, api_id: str, api_name: str, findings: list[dict[str, Any]],
-                 compliant: bool, exempt: bool, moment: datetime) -> dict[str, Any]:
+                 compliant: bool, exempt: bool, moment: datetime, access: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The one ASFF finding of one REST API: FAILED with its findings, PASSED when compliant. Its Id is stable
-    per API, so that importing it again updates the same finding."""
+    per API, so that importing it again updates the same finding. Graded by who can call (`access`) when known."""
     kinds = [finding["kind"] for finding in findings]
     failed = not compliant
-    severity = worst(kinds) if failed else INFORMATIONAL
+    severity = worst_graded(findings, access) if failed else INFORMATIONAL
     when = timestamp(moment)
     principals = sorted({str(finding["principal"]) for finding in findings})
     if failed:

@@ -14,7 +14,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -28,7 +28,9 @@ from remediator.audit import AuditRecord, JsonLinesAuditLog
 from remediator.journal import FileLease, Intent, IntentConflict, Journal, JsonLinesJournal, Lease, PlannedStage
 from remediator.workflow.errors import THROTTLING_CODES, TRANSIENT_CODES
 from remediator.core import ConfigError, Evaluation, PolicyError, TrustConfig, compact_json, evaluate_policy, parse_policy
+from remediator.core.access import ApiAccess, effective_access
 from remediator.core.policy import aws_principals, statements_of
+from remediator.findings_formats import worst_graded
 from remediator.logs import get_logger
 
 log = get_logger(__name__)
@@ -98,6 +100,7 @@ class ApiReport:
     exempt: bool
     evaluation: Evaluation | None
     error: str | None = None
+    access: ApiAccess | None = None  # who can actually call, per finding (`with_access`); None: methods not read
 
     @property
     def needs_fix(self) -> bool:
@@ -133,6 +136,10 @@ class ApiReport:
         }
         if self.error:
             record["error"] = self.error
+        if evaluation is not None and not evaluation.compliant:
+            access = self.access or effective_access(evaluation.findings, evaluation.policy, "", None, None)
+            record["access"] = access.to_list()
+            record["severity"] = worst_graded(record["findings"], record["access"]).name.lower()
         return record
 
 
@@ -147,10 +154,40 @@ def assess(api: RestApi, settings: SweepSettings) -> ApiReport:
         return ApiReport(api, exempt, None, f"policy cannot be read: {error}")
 
 
-def scan(adapter: ApiGatewayAdapter, regions: Iterable[str], settings: SweepSettings) -> Iterator[ApiReport]:
+def scan(adapter: ApiGatewayAdapter, regions: Iterable[str], settings: SweepSettings,
+         reachability: bool = False) -> Iterator[ApiReport]:
+    """Every API's report; with `reachability`, who can actually call each finding (its methods read: `with_access`)."""
     for region in regions:
         for api in adapter.list_rest_apis(region):
-            yield assess(api, settings)
+            report = assess(api, settings)
+            yield with_access(adapter, report, settings.trust) if reachability else report
+
+
+def with_access(adapter: ApiGatewayAdapter, report: ApiReport, trust: TrustConfig) -> ApiReport:
+    """The report with who can actually call each finding's methods (remediator.core.access). Methods are read
+    only for an API with findings that is not exempt (GetResources costs a call or more per API). Methods that
+    cannot be read make the findings indeterminate, never compliant; throttling and transient errors are raised
+    for the caller to retry."""
+    evaluation = report.evaluation
+    if report.exempt or evaluation is None or evaluation.compliant:
+        return report
+    api = report.api
+    arn = f"arn:{trust.partition}:execute-api:{api.region}:{trust.owner_account}:{api.api_id}"
+    try:
+        methods, unread = adapter.methods(api.region, api.api_id), None
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code") or "ClientError"
+        if code in THROTTLING_CODES or code in TRANSIENT_CODES:
+            raise
+        methods, unread = None, code
+    except ApiNotFound:
+        methods, unread = None, "the API no longer exists"
+    except BotoCoreError as error:
+        methods, unread = None, type(error).__name__
+    if unread:
+        log.warning("methods_unread", api_id=api.api_id, reason=unread)
+    access = effective_access(evaluation.findings, evaluation.policy, arn, methods, api.endpoint, unread)
+    return replace(report, access=access)
 
 
 @dataclass
@@ -334,7 +371,7 @@ class Remediator:
             for intent in self.journal.open_intents():
                 if intent.account != self.account or (wanted is not None and intent.region not in wanted):
                     continue
-                if self.journal.held_by_other(intent, self.holder, clock.now()):
+                if self.journal.held_by_other(intent, self.holder, self.journal.now()):
                     continue
                 done.append(f"{intent.region}/{intent.api_id}: change {intent.intent_id} of {intent.created_at} "
                             f"{self._settle(intent)}")
@@ -360,7 +397,7 @@ class Remediator:
         recovered: list[str] = []
         left = self.journal.open_intent(self.account, region, api_id)
         if left is not None:
-            if self.journal.held_by_other(left, self.holder, clock.now()):
+            if self.journal.held_by_other(left, self.holder, self.journal.now()):
                 return Patched(_intent_report(left), "busy", f"a change of this API is in progress ({left.holder}); waiting for it",
                                wait_seconds=self.POLL_SECONDS)
             state, carry_on = self.reconcile(left)
@@ -404,7 +441,7 @@ class Remediator:
             intent_id=uuid.uuid4().hex, account=self.account, region=api.region, api_id=api.api_id, api_name=api.name,
             action=action, policy_before=api.policy or "", policy_after=after, patch_operations=operations,
             stages=[PlannedStage(name, current[name]) for name in stage_names], missing_stages=missing,
-            triggered_by=self.triggered_by, holder=self.holder, expires_at=clock.now() + self.CLAIM_SECONDS, findings=findings,
+            triggered_by=self.triggered_by, holder=self.holder, expires_at=self.journal.now() + self.CLAIM_SECONDS, findings=findings,
             trust=self.settings.trust.to_dict() if action == "remediate" else None,
         )
         try:
@@ -452,10 +489,10 @@ class Remediator:
         Repeatable: a retry creates no second deployment, once GetDeployment shows the recorded one is this
         change's. Stages only move forward: never to a deployment of another change, never to an older one."""
         stored = self.journal.open_intent(intent.account, intent.region, intent.api_id)
-        if stored is None or stored.intent_id != intent.intent_id or self.journal.held_by_other(stored, self.holder, clock.now()):
+        if stored is None or stored.intent_id != intent.intent_id or self.journal.held_by_other(stored, self.holder, self.journal.now()):
             raise IntentConflict(f"{intent.key}: change {intent.intent_id} is no longer this one's to deploy")
         intent = stored
-        if intent.expires_at - clock.now() < self.CLAIM_SECONDS / 2:
+        if intent.expires_at - self.journal.now() < self.CLAIM_SECONDS / 2:
             self._renew(intent)
         if not intent.stages:
             return Deployment([], None, intent.missing_stages)
@@ -610,7 +647,7 @@ class Remediator:
             return "abandoned", None
         if same_policy(api.policy, intent.policy_after):
             previous = intent.holder
-            intent.holder, intent.expires_at = self.holder, clock.now() + self.CLAIM_SECONDS
+            intent.holder, intent.expires_at = self.holder, self.journal.now() + self.CLAIM_SECONDS
             current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
             planned = [s.name for s in intent.stages if s.name in current]
             if (intent.deployment_id and all(current[name] == intent.deployment_id for name in planned)
@@ -632,7 +669,7 @@ class Remediator:
         return "superseded", None
 
     def _renew(self, intent: Intent) -> None:
-        intent.expires_at = clock.now() + self.CLAIM_SECONDS
+        intent.expires_at = self.journal.now() + self.CLAIM_SECONDS
         self.journal.update(intent)
 
     def _close(self, intent: Intent, state: str, reason: str) -> None:
@@ -651,7 +688,7 @@ class Remediator:
                                   f"{'; '.join(check.inconsistent)}; nothing changed")
         with self._exclusive():
             left = self.journal.open_intent(self.account, record.region, record.api_id)
-            if left is not None and not self.journal.held_by_other(left, self.holder, clock.now()):
+            if left is not None and not self.journal.held_by_other(left, self.holder, self.journal.now()):
                 self._settle(left)
             try:
                 api = self.adapter.get_rest_api(record.region, record.api_id)
@@ -757,14 +794,17 @@ def _gone(region: str, api_id: str) -> FixOutcome:
     return FixOutcome(_gone_report(region, api_id), "skipped", f"{region}/{api_id}: API was deleted; skipped")
 
 
-def findings_fingerprint(findings: Iterable[Any], reason: str | None = None, policy: Any = None) -> str:
+def findings_fingerprint(findings: Iterable[Any], reason: str | None = None, policy: Any = None,
+                         access: list[dict[str, Any]] | None = None) -> str:
     """One digest per exposure (Finding objects or their dicts), whatever its wording: what a person was told
     about an API. The same exposure on the next sweep is not told again; a wider one is.
 
     The exposure is each finding's kind, principal and remediation, with the Condition of the statement that
     grants it (operator, key, values: a removed aws:SourceVpce widens it), and the Conditions of the policy's
     Deny statements (`policy`, in any form parse_policy reads). Statement order, Sids, the case of condition
-    keys and the order of values are wording: they change nothing.
+    keys and the order of values are wording: they change nothing. With `access` (ApiReport.to_dict's, aligned
+    with the findings), each finding's reachability and the methods it reaches (verb, path, authorizationType,
+    apiKeyRequired) are part of the exposure: a method switched from AWS_IAM to NONE is told again.
     """
     def canonical(condition: Any) -> Any:  # the same tests however worded: (operator, key in lower case, values)
         if not isinstance(condition, dict):
@@ -791,8 +831,15 @@ def findings_fingerprint(findings: Iterable[Any], reason: str | None = None, pol
             return None
         return canonical(statements[index].get("Condition"))
 
-    rows = sorted(json.dumps([d.get("kind"), d.get("principal"), d.get("remediation"), granted_under(d.get("statement_index"))])
-                  for d in (f.to_dict() if hasattr(f, "to_dict") else f for f in findings))
+    reach = {item.get("finding"): item for item in access or [] if isinstance(item, dict)}
+
+    def reached(index: int) -> list[Any]:
+        item = reach.get(index)
+        return [] if item is None else [item.get("reachability"), item.get("methods_digest")]
+
+    rows = sorted(json.dumps([d.get("kind"), d.get("principal"), d.get("remediation"), granted_under(d.get("statement_index"))]
+                             + ([reached(i)] if access is not None else []))
+                  for i, d in enumerate(f.to_dict() if hasattr(f, "to_dict") else f for f in findings))
     denies = sorted(json.dumps(canonical(s.get("Condition"))) for s in statements
                     if isinstance(s, dict) and s.get("Effect") == "Deny")
     return hashlib.sha256(json.dumps([rows, reason or "", denies]).encode("utf-8", "surrogatepass")).hexdigest()[:32]

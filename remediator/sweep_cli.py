@@ -428,7 +428,8 @@ def _scan_in(args: argparse.Namespace, target: _Target, output: _Output) -> int:
     """One account's scan."""
     settings = _settings(args, target.account)
     status = cli.EXIT_OK
-    for report in _progress(scan(ApiGatewayAdapter(target.clients), target.regions, settings), output.err, "scanning"):
+    reports = scan(ApiGatewayAdapter(target.clients), target.regions, settings, reachability=True)
+    for report in _progress(reports, output.err, "scanning"):
         if output.stopping:
             break
         if report.error:
@@ -459,16 +460,19 @@ def _finding_records(fmt: str, record: dict[str, Any], account: str, partition: 
     if fmt == "asff":
         return [formats.asff_finding(account=account, partition=partition, region=record["region"], api_id=record["api_id"],
                                      api_name=record["name"] or "", findings=record["findings"],
-                                     compliant=record["compliant"], exempt=record["exempt"], moment=moment)]
+                                     compliant=record["compliant"], exempt=record["exempt"], moment=moment,
+                                     access=record.get("access"))]
+    reach = {item.get("finding"): item for item in record.get("access") or []}
     return [formats.ocsf_finding(kind=finding["kind"], title=formats.RULES.get(finding["kind"], finding["kind"]),
                                  detail=finding["detail"], resource_uid=arn, resource_type="AWS::ApiGateway::RestApi",
                                  resource_name=record["name"] or record["api_id"], moment=moment,
                                  remediation=(f"Remove {finding['principal']} from the resource policy: apigw-remediator fix "
                                               f"--regions {record['region']} --apply" if finding["remediation"] == "remove"
                                               else f"Review the resource policy: {finding['detail']}"),
-                                 unmapped={"api_id": record["api_id"], "exempt": record["exempt"], **finding},
-                                 account=account, region=record["region"], partition=partition)
-            for finding in record["findings"]]
+                                 unmapped={"api_id": record["api_id"], "exempt": record["exempt"], **finding,
+                                           **({"access": reach[index]} if index in reach else {})},
+                                 account=account, region=record["region"], partition=partition, reach=reach.get(index))
+            for index, finding in enumerate(record["findings"])]
 
 
 def run_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -619,8 +623,28 @@ def _report_line(record: dict[str, Any]) -> str:
         return f"{where}: compliant"
     if not record["findings"]:
         return where
-    findings = "; ".join(f"[{f['remediation']}] {f['kind']} {f['principal']}" for f in record["findings"])
-    return f"{where}: {findings}"
+    reach = {item.get("finding"): item for item in record.get("access") or []}
+    findings = "; ".join(f"[{f['remediation']}] {f['kind']} {f['principal']}{_reach_text(reach.get(i))}"
+                         for i, f in enumerate(record["findings"]))
+    severity = f" [{record['severity']}]" if record.get("severity") else ""
+    return f"{where}{severity}: {findings}"
+
+
+def _reach_text(reach: dict[str, Any] | None) -> str:
+    """Who can call, in a few words: the methods the finding's principal reaches and what stands in front."""
+    if not reach:
+        return ""
+    status = reach.get("reachability")
+    methods = reach.get("reachable_methods") or []
+    listed = ", ".join(f"{m['http_method']} {m['path']} ({m['authorization_type']}"
+                       + (", API key" if m.get("api_key_required") else "")
+                       + (f", if {'; '.join(m['conditions'])}" if m.get("conditions") else "") + ")"
+                       for m in methods[:5]) + (f" and {len(methods) - 5} more" if len(methods) > 5 else "")
+    if status == "reachable":
+        return f" -> {reach.get('severity')}, reaches {listed}"
+    if status == "unreachable":
+        return f" -> {reach.get('severity')}, no method reachable"
+    return f" -> {status}: {reach.get('reason', '')}" + (f"; reaches at least {listed}" if methods else "")
 
 
 def _guard(err: TextIO, action: Any, account: str | None = None) -> int:

@@ -219,7 +219,10 @@ def test_scan_writes_asff_and_ocsf(account, tmp_path: Path) -> None:
     assert finding["Id"].endswith(f":{api_id}/apigw-remediator/untrusted-principals") and finding["AwsAccountId"] == OWNER
     status, out, _ = run(*common, "--format", "ocsf")
     (record,) = [json.loads(line) for line in out.splitlines()]
-    assert record["class_uid"] == 2004 and record["severity_id"] == 4 and api_id in record["resources"][0]["uid"]
+    # Graded by who can call: the seeded API's one method is NONE, where an account's principal is nobody (an
+    # unsigned caller is anonymous), so Low; by kind alone it would be High.
+    assert record["class_uid"] == 2004 and record["severity_id"] == formats.LOW.ocsf_id and api_id in record["resources"][0]["uid"]
+    assert record["unmapped"]["access"]["reachability"] == "unreachable"
 
 
 def test_action_yml_is_a_valid_action() -> None:

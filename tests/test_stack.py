@@ -473,13 +473,16 @@ LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 APPROVAL_READ_WRITE = {"dynamodb:GetItem", "dynamodb:UpdateItem"}
 JOURNAL_WRITE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}  # the intent (and the record it closes with)
 READ_SECRET = {"secretsmanager:GetSecretValue"}
+# remediator:securityHub (auto by default): the states that know an API's outcome import its finding, after DescribeHub.
+SECURITY_HUB = {"securityhub:BatchImportFindings", "securityhub:DescribeHub"}
 
 
 @pytest.mark.parametrize(
     "handler, actions",
     [
         # PutItem: a record of a person's write that one of the bot's changes landed on (committed in 484b253).
-        ("evaluate", {"apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem"}),
+        ("evaluate", {"apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem"}
+         | SECURITY_HUB),
         ("apply", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy", "ssm:GetParameter"}
          | JOURNAL_WRITE | APPROVAL_READ_WRITE | READ_SECRET),
         # No ssm:GetParameter: restore, redeploy and record judge nothing.
@@ -487,7 +490,8 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
         ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH", "dynamodb:GetItem", "dynamodb:PutItem",
                       "dynamodb:UpdateItem"}),
         ("record", {"dynamodb:PutItem", "dynamodb:DeleteItem"}),
-        ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey", "dynamodb:PutItem"} | APPROVAL_READ_WRITE | READ_SECRET),
+        ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey", "dynamodb:PutItem"} | APPROVAL_READ_WRITE | READ_SECRET
+         | SECURITY_HUB),
         # No ssm:GetParameter: the approval handler builds no Remediator.
         ("approval", {"dynamodb:PutItem", "dynamodb:UpdateItem"} | READ_SECRET),
         # lambda:InvokeFunction on itself: the message is updated by an asynchronous invocation once Slack has its answer.
@@ -495,7 +499,8 @@ READ_SECRET = {"secretsmanager:GetSecretValue"}
                                                                  "lambda:InvokeFunction"}),
         ("trigger", {"states:StartExecution", "sqs:SendMessage"}),
         ("sweep", {"apigateway:GET", "ssm:GetParameter", "states:StartExecution", "sqs:SendMessage", "dynamodb:Query",
-                   "dynamodb:DeleteItem", "sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"}),
+                   "dynamodb:DeleteItem", "sns:Publish", "kms:Decrypt", "kms:GenerateDataKey", "securityhub:GetFindings"}
+         | SECURITY_HUB),
     ],
 )
 def test_each_function_may_do_only_its_job(resources, handler, actions):

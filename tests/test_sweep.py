@@ -120,7 +120,10 @@ def test_scan_reports_every_api_in_every_region(account) -> None:
     assert names["exempt-by-tag"]["exempt"] is True and names["exempt-by-tag"]["patch_operations"] == []
     assert names["wildcard"]["findings"][0]["remediation"] == "report-only"
     # The listing carries policy and tags: one page per region plus the caller identity, nothing per API.
-    assert account.server.aws_requests() == {("apigateway", "GetRestApis"): 3, ("sts", "GetCallerIdentity"): 1}
+    # The methods (who can actually call) are read only for the APIs with findings that are not exempt.
+    with_findings = sum(1 for r in records if not r["compliant"] and not r["exempt"])
+    assert account.server.aws_requests() == {("apigateway", "GetRestApis"): 3, ("sts", "GetCallerIdentity"): 1,
+                                             ("apigateway", "GetResources"): with_findings}
 
 
 def test_scan_exit_zero_when_only_exempt_apis_have_findings(account) -> None:

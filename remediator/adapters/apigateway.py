@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from remediator.adapters.clients import ClientFactory
+from remediator.core.access import Endpoint, Method
 
 PAGE_LIMIT = 500
 CREATE_DEPLOYMENT_INTERVAL_SECONDS = 5.0
@@ -32,6 +33,13 @@ class RestApi:
     name: str
     policy: str | None
     tags: dict[str, str]
+    # endpointConfiguration (GetRestApi, GetRestApis): EDGE, REGIONAL or PRIVATE, and a PRIVATE API's VPC endpoints.
+    endpoint_types: tuple[str, ...] = ()
+    vpc_endpoint_ids: tuple[str, ...] = ()
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.endpoint_types, self.vpc_endpoint_ids)
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,31 @@ class ApiGatewayAdapter:
                 raise ApiNotFound(api_id) from None
             raise
 
+    def methods(self, region: str, api_id: str) -> list[Method]:
+        """Every method of the API with what it enforces (authorizationType, apiKeyRequired): GetResources with
+        embed=methods (API Gateway API reference, GetResources: "embed ... Currently, the request supports only
+        retrieval of the embedded Method resources this way"), paged by `position` (limit at most 500). Read only
+        for APIs with findings: it is one or more calls per API."""
+        client = self._client(region)
+        kwargs: dict[str, Any] = {"restApiId": api_id, "embed": ["methods"], "limit": PAGE_LIMIT}
+        found: list[Method] = []
+        while True:
+            try:
+                page = client.get_resources(**kwargs)
+            except ClientError as error:
+                if _is_not_found(error):
+                    raise ApiNotFound(api_id) from None
+                raise
+            for resource in page.get("items", []):
+                for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
+                    method = method or {}
+                    found.append(Method(str(resource.get("path", "")), str(method.get("httpMethod") or verb),
+                                        method.get("authorizationType"), bool(method.get("apiKeyRequired", False))))
+            position = page.get("position")
+            if not position:
+                return sorted(found, key=lambda m: (m.path, m.http_method))
+            kwargs["position"] = position
+
     def update_policy(self, region: str, api_id: str, patch_operations: list[dict[str, str]]) -> RestApi:
         try:
             response = self._client(region).update_rest_api(restApiId=api_id, patchOperations=patch_operations)
@@ -167,4 +200,6 @@ class ApiGatewayAdapter:
 
 
 def _rest_api(region: str, item: dict[str, Any]) -> RestApi:
-    return RestApi(region, item["id"], item.get("name", ""), item.get("policy") or None, dict(item.get("tags") or {}))
+    endpoint = item.get("endpointConfiguration") or {}
+    return RestApi(region, item["id"], item.get("name", ""), item.get("policy") or None, dict(item.get("tags") or {}),
+                   tuple(endpoint.get("types") or ()), tuple(endpoint.get("vpcEndpointIds") or ()))

@@ -11,7 +11,7 @@ from remediator.adapters.dynamodb import DynamoJournal, FailureLedger, NoticeLed
 from remediator.audit import AuditRecord
 from remediator.core.trust import Remediation
 from remediator.events import ApiChange
-from remediator.functions import common
+from remediator.functions import common, security_hub
 from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
 from remediator.functions.needs import RESTAPI, Needs
 from remediator.logs import get_logger
@@ -29,8 +29,10 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # (DeleteItem on its notice), so that findings coming back are told again.
     # Where the bot writes, a person's write that one of its changes landed on is recorded (PutItem of a record).
     writes = mode in ("auto", "approval")
+    # Security Hub: a compliant or exempt API's finding is PASSED, a deleted API's ARCHIVED (remediator.functions.security_hub).
     return Needs(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",) if writes else (),
-                 journal=("dynamodb:GetItem",) if writes else (), notices=("dynamodb:DeleteItem",), put_audit=writes)
+                 journal=("dynamodb:GetItem",) if writes else (), notices=("dynamodb:DeleteItem",), put_audit=writes,
+                 import_findings=True)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -45,6 +47,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         api = aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
     except ApiNotFound:
         log.info("api_gone")
+        security_hub.send(settings, change.region, [security_hub.finding(
+            change.account, change.region, change.api_id, "", [], compliant=True, archived=True)])
         _resolved(change, settings)
         return Evaluation(Verdict.GONE.value, settings.mode).to_dict()
     report = assess(api, remediator.settings)
@@ -61,6 +65,10 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if lost is not None and verdict in (Verdict.COMPLIANT.value, Verdict.EXEMPT.value):
         verdict = Verdict.REPORT_ONLY.value  # nothing to fix, but a person must hear that their change was lost
     if verdict in (Verdict.COMPLIANT.value, Verdict.EXEMPT.value):
+        evaluation = report.evaluation
+        security_hub.send(settings, change.region, [security_hub.finding(
+            change.account, change.region, change.api_id, api.name, [f.to_dict() for f in evaluation.findings] if evaluation else [],
+            compliant=evaluation is not None and evaluation.compliant, exempt=report.exempt)])
         _resolved(change, settings)
     mode = settings.mode
     if verdict == Verdict.FIX.value and mode == "auto" and settings.organization:

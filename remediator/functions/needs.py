@@ -93,6 +93,11 @@ class Needs:
     read_organization: bool = False  # ORGANIZATION_READS
     roster: tuple[str, ...] = ()  # DynamoDB actions on the roster item only (ROSTER_ITEM_KEYS)
     results: tuple[str, ...] = ()  # S3 actions on the organization sweep's results bucket (objects)
+    # Security Hub (remediator:securityHub; the stack grants these only where the setting is not off, and in account
+    # mode only): securityhub:BatchImportFindings on the account's default product, DescribeHub on the hub where the
+    # setting is auto; GetFindings on the hub (the sweep: the findings of APIs deleted since).
+    import_findings: bool = False
+    read_findings: bool = False
 
     def in_organization(self) -> Needs:
         """The same function in the hub of an organization: its API Gateway calls are made in the member

@@ -13,7 +13,7 @@ from remediator.adapters.slack import SlackUnavailable
 from remediator.adapters.sns import publish
 from remediator.approvals import message
 from remediator.events import ApiChange
-from remediator.functions import common
+from remediator.functions import common, security_hub
 from remediator.functions.common import Settings, aws_call, ledger, read_state, request_from_state
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
@@ -25,7 +25,8 @@ log = get_logger("remediator.functions.notify")
 
 def needs(mode: str, slack: bool) -> Needs | None:
     """With a channel it looks for the execution's approval and posts or updates the message (bot token);
-    in approval mode it records the outcome on the approval; a failed fix adds to the API's count."""
+    in approval mode it records the outcome on the approval; a failed fix adds to the API's count. It imports the API's
+    finding into Security Hub (remediator.functions.security_hub)."""
     slack = slack or mode == "approval"
     return Needs(
         publish=True,
@@ -33,6 +34,7 @@ def needs(mode: str, slack: bool) -> Needs | None:
         failures=("dynamodb:UpdateItem",) if mode in ("auto", "approval") else (),
         notices=("dynamodb:GetItem", "dynamodb:PutItem"),  # findings (and a dry run's proposals) are told once
         slack_token=slack,
+        import_findings=True,
     )
 
 
@@ -89,6 +91,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                 subjects["failure"] = f"Remediation FAILED {failures} times, needs a person: API {name} ({change.region})"
     if kind in ("rejected", "timeout"):
         body["decision"] = state.get("decision") or state.get("approval")
+    # Security Hub first: a retry of this state (throttling) must not publish the notice twice.
+    _to_security_hub(kind, state, change, settings)
     notices = NoticeLedger(common.clients(), settings.audit_table)
     place = settings.notice_place(change.account, change.region)
     reason = evaluation.error or (f"lost update {evaluation.lost_update.get('when')}" if evaluation.lost_update else None)
@@ -103,6 +107,22 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     log.info("notified", kind=kind, message_id=message_id)
     slack = tell_slack(kind, state, change, settings, event.get("execution") or "", body) if settings.slack_enabled else None
     return {"kind": kind, "message_id": message_id, "slack": slack}
+
+
+def _to_security_hub(kind: str, state: WorkflowState, change: ApiChange, settings: Settings) -> None:
+    """The API's finding as this outcome leaves it: open (FAILED) with a note saying why, or PASSED once a fix left
+    nothing untrusted (Security Hub then resolves it). Told once where auto finds Security Hub not enabled."""
+    evaluation = state.evaluation
+    if evaluation is None or kind not in security_hub.NOTES:
+        return
+    findings = list(evaluation.findings)
+    if kind == "result":  # what the fix removed is gone; what is reported only is still there
+        findings = [f for f in findings if f.get("remediation") != "remove"]
+    compliant = not findings if kind == "result" else evaluation.compliant
+    note = None if compliant else security_hub.NOTES[kind]
+    security_hub.send(settings, change.region, [security_hub.finding(
+        change.account, change.region, change.api_id, evaluation.name, findings, compliant, evaluation.exempt, note)])
+    security_hub.tell_off_once(settings, change.account, change.region)
 
 
 def tell_slack(kind: str, state: WorkflowState, change: ApiChange, settings: Settings, execution: str,

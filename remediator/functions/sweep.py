@@ -18,7 +18,7 @@ from remediator.adapters.dynamodb import DynamoJournal, NoticeLedger
 from remediator.adapters.sns import publish
 from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ACCOUNT, REGION, ApiChange, Caller
-from remediator.functions import common
+from remediator.functions import common, security_hub
 from remediator.functions.common import Settings, aws_call, own_account
 from remediator.functions.needs import RESTAPIS, Needs
 from remediator.logs import bind, get_logger
@@ -32,10 +32,12 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # The listing carries each policy: GET on the collection is all it reads. Where the workflow writes, it
     # also looks for changes left half-done (one Query of the open intents). It reads what people were told
     # (one Query), forgets the APIs that need nobody any more, and publishes the day's summary.
+    # Security Hub: the finding of every API it hands to no execution, and the findings of APIs deleted since (it reads
+    # which APIs have ACTIVE findings of this remediator: GetFindings).
     writes = mode in ("auto", "approval")
     return Needs(apigateway=(("GET", RESTAPIS),), read_trust=True, start_execution=True,
                  journal=("dynamodb:Query",) if writes else (), notices=("dynamodb:Query", "dynamodb:DeleteItem"),
-                 publish=True)
+                 publish=True, import_findings=True, read_findings=True)
 
 
 def organization_needs(found: Needs, mode: str) -> Needs:
@@ -97,6 +99,29 @@ def _pair(event: Any) -> tuple[str, str]:
     return account, region
 
 
+def _hub_finding(account: str, region: str, report: Any) -> dict[str, Any]:
+    evaluation = report.evaluation
+    findings = [f.to_dict() for f in evaluation.findings] if evaluation else []
+    compliant = evaluation is not None and evaluation.compliant
+    note = None if compliant or report.exempt else security_hub.NOTES["findings"]
+    return security_hub.finding(account, region, report.api.api_id, report.api.name, findings, compliant, report.exempt, note)
+
+
+def _to_security_hub(settings: Settings, account: str, region: str, listed: set[str], findings: list[dict[str, Any]]) -> None:
+    """The region's findings in batches of 100, with the ACTIVE findings of APIs no longer listed archived."""
+    if not security_hub.active(settings, region):
+        return
+    try:
+        known = security_hub.known_apis(settings, account, region)
+    except RemediationFailed as error:  # not throttling (raised, so the sweep is retried): say it, archive nothing
+        log.error("security_hub_findings_unread", error=str(error)[:300])
+        known = {}
+    for api_id in sorted(set(known) - listed):
+        name = str(((known[api_id].get("Resources") or [{}])[0].get("Details") or {}).get("AwsApiGatewayRestApi", {}).get("Name") or "")
+        findings.append(security_hub.finding(account, region, api_id, name, [], compliant=True, archived=True))
+    security_hub.send(settings, region, findings)
+
+
 def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[str, Any], dict[str, int]]:
     """Sweep one account's region: start an execution for each API that needs one; the summary of what was seen,
     and the counts of what was done."""
@@ -117,6 +142,7 @@ def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[st
     new: list[dict[str, str]] = []
     resolved: list[dict[str, str]] = []
     listed: set[str] = set()
+    to_hub: list[dict[str, Any]] = []  # the Security Hub findings of the APIs no execution is started for
     apis = ApiGatewayAdapter(settings.member_clients(account, region, "sweep"))  # type: ignore[arg-type]
     for api in aws_call(lambda: list(apis.list_rest_apis(region))):
         counts["apis"] += 1
@@ -130,11 +156,13 @@ def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[st
                                                report.evaluation.policy if report.evaluation else None)
             if standing.get(api.api_id) == fingerprint:
                 counts["told_already"] += 1
+                to_hub.append(_hub_finding(account, region, report))
                 continue
             new.append({"api_id": api.api_id, "name": api.name, "verdict": verdict.value})
         elif api.api_id in standing and verdict in (Verdict.COMPLIANT, Verdict.EXEMPT):  # resolved (forgotten once told)
             resolved.append({"api_id": api.api_id, "name": api.name, "verdict": verdict.value})
         if not verdict.needs_attention:
+            to_hub.append(_hub_finding(account, region, report))
             continue
         event_id = f"{hour}-{account}-{api.api_id}" if settings.organization else f"{hour}-{api.api_id}"
         change = ApiChange(api.api_id, region, account, event_id, "ScheduledSweep",
@@ -144,6 +172,7 @@ def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[st
         counts[status] += 1
     for api_id in sorted(set(standing) - listed):  # deleted since: nobody needs to hear about it again
         resolved.append({"api_id": api_id, "name": "", "verdict": Verdict.GONE.value})
+    _to_security_hub(settings, account, region, listed, to_hub)
     log.info("sweep_done", **counts, new=len(new), resolved=len(resolved))
     return {"kind": "summary", "mode": settings.mode, "account": account, "region": region, "apis": counts["apis"],
             "verdicts": dict(sorted(verdicts.items())), "new_findings": new, "resolved_findings": resolved,

@@ -45,6 +45,10 @@ class Evaluation:
     error: str | None = None
     # A person's change the bot's own write landed on: who, when, their policy (remediator.functions.evaluate).
     lost_update: dict[str, Any] | None = None
+    # Who can actually call (remediator.core.access): the API's grade, and per finding its reachability, grade and
+    # the methods it reaches (ApiReport.to_dict). None and empty where there is no finding.
+    severity: str | None = None
+    access: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: Any) -> Evaluation:
@@ -54,7 +58,7 @@ class Evaluation:
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if not (k in ("error", "lost_update") and v is None)}
+        return {k: v for k, v in asdict(self).items() if not (k in ("error", "lost_update", "severity") and v is None)}
 
 
 @dataclass
