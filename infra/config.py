@@ -47,6 +47,15 @@ remediator:spokeRoleName             "apigw-remediator-spoke"     the spoke role
                                                                   account
 remediator:orgSweepConcurrency       40                           1..1000: the organization sweep's
                                                                   MaxConcurrency
+remediator:securityHub               "auto"                       auto (import findings into Security Hub
+                                                                  when it is enabled in the account and
+                                                                  region, checked with DescribeHub) | on |
+                                                                  off; account mode only (in organization
+                                                                  mode anything but off is refused)
+remediator:cloudFormationHook        "off"                        off | fail | warn: a CloudFormation Lambda
+                                                                  Hook that checks AWS::ApiGateway::RestApi
+                                                                  policies before they are provisioned
+                                                                  (fail blocks, warn only reports)
 ===================================  ===========================  ==========================================
 
 The keys from remediator:organizationId on belong to organization mode: in account mode a value other
@@ -94,6 +103,8 @@ DEFAULTS: dict[str, Any] = {
     "remediator:spokeRegions": [],
     "remediator:spokeRoleName": "apigw-remediator-spoke",
     "remediator:orgSweepConcurrency": 40,
+    "remediator:securityHub": "auto",
+    "remediator:cloudFormationHook": "off",
 }
 
 # Organization mode only (docs/organization.md): set to anything but the default in account mode, refused.
@@ -107,6 +118,10 @@ ORGANIZATION_KEYS = (
     "remediator:orgSweepConcurrency",
 )
 DEPLOYMENTS = ("account", "organization")
+# remediator:securityHub: auto = on where Security Hub is enabled (DescribeHub, once per container), else off.
+SECURITY_HUB_SETTINGS = ("auto", "on", "off")
+# remediator:cloudFormationHook: off, or the Lambda Hook's FailureMode (FAIL blocks the operation, WARN lets it go on).
+HOOK_SETTINGS = ("off", "fail", "warn")
 
 # ACCOUNT_ID, ORG_ID, REST_API_ID and MODES are the runtime's own: a value the synth accepts is one every
 # execution accepts too (a pattern of its own let the synth take Arabic-Indic digits that every
@@ -177,6 +192,8 @@ class RemediatorConfig:
     spoke_regions: tuple[str, ...] = ()
     spoke_role_name: str = "apigw-remediator-spoke"
     org_sweep_concurrency: int = 40
+    security_hub: str = "auto"  # SECURITY_HUB_SETTINGS
+    cloudformation_hook: str = "off"  # HOOK_SETTINGS
 
     @property
     def organization(self) -> bool:
@@ -361,6 +378,13 @@ def _regions(key: str, value: Any) -> tuple[str, ...]:
     return _each(key, _list(key, value), REGION, "an AWS Region name such as us-east-1")
 
 
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of a few words; anything else is one line naming the key and the choices."""
+    if not isinstance(value, str) or value.strip() not in choices:
+        raise ConfigError(f"context {key} must be one of {', '.join(choices)}; got {value!r}")
+    return value.strip()
+
+
 def _organization_settings(value: Any) -> dict[str, Any]:
     """The organization-mode fields of RemediatorConfig, validated; in account mode each must keep its default."""
     deployment = _deployment("remediator:deployment", value("remediator:deployment"))
@@ -455,7 +479,15 @@ def from_context(get: Any) -> RemediatorConfig:
             "remediator:callbackReservedConcurrency", value("remediator:callbackReservedConcurrency")
         ),
         **_organization_settings(value),
+        security_hub=_choice("remediator:securityHub", value("remediator:securityHub"), SECURITY_HUB_SETTINGS),
+        cloudformation_hook=_choice("remediator:cloudFormationHook", value("remediator:cloudFormationHook"),
+                                    HOOK_SETTINGS),
     )
+    if config.organization and config.security_hub == "on":
+        # BatchImportFindings takes findings of the caller's own account only (API Reference, BatchImportFindings):
+        # the hub cannot import its member accounts' findings with its own roles.
+        raise ConfigError("context remediator:securityHub=on is a setting of account mode only: in organization mode "
+                          "each member account's findings would have to be imported by that account; leave it auto or off")
     if config.mode == "approval":
         # Without a channel nothing can be asked; without approvers every press is refused and each
         # proposal just times out. Both are configuration mistakes better caught at synth.

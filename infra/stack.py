@@ -31,6 +31,7 @@ from aws_cdk import (
     Stack,
     Validations,
 )
+from aws_cdk import aws_cloudformation as cloudformation
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -300,6 +301,8 @@ class RemediatorStack(Stack):
             "APPROVER_USER_IDS": ",".join(config.approver_user_ids),
             "APPROVAL_TIMEOUT_SECONDS": str(config.approval_timeout_seconds),
         }
+        if config.security_hub != "auto":  # auto is the functions' default (remediator.functions.security_hub)
+            common_env["SECURITY_HUB"] = config.security_hub
         if config.organization:
             assert self.results_bucket is not None
             common_env.update(
@@ -482,6 +485,11 @@ class RemediatorStack(Stack):
         for name, function in self.functions.items():
             self._grant(name, function, needs_of(name, config) or Needs())
         self._protect_table(own_roles)
+
+        # ---- the preventive control: a CloudFormation Lambda Hook (remediator:cloudFormationHook) ------
+        self.hook_function: lambda_.Function | None = None
+        if config.cloudformation_hook != "off":
+            self._cloudformation_hook(code)
 
         # ---- alarms -----------------------------------------------------------------------------
         self.failed_alarm = self._alarm(
@@ -689,10 +697,76 @@ class RemediatorStack(Stack):
                     resources=[self.state_machine.state_machine_arn],
                 )
             )
+        statements += self._security_hub_statements(access)
         statements += self._organization_statements(function, access)
         for statement in statements:
             function.add_to_role_policy(statement)
         acknowledge_api_paths(function.role, "<AWS::Region>", access.apigateway, "this function")
+
+    def _cloudformation_hook(self, code: lambda_.Code) -> None:
+        """An AWS::CloudFormation::LambdaHook on AWS::ApiGateway::RestApi, before it is created or updated (PRE_PROVISION
+        of RESOURCE operations; an AWS::Serverless::Api is one by then, the SAM transform runs first). FailureMode is the
+        setting's: FAIL stops the operation when the function answers FAILED, WARN only warns (and the function answers
+        SUCCESS with a message anyway). CloudFormation invokes the function with the hook's execution role, which only
+        the CloudFormation hooks service of this account may assume (CloudFormation Hooks User Guide, "Lambda Hooks")."""
+        config = self.config
+        environment = {
+            "REMEDIATOR_MODE": config.mode,
+            "TRUST_PARAMETER_NAME": self.trust_parameter.parameter_name,
+            "EXEMPT_TAG_KEY": config.exempt_tag_key,
+            "REMOVE_WILDCARD_PRINCIPALS": "true" if config.remove_wildcard_principals else "false",
+            "REMEDIATOR_LOG_LEVEL": "INFO",
+            "HOOK_MODE": config.cloudformation_hook,
+        }
+        # A hook waits up to 30 s for its Lambda function (the Hooks User Guide); 20 s leaves room for a cold start.
+        function = self.hook_function = self._function("hook", code, environment, timeout=Duration.seconds(20))
+        self._grant("hook", function, needs_of("hook", config) or Needs())
+        role = iam.Role(
+            self,
+            "HookExecutionRole",
+            assumed_by=iam.ServicePrincipal(
+                "hooks.cloudformation.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudformation:{Aws.REGION}:{Aws.ACCOUNT_ID}:type/hook/*"},
+                },
+            ),
+            description="Assumed by CloudFormation Hooks to invoke the remediator's hook function, and nothing else.",
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn]))
+        cloudformation.CfnLambdaHook(
+            self,
+            "RestApiPolicyHook",
+            alias="Private::ApigwRemediator::RestApiPolicy",
+            execution_role=role.role_arn,
+            failure_mode="FAIL" if config.cloudformation_hook == "fail" else "WARN",
+            hook_status="ENABLED",
+            lambda_function=function.function_arn,
+            target_operations=["RESOURCE"],
+            target_filters=cloudformation.CfnLambdaHook.TargetFiltersProperty(targets=[
+                cloudformation.CfnLambdaHook.HookTargetProperty(
+                    action=action, invocation_point="PRE_PROVISION", target_name="AWS::ApiGateway::RestApi")
+                for action in ("CREATE", "UPDATE")]),
+        )
+
+    def _security_hub_statements(self, access: Needs) -> list[iam.PolicyStatement]:
+        """Security Hub (remediator:securityHub, account mode). The Service Authorization Reference ("Actions, resources,
+        and condition keys for AWS Security Hub"): BatchImportFindings on the `product` resource type
+        (arn:${Partition}:securityhub:${Region}:${Account}:product/${Company}/${ProductId}; a finding of one's own
+        account goes to the account's default product, product/<account>/default), DescribeHub and GetFindings on the
+        `hub` resource type (arn:${Partition}:securityhub:${Region}:${Account}:hub/default)."""
+        if self.config.security_hub == "off" or self.config.organization:
+            return []
+        hub = f"arn:{Aws.PARTITION}:securityhub:{Aws.REGION}:{Aws.ACCOUNT_ID}:hub/default"
+        statements: list[iam.PolicyStatement] = []
+        if access.import_findings:
+            product = f"arn:{Aws.PARTITION}:securityhub:{Aws.REGION}:{Aws.ACCOUNT_ID}:product/{Aws.ACCOUNT_ID}/default"
+            statements.append(iam.PolicyStatement(actions=["securityhub:BatchImportFindings"], resources=[product]))
+        reads = (["securityhub:DescribeHub"] if access.import_findings and self.config.security_hub == "auto" else []) + (
+            ["securityhub:GetFindings"] if access.read_findings else [])
+        if reads:
+            statements.append(iam.PolicyStatement(actions=reads, resources=[hub]))
+        return statements
 
     def _self_invoke(self, name: str) -> None:
         """lambda:InvokeFunction on the function itself (Needs.invoke_self: the Slack callback answers Slack, then

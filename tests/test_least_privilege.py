@@ -112,6 +112,9 @@ def expected_actions(needs: Needs | None, name: str) -> set[str]:
     actions |= {"secretsmanager:GetSecretValue"} if needs.slack_token or needs.slack_signing_secret else set()
     actions |= {"states:SendTaskSuccess", "states:SendTaskFailure"} if needs.answer_tasks else set()
     actions |= {"sts:AssumeRole"} if needs.assume_spoke else set()
+    # remediator:securityHub is auto in these templates: BatchImportFindings, after DescribeHub.
+    actions |= {"securityhub:BatchImportFindings", "securityhub:DescribeHub"} if needs.import_findings else set()
+    actions |= {"securityhub:GetFindings"} if needs.read_findings else set()
     if needs.read_organization:
         actions |= {"organizations:DescribeOrganization", "organizations:ListAccounts",
                     "organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent"}

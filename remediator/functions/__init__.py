@@ -21,6 +21,8 @@ ORGANIZATION_NAMES = ("roster", "plan", "summarize")
 # The functions that judge APIs by the exemptions (Settings.sweep_settings with the trusted lists): they read the
 # settings parameter, where the exempt API IDs live (too many for Lambda's 4 KB environment).
 READS_SETTINGS = ("evaluate", "apply", "sweep")
+# Only where remediator:cloudFormationHook is on: the CloudFormation Lambda Hook's function, which no workflow reaches.
+HOOK_NAMES = ("hook",)
 
 
 def handler_path(name: str) -> str:
@@ -48,7 +50,8 @@ def needs(name: str, mode: str, slack: bool, organization: bool = False) -> Need
     if found is not None and name in READS_SETTINGS:
         found = replace(found, read_settings=True)
     if organization and found is not None:
-        found = found.in_organization()
+        # BatchImportFindings takes findings of the caller's own account only: the hub imports nothing.
+        found = replace(found.in_organization(), import_findings=False, read_findings=False)
         extra = getattr(module, "organization_needs", None)
         if extra is not None:
             found = extra(found, mode)

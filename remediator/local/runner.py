@@ -36,7 +36,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_la
 from remediator import functions as function_modules
 from remediator import workflow
 from remediator.workflow import errors
-from remediator.functions import common
+from remediator.functions import common, security_hub
 from remediator.adapters.clients import ClientFactory
 from remediator.adapters import secrets as secrets_adapter
 from remediator.adapters.dynamodb import AuditTable
@@ -322,6 +322,11 @@ class WorkflowConfig:
     members: int = 3
     trust_organization: bool = False
     trusted_ous: list[str] = field(default_factory=list)
+    # Security Hub enabled in the account and region (remediator:securityHub is auto: the functions import findings
+    # where DescribeHub answers); False: not enabled, so nothing is imported and people are told so once.
+    security_hub: bool = True
+    # remediator:cloudFormationHook: the stack's setting (off: no hook; fail | warn: the hook function and its role).
+    hook: str = "off"
 
 
 class LocalWorkflow:
@@ -339,7 +344,8 @@ class LocalWorkflow:
         self.clients = account.clients
         self.config = config
         self.strict = account.strict
-        self.template = synthesized_template(config.mode, slack=bool(config.slack_channel), organization=config.organization)
+        self.template = synthesized_template(config.mode, slack=bool(config.slack_channel), organization=config.organization,
+                                             hook=config.hook)
         self.spoke_template = spoke_template(config.mode, bool(config.slack_channel)) if config.organization else {}
         self.organization_id = LOCAL_ORGANIZATION_ID  # the local organization's own, once it exists
         account_id = account.account_id
@@ -378,6 +384,8 @@ class LocalWorkflow:
         self.dlq_url = sqs.create_queue(QueueName="apigw-remediator-dlq")["QueueUrl"]
         self._bind_one("AWS::SQS::Queue", self.dlq_url, Arn=f"arn:aws:sqs:{region}:{account_id}:apigw-remediator-dlq",
                        QueueName="apigw-remediator-dlq")
+        if config.security_hub:
+            self.clients.client("securityhub", region).enable_security_hub(EnableDefaultStandards=False)
         parameter = "/apigw-remediator/trust"
         self.clients.client("ssm", region).put_parameter(Name=parameter, Type="String", Value=json.dumps(
             {"trusted_accounts": config.trusted_accounts, "trusted_org_ids": config.trusted_org_ids}))
@@ -494,9 +502,16 @@ class LocalWorkflow:
                 os.environ.pop(key, None)
             else:
                 self.environment[key] = str(resolve(value))
+        hook_env = functions["hook"][1]["Properties"]["Environment"]["Variables"] if "hook" in functions else {}
+        for key, source in (("SECURITY_HUB", trigger_env), ("HOOK_MODE", hook_env)):  # as the template sets them
+            if key in source:
+                self.environment[key] = str(source[key])
+            else:
+                os.environ.pop(key, None)
         os.environ.update(self.environment)
         common.clients.cache_clear()
         ssm.forget_cached()  # a new deployment: its functions start with empty containers
+        security_hub.forget_cached()
         common.forget_sessions()
         self.organization: LocalOrganization | None = None
         if config.organization:
@@ -683,6 +698,30 @@ class LocalWorkflow:
                 QueueUrl=self.dlq_url, MessageBody=json.dumps(event),
                 MessageAttributes={"ErrorMessage": {"DataType": "String", "StringValue": str(error)[:256]}})
             return None
+
+    def invoke_hook(self, request: dict[str, Any]) -> dict[str, Any]:
+        """CloudFormation Hooks' part (remediator:cloudFormationHook): invoke the hook's function with the hook's
+        execution role, as the service does; on the strict account the Invoke is checked against that role's policy
+        from the template. Returns the function's answer."""
+        (hook,) = of_type(self.template, "AWS::CloudFormation::LambdaHook").values()
+        role_id = hook["Properties"]["ExecutionRole"]["Fn::GetAtt"][0]
+        function_arn = self.resolve(hook["Properties"]["LambdaFunction"])
+        clients = self.clients
+        if self.strict is not None:
+            key = "ASIAHOOK" + hashlib.sha256(self.role_arns[role_id].encode()).hexdigest()[:12].upper()
+            if key not in self.strict.principals:
+                self.strict.register(Principal(
+                    "cloudformation-hooks", f"arn:aws:sts::{self.account.account_id}:assumed-role/"
+                    f"{self.role_arns[role_id].rsplit('/', 1)[1]}/hooks", key,
+                    PolicySet(self._role_policies().get(role_id, []), principal="hook execution role"),
+                    role_arn=self.role_arns[role_id], scope=self.config.mode))
+            session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key="local", region_name=self.region)
+            clients = ClientFactory(endpoint_url=self.clients.endpoint_url, session=session)
+        response = clients.client("lambda", self.region).invoke(FunctionName=function_arn, Payload=json.dumps(request))
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            raise RuntimeError(f"the hook function failed: {payload}")
+        return payload  # type: ignore[no-any-return]
 
     def dead_letters(self) -> list[dict[str, Any]]:
         return self._drain(self.dlq_url)

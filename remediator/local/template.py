@@ -35,6 +35,8 @@ CACHE = ROOT / "build" / "local-templates"
 COMMITTED = Path(__file__).resolve().parent / "templates"
 VARIANTS = (("auto", False, False), ("auto", True, False), ("dry-run", False, False), ("dry-run", True, False),
             ("approval", True, False), ("auto", False, True), ("dry-run", False, True))
+# With the CloudFormation hook on (remediator:cloudFormationHook): (mode, slack, organization, hook).
+HOOK_VARIANTS = (("auto", False, False, "fail"),)
 _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 # A channel and an approver: their values change no grant, whether there is a channel does (the
@@ -49,8 +51,10 @@ LOCAL_ROOT_ID = "r-local"
 LOCAL_SWEEP_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")  # the first holds the spoke role
 
 
-def _context(mode: str, slack: bool, organization: bool = False) -> dict[str, Any]:
+def _context(mode: str, slack: bool, organization: bool = False, hook: str = "off") -> dict[str, Any]:
     context: dict[str, Any] = {"remediator:mode": mode}
+    if hook != "off":
+        context["remediator:cloudFormationHook"] = hook
     if organization:
         context.update({"remediator:deployment": "organization", "remediator:organizationId": LOCAL_ORGANIZATION_ID,
                         "remediator:spokeOrganizationalUnits": [LOCAL_ROOT_ID],
@@ -98,18 +102,19 @@ def cdk_installed() -> bool:
     return importlib.util.find_spec("aws_cdk") is not None
 
 
-def _variant(mode: str, slack: bool, organization: bool = False) -> str:
+def _variant(mode: str, slack: bool, organization: bool = False, hook: str = "off") -> str:
     if mode not in MODES:
         raise TemplateError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    return f"{'organization-' if organization else ''}{mode}{'-slack' if slack or mode == 'approval' else ''}"
+    suffix = f"-hook-{hook}" if hook != "off" else ""
+    return f"{'organization-' if organization else ''}{mode}{'-slack' if slack or mode == 'approval' else ''}{suffix}"
 
 
 @cache
-def synthesized_template(mode: str, slack: bool = False, organization: bool = False) -> dict[str, Any]:
+def synthesized_template(mode: str, slack: bool = False, organization: bool = False, hook: str = "off") -> dict[str, Any]:
     """The template `cdk synth` makes for this mode, with or without a Slack channel, for one account or an
-    organization's hub (cached on disk while the sources are unchanged); the committed one where the CDK is
-    not installed."""
-    return _synthesized(mode, slack, organization)[0]
+    organization's hub, with or without the CloudFormation hook (cached on disk while the sources are unchanged);
+    the committed one where the CDK is not installed."""
+    return _synthesized(mode, slack, organization, hook)[0]
 
 
 @cache
@@ -121,10 +126,10 @@ def spoke_template(mode: str, slack: bool = False) -> dict[str, Any]:
     return spoke
 
 
-def _synthesized(mode: str, slack: bool, organization: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    variant = _variant(mode, slack, organization)
+def _synthesized(mode: str, slack: bool, organization: bool, hook: str = "off") -> tuple[dict[str, Any], dict[str, Any] | None]:
+    variant = _variant(mode, slack, organization, hook)
     if not cdk_installed():
-        return committed_template(mode, slack, organization), committed_spoke(mode, slack) if organization else None
+        return committed_template(mode, slack, organization, hook), committed_spoke(mode, slack) if organization else None
     slack = slack or mode == "approval"
     path = CACHE / f"{_digest()}-{variant}.json"
     spoke_path = path.with_name(path.name + ".spoke")
@@ -139,7 +144,7 @@ def _synthesized(mode: str, slack: bool, organization: bool) -> tuple[dict[str, 
         env.pop(key, None)
     with tempfile.TemporaryDirectory(prefix="synth-", dir=CACHE) as outdir:
         partial = Path(outdir) / "template.json"
-        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(_context(mode, slack, organization)), outdir, str(partial)],
+        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(_context(mode, slack, organization, hook)), outdir, str(partial)],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0 or not partial.is_file():
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -151,8 +156,8 @@ def _synthesized(mode: str, slack: bool, organization: bool) -> tuple[dict[str, 
             json.loads(spoke_path.read_text(encoding="utf-8")) if spoke_path.is_file() else None)
 
 
-def committed_template(mode: str, slack: bool = False, organization: bool = False) -> dict[str, Any]:
-    return _committed(f"{_variant(mode, slack, organization)}.json")
+def committed_template(mode: str, slack: bool = False, organization: bool = False, hook: str = "off") -> dict[str, Any]:
+    return _committed(f"{_variant(mode, slack, organization, hook)}.json")
 
 
 def committed_spoke(mode: str, slack: bool = False) -> dict[str, Any]:
@@ -185,6 +190,11 @@ def write_committed() -> list[Path]:
             spoke = COMMITTED / f"{_variant(mode, slack, organization)}-spoke.json"
             spoke.write_text(json.dumps(comparable(spoke_template(mode, slack)), indent=1, sort_keys=True) + "\n", encoding="utf-8")
             written.append(spoke)
+    for mode, slack, organization, hook in HOOK_VARIANTS:
+        path = COMMITTED / f"{_variant(mode, slack, organization, hook)}.json"
+        path.write_text(json.dumps(comparable(synthesized_template(mode, slack, organization, hook)), indent=1, sort_keys=True)
+                        + "\n", encoding="utf-8")
+        written.append(path)
     return written
 
 
