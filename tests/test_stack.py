@@ -82,6 +82,8 @@ EXPECTED_ACKNOWLEDGMENTS = {
     # REST API itself and its deployments collection have no `*` (/restapis/??????????), so nothing to acknowledge.
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/??????????/deployments/*]",
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/??????????/stages*]",
+    # Its resources and their methods, read (GET only) for APIs with findings: who can actually call.
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/??????????/resources*]",
     "AwsSolutions-IAM5[Resource::*]",
     # Slack's bot token and signing secret: issued and rotated by Slack, not by Secrets Manager.
     "AwsSolutions-SMG4",
@@ -433,7 +435,8 @@ def apigateway_statements(resources, function, effect: str) -> set[tuple[str, st
 
 
 @pytest.mark.parametrize("handler, grants", [
-    ("evaluate", {("apigateway:GET", API)}),
+    # For an API with findings, its methods (GetResources embed=methods): who can actually call.
+    ("evaluate", {("apigateway:GET", API), ("apigateway:GET", f"{API}/resources*")}),
     # Changing a policy takes UpdateRestApiPolicy on top of PATCH; without it every fix is denied.
     # It reads the stages to write them into the intent (the deployment each serves before the change).
     ("apply", WRITE_POLICY_GRANTS | {("apigateway:GET", f"{API}/stages*"), READ_DEPLOYMENT}),
@@ -442,7 +445,7 @@ def apigateway_statements(resources, function, effect: str) -> set[tuple[str, st
     # Deployments and stages only: no CreateRestApi/ImportRestApi (POST /restapis), no policy writes.
     ("redeploy", {("apigateway:POST", f"{API}/deployments"), ("apigateway:GET", f"{API}/stages*"),
                   ("apigateway:PATCH", f"{API}/stages*"), READ_DEPLOYMENT}),
-    ("sweep", {("apigateway:GET", "/restapis")}),
+    ("sweep", {("apigateway:GET", "/restapis"), ("apigateway:GET", f"{API}/resources*")}),
 ])
 def test_apigateway_grants_are_exactly_the_calls_made(resources, handler, grants):
     _, function = functions_by_handler(resources)[f"remediator.functions.{handler}.handler"]

@@ -13,9 +13,9 @@ from remediator.core.trust import Remediation
 from remediator.events import ApiChange
 from remediator.functions import common, security_hub
 from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
-from remediator.functions.needs import RESTAPI, Needs
+from remediator.functions.needs import RESOURCES, RESTAPI, Needs
 from remediator.logs import get_logger
-from remediator.remediation import Remediator, Verdict, assess, policy_digest, same_policy
+from remediator.remediation import Remediator, Verdict, assess, policy_digest, same_policy, with_access
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Evaluation
 
@@ -30,7 +30,8 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # Where the bot writes, a person's write that one of its changes landed on is recorded (PutItem of a record).
     writes = mode in ("auto", "approval")
     # Security Hub: a compliant or exempt API's finding is PASSED, a deleted API's ARCHIVED (remediator.functions.security_hub).
-    return Needs(apigateway=(("GET", RESTAPI),), read_trust=True, failures=("dynamodb:GetItem",) if writes else (),
+    # For an API with findings, its methods (GetResources): who can actually call, and the grade.
+    return Needs(apigateway=(("GET", RESTAPI), ("GET", RESOURCES)), read_trust=True, failures=("dynamodb:GetItem",) if writes else (),
                  journal=("dynamodb:GetItem",) if writes else (), notices=("dynamodb:DeleteItem",), put_audit=writes,
                  import_findings=True)
 
@@ -51,7 +52,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             change.account, change.region, change.api_id, "", [], compliant=True, archived=True)])
         _resolved(change, settings)
         return Evaluation(Verdict.GONE.value, settings.mode).to_dict()
-    report = assess(api, remediator.settings)
+    report = aws_call(lambda: with_access(remediator.adapter, assess(api, remediator.settings), remediator.settings.trust))
     failures, left_open = 0, False
     if settings.mode != "dry-run":
         # A change of ours left half-done (its holder gone) is settled first, whatever the policy says now.

@@ -29,6 +29,9 @@ RESTAPI = f"/restapis/{API_ID}"  # one REST API: GetRestApi (GET), UpdateRestApi
 DEPLOYMENTS = f"/restapis/{API_ID}/deployments"  # CreateDeployment (POST)
 DEPLOYMENT = f"/restapis/{API_ID}/deployments/*"  # GetDeployment (GET): is it this change's, and not older than a stage serves
 STAGES = f"/restapis/{API_ID}/stages*"  # GetStages (GET), UpdateStage (PATCH): /stages and /stages/<name>
+# GetResources with embed=methods (GET /restapis/<id>/resources, paged): who can actually call each finding's methods
+# (remediator.core.access). Read only, and only for APIs with findings.
+RESOURCES = f"/restapis/{API_ID}/resources*"
 
 # Changing a resource policy takes apigateway:UpdateRestApiPolicy on top of apigateway:PATCH
 # (API Gateway developer guide, "Create and attach an API Gateway resource policy to an API").

@@ -68,6 +68,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         "event": f"{change.event_name} {change.event_id}",
         "execution": event.get("execution"),
         "findings": evaluation.findings,
+        # who can actually call (remediator.core.access): the grade, and per finding the methods it reaches
+        **({"severity": evaluation.severity, "access": evaluation.access} if evaluation.severity else {}),
         "patch_operations": (state.applied.patch_operations if state.applied else []) or evaluation.patch_operations,
     }
     if evaluation.error:  # a policy that cannot be read: no findings to show, so say why
@@ -96,7 +98,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     notices = NoticeLedger(common.clients(), settings.audit_table)
     place = settings.notice_place(change.account, change.region)
     reason = evaluation.error or (f"lost update {evaluation.lost_update.get('when')}" if evaluation.lost_update else None)
-    fingerprint = findings_fingerprint(evaluation.findings, reason, evaluation.policy) if kind in TOLD_ONCE else None
+    fingerprint = (findings_fingerprint(evaluation.findings, reason, evaluation.policy, evaluation.access or None)
+                   if kind in TOLD_ONCE else None)
     if fingerprint is not None and aws_call(lambda: notices.fingerprint(place, change.api_id)) == fingerprint:
         log.info("not_told_again", kind=kind, fingerprint=fingerprint)  # the same findings as last time: nobody is told twice
         return {"kind": kind, "message_id": None, "slack": None, "unchanged": True}

@@ -20,9 +20,9 @@ from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ACCOUNT, REGION, ApiChange, Caller
 from remediator.functions import common, security_hub
 from remediator.functions.common import Settings, aws_call, own_account
-from remediator.functions.needs import RESTAPIS, Needs
+from remediator.functions.needs import RESOURCES, RESTAPIS, Needs
 from remediator.logs import bind, get_logger
-from remediator.remediation import Verdict, assess, findings_fingerprint
+from remediator.remediation import Verdict, assess, findings_fingerprint, with_access
 from remediator.workflow.errors import RemediationFailed
 
 log = get_logger("remediator.functions.sweep")
@@ -35,7 +35,8 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # Security Hub: the finding of every API it hands to no execution, and the findings of APIs deleted since (it reads
     # which APIs have ACTIVE findings of this remediator: GetFindings).
     writes = mode in ("auto", "approval")
-    return Needs(apigateway=(("GET", RESTAPIS),), read_trust=True, start_execution=True,
+    # For an API whose findings are told once, its methods (GetResources): who can call is part of what was told.
+    return Needs(apigateway=(("GET", RESTAPIS), ("GET", RESOURCES)), read_trust=True, start_execution=True,
                  journal=("dynamodb:Query",) if writes else (), notices=("dynamodb:Query", "dynamodb:DeleteItem"),
                  publish=True, import_findings=True, read_findings=True)
 
@@ -152,8 +153,10 @@ def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[st
         verdicts[verdict.value] += 1
         told_once = verdict is Verdict.REPORT_ONLY or (verdict is Verdict.FIX and settings.mode == "dry-run")
         if told_once:
+            report = aws_call(lambda report=report: with_access(apis, report, sweep_settings.trust))
             fingerprint = findings_fingerprint(report.evaluation.findings if report.evaluation else [], report.error,
-                                               report.evaluation.policy if report.evaluation else None)
+                                               report.evaluation.policy if report.evaluation else None,
+                                               report.to_dict().get("access"))
             if standing.get(api.api_id) == fingerprint:
                 counts["told_already"] += 1
                 to_hub.append(_hub_finding(account, region, report))
