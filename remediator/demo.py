@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                       "them equal to a synth)."))
         costs: list[tuple[str, str, str, int]] = []  # (mode, API, verdict, state transitions)
         failed: list[str] = []  # every execution (or organization sweep pair) that did not succeed: the exit status
+        from remediator import demo_check
+
+        failed += demo_check.show(console, _say, OWNER, PARTNER, REGION)  # before deployment: the template checked
         shown: dict[str, str] = {}  # policy -> the mode it was shown in: an unchanged one is shown once
         apigw = account.clients.client("apigateway", REGION)
         flow = None

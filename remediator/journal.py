@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from remediator import safe_files, stored
+from remediator import clock, safe_files, stored
 from remediator.audit import AuditRecord, JsonLinesAuditLog, cut_off, parse_line, utc_now
 
 PENDING = "pending"
@@ -72,6 +72,9 @@ class Intent:
     reason: str = ""
     trust: dict[str, Any] | None = None  # the trust settings the fix was computed under
     undoing: bool = False  # the undo began: once the policy is `before` again, the change closes as restored
+    # The claim's fencing token (remediator.adapters.dynamodb.DynamoJournal): raised by each takeover; every write of
+    # the intent requires the token its writer holds, so a holder that was taken over can write nothing more.
+    fence: int = 0
     serving: dict[str, str] = field(default_factory=dict)  # left split: which stage serves which deployment now
 
     @property
@@ -108,6 +111,8 @@ class Intent:
 
 class Journal(Protocol):
     def check_writable(self) -> None: ...
+
+    def now(self) -> float: ...
 
     def open_intent(self, account: str, region: str, api_id: str) -> Intent | None: ...
 
@@ -237,6 +242,10 @@ class JsonLinesJournal:
     def open_intent(self, account: str, region: str, api_id: str) -> Intent | None:
         key = f"{account}#{region}#{api_id}"
         return next((i for i in self.open_intents() if i.key == key), None)
+
+    def now(self) -> float:
+        """One machine, one clock: the runs that share this file share this machine's time."""
+        return clock.now()
 
     def held_by_other(self, intent: Intent, holder: str, now: float) -> bool:
         # Runs take turns under the lock, so an open intent of another run is one that run left behind.

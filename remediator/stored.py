@@ -135,6 +135,7 @@ class Intent(_Strict):
     reason: Text = ""
     trust: TrustSettings | None = None
     undoing: bool = False  # the undo began: once the policy is `before` again, the change closes as restored
+    fence: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0  # the claim's fencing token (DynamoJournal)
     serving: Annotated[dict[StageName, DeploymentId], msgspec.Meta(max_length=STAGES_LIMIT)] = {}  # a split, stage by stage
     kind: Literal["intent"] | msgspec.UnsetType = msgspec.UNSET  # on a journal line only
 

@@ -25,7 +25,7 @@ from tests.test_notices import WILDCARD
 from tests.test_workflow import COMPLIANT, REGION, UNTRUSTED, seed
 
 APPROVER = "U0APPROVER"
-REPORT = Path(__file__).resolve().parents[1] / "build" / "iam-coverage.json"
+REPORT_DIR = Path(__file__).resolve().parents[1] / "build"  # iam-coverage-<mode>.json: one file per mode (xdist workers)
 
 # Granted to the state machine's role by CDK for Step Functions' own use (X-Ray tracing, log delivery):
 # the service calls them, never our code, so no local run can observe them.
@@ -234,7 +234,6 @@ def test_each_role_allows_exactly_the_calls_its_function_makes(make_flow, mode: 
         )
         assert unused == [], f"{mode}/{name}: granted but never used: {unused}"
         report[name] = dict(sorted(collections.Counter(c.action for c in calls).items()))
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(REPORT.read_text()) if REPORT.is_file() else {}
-    previous[mode] = {"calls_checked": len(checked), "calls_per_function": report}
-    REPORT.write_text(json.dumps(previous, indent=1, sort_keys=True))
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    (REPORT_DIR / f"iam-coverage-{mode}.json").write_text(
+        json.dumps({"calls_checked": len(checked), "calls_per_function": report}, indent=1, sort_keys=True))

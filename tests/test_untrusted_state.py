@@ -41,7 +41,7 @@ INTENT = {
     "stages": [{"name": "prod", "deployment_id": "abc123"}, {"name": "v2_beta-1", "deployment_id": None}],
     "triggered_by": "cli:alice", "holder": "cli:1234", "expires_at": 1700000000.5, "created_at": "2024-01-02T03:04:05Z",
     "state": "pending", "deployment_id": None, "missing_stages": ["gone"], "findings": [FINDING], "reason": "",
-    "trust": TRUST, "undoing": False, "serving": {"prod": "abc123"},
+    "trust": TRUST, "undoing": False, "serving": {"prod": "abc123"}, "fence": 2,
 }
 RECORD = {
     "account": OWNER, "region": "cn-north-1", "api_id": "a1b2c3d4e5", "api_name": "orders", "action": "remediate",

@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -83,6 +84,52 @@ class _OpenIntentItem(_Item):
     holder: _S
     expires_at: _N
     record: _S
+    fence: _N | msgspec.UnsetType = msgspec.UNSET  # the claim's fencing token (DynamoJournal): +1 at each takeover
+
+
+class ServerClock:
+    """DynamoDB's own time, from the `Date` header of its answers (HTTP's Date: the time the origin server made
+    the response, RFC 9110 §6.6.1; whole seconds): every claim and deployment turn is decided on one clock, the
+    service's, so that callers whose clocks disagree by minutes neither stall nor collide. Until the first answer
+    it is the caller's own clock."""
+
+    RESOLUTION = 1.0  # Date has whole seconds: a time is taken as late as it can have been
+
+    def __init__(self) -> None:
+        self.offset = 0.0  # the service's time minus this machine's, from the latest answer
+
+    def observe(self, http_response: Any = None, **_: Any) -> None:
+        date = getattr(http_response, "headers", {}).get("Date") or getattr(http_response, "headers", {}).get("date")
+        if not date:
+            return
+        try:
+            served = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return  # no usable Date: the previous offset stands
+        self.offset = served + self.RESOLUTION / 2 - clock.now()
+
+    def now(self) -> float:
+        return clock.now() + self.offset
+
+
+def _fence_condition(known: int) -> str:
+    """The open intent still carries the fencing token its writer holds (an intent written before tokens existed
+    has none: token 0)."""
+    return "(fence = :fence OR attribute_not_exists(fence))" if known == 0 else "fence = :fence"
+
+
+_server_clocks: dict[int, ServerClock] = {}
+
+
+def server_clock(client: Any) -> ServerClock:
+    """The one ServerClock of a DynamoDB client, fed by every answer the client gets."""
+    found = _server_clocks.get(id(client))
+    if found is None:
+        found = _server_clocks[id(client)] = ServerClock()
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:  # a botocore client (a stand-in without events keeps the caller's clock)
+            events.register("after-call.dynamodb", found.observe)
+    return found
 
 
 class _ApprovalItem(_Item):
@@ -487,15 +534,20 @@ class DynamoJournal:
     def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
         self._client = clients.client("dynamodb", region)
         self.table_name = table_name
+        self.clock = server_clock(self._client)
 
     def check_writable(self) -> None:
         """The table is checked by the first conditional write; nothing is changed before it."""
+
+    def now(self) -> float:
+        """The time claims are written and compared in: DynamoDB's (ServerClock), never this machine's alone."""
+        return self.clock.now()
 
     def _item(self, intent: Intent) -> dict[str, Any]:
         return {
             "pk": {"S": self.OPEN}, "sk": {"S": intent.key},
             "intent_id": {"S": intent.intent_id}, "holder": {"S": intent.holder},
-            "expires_at": {"N": repr(float(intent.expires_at))},
+            "expires_at": {"N": repr(float(intent.expires_at))}, "fence": {"N": str(intent.fence)},
             "record": {"S": json.dumps(intent.to_dict(), separators=(",", ":"))},
         }
 
@@ -516,6 +568,8 @@ class DynamoJournal:
         if (decoded.pk.S != self.OPEN or decoded.sk.S != intent.key or decoded.intent_id.S != intent.intent_id
                 or decoded.holder.S != intent.holder or not intent.is_open):
             raise StoredItemError(f"{where}: its key and attributes do not match its record")
+        if decoded.fence is not msgspec.UNSET and _whole(decoded.fence, where, "fence") != intent.fence:
+            raise StoredItemError(f"{where}: its fence and its record's do not match")
         return intent
 
     def open_intents(self) -> list[Intent]:
@@ -530,28 +584,39 @@ class DynamoJournal:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def held_by_other(self, intent: Intent, holder: str, now: float) -> bool:
-        return intent.holder != holder and intent.expires_at > now
+        """Whether another holder's claim is alive, on DynamoDB's clock (the caller's `now` is not used: the claim's
+        expiry was written on the same clock, so no two machines' clocks are ever compared)."""
+        return intent.holder != holder and intent.expires_at > self.now()
 
     def begin(self, intent: Intent) -> None:
+        intent.fence = 1
         try:
             self._client.put_item(TableName=self.table_name, Item=self._item(intent), ConditionExpression="attribute_not_exists(pk)")
         except self._client.exceptions.ConditionalCheckFailedException:
             raise IntentConflict(intent.key) from None
 
     def update(self, intent: Intent, previous_holder: str | None = None) -> None:
-        """Rewrite the open intent, only if it is still this one and still held by whom the caller read."""
+        """Rewrite the open intent, only if it is still this one, held by whom the caller read, with the fencing
+        token the caller read. Taking it over from another holder raises the token: whatever that holder still
+        tries to write after this fails (IntentConflict), however late its clock says it is."""
+        known = intent.fence
+        if previous_holder is not None and previous_holder != intent.holder:
+            intent.fence = known + 1
         try:
             self._client.put_item(
-                TableName=self.table_name, Item=self._item(intent), ConditionExpression="intent_id = :id AND holder = :holder",
-                ExpressionAttributeValues={":id": {"S": intent.intent_id}, ":holder": {"S": previous_holder or intent.holder}},
-            )
+                TableName=self.table_name, Item=self._item(intent),
+                ConditionExpression="intent_id = :id AND holder = :holder AND " + _fence_condition(known),
+                ExpressionAttributeValues={":id": {"S": intent.intent_id}, ":holder": {"S": previous_holder or intent.holder},
+                                           ":fence": {"N": str(known)}})
         except self._client.exceptions.ConditionalCheckFailedException:
+            intent.fence = known
             raise IntentConflict(intent.key) from None
 
     def close(self, intent: Intent, record: AuditRecord | None) -> None:
+        fenced = {"ConditionExpression": "intent_id = :id AND " + _fence_condition(intent.fence),
+                  "ExpressionAttributeValues": {":id": {"S": intent.intent_id}, ":fence": {"N": str(intent.fence)}}}
         items: list[dict[str, Any]] = [
-            {"Delete": {"TableName": self.table_name, "Key": {"pk": {"S": self.OPEN}, "sk": {"S": intent.key}},
-                        "ConditionExpression": "intent_id = :id", "ExpressionAttributeValues": {":id": {"S": intent.intent_id}}}},
+            {"Delete": {"TableName": self.table_name, "Key": {"pk": {"S": self.OPEN}, "sk": {"S": intent.key}}, **fenced}},
             {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)", "Item": {
                 "pk": {"S": f"intent#{intent.intent_id}"}, "sk": {"S": "intent"}, "state": {"S": intent.state},
                 "record": {"S": json.dumps(intent.to_dict(), separators=(",", ":"))}, TTL: _ttl()}}},  # closed: TTL may go
@@ -568,10 +633,11 @@ class DynamoJournal:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as error:
             reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if len(reasons) < 2 or reasons[1] != "ConditionalCheckFailed":
-                raise  # not closed by an earlier attempt: a real conflict
-            # The closed intent exists already: a retried Record or Restore whose first attempt went
-            # through. Nothing is written twice.
+            if len(reasons) >= 2 and reasons[1] == "ConditionalCheckFailed":
+                return  # the closed intent exists already: a retried Record or Restore went through; nothing twice
+            if reasons and reasons[0] == "ConditionalCheckFailed":  # another holder took the claim over (its fence)
+                raise IntentConflict(f"{intent.key}: change {intent.intent_id} was taken over; not closed by this holder") from None
+            raise
 
     def last_write(self, account: str, region: str, api_id: str) -> LastWrite | None:
         """The API's last applied change (None if the bot never changed it), decoded strictly."""
@@ -613,6 +679,7 @@ class DynamoLease:
         self._client = clients.client("dynamodb", region)
         self.table_name = table_name
         self.key = {"pk": {"S": "lease#deployments"}, "sk": {"S": account}}
+        self.clock = server_clock(self._client)  # turns are decided on DynamoDB's clock (ServerClock)
 
     def _read(self) -> dict[str, Any]:
         return self._client.get_item(TableName=self.table_name, Key=self.key, ConsistentRead=True).get("Item", {})
@@ -625,6 +692,7 @@ class DynamoLease:
             taken_ticket = stored.decode(taken.get("Attributes", {}).get("next_ticket"), _N, where, StoredItemError)
             ticket = _whole(taken_ticket, where, "next_ticket") - 1
         item = self._read()
+        now = self.clock.now()  # DynamoDB's time, as its answer just said: the caller's own clock is never compared
         where = _where(self.table_name, item or self.key)
         lease = _decode_item(item or self.key, _LeaseItem, self.table_name)
         version, serving = _whole(lease.version, where, "version"), _whole(lease.serving, where, "serving")
@@ -655,9 +723,9 @@ class DynamoLease:
         """The turn is over: the next ticket's, not before one interval after this deployment."""
         update = "REMOVE holder, held_until SET serving = serving + :one, version = version + :one"
         values: dict[str, Any] = {":me": {"S": holder}, ":one": {"N": "1"}}
-        if deployed_at is not None:
+        if deployed_at is not None:  # on DynamoDB's clock: at least one interval after the deployment answered
             update += ", next_at = :next"
-            values[":next"] = {"N": repr(deployed_at + DEPLOYMENT_INTERVAL)}
+            values[":next"] = {"N": repr(self.clock.now() + DEPLOYMENT_INTERVAL + ServerClock.RESOLUTION)}
         try:
             self._client.update_item(TableName=self.table_name, Key=self.key, UpdateExpression=update,
                                      ConditionExpression="holder = :me", ExpressionAttributeValues=values)

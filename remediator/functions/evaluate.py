@@ -57,7 +57,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if settings.mode != "dry-run":
         # A change of ours left half-done (its holder gone) is settled first, whatever the policy says now.
         left = aws_call(lambda: remediator.journal.open_intent(change.account, change.region, change.api_id))
-        left_open = left is not None and not remediator.journal.held_by_other(left, remediator.holder, clock.now())
+        left_open = left is not None and not remediator.journal.held_by_other(left, remediator.holder, remediator.journal.now())
     if report.verdict() is Verdict.FIX and settings.mode != "dry-run" and not left_open:
         # A fix that failed LIMIT times on this very policy waits for a person (or a policy change).
         failures = aws_call(lambda: ledger(settings).count(change.region, change.api_id, policy_digest(api.policy)))

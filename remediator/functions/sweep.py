@@ -133,9 +133,9 @@ def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[st
     left_open: set[str] = set()
     if settings.mode != "dry-run":  # changes left half-done (their holder gone) are settled by an execution of their own
         journal = DynamoJournal(common.clients(), settings.audit_table)
-        now = clock.now()
-        left_open = {i.api_id for i in aws_call(journal.open_intents)
-                     if i.account == account and i.region == region and not journal.held_by_other(i, "", now)}
+        intents = aws_call(journal.open_intents)  # first: its answer sets the journal's clock (DynamoDB's)
+        left_open = {i.api_id for i in intents
+                     if i.account == account and i.region == region and not journal.held_by_other(i, "", journal.now())}
     place = settings.notice_place(account, region)
     notices = NoticeLedger(common.clients(), settings.audit_table)
     standing = aws_call(lambda: notices.standing(place))

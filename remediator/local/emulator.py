@@ -8,6 +8,7 @@ per operation at the server, which is how the benchmarks measure what a sweep co
 from __future__ import annotations
 
 import collections
+import email.utils
 import io
 import json
 import os
@@ -85,6 +86,16 @@ def operation_of(environ: dict[str, Any]) -> tuple[str, str]:
 class _QuietHandler(MotoRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Every answer's Date header is the service's time, as AWS's are (HTTP's Date, RFC 9110 §6.6.1): on the strict
+        account, its local clock, which the tests move; what the product decides on the service's clock (claims,
+        deployment turns: remediator.adapters.dynamodb.ServerClock) follows it."""
+        from remediator.local import strict
+
+        if timestamp is None and strict._installed:
+            timestamp = strict.local_clock().time()
+        return email.utils.formatdate(timestamp, usegmt=True)
 
 
 class CountingMotoServer(ThreadedMotoServer):
