@@ -131,10 +131,10 @@ def lost_update(flow: LocalWorkflow) -> None:
     events.register("before-send.apigateway.UpdateRestApi", race)
     try:
         if flow.config.mode == "approval":
+            asked = sum(1 for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"]))
             seeded, name = start(flow)
             api_id.append(seeded)
-            asked = sum(1 for method, f in list(flow.slack.calls) if method == "chat.postMessage" and '"actions"' in json.dumps(f["blocks"]))
-            assert flow.press(wait_for_buttons(flow, count=asked), "approve")[0] == 200
+            assert flow.press(wait_for_buttons(flow, count=asked + 1), "approve")[0] == 200
         else:
             api_id.append(seed(flow, UNTRUSTED))
             flow.discard_pending()
