@@ -72,7 +72,8 @@ EXPECTED_HUB_ACKNOWLEDGMENTS = {
 }
 EXPECTED_SPOKE_ACKNOWLEDGMENTS = {
     f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:{region}::{path}]"
-    for region in REGIONS for path in ("/restapis/??????????/deployments/*", "/restapis/??????????/stages*")
+    for region in REGIONS for path in ("/restapis/??????????/deployments/*", "/restapis/??????????/stages*",
+                                     "/restapis/??????????/resources*")  # methods read to grade who can call
 } | {"AwsSolutions-SQS3"}
 
 
