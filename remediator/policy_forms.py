@@ -184,13 +184,13 @@ def _find(document: Any) -> list[tuple[str, Any]] | str:
     return "no Statement, no " + EXTENSION
 
 
-def _bounded_loader() -> Any:
-    """Built on use, so that importing this module never imports PyYAML. The safe loader, keeping every
-    pair of a mapping (a repeated key included), scalars that JSON would read as numbers as written, dates
-    as text, CloudFormation's short tags (!Sub...) as their long form; aliases and nesting bounded."""
+def bounded_composer() -> Any:
+    """PyYAML's safe loader with its aliases and nesting bounded while it composes (before anything is built):
+    the one base of every YAML reader here (policy_forms, remediator.iac.located). Built on use, so that importing
+    this module never imports PyYAML."""
     import yaml
 
-    class Loader(yaml.SafeLoader):
+    class Bounded(yaml.SafeLoader):
         aliases = 0
         depth = 0
 
@@ -206,6 +206,17 @@ def _bounded_loader() -> Any:
                 return super().compose_node(parent, index)
             finally:
                 self.depth -= 1
+
+    return Bounded
+
+
+def _bounded_loader() -> Any:
+    """The bounded safe loader, keeping every pair of a mapping (a repeated key included), scalars that JSON would
+    read as numbers as written, dates as text, CloudFormation's short tags (!Sub...) as their long form."""
+    import yaml
+
+    class Loader(bounded_composer()):  # type: ignore[misc]
+        pass
 
     def mapping(loader: Any, node: Any) -> _Pairs:
         loader.flatten_mapping(node)  # YAML merge keys (<<)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediator.core import PolicyError
-from remediator.policy_forms import _JSON_NUMBER, MAX_ALIASES, MAX_DEPTH, MAX_DOCUMENT_CHARS, MAX_NODES, _Number
+from remediator.policy_forms import _JSON_NUMBER, MAX_DEPTH, MAX_DOCUMENT_CHARS, MAX_NODES, _Number, bounded_composer
 
 MAP, SEQ, SCALAR = "map", "seq", "scalar"
 
@@ -190,24 +190,7 @@ def _yaml(text: str) -> Node:
     """YAML composed (the safe loader's grammar, no object construction) and turned into Nodes, bounded."""
     import yaml
 
-    class Composer(yaml.SafeLoader):
-        aliases = 0
-        depth = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                self.aliases += 1
-                if self.aliases > MAX_ALIASES:
-                    raise PolicyError(f"document uses more than {MAX_ALIASES} YAML aliases")
-            self.depth += 1
-            try:
-                if self.depth > MAX_DEPTH:
-                    raise PolicyError(f"document is nested more than {MAX_DEPTH} levels deep")
-                return super().compose_node(parent, index)
-            finally:
-                self.depth -= 1
-
-    loader = Composer(text)
+    loader = bounded_composer()(text)
     try:
         composed = loader.get_single_node()
         if composed is None:
