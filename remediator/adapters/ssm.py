@@ -94,15 +94,7 @@ def parse_trust_document(value: Any, name: str) -> TrustDocument:
         what = "; ".join(part for part in (f"unknown key(s) {', '.join(map(repr, unknown))}" if unknown else "",
                                            f"missing key(s) {', '.join(map(repr, missing))}" if missing else "") if part)
         raise TrustListError(f"parameter {name}: {what}; expected exactly {expected}")
-    found = []
-    for key, (pattern, what) in SCHEMA.items():
-        items = data[key]
-        if not isinstance(items, list):
-            raise TrustListError(f"parameter {name}: {key} must be a list of {what}, not {type(items).__name__}")
-        bad = [item for item in items if not isinstance(item, str) or not pattern.fullmatch(item)]
-        if bad:
-            raise TrustListError(f"parameter {name}: {key} holds {json.dumps(bad[:3])[:200]}, which are not {what}")
-        found.append(frozenset(items))
+    found = _id_lists(name, data, SCHEMA)
     if extra:
         return TrustDocument(found[0], found[1], extra["trust_organization"], frozenset(extra["trusted_ous"]))
     return TrustDocument(found[0], found[1])
@@ -137,8 +129,13 @@ def parse_settings_document(value: Any, name: str) -> SettingsDocument:
     if not isinstance(data, dict) or set(data) != set(SETTINGS_SCHEMA):
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise TrustListError(f"parameter {name} holds {keys!r:.200}; expected exactly {expected}")
+    return SettingsDocument(_id_lists(name, data, SETTINGS_SCHEMA)[0])
+
+
+def _id_lists(name: str, data: dict[str, Any], schema: dict[str, Any]) -> list[frozenset[str]]:
+    """Each key of `schema` in `data`: a list of well-formed IDs, or one line naming the parameter and the key."""
     found = []
-    for key, (pattern, what) in SETTINGS_SCHEMA.items():
+    for key, (pattern, what) in schema.items():
         items = data[key]
         if not isinstance(items, list):
             raise TrustListError(f"parameter {name}: {key} must be a list of {what}, not {type(items).__name__}")
@@ -146,4 +143,4 @@ def parse_settings_document(value: Any, name: str) -> SettingsDocument:
         if bad:
             raise TrustListError(f"parameter {name}: {key} holds {json.dumps(bad[:3])[:200]}, which are not {what}")
         found.append(frozenset(items))
-    return SettingsDocument(found[0])
+    return found
