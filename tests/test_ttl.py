@@ -12,7 +12,7 @@ from remediator.adapters.dynamodb import RETENTION_SECONDS, TTL, DynamoJournal
 from remediator.local import runner
 from remediator.local.runner import LocalWorkflow
 from remediator.remediation import Remediator
-from tests.faults.injection import InjectedCrash
+from tests.faults.injection import crashing
 from tests.test_workflow import FIXED, REGION, UNTRUSTED, policy_of, run, seed, stages_of
 
 TWO_DAYS = 2 * 86400
@@ -35,18 +35,8 @@ def test_an_open_intent_whose_claim_lapsed_survives_the_reaper_and_recovery_sett
     claim long lapsed) and TTL runs: the intent is still there, and the next event finishes the change."""
     flow = make_flow(mode="auto")
     api_id = seed(flow, UNTRUSTED)
-    saved = {name: runner._routes[runner.FUNCTION_PREFIX + name].handler for name in ("redeploy", "restore")}
-
-    def crash(event: dict, context: object) -> dict:
-        raise InjectedCrash("injected crash")
-
-    for name in saved:
-        runner._routes[runner.FUNCTION_PREFIX + name].handler = crash
-    try:
+    with crashing("redeploy", "restore"):
         _, first = run(flow, api_id)
-    finally:
-        for name, handler in saved.items():
-            runner._routes[runner.FUNCTION_PREFIX + name].handler = handler
     assert first.status == "FAILED"
     journal = DynamoJournal(flow.clients, flow.audit.table_name, REGION)
     (left,) = journal.open_intents()

@@ -4,6 +4,8 @@ after it (AWS did it, and the caller sees an error or dies), once or every time.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,3 +106,23 @@ class Fault:
         if self.kind == "kill":
             raise Killed(f"killed at {self}")
         raise ValueError(self.kind)
+
+
+@contextmanager
+def crashing(*names: str) -> Iterator[None]:
+    """While inside, these local functions (by handler name: "redeploy", "restore", ...) crash with InjectedCrash."""
+    from remediator.local import runner
+
+    routes = [runner._routes[runner.FUNCTION_PREFIX + name] for name in names]
+    saved = [route.handler for route in routes]
+
+    def crash(event: dict[str, Any], context: object) -> dict[str, Any]:
+        raise InjectedCrash("injected crash")
+
+    for route in routes:
+        route.handler = crash
+    try:
+        yield
+    finally:
+        for route, handler in zip(routes, saved):
+            route.handler = handler

@@ -92,24 +92,13 @@ def test_a_change_left_patched_but_undeployed_is_finished_by_the_next_execution(
     """Redeploy and RestorePolicy both crash: the execution fails (notified) with the policy patched but not
     deployed and its intent open. Once the failed execution's claim lapses, the next event for the API
     finishes the deployment and records it, instead of finding the policy 'compliant'."""
-    from remediator.local import runner
-    from tests.faults.injection import InjectedCrash
+    from tests.faults.injection import crashing
 
     flow = make_flow(mode="auto")
     api_id = seed(flow, UNTRUSTED)
     original = stages_of(flow, api_id)
-    saved = {name: runner._routes[runner.FUNCTION_PREFIX + name].handler for name in ("redeploy", "restore")}
-
-    def crash(event: dict, context: object) -> dict:
-        raise InjectedCrash("injected crash")
-
-    for name in saved:
-        runner._routes[runner.FUNCTION_PREFIX + name].handler = crash
-    try:
+    with crashing("redeploy", "restore"):
         _, first = run(flow, api_id)
-    finally:
-        for name, handler in saved.items():
-            runner._routes[runner.FUNCTION_PREFIX + name].handler = handler
     assert first.status == "FAILED" and [n for n in flow.notifications() if n["kind"] == "failure"]
     assert policy_of(flow, api_id) == FIXED and stages_of(flow, api_id) == original, "patched, not deployed"
     (left,) = open_intents(flow)
