@@ -99,6 +99,30 @@ def cli_verdicts(tmp: Path, files: dict[str, str]) -> dict[str, Any]:
     return {Path(r["source"].split(" (")[0]).name: verdict(r) for r in results}
 
 
+CHECKED_FORMS = ("policy.json", "openapi.json", "openapi.yaml", "template.json", "template.yaml")  # what `check` reads
+
+
+def check_verdicts(tmp: Path, files: dict[str, str]) -> dict[str, Any]:
+    """`apigw-remediator check` (issue P) over the infrastructure-code forms: its verdict for each file."""
+    paths = []
+    for name in CHECKED_FORMS:
+        if name in files:
+            path = tmp / f"check-{name}"
+            path.write_text(files[name], encoding="utf-8")
+            paths.append(str(path))
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["check", *TRUST_ARGS, "--region", "eu-west-1", "--format", "json", *paths], out, err)
+    assert status in (0, 1), err.getvalue()
+    found = {}
+    for line in out.getvalue().splitlines():
+        result = json.loads(line)
+        assert result["status"] in ("findings", "compliant"), result  # nothing here is left to deployment
+        found[Path(result["file"]).name] = (result["status"] == "compliant",
+                                            sorted((f["kind"], f["principal"], f["remediation"]) for f in result["findings"]))
+    assert len(found) == len(paths), out.getvalue()
+    return found
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(statements(), min_size=1, max_size=3), st.booleans(), st.booleans())
 def test_every_path_reaches_the_library_verdict(tmp_path: Path, body: list[dict[str, Any]], single: bool, repeated: bool) -> None:
@@ -113,6 +137,8 @@ def test_every_path_reaches_the_library_verdict(tmp_path: Path, body: list[dict[
     assert verdict(report.evaluation) == expected
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     for name, seen in cli_verdicts(folder, forms(text)).items():
+        assert seen == expected, name
+    for name, seen in check_verdicts(folder, forms(text)).items():  # the IaC check (issue P) too
         assert seen == expected, name
 
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from remediator.core import Evaluation, Remediation
+from remediator.core import Evaluation, Remediation, compact_json
 from remediator.iac.located import MAP, SEQ, Node
 from remediator.iac.sources import Entry, FoundPolicy, Link, policies_in
 
@@ -88,7 +88,7 @@ class _Plan:
             policy = self.found.policy_node
             index = next(i for i, (key, _) in enumerate(policy.value) if key.value == "Statement")  # type: ignore[union-attr]
             key, value = policy.value[index]  # type: ignore[union-attr]
-            edits.append(Edit(key.end, content_end(value), ": " + json.dumps(remediated["Statement"])))
+            edits.append(Edit(key.end, content_end(value), ": " + compact_json(remediated["Statement"])))  # numbers as written
         for node in self.emptied.values():
             edits.append(Edit(node.start, content_end(node), "[]" if node.kind == SEQ else "{}"))
         for container, indices in self.removed.values():
@@ -165,6 +165,6 @@ def _reproduces(found: FoundPolicy, edits: list[Edit], remediated: Any) -> bool:
     if len(match) != 1 or match[0].policy_text is None:
         return False
     try:
-        return bool(json.loads(match[0].policy_text) == json.loads(json.dumps(remediated)))
+        return bool(json.loads(match[0].policy_text) == json.loads(compact_json(remediated)))
     except ValueError:
         return False
