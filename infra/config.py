@@ -56,6 +56,11 @@ remediator:cloudFormationHook        "off"                        off | fail | w
                                                                   Hook that checks AWS::ApiGateway::RestApi
                                                                   policies before they are provisioned
                                                                   (fail blocks, warn only reports)
+remediator:operatorRoleArns          []                           arn:<partition>:iam::<this account>:role/..:
+                                                                  roles that may take the stack's deployment
+                                                                  turns from the CLI (fix --lease-table); the
+                                                                  table's resource policy lets them write the
+                                                                  lease items and nothing else
 ===================================  ===========================  ==========================================
 
 The keys from remediator:organizationId on belong to organization mode: in account mode a value other
@@ -105,6 +110,7 @@ DEFAULTS: dict[str, Any] = {
     "remediator:orgSweepConcurrency": 40,
     "remediator:securityHub": "auto",
     "remediator:cloudFormationHook": "off",
+    "remediator:operatorRoleArns": [],
 }
 
 # Organization mode only (docs/organization.md): set to anything but the default in account mode, refused.
@@ -127,6 +133,9 @@ HOOK_SETTINGS = ("off", "fail", "warn")
 # execution accepts too (a pattern of its own let the synth take Arabic-Indic digits that every
 # execution then refused).
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# An IAM role ARN as aws:PrincipalArn names an assumed role's session (IAM User Guide, "AWS global condition context
+# keys": aws:PrincipalArn is the role's ARN, not the session's); role paths allowed, no wildcard.
+_ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
 _TAG_KEY = re.compile(r"[\w.:/=+\-@ ]{1,128}")
 _RATE = re.compile(r"rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)")
 _CRON = re.compile(r"cron\((?P<fields>[^()]+)\)")
@@ -194,6 +203,7 @@ class RemediatorConfig:
     org_sweep_concurrency: int = 40
     security_hub: str = "auto"  # SECURITY_HUB_SETTINGS
     cloudformation_hook: str = "off"  # HOOK_SETTINGS
+    operator_role_arns: tuple[str, ...] = ()  # may write the lease items only (fix --lease-table)
 
     @property
     def organization(self) -> bool:
@@ -482,6 +492,12 @@ def from_context(get: Any) -> RemediatorConfig:
         security_hub=_choice("remediator:securityHub", value("remediator:securityHub"), SECURITY_HUB_SETTINGS),
         cloudformation_hook=_choice("remediator:cloudFormationHook", value("remediator:cloudFormationHook"),
                                     HOOK_SETTINGS),
+        operator_role_arns=_each(
+            "remediator:operatorRoleArns",
+            _list("remediator:operatorRoleArns", value("remediator:operatorRoleArns")),
+            _ROLE_ARN,
+            "an IAM role ARN (arn:<partition>:iam::<12-digit account>:role/<name>), the role the CLI's caller assumes",
+        ),
     )
     if config.organization and config.security_hub == "on":
         # BatchImportFindings takes findings of the caller's own account only (API Reference, BatchImportFindings):

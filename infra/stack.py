@@ -790,16 +790,30 @@ class RemediatorStack(Stack):
         resource policy is the table itself (and its indexes)."""
         cfn_table = self.table.node.default_child
         assert isinstance(cfn_table, dynamodb.CfnTable)
-        document = iam.PolicyDocument(statements=[
+        operators = list(self.config.operator_role_arns)
+        statements = [
             iam.PolicyStatement(
                 sid="OnlyTheRemediatorWritesItems",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=list(TABLE_WRITE_ACTIONS),
                 resources=["*"],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": own_roles}},
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": [*own_roles, *operators]}},
             )
-        ])
+        ]
+        if operators:
+            # The CLI's `fix --lease-table` takes the stack's deployment turns: its operators' roles may write the
+            # lease items (partition key lease#deployments, DynamoDB's dynamodb:LeadingKeys) and nothing else.
+            statements.append(iam.PolicyStatement(
+                sid="OperatorsWriteOnlyTheDeploymentLease",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(TABLE_WRITE_ACTIONS),
+                resources=["*"],
+                conditions={"ArnEquals": {"aws:PrincipalArn": operators},
+                            "ForAnyValue:StringNotEquals": {"dynamodb:LeadingKeys": ["lease#deployments"]}},
+            ))
+        document = iam.PolicyDocument(statements=statements)
         cfn_table.resource_policy = dynamodb.CfnTable.ResourcePolicyProperty(policy_document=document)
 
     # ---- organization mode ------------------------------------------------------------------------

@@ -320,3 +320,26 @@ def test_only_the_functions_that_write_to_api_gateway_ask_for_writable_spoke_ses
         writes = any(n is not None and writes_apigateway(n.apigateway) for n in declared)
         assert ("writes_api=True" in inspect.getsource(module)) == writes, name
     assert inspect.signature(SpokeClients).parameters["read_only"].default is True, "read-only unless asked"
+
+
+def test_operator_roles_may_write_only_the_deployment_lease() -> None:
+    """`fix --lease-table` takes the stack's deployment turns with the operator's own role: remediator:operatorRoleArns
+    lets those roles past the table's Deny for the lease items (partition key lease#deployments) and no other item;
+    a malformed ARN (or a wildcard) stops the synth with one line."""
+    import tempfile
+
+    from infra import ConfigError, build_app
+
+    operator = "arn:aws:iam::111122223333:role/platform/apigw-operator"
+    app, stack = build_app({"remediator:operatorRoleArns": [operator]}, outdir=tempfile.mkdtemp(), nag=False)
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    (table,) = of_type(template, "AWS::DynamoDB::Table").values()
+    first, second = table["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    assert operator in first["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert second["Effect"] == "Deny" and second["Condition"] == {
+        "ArnEquals": {"aws:PrincipalArn": [operator]},
+        "ForAnyValue:StringNotEquals": {"dynamodb:LeadingKeys": ["lease#deployments"]}}
+    assert set(second["Action"]) == set(first["Action"])
+    for bad in ("arn:aws:iam::111122223333:role/*", "arn:aws:iam::111122223333:user/alice", "apigw-operator"):
+        with pytest.raises(ConfigError, match="remediator:operatorRoleArns"):
+            build_app({"remediator:operatorRoleArns": [bad]}, outdir=tempfile.mkdtemp(), nag=False)
