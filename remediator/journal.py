@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import math
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,8 @@ from remediator import clock, safe_files, stored
 from remediator.audit import AuditRecord, JsonLinesAuditLog, cut_off, parse_line, utc_now
 
 PENDING = "pending"
-# How an intent ends: deployed | put back (policy and stages) | nothing written | someone else changed the policy
+# How an intent ends: deployed | the policy put back before any stage served it | nothing written | someone else
+# changed the policy | the guard refused the write
 CLOSED_STATES = ("applied", "restored", "failed", "abandoned", "superseded", "refused")  # refused: the guard would not write it
 
 

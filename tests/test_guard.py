@@ -461,7 +461,7 @@ def test_a_persons_write_the_bots_write_landed_on_is_recorded_and_told(make_flow
 
 def test_a_persons_write_before_the_bot_read_is_not_a_lost_update(make_flow) -> None:
     """The person wrote first and the bot planned from their policy: nothing of theirs was lost, nobody is told."""
-    from tests.test_workflow import run, seed
+    from tests.test_workflow import seed
 
     flow = make_flow(mode="auto")
     api_id = seed(flow, doc(allow(OWNER)))
