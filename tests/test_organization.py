@@ -16,7 +16,6 @@ from remediator.core import parse_policy
 from remediator.local.emulator import seed_rest_api
 from remediator.local.organization import LocalOrganization, Member
 from remediator.local.runner import LocalWorkflow
-from remediator.local.template import LOCAL_SWEEP_REGIONS
 
 REGION = "us-east-1"  # the local organization's sweep region (remediator.local.template's organization context)
 PARTNER = "210987654321"  # trusted by the explicit list

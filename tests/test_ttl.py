@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from remediator.adapters.dynamodb import RETENTION_SECONDS, TTL, DynamoJournal
-from remediator.local import runner
 from remediator.local.runner import LocalWorkflow
 from remediator.remediation import Remediator
 from tests.faults.injection import crashing
