@@ -38,12 +38,13 @@ from constructs import Construct
 import remediator.functions
 from remediator.events import event_pattern
 from remediator.functions.needs import denied_writes, spoke_calls
-from infra.stack import HUB_ROLE_PREFIX, RemediatorStack, hub_role_name
+from infra.names import HUB_ROLE_PREFIX, acknowledge_api_paths, hub_role_name
 
 __all__ = ["HUB_ROLE_PREFIX", "SpokeStack", "add_spokes", "hub_role_name", "spoke_api_calls", "spoke_functions"]
 
 if TYPE_CHECKING:
     from infra.config import RemediatorConfig
+    from infra.stack import RemediatorStack
 
 STACK_SET_NAME = "apigw-remediator-spokes"
 # The StackSet's parameters: what only the deployed hub knows.
@@ -143,7 +144,6 @@ class SpokeStack(StackSetStack):
             ],
         )
         self.role.cfn_options.condition = self.role_condition
-        from infra.stack import acknowledge_api_paths
 
         for region in config.spoke_regions:
             acknowledge_api_paths(self.role, region, spoke_api_calls(config), "the hub, through this role,")

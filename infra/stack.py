@@ -17,7 +17,6 @@ the functions' roles have fixed names (the spokes' role trusts them), and an org
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from aws_cdk import (
@@ -65,6 +64,7 @@ from remediator.functions.needs import (
 from remediator.events import event_pattern
 from infra.asset import build_lambda_asset
 from infra.config import STANDARD_PARAMETER_LIMIT, RemediatorConfig
+from infra.names import acknowledge_api_paths, hub_role_name
 
 # The state-machine tasks, named as in the definition's ${<Name>FunctionArn} placeholders.
 TASKS = remediator.workflow.FUNCTIONS
@@ -79,7 +79,6 @@ RESULTS_PREFIX = "results"  # org_sweep.json's ResultWriter Prefix
 RESULTS_EXPIRY = Duration.days(90)
 ROSTER_SCHEDULE = "rate(1 day)"
 # The hub's function roles have fixed names, so that the spokes' role can trust them by ARN (infra/spoke.py).
-HUB_ROLE_PREFIX = "apigw-remediator-hub-"
 # The organization's account events (CloudTrail, from the management account, us-east-1) that change the roster.
 ACCOUNT_EVENTS = ("CreateAccountResult", "InviteAccountToOrganization", "AcceptHandshake",
                   "RemoveAccountFromOrganization", "LeaveOrganization", "MoveAccount", "CloseAccount")
@@ -99,31 +98,10 @@ def for_partition(definition: str) -> str:
     return definition.replace('"arn:aws:', f'"arn:{Aws.PARTITION}:')
 
 
-def acknowledge_api_paths(role: Construct, region: str, calls: Iterable[tuple[str, str]], who: str) -> None:
-    """cdk-nag's IAM5 for the REST API ID wildcards of API Gateway grants (`calls`: (action, path) pairs)."""
-    for path in sorted({path for _, path in calls if "*" in path}):
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:{region}::{path}]",
-                reason="API Gateway control-plane permissions are granted on resource paths; a wildcard "
-                "for the REST API ID is the narrowest ARN that covers APIs created after deployment, "
-                f"which are exactly the ones {who} must inspect or fix.",
-            )
-        )
-
-
 def needs_of(name: str, config: RemediatorConfig) -> Needs | None:
     """What function `name` needs in a stack of this configuration, as the function's own module declares
     it (remediator/functions/<name>.py); None where the workflow never reaches it in this mode."""
     return remediator.functions.needs(name, config.mode, bool(config.slack_channel), organization=config.organization)
-
-
-def hub_role_name(function: str) -> str:
-    """The role of a hub function (slack_callback -> apigw-remediator-hub-slack_callback; at most 64 characters)."""
-    name = f"{HUB_ROLE_PREFIX}{function}"
-    if len(name) > 64:
-        raise ValueError(f"the role name {name} is longer than IAM's 64 characters")
-    return name
 
 
 def reachable(name: str, config: RemediatorConfig) -> bool:
@@ -514,7 +492,7 @@ class RemediatorStack(Stack):
         self.stack_set = None
         if config.organization:
             # Imported here: the single-account stack does not need the StackSet construct library.
-            from infra.spoke import add_spokes
+            from infra.spoke import add_spokes  # on use: the spoke's CDK library loads only in organization mode
 
             self.spoke, self.stack_set = add_spokes(self)
 

@@ -1,4 +1,4 @@
-"""The code's shape: no import cycles in the package, one list of modes, one account-ID rule."""
+"""The code's shape: no import cycles in the package and the stack's code, one list of modes, one account-ID rule."""
 
 from __future__ import annotations
 
@@ -31,15 +31,16 @@ def _imports(path: Path, package: str) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(packages: tuple[str, ...] = ("remediator", "infra")) -> dict[str, set[str]]:
     modules = {}
-    for path in (ROOT / "remediator").rglob("*.py"):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        modules[name] = path
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
     graph = {}
     for name, path in modules.items():
-        targets = {t for t in _imports(path, "remediator") if t in modules and t != name}
+        targets = {t for package in packages for t in _imports(path, package) if t in modules and t != name}
         graph[name] = targets
     return graph
 
