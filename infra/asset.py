@@ -40,7 +40,7 @@ EXCLUDED_SUBPACKAGES = frozenset({"local", "iac"})
 # The command line's own modules (its argument parsing, YAML and OpenAPI reading, terminal output, the demo):
 # no function imports them, and they import what the bundle does not hold (rich, PyYAML, boto3's CLI use).
 EXCLUDED_MODULES = frozenset({"__main__.py", "cli.py", "cli_args.py", "sweep_cli.py", "demo.py", "demo_organization.py",
-                              "policy_forms.py", "check_cli.py", "project_settings.py", "demo_check.py"})
+                              "policy_forms.py", "check_cli.py", "project_settings.py", "demo_check.py", "shared_journal.py"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 KEEP_BUILDS = 4  # old cache entries kept per directory; older ones are removed

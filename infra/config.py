@@ -57,10 +57,11 @@ remediator:cloudFormationHook        "off"                        off | fail | w
                                                                   policies before they are provisioned
                                                                   (fail blocks, warn only reports)
 remediator:operatorRoleArns          []                           arn:<partition>:iam::<this account>:role/..:
-                                                                  roles that may take the stack's deployment
-                                                                  turns from the CLI (fix --lease-table); the
-                                                                  table's resource policy lets them write the
-                                                                  lease items and nothing else
+                                                                  roles that run the CLI's fix --lease-table
+                                                                  (the stack's deployment turns and per-API
+                                                                  claims); the table's resource policy lets
+                                                                  them write the lease, intent and audit
+                                                                  items and nothing else
 ===================================  ===========================  ==========================================
 
 The keys from remediator:organizationId on belong to organization mode: in account mode a value other
@@ -203,7 +204,7 @@ class RemediatorConfig:
     org_sweep_concurrency: int = 40
     security_hub: str = "auto"  # SECURITY_HUB_SETTINGS
     cloudformation_hook: str = "off"  # HOOK_SETTINGS
-    operator_role_arns: tuple[str, ...] = ()  # may write the lease items only (fix --lease-table)
+    operator_role_arns: tuple[str, ...] = ()  # may write the lease, intent and audit items only (fix --lease-table)
 
     @property
     def organization(self) -> bool:

@@ -90,6 +90,9 @@ ACCOUNT_EVENT_TYPES = ("AWS API Call via CloudTrail", "AWS Service Event via Clo
 # Reference lists them for Amazon DynamoDB). A transaction's items are authorized as these per-item actions.
 TABLE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
                        "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete")
+# What remediator:operatorRoleArns may write (fix --lease-table): the deployment lease, the intents (the per-API
+# claims, remediator.shared_journal) and the audit records their changes close with.
+OPERATOR_ITEM_KEYS = ("lease#deployments", "intent#*", "api#*")
 
 
 def for_partition(definition: str) -> str:
@@ -780,16 +783,17 @@ class RemediatorStack(Stack):
             )
         ]
         if operators:
-            # The CLI's `fix --lease-table` takes the stack's deployment turns: its operators' roles may write the
-            # lease items (partition key lease#deployments, DynamoDB's dynamodb:LeadingKeys) and nothing else.
+            # The CLI's `fix --lease-table` takes the stack's deployment turns and claims APIs through the stack's
+            # journal (remediator.shared_journal): its operators' roles may write the lease, the intents and the
+            # records those changes close with (partition keys, DynamoDB's dynamodb:LeadingKeys), and nothing else.
             statements.append(iam.PolicyStatement(
-                sid="OperatorsWriteOnlyTheDeploymentLease",
+                sid="OperatorsWriteOnlyLeaseIntentsAndRecords",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=list(TABLE_WRITE_ACTIONS),
                 resources=["*"],
                 conditions={"ArnEquals": {"aws:PrincipalArn": operators},
-                            "ForAnyValue:StringNotEquals": {"dynamodb:LeadingKeys": ["lease#deployments"]}},
+                            "ForAnyValue:StringNotLike": {"dynamodb:LeadingKeys": list(OPERATOR_ITEM_KEYS)}},
             ))
         document = iam.PolicyDocument(statements=statements)
         cfn_table.resource_policy = dynamodb.CfnTable.ResourcePolicyProperty(policy_document=document)

@@ -28,12 +28,13 @@ from botocore.parsers import ResponseParserError
 from remediator import cli_args as cli
 from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.clients import ClientFactory
-from remediator.adapters.dynamodb import DynamoLease
+from remediator.adapters.dynamodb import DynamoJournal, DynamoLease
 from remediator.adapters.ec2 import enabled_regions
 from remediator.adapters.organizations import OrganizationsAdapter
 from remediator.adapters.sts import CallerIdentity, assume_role, caller_identity, role_arn
 from remediator.audit import AuditRecord, JsonLinesAuditLog, last_change
 from remediator.journal import FileLease, JsonLinesJournal
+from remediator.shared_journal import SharedJournal
 from remediator.core import TrustConfig
 from remediator.logs import configure, get_logger
 from remediator.remediation import (
@@ -499,6 +500,9 @@ def _fix_in(args: argparse.Namespace, target: _Target, output: _Output) -> int:
         remediator.lease.path = remediator.lease.path.with_name(f"{remediator.lease.path.name}.{target.account}")
     if args.lease_table:  # the stack's table, in the caller's account, keyed by the API's account
         remediator.lease = DynamoLease(target.home, args.lease_table, target.account)
+        # One claim per API with the stack's executions: the intents live in its table (the log keeps a copy).
+        assert isinstance(remediator.journal, JsonLinesJournal)
+        remediator.journal = SharedJournal(remediator.journal, DynamoJournal(target.home, args.lease_table))
     if args.apply:
         # Changes a killed run left half-done are finished (or undone) before anything new begins.
         for line in remediator.recover(target.regions):
@@ -598,6 +602,8 @@ def _rollback_in(args: argparse.Namespace, target: _Target, record: AuditRecord,
 def _fix_status(outcome: FixOutcome) -> int:
     if outcome.action in ("failed", "refused", "stale"):  # refused by the guard, or raced three times: nothing fixed
         return cli.EXIT_INVALID
+    if outcome.action == "busy":  # the stack (or another run) is changing this API now: not fixed by this run
+        return cli.EXIT_FINDINGS
     if outcome.action in ("proposed", "report-only"):
         return cli.EXIT_FINDINGS
     return cli.EXIT_OK

@@ -108,6 +108,6 @@ def test_nothing_the_command_line_alone_needs_goes_into_the_bundle() -> None:
     assert {"remediator", "structlog", "slack_sdk", "msgspec"} <= present
     assert not (asset / "remediator" / "local").exists() and not (asset / "remediator" / "iac").exists()
     command_line = {"__main__.py", "cli.py", "cli_args.py", "sweep_cli.py", "demo.py", "demo_organization.py", "policy_forms.py",
-                    "check_cli.py", "project_settings.py", "demo_check.py"}
+                    "check_cli.py", "project_settings.py", "demo_check.py", "shared_journal.py"}
     assert not command_line & {p.name for p in (asset / "remediator").iterdir()}
     assert (asset / "remediator" / "functions" / "evaluate.py").exists()

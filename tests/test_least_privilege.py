@@ -321,10 +321,10 @@ def test_only_the_functions_that_write_to_api_gateway_ask_for_writable_spoke_ses
     assert inspect.signature(SpokeClients).parameters["read_only"].default is True, "read-only unless asked"
 
 
-def test_operator_roles_may_write_only_the_deployment_lease() -> None:
-    """`fix --lease-table` takes the stack's deployment turns with the operator's own role: remediator:operatorRoleArns
-    lets those roles past the table's Deny for the lease items (partition key lease#deployments) and no other item;
-    a malformed ARN (or a wildcard) stops the synth with one line."""
+def test_operator_roles_may_write_only_the_lease_the_intents_and_their_records() -> None:
+    """`fix --lease-table` takes the stack's deployment turns and claims APIs in its journal with the operator's own
+    role: remediator:operatorRoleArns lets those roles past the table's Deny for the lease, intent and audit items and
+    no other (approvals, failure counts, notices, the roster); a malformed ARN (or a wildcard) stops the synth."""
     import tempfile
 
     from infra import ConfigError, build_app
@@ -337,7 +337,7 @@ def test_operator_roles_may_write_only_the_deployment_lease() -> None:
     assert operator in first["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
     assert second["Effect"] == "Deny" and second["Condition"] == {
         "ArnEquals": {"aws:PrincipalArn": [operator]},
-        "ForAnyValue:StringNotEquals": {"dynamodb:LeadingKeys": ["lease#deployments"]}}
+        "ForAnyValue:StringNotLike": {"dynamodb:LeadingKeys": ["lease#deployments", "intent#*", "api#*"]}}
     assert set(second["Action"]) == set(first["Action"])
     for bad in ("arn:aws:iam::111122223333:role/*", "arn:aws:iam::111122223333:user/alice", "apigw-operator"):
         with pytest.raises(ConfigError, match="remediator:operatorRoleArns"):

@@ -232,3 +232,37 @@ def test_the_cli_and_the_stack_take_turns_to_deploy(make_flow, tmp_path: Path, i
     item = flow.clients.client("dynamodb", REGION).get_item(
         TableName=flow.audit.table_name, Key={"pk": {"S": "lease#deployments"}, "sk": {"S": OWNER}})["Item"]
     assert int(item["next_ticket"]["N"]) >= 6, "both took tickets from the same queue"
+
+
+def test_the_cli_and_the_stack_share_one_claim_per_api(make_flow, tmp_path: Path) -> None:
+    """With `--lease-table` the CLI's intents live in the stack's table: while an execution holds an API, the CLI
+    leaves it alone (busy, nothing written); once it is free, the CLI's change is claimed, recorded in the table
+    where the stack keeps its records, and in the CLI's own log."""
+    from remediator.adapters.dynamodb import AuditTable, DynamoJournal
+    from remediator.journal import Intent, PlannedStage
+
+    flow = make_flow(mode="auto")
+    api_id = seed_rest_api(flow.clients, REGION, "shared", json.dumps(UNTRUSTED), stages=("prod",))
+    flow.discard_pending()
+    table = DynamoJournal(flow.clients, flow.audit.table_name, REGION)
+    table.open_intents()  # its clock: DynamoDB's
+    theirs = Intent(intent_id="a" * 32, account=OWNER, region=REGION, api_id=api_id, api_name="shared", action="remediate",
+                    policy_before=json.dumps(UNTRUSTED), policy_after=json.dumps(FIXED), patch_operations=[],
+                    stages=[PlannedStage("prod", None)], triggered_by="an execution", holder="execution:in-flight",
+                    expires_at=table.now() + 600)
+    table.begin(theirs)  # an execution is changing the API right now
+    audit = tmp_path / "audit.jsonl"
+    args = ["fix", "--regions", REGION, "--trusted-accounts", PARTNER, "--endpoint-url", flow.account.endpoint_url,
+            "--format", "json", "--apply", "--audit-log", str(audit), "--lease-table", flow.audit.table_name]
+    status, outcomes, err = run_cli(*args)
+    assert status == 1 and [o["action"] for o in outcomes] == ["busy"], (outcomes, err)
+    assert parse_policy(ApiGatewayAdapter(flow.clients).get_rest_api(REGION, api_id).policy) == UNTRUSTED, "left alone"
+    theirs.state = "abandoned"
+    table.close(theirs, None)  # the execution is done with it
+    status, outcomes, err = run_cli(*args)
+    assert status == 0 and [o["action"] for o in outcomes] == ["applied"], (outcomes, err)
+    assert parse_policy(ApiGatewayAdapter(flow.clients).get_rest_api(REGION, api_id).policy) == FIXED
+    assert table.open_intents() == []
+    in_table = [r for r in AuditTable(flow.clients, flow.audit.table_name, REGION).records() if r.api_id == api_id]
+    in_log = list(JsonLinesAuditLog(audit).records())
+    assert [r.outcome for r in in_table] == ["applied"] and [r.change_id for r in in_log] == [in_table[0].change_id]
