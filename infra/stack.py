@@ -147,31 +147,14 @@ class RemediatorStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
 
-        trust_value = config.trust_document()
-        self.trust_parameter = ssm.StringParameter(
-            self,
-            "TrustParameter",
-            parameter_name=f"/{self.stack_name}/trust",
-            description="Accounts and organizations the remediator trusts (JSON); read by the Lambdas at run time.",
-            string_value=trust_value,
-            tier=ssm.ParameterTier.STANDARD
-            if len(trust_value) <= STANDARD_PARAMETER_LIMIT
-            else ssm.ParameterTier.ADVANCED,
-        )
-
+        self.trust_parameter = self._json_parameter(
+            "TrustParameter", "trust", config.trust_document(),
+            "Accounts and organizations the remediator trusts (JSON); read by the Lambdas at run time.")
         # The list settings that can grow (exempt API IDs): Lambda's environment holds 4 KB in all ("Lambda quotas"),
         # a parameter 4 KB (standard) or 8 KB (advanced). Read at run time as the trust parameter is.
-        settings_value = config.settings_document()
-        self.settings_parameter = ssm.StringParameter(
-            self,
-            "SettingsParameter",
-            parameter_name=f"/{self.stack_name}/settings",
-            description="The remediator's list settings (JSON: exempt REST API IDs); read by the Lambdas at run time.",
-            string_value=settings_value,
-            tier=ssm.ParameterTier.STANDARD
-            if len(settings_value) <= STANDARD_PARAMETER_LIMIT
-            else ssm.ParameterTier.ADVANCED,
-        )
+        self.settings_parameter = self._json_parameter(
+            "SettingsParameter", "settings", config.settings_document(),
+            "The remediator's list settings (JSON: exempt REST API IDs); read by the Lambdas at run time.")
 
         # A customer managed key, not alias/aws/sns: CloudWatch alarms cannot publish to a topic
         # encrypted with the AWS managed key, whose key policy cannot be changed.
@@ -763,6 +746,12 @@ class RemediatorStack(Stack):
             roles=[function.role],
             statements=[iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn])],
         )
+
+    def _json_parameter(self, construct_id: str, name: str, value: str, description: str) -> ssm.StringParameter:
+        """A JSON document the Lambdas read at run time: /<stack>/<name>, advanced tier only when it must be."""
+        return ssm.StringParameter(
+            self, construct_id, parameter_name=f"/{self.stack_name}/{name}", description=description, string_value=value,
+            tier=ssm.ParameterTier.STANDARD if len(value) <= STANDARD_PARAMETER_LIMIT else ssm.ParameterTier.ADVANCED)
 
     def _protect_table(self, own_roles: list[str]) -> None:
         """Defence in depth: the table's resource policy denies every item write to any principal but the stack's
