@@ -514,9 +514,10 @@ class Remediator:
                 self.lease.release(self.holder, deployed_at)
             self.journal.update(intent)
         current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
+        seen: dict[str, DeploymentInfo | None] = {}  # GetDeployment once per deployment, however many stages
         for stage in intent.stages:
             if stage.name in current and current[stage.name] != intent.deployment_id:
-                self._point_forward(intent, stage.name, current[stage.name])
+                self._point_forward(intent, stage.name, current[stage.name], seen)
         return Deployment([s.name for s in intent.stages if s.name in current], intent.deployment_id,
                           intent.missing_stages + [s.name for s in intent.stages if s.name not in current])
 
@@ -525,15 +526,20 @@ class Remediator:
         found = self.adapter.get_deployment(intent.region, intent.api_id, deployment_id)
         return found if found is not None and found.description == deployment_marker(intent) else None
 
-    def _point_forward(self, intent: Intent, stage: str, serving: str | None) -> None:
+    def _point_forward(self, intent: Intent, stage: str, serving: str | None, seen: dict[str, DeploymentInfo | None]) -> None:
         """Point `stage` at this change's deployment, only if it is this change's and not older than what the
-        stage serves now (a deployment is a snapshot, policy included: an older one republishes old access)."""
+        stage serves now (a deployment is a snapshot, policy included: an older one republishes old access).
+        `seen`: the deployments read back so far in this deploy, by ID."""
         assert intent.deployment_id is not None
-        target = self._own_deployment(intent, intent.deployment_id)
+        if intent.deployment_id not in seen:
+            seen[intent.deployment_id] = self._own_deployment(intent, intent.deployment_id)
+        target = seen[intent.deployment_id]
         if target is None:
             raise StageMoveRefused(f"deployment {intent.deployment_id} was not created by change {intent.intent_id}; "
                                    f"stage {stage} not moved")
-        now = self.adapter.get_deployment(intent.region, intent.api_id, serving) if serving else None
+        if serving and serving not in seen:
+            seen[serving] = self.adapter.get_deployment(intent.region, intent.api_id, serving)
+        now = seen[serving] if serving else None
         if now is not None and now.created > target.created:
             raise StageMoveRefused(f"stage {stage} serves deployment {serving}, newer than {target.deployment_id} of change "
                                    f"{intent.intent_id}; stages only move forward, so it was not moved")
