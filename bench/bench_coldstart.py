@@ -9,8 +9,9 @@ Run from the repository root:
 Each measurement is a fresh CPython of the runtime's version (3.12, as the asset's bytecode is), run
 with -B (Lambda cannot write __pycache__), the asset first on sys.path and boto3/botocore from this
 environment's site-packages (the runtime provides them). It times the import alone, after the
-interpreter started: the runs of all rows are interleaved, and the median counts. Target: each handler
-at most 1.15 x `import boto3`. The runtime's own boto3 comes with bytecode: here a copy of boto3 and
+interpreter started: the runs of all rows are interleaved, and the median counts. Every function of the
+stacks has a row (remediator.functions NAMES, ORGANIZATION_NAMES, HOOK_NAMES). Target: each handler at most
+1.15 x `import boto3`. The runtime's own boto3 comes with bytecode: here a copy of boto3 and
 its dependencies is compiled once by the same 3.12 (under build/bench-runtime-libs), so that `import
 boto3` is timed as Lambda runs it, not compiled at every start.
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 from infra.asset import build_lambda_asset, runtime_python
-from remediator.functions import NAMES
+from remediator.functions import HOOK_NAMES, NAMES, ORGANIZATION_NAMES
 
 TIMER = ("import sys, time; sys.path[:0] = [sys.argv[1]]; sys.path.append(sys.argv[2]); t = time.perf_counter(); "
          "import {module}; print(time.perf_counter() - t)")
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     # machine's architecture, so that they load here as they do in Lambda.
     asset = build_lambda_asset(architecture={"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()])
     site = runtime_libs(python)
-    rows = {"boto3": "boto3", **{name: f"remediator.functions.{name}" for name in NAMES}}
+    # Every function's handler module: the workflow's, the organization's and the CloudFormation Hook's.
+    rows = {"boto3": "boto3", **{name: f"remediator.functions.{name}" for name in (*NAMES, *ORGANIZATION_NAMES, *HOOK_NAMES)}}
     times: dict[str, list[float]] = {row: [] for row in rows}
     for _ in range(args.runs):
         for row, module in rows.items():
