@@ -157,7 +157,10 @@ class RemediatorStack(Stack):
             "The remediator's list settings (JSON: exempt REST API IDs); read by the Lambdas at run time.")
 
         # A customer managed key, not alias/aws/sns: CloudWatch alarms cannot publish to a topic
-        # encrypted with the AWS managed key, whose key policy cannot be changed.
+        # encrypted with the AWS managed key, whose key policy cannot be changed. The deployment's only one
+        # ($1 a month, "AWS Key Management Service pricing"): everything else is encrypted with AWS owned or
+        # AWS managed keys (the table, the queues, the buckets, the secrets), and a service that needs this key
+        # gets a statement in its policy (CloudWatch alarms, below; the publishers, in their roles).
         self.topic_key = kms.Key(
             self,
             "TopicKey",
@@ -214,21 +217,30 @@ class RemediatorStack(Stack):
         # placeholder signing secret, so nothing is posted and no callback is accepted.
         # Encrypted with the AWS managed key (aws/secretsmanager): only this account's principals may
         # use it, through Secrets Manager, so the readers need secretsmanager:GetSecretValue only.
-        self.slack_token_secret = secretsmanager.Secret(
-            self,
-            "SlackBotTokenSecret",
-            description="Slack bot token (xoxb-...) the remediator posts and updates messages with. Created "
-            "with a random placeholder; set it with: aws secretsmanager put-secret-value --secret-id "
-            "<this secret's ARN> --secret-string xoxb-...",
-        )
-        self.slack_signing_secret = secretsmanager.Secret(
-            self,
-            "SlackSigningSecret",
-            description="Signing secret of the Slack app; the remediator verifies Slack's interactivity "
-            "requests with it. Created with a random placeholder; set it with: aws secretsmanager "
-            "put-secret-value --secret-id <this secret's ARN> --secret-string <signing secret>",
-        )
+        # Only where Slack is configured (remediator:slackChannel; approval mode requires it): a secret costs
+        # $0.40 a month ("AWS Secrets Manager pricing"), so a deployment without Slack has none. The signing
+        # secret only in approval mode: only the callback (approval mode's) verifies Slack's requests.
+        self.slack_token_secret: secretsmanager.Secret | None = None
+        self.slack_signing_secret: secretsmanager.Secret | None = None
+        if config.slack_channel:
+            self.slack_token_secret = secretsmanager.Secret(
+                self,
+                "SlackBotTokenSecret",
+                description="Slack bot token (xoxb-...) the remediator posts and updates messages with. Created "
+                "with a random placeholder; set it with: aws secretsmanager put-secret-value --secret-id "
+                "<this secret's ARN> --secret-string xoxb-...",
+            )
+        if config.slack_channel and config.mode == "approval":
+            self.slack_signing_secret = secretsmanager.Secret(
+                self,
+                "SlackSigningSecret",
+                description="Signing secret of the Slack app; the remediator verifies Slack's interactivity "
+                "requests with it. Created with a random placeholder; set it with: aws secretsmanager "
+                "put-secret-value --secret-id <this secret's ARN> --secret-string <signing secret>",
+            )
         for secret in (self.slack_token_secret, self.slack_signing_secret):
+            if secret is None:
+                continue
             Validations.of(secret).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-SMG4",
@@ -260,8 +272,8 @@ class RemediatorStack(Stack):
             # Slack (approval mode; in the other modes proposals and results are also posted when a
             # channel is set). The secrets' ARNs, never their values.
             "SLACK_CHANNEL": config.slack_channel,
-            "SLACK_BOT_TOKEN_SECRET": self.slack_token_secret.secret_arn,
-            "SLACK_SIGNING_SECRET_SECRET": self.slack_signing_secret.secret_arn,
+            "SLACK_BOT_TOKEN_SECRET": self.slack_token_secret.secret_arn if self.slack_token_secret else "",
+            "SLACK_SIGNING_SECRET_SECRET": self.slack_signing_secret.secret_arn if self.slack_signing_secret else "",
             "APPROVER_USER_IDS": ",".join(config.approver_user_ids),
             "APPROVAL_TIMEOUT_SECONDS": str(config.approval_timeout_seconds),
         }
@@ -495,18 +507,20 @@ class RemediatorStack(Stack):
                 description="Request URL for the Slack app's Interactivity & Shortcuts setting.",
                 value=self.slack_callback_url.url,
             )
-        CfnOutput(
-            self,
-            "SlackBotTokenSecretArn",
-            description="Put the Slack bot token (xoxb-...) here: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string xoxb-...",
-            value=self.slack_token_secret.secret_arn,
-        )
-        CfnOutput(
-            self,
-            "SlackSigningSecretArn",
-            description="Put the Slack app's signing secret here: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string ...",
-            value=self.slack_signing_secret.secret_arn,
-        )
+        if self.slack_token_secret is not None:
+            CfnOutput(
+                self,
+                "SlackBotTokenSecretArn",
+                description="Put the Slack bot token (xoxb-...) here: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string xoxb-...",
+                value=self.slack_token_secret.secret_arn,
+            )
+        if self.slack_signing_secret is not None:
+            CfnOutput(
+                self,
+                "SlackSigningSecretArn",
+                description="Put the Slack app's signing secret here: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string ...",
+                value=self.slack_signing_secret.secret_arn,
+            )
         if config.organization:
             assert self.hub_bus is not None and self.org_sweep is not None and self.results_bucket is not None
             CfnOutput(self, "HubBusArn", value=self.hub_bus.event_bus_arn,
@@ -647,7 +661,7 @@ class RemediatorStack(Stack):
                 (access.slack_token, self.slack_token_secret),
                 (access.slack_signing_secret, self.slack_signing_secret),
             )
-            if wanted
+            if wanted and secret is not None
         ]
         if secrets:
             statements.append(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=secrets))

@@ -263,7 +263,7 @@ def test_the_organization_sweep_writes_its_results_and_one_summary(make_org) -> 
     flow.discard_pending()
     result = flow.run_org_sweep()
     assert result.status == "SUCCEEDED", result
-    assert result.states[:2] == ["Plan", "SweepEachAccountAndRegion"] and result.states[-1] == "Summarize"
+    assert result.states[:2] == ["Plan", "SweepEachAccount"] and result.states[-1] == "Summarize"
     (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
     assert note["verdicts_per_account"][first.account_id] == {"compliant": 1, "fix": 1}
     assert note["verdicts_per_account"][second.account_id] == {"compliant": 1}
@@ -395,6 +395,36 @@ def test_the_sweep_of_a_pair_outside_the_roster_touches_nothing(make_org) -> Non
         flow._invoke("Sweep", {"account": outsider.account_id, "region": REGION, "sweep": "hand-made"})
     assert f"account {outsider.account_id} is not an active account of organization" in str(refused.value)
     assert not [c for c in flow.strict.checked[first:] if c.action == "sts:AssumeRole"], "no session was even asked for"
-    with pytest.raises(RuntimeError, match="must name an account and a region"):
+    with pytest.raises(RuntimeError, match="must name an account"):
         flow._invoke("Sweep", {"account": "12345", "region": REGION})
     assert principals_of(outsider, api_id) == {outsider.account_id, STRANGER}
+
+
+def test_an_express_sweep_child_run_twice_changes_nothing_more(make_org) -> None:
+    """Express children run at least once (Step Functions developer guide, "Choosing workflow type"): each account's
+    child is run twice here (remediator/local/express.py REPEATS) and the sweep says and does what one run does. One
+    child per account sweeps all its regions; the children's states are not the parent's Standard transitions."""
+    from remediator.local import express
+
+    flow = make_org(mode="auto")
+    first, second = members(flow)[:2]
+    fixed = seed(first, allow(first.account_id, STRANGER), "fixed")
+    seed(second, allow(second.account_id, PARTNER), "fine")
+    flow.discard_pending()
+    express.REPEATS = 2
+    try:
+        result = flow.run_org_sweep()
+    finally:
+        express.REPEATS = 1
+    assert result.status == "SUCCEEDED" and result.states == ["Plan", "SweepEachAccount", "Summarize"], result.states
+    accounts = {org(flow).hub, *org(flow).members}
+    assert sorted(c.input["account"] for c in result.express) == sorted([*accounts, *accounts]), "one child per account"
+    assert {c.run for c in result.express} == {1, 2} and all(c.states == ["SweepAccount"] for c in result.express)
+    assert all(c.seconds <= express.MAX_SECONDS for c in result.express)
+    (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
+    assert note["pairs_swept"] == 12 and note["not_swept"] == [] and note["executions_started"] == 1, note
+    started = flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
+    assert len(started) == 1, "the second run of the child started the fix's execution again"
+    settle(flow)
+    assert principals_of(first, fixed) == {first.account_id}
+    assert len([r for r in flow.audit_records() if r.api_id == fixed]) == 1, "one fix, recorded once"

@@ -146,27 +146,32 @@ def test_organization_settings_fail_closed(monkeypatch: pytest.MonkeyPatch, envi
 
 def test_the_summary_counts_per_account_and_lists_what_was_not_swept() -> None:
     outputs = [
-        {"account": A, "region": "us-east-1", "apis": 2, "verdicts": {"compliant": 1, "fix": 1}, "executions_started": 1,
-         "new_findings": [{"api_id": "abcdefghij", "name": "x", "verdict": "fix"}], "resolved_findings": []},
-        {"account": A, "region": "eu-west-1", "apis": 1, "verdicts": {"compliant": 1}, "executions_started": 0,
-         "new_findings": [], "resolved_findings": [{"api_id": "bcdefghijk", "name": "", "verdict": "gone"}]},
-        {"account": B, "region": "us-east-1", "failed": "RemediationFailed", "cause": "AccessDenied"},
+        {"account": A, "regions": [
+            {"account": A, "region": "us-east-1", "apis": 2, "verdicts": {"compliant": 1, "fix": 1}, "executions_started": 1,
+             "new_findings": [{"api_id": "abcdefghij", "name": "x", "verdict": "fix"}], "resolved_findings": []},
+            {"account": A, "region": "eu-west-1", "apis": 1, "verdicts": {"compliant": 1}, "executions_started": 0,
+             "new_findings": [], "resolved_findings": [{"api_id": "bcdefghijk", "name": "", "verdict": "gone"}]}],
+         "not_swept": [{"region": "eu-central-1", "error": "OutOfTime", "cause": "out of its 120 s"}], "duplicate": 0},
+        {"account": B, "region": "*", "failed": "RemediationFailed", "cause": "AccessDenied"},
     ]
-    failed = [{"status": "FAILED", "input": {"account": C, "region": "us-east-1"}, "error": "States.Timeout", "cause": ""}]
-    summary = summarize(outputs, failed, "auto", 4)
+    failed = [{"status": "FAILED", "input": {"account": C}, "error": "States.Timeout", "cause": ""}]
+    summary = summarize(outputs, failed, "auto", 9)
     assert summary["verdicts_per_account"] == {A: {"compliant": 2, "fix": 1}, B: {}, C: {}}
     assert summary["apis"] == 3 and summary["executions_started"] == 1 and summary["pairs_swept"] == 2
+    assert summary["pairs_planned"] == 9
     assert [(f["account"], f["region"]) for f in summary["new_findings"]] == [(A, "us-east-1")]
     assert [(f["account"], f["region"]) for f in summary["resolved_findings"]] == [(A, "eu-west-1")]
-    assert [(n["account"], n["error"]) for n in summary["not_swept"]] == [(B, "RemediationFailed"), (C, "States.Timeout")]
+    assert [(n["account"], n["region"], n["error"]) for n in summary["not_swept"]] == [
+        (A, "eu-central-1", "OutOfTime"), (B, "*", "RemediationFailed"), (C, "*", "States.Timeout")]
 
 
 def test_a_summary_too_big_for_one_message_lists_the_first_of_each_and_says_where_the_rest_is() -> None:
     from remediator.functions.summarize import LISTED, MESSAGE_LIMIT, bounded
 
-    outputs = [{"account": f"{n:012d}", "region": "us-east-1", "apis": 40, "verdicts": {"fix": 40}, "executions_started": 0,
-                "new_findings": [{"api_id": f"a{i:09d}", "name": "api " * 10, "verdict": "fix"} for i in range(40)],
-                "resolved_findings": []} for n in range(1, 1001)]
+    outputs = [{"account": f"{n:012d}", "not_swept": [], "regions": [{
+        "account": f"{n:012d}", "region": "us-east-1", "apis": 40, "verdicts": {"fix": 40}, "executions_started": 0,
+        "new_findings": [{"api_id": f"a{i:09d}", "name": "api " * 10, "verdict": "fix"} for i in range(40)],
+        "resolved_findings": []}]} for n in range(1, 1001)]
     summary = summarize(outputs, [], "dry-run", 1000)
     assert len(summary["new_findings"]) == 40_000 and summary["apis"] == 40_000
     message = bounded(summary, "s3://bucket/summaries/x.json")
@@ -177,14 +182,17 @@ def test_a_summary_too_big_for_one_message_lists_the_first_of_each_and_says_wher
     assert bounded(small, "s3://b/k")["new_findings"] == small["new_findings"], "whole when it fits"
 
 
-def test_a_pairs_summary_fits_a_map_result_and_the_rest_is_counted() -> None:
-    from remediator.functions.sweep import LISTED_PER_PAIR, within_state_limit
+def test_an_accounts_summary_fits_a_map_result_and_the_rest_is_counted() -> None:
+    """17 regions of 3,000 new and 3,000 resolved findings each: the child's output still fits a state (256 KB)."""
+    from remediator.functions.sweep import LISTED_PER_ACCOUNT, within_state_limit
 
+    regions = [f"us-east-{n}" for n in range(1, 18)]
     findings = [{"api_id": f"a{i:09d}", "name": "x" * 60, "verdict": "fix"} for i in range(3000)]
-    pair = {"account": A, "region": "us-east-1", "apis": 3000, "verdicts": {"fix": 3000}, "executions_started": 0,
-            "new_findings": findings, "resolved_findings": []}
-    bounded = within_state_limit(pair)
-    assert len(json.dumps(bounded)) < 256 * 1024 and bounded["new_findings_left_out"] == 3000 - LISTED_PER_PAIR
-    summary = summarize([bounded], [], "dry-run", 1)
-    assert len(summary["new_findings"]) == LISTED_PER_PAIR and summary["new_findings_not_listed"] == 3000 - LISTED_PER_PAIR
-    assert summary["verdicts_per_account"][A] == {"fix": 3000}, "the counts are whole"
+    listed = LISTED_PER_ACCOUNT // (2 * len(regions))
+    output = {"account": A, "not_swept": [], "regions": [within_state_limit(
+        {"account": A, "region": r, "apis": 3000, "verdicts": {"fix": 3000}, "executions_started": 0,
+         "new_findings": findings, "resolved_findings": findings}, listed) for r in regions]}
+    assert len(json.dumps(output)) < 256 * 1024
+    summary = summarize([output], [], "dry-run", 17)
+    assert len(summary["new_findings"]) == listed * 17 and summary["new_findings_not_listed"] == (3000 - listed) * 17
+    assert summary["verdicts_per_account"][A] == {"fix": 3000 * 17}, "the counts are whole"

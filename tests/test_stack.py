@@ -702,6 +702,26 @@ def test_slack_secrets_exist_and_hold_no_slack_credential(resources, template):
     assert outputs["SlackSigningSecretArn"]["Value"] == {"Ref": ids["signing"]}
 
 
+def test_no_fixed_cost_for_what_is_not_used() -> None:
+    """Secrets only where Slack is configured (the signing secret only in approval mode, the callback's), and one KMS
+    key per deployment, shared: the topic's (everything else uses AWS owned or managed keys). The spoke has none."""
+    from remediator.local.template import spoke_template, synthesized_template
+
+    for mode, slack, organization, secrets in (("dry-run", False, False, set()), ("auto", False, True, set()),
+                                               ("dry-run", True, False, {"token"}), ("auto", True, False, {"token"}),
+                                               ("approval", True, False, {"token", "signing"})):
+        resources = synthesized_template(mode, slack=slack, organization=organization)["Resources"]
+        assert set(secret_ids(resources)) == secrets, (mode, slack, organization)
+        (key_id,) = of_type(resources, "AWS::KMS::Key")
+        environments = [f["Properties"]["Environment"]["Variables"] for f in of_type(resources, "AWS::Lambda::Function").values()]
+        if not secrets:
+            assert all(e.get("SLACK_BOT_TOKEN_SECRET", "") == "" for e in environments), "no secret, no ARN"
+        encrypted = [r for r in resources.values() if "KmsMasterKeyId" in r["Properties"] or "KmsKeyId" in r["Properties"]]
+        assert encrypted and all({"Fn::GetAtt": [key_id, "Arn"]} in (r["Properties"].get("KmsMasterKeyId"), r["Properties"].get("KmsKeyId"))
+                                 or r["Properties"].get("KmsMasterKeyId") == {"Ref": key_id} for r in encrypted), "the one key"
+    assert of_type(spoke_template("auto")["Resources"], "AWS::KMS::Key") == {}
+
+
 def test_await_approval_invokes_the_approval_function(resources):
     """AwaitApproval is a lambda:invoke.waitForTaskToken task on the unqualified approval function ARN,
     which the state machine role's lambda:InvokeFunction grant names, waiting at most the configured time."""

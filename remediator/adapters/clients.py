@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +20,19 @@ class ClientFactory:
     retry_mode: str = "adaptive"
     max_attempts: int = field(default_factory=lambda: int(os.environ.get("AWS_MAX_ATTEMPTS", "10")))
     _cache: dict[tuple[str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
+    # Clients are made under a lock: a boto3 session is not thread-safe, its clients are (boto3 documentation,
+    # "Multithreading or multiprocessing with clients", https://boto3.amazonaws.com/v1/documentation/api/latest/guide/
+    # clients.html: "Low-level clients are thread safe"; sessions are not). The organization sweep's child sweeps its
+    # account's regions on threads sharing one factory.
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def client(self, service: str, region: str | None = None) -> Any:
         key = (service, region)
-        if key not in self._cache:
-            config = Config(retries={"mode": self.retry_mode, "max_attempts": self.max_attempts}, user_agent_extra="apigw-remediator")
-            self._cache[key] = self.session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=config)
-        return self._cache[key]
+        with self._lock:
+            if key not in self._cache:
+                config = Config(retries={"mode": self.retry_mode, "max_attempts": self.max_attempts}, user_agent_extra="apigw-remediator")
+                self._cache[key] = self.session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=config)
+            return self._cache[key]
 
     @property
     def default_region(self) -> str:

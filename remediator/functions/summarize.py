@@ -1,4 +1,4 @@
-"""The organization sweep's last state: one summary of every (account, region) the Map swept."""
+"""The organization sweep's last state: one summary of every account (and each of its regions) the Map swept."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         raise RemediationFailed(f"the Map's results are not in the results bucket: {details!r:.200}")
     store = ResultsBucket(common.clients(), bucket)
     manifest = aws_call(lambda: store.get_json(key))
-    tally = Tally(settings.mode, int(((event or {}).get("plan") or {}).get("count") or 0))
+    tally = Tally(settings.mode, int(((event or {}).get("plan") or {}).get("pairs") or 0))
     for status, files in (manifest.get("ResultFiles") or {}).items():
         for entry in files:  # one result file at a time: 17,000 children's results never held at once
             for child in aws_call(lambda entry=entry: store.get_json(entry["Key"])):
@@ -127,7 +127,8 @@ def common_json(text: Any) -> dict[str, Any]:
 
 
 class Tally:
-    """The per-pair summaries (sweep.sweep_region's) folded into one, per account, as they are read."""
+    """The children's outputs (sweep.sweep_account's: an account's per-region summaries and the regions it could not
+    sweep) folded into one, per account, as they are read."""
 
     def __init__(self, mode: str, planned: int) -> None:
         self.mode, self.planned = mode, planned
@@ -140,14 +141,25 @@ class Tally:
         self.left_out = {"new_findings": 0, "resolved_findings": 0}  # beyond what each pair could list (sweep.py)
 
     def add(self, output: dict[str, Any]) -> None:
-        account, region = str(output.get("account")), str(output.get("region"))
+        """One child's output: its account's regions, or (its Catch, NotSwept) the whole account not swept."""
+        account = str(output.get("account"))
         if output.get("failed") == NOT_ENROLLED:  # no spoke the hub may assume: a state of the account, not a failure
             self.not_enrolled.add(account)
             return
-        if "failed" in output:  # the child's Catch: the pair could not be swept
-            self.not_swept.append({"account": account, "region": region, "error": output.get("failed"),
+        if "failed" in output:  # the child's Catch: the account could not be swept ("*": none of its regions)
+            self.not_swept.append({"account": account, "region": str(output.get("region", "*")), "error": output.get("failed"),
                                    "cause": str(output.get("cause", ""))[:300]})
             return
+        self.per_account[account].update({})  # an account with no API is still listed
+        for missed in output.get("not_swept") or []:
+            self.not_swept.append({"account": account, "region": str(missed.get("region")), "error": missed.get("error"),
+                                   "cause": str(missed.get("cause", ""))[:300]})
+        for summary in output.get("regions") or []:
+            self.add_region(account, summary)
+
+    def add_region(self, account: str, output: dict[str, Any]) -> None:
+        """One region's summary (sweep.sweep_region's)."""
+        region = str(output.get("region"))
         self.swept += 1
         self.per_account[account].update(output.get("verdicts") or {})
         self.apis += int(output.get("apis") or 0)
@@ -162,7 +174,7 @@ class Tally:
         if child["error"] == NOT_ENROLLED:
             self.not_enrolled.add(str(item.get("account")))
             return
-        self.not_swept.append({"account": item.get("account"), "region": item.get("region"),
+        self.not_swept.append({"account": item.get("account"), "region": "*",
                                "error": child["error"] or child["status"], "cause": child["cause"]})
 
     def summary(self) -> dict[str, Any]:

@@ -1,13 +1,16 @@
 """The schedule's target: every API of the region that needs attention goes through the workflow.
 
-In an organization's hub the same function is the organization sweep's Map child: it sweeps one
-(account, region) through that account's spoke role and returns its summary instead of publishing it.
+In an organization's hub the same function is the organization sweep's Map child (an Express execution): it sweeps
+one account, all of its sweep regions at once (bounded threads), through that account's spoke role within a time budget,
+and returns the regions' summaries instead of publishing them.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +20,12 @@ from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.dynamodb import DynamoJournal, NoticeLedger
 from remediator.adapters.sns import publish
 from remediator.adapters.stepfunctions import start_execution
-from remediator.events import ACCOUNT, REGION, ApiChange, Caller
+from remediator.events import ACCOUNT, ApiChange, Caller
 from remediator.functions import common, security_hub
-from remediator.functions.common import Settings, aws_call, own_account
+from remediator.functions.common import NotEnrolled, Settings, aws_call, own_account, partition_of
 from remediator.functions.needs import RESOURCES, RESTAPIS, Needs
 from remediator.logs import bind, get_logger
-from remediator.remediation import Verdict, assess, findings_fingerprint, with_access
+from remediator.remediation import SweepSettings, Verdict, assess, findings_fingerprint, with_access
 from remediator.workflow.errors import RemediationFailed
 
 log = get_logger("remediator.functions.sweep")
@@ -55,11 +58,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """
     settings = Settings.from_environment()
     if settings.organization:
-        account, region = _pair(event)  # its membership is checked by its spoke clients, before the first call there
-        summary, counts = sweep_region(settings, account, region)
-        result = within_state_limit(summary) | {"duplicate": counts["duplicate"]}
-        forget_resolved(settings, summary)  # last: a child retried before this still lists them
-        return result
+        return sweep_account(settings, _account(event), context)
     region = os.environ.get("AWS_REGION") or common.clients().default_region
     summary, counts = sweep_region(settings, own_account(context), region)
     subject = (f"Daily sweep of {summary['account']} {region}: {summary['apis']} APIs, {len(summary['new_findings'])} "
@@ -78,26 +77,106 @@ def forget_resolved(settings: Settings, summary: dict[str, Any]) -> None:
         aws_call(lambda api_id=item["api_id"]: notices.forget(place, api_id))
 
 
-# A Map child's output goes into the parent's results (a state's payload takes 256 KB): a region with thousands of
-# new findings lists the first of them, and says how many more there are.
-LISTED_PER_PAIR = 500
+# A Map child's output goes into the parent's results (a state's payload takes 256 KB, Express or Standard): an
+# account lists at most this many findings (new and resolved, over all its regions, about 120 bytes each), the first
+# of each region's, and says how many more there are.
+LISTED_PER_ACCOUNT = 1000
 
 
-def within_state_limit(summary: dict[str, Any]) -> dict[str, Any]:
+def within_state_limit(summary: dict[str, Any], listed: int = LISTED_PER_ACCOUNT) -> dict[str, Any]:
     bounded = dict(summary)
     for name in ("new_findings", "resolved_findings"):
-        bounded[name] = summary[name][:LISTED_PER_PAIR]
-        bounded[f"{name}_left_out"] = max(0, len(summary[name]) - LISTED_PER_PAIR)
+        bounded[name] = summary[name][:listed]
+        bounded[f"{name}_left_out"] = max(0, len(summary[name]) - listed)
     return bounded
 
 
-def _pair(event: Any) -> tuple[str, str]:
-    """The Map's item: {"account": ..., "region": ...}, both well formed, or nothing is swept."""
+# An organization sweep child is an Express execution: at most 5 minutes, and run at least once (Step Functions
+# developer guide, "Choosing workflow type in Step Functions", https://docs.aws.amazon.com/step-functions/latest/dg/
+# choosing-workflow-type.html: Express "Maximum duration: 5 minutes", "Execution semantics: at-least-once"). Its task
+# (org_sweep.json SweepAccount) times out at 140 s and is retried once for Lambda's own errors: 140 + 2 + 140 < 300.
+# The account's regions are swept within this budget, or less if the function has less time left.
+CHILD_BUDGET_SECONDS = 120.0
+# Left of the function's own time when the budget ends: the summaries are gathered and the told notices forgotten.
+MARGIN_SECONDS = 10.0
+# Regions swept at once, each on a thread of its own (botocore clients are thread-safe; their factory is locked).
+REGION_THREADS = 8
+
+
+class OutOfTime(RemediationFailed):
+    """The child's time budget ended before the region was swept: the region is not swept this time (the next sweep
+    sweeps it), never a reason to stop the others."""
+
+
+def _account(event: Any) -> str:
+    """The Map's item: {"account": ...}, well formed, or nothing is swept."""
     account = event.get("account") if isinstance(event, dict) else None
-    region = event.get("region") if isinstance(event, dict) else None
-    if not isinstance(account, str) or not ACCOUNT.fullmatch(account) or not isinstance(region, str) or not REGION.fullmatch(region):
-        raise RemediationFailed(f"the organization sweep's item must name an account and a region; got {account!r:.40}, {region!r:.40}")
-    return account, region
+    if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
+        raise RemediationFailed(f"the organization sweep's item must name an account; got {account!r:.40}")
+    return account
+
+
+def budget(context: Any) -> float:
+    """Seconds the child may sweep for: CHILD_BUDGET_SECONDS, or less when the function has less time left."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    left = remaining() / 1000.0 - MARGIN_SECONDS if callable(remaining) else CHILD_BUDGET_SECONDS
+    return max(0.0, min(CHILD_BUDGET_SECONDS, left))
+
+
+def sweep_account(settings: Settings, account: str, context: Any = None) -> dict[str, Any]:
+    """The organization sweep's child: every sweep region of one account, REGION_THREADS at a time, within `budget`.
+
+    Idempotent, as an Express child must be (it may run twice): it reads; what it starts is named after the API and the
+    hour (a second start of the same execution is a duplicate, not a second run); what it forgets was forgotten already.
+    A region it cannot sweep (out of time, throttled past botocore's retries, denied) is in `not_swept`; an account
+    whose spoke role the hub may not assume raises NotEnrolled (the child's Catch reports the account as not enrolled).
+    """
+    regions = list(settings.sweep_regions)
+    deadline = clock.now() + budget(context)
+    bind(account=account)
+    spoke = settings.member_clients(account, regions[0], "sweep")
+    aws_call(lambda: spoke.client("apigateway", regions[0]))  # membership, and the spoke session: once, for every region
+    apis = ApiGatewayAdapter(spoke)
+    left_open = _left_open(settings, account)
+    judged = settings.sweep_settings(account, regions[0])  # the trusted lists, read once for the account
+
+    def one(region: str) -> tuple[str, Any]:
+        try:
+            sweep_settings = replace(judged, trust=replace(judged.trust, partition=partition_of(region)))
+            summary, counts = sweep_region(settings, account, region, apis=apis, sweep_settings=sweep_settings,
+                                           left_open=left_open, deadline=deadline)
+            return region, (summary, counts)
+        except NotEnrolled:
+            raise
+        except RemediationFailed as error:  # Throttled, Transient, OutOfTime, denied: this region only
+            log.warning("region_not_swept", region=region, error=type(error).__name__, cause=str(error)[:300])
+            return region, error
+
+    with ThreadPoolExecutor(max_workers=max(1, min(REGION_THREADS, len(regions))), thread_name_prefix="sweep") as pool:
+        # Each thread runs in a copy of this invocation's context (its log bindings, and its function's caches).
+        done = list(pool.map(lambda region: contextvars.copy_context().run(one, region), regions))
+    summaries, not_swept, duplicate = [], [], 0
+    listed = max(1, LISTED_PER_ACCOUNT // (2 * len(regions)))
+    for region, outcome in done:
+        if isinstance(outcome, RemediationFailed):
+            not_swept.append({"region": region, "error": type(outcome).__name__, "cause": str(outcome)[:300]})
+            continue
+        summary, counts = outcome
+        summaries.append(within_state_limit(summary, listed))
+        duplicate += counts["duplicate"]
+    for summary in summaries:  # last: a child run again before this still lists them
+        forget_resolved(settings, summary)
+    log.info("account_swept", regions=len(summaries), not_swept=len(not_swept), duplicate=duplicate)
+    return {"account": account, "regions": summaries, "not_swept": not_swept, "duplicate": duplicate}
+
+
+def _left_open(settings: Settings, account: str) -> set[tuple[str, str]]:
+    """(region, API) of the account's changes left half-done by a holder that is gone: one Query for every region."""
+    if settings.mode == "dry-run":
+        return set()
+    journal = DynamoJournal(common.clients(), settings.audit_table)
+    intents = aws_call(journal.open_intents)  # first: its answer sets the journal's clock (DynamoDB's)
+    return {(i.region, i.api_id) for i in intents if i.account == account and not journal.held_by_other(i, "", journal.now())}
 
 
 def _hub_finding(account: str, region: str, report: Any) -> dict[str, Any]:
@@ -123,19 +202,18 @@ def _to_security_hub(settings: Settings, account: str, region: str, listed: set[
     security_hub.send(settings, region, findings)
 
 
-def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[str, Any], dict[str, int]]:
+def sweep_region(settings: Settings, account: str, region: str, *, apis: ApiGatewayAdapter | None = None,
+                 sweep_settings: SweepSettings | None = None, left_open: set[tuple[str, str]] | None = None,
+                 deadline: float | None = None) -> tuple[dict[str, Any], dict[str, int]]:
     """Sweep one account's region: start an execution for each API that needs one; the summary of what was seen,
-    and the counts of what was done."""
-    sweep_settings = settings.sweep_settings(account, region)
+    and the counts of what was done. An organization's child passes what it read once for all regions, and its
+    `deadline` (past it, OutOfTime: the region is not swept this time)."""
+    sweep_settings = sweep_settings or settings.sweep_settings(account, region)
     hour = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y%m%dT%H")  # one sweep execution per API per hour
     bind(sweep=hour, region=region, account=account)
     counts = {"apis": 0, "started": 0, "duplicate": 0, "told_already": 0}
-    left_open: set[str] = set()
-    if settings.mode != "dry-run":  # changes left half-done (their holder gone) are settled by an execution of their own
-        journal = DynamoJournal(common.clients(), settings.audit_table)
-        intents = aws_call(journal.open_intents)  # first: its answer sets the journal's clock (DynamoDB's)
-        left_open = {i.api_id for i in intents
-                     if i.account == account and i.region == region and not journal.held_by_other(i, "", journal.now())}
+    if left_open is None:  # changes left half-done (their holder gone) are settled by an execution of their own
+        left_open = _left_open(settings, account)
     place = settings.notice_place(account, region)
     notices = NoticeLedger(common.clients(), settings.audit_table)
     standing = aws_call(lambda: notices.standing(place))
@@ -144,12 +222,15 @@ def sweep_region(settings: Settings, account: str, region: str) -> tuple[dict[st
     resolved: list[dict[str, str]] = []
     listed: set[str] = set()
     to_hub: list[dict[str, Any]] = []  # the Security Hub findings of the APIs no execution is started for
-    apis = ApiGatewayAdapter(settings.member_clients(account, region, "sweep"))  # type: ignore[arg-type]
+    apis = apis or ApiGatewayAdapter(settings.member_clients(account, region, "sweep"))  # type: ignore[arg-type]
     for api in aws_call(lambda: list(apis.list_rest_apis(region))):
+        if deadline is not None and clock.now() > deadline:
+            raise OutOfTime(f"the account's sweep ran out of its {CHILD_BUDGET_SECONDS:.0f} s in {region} after "
+                            f"{counts['apis']} APIs; the next sweep sweeps the region again")
         counts["apis"] += 1
         listed.add(api.api_id)
         report = assess(api, sweep_settings)
-        verdict = report.verdict(left_open=api.api_id in left_open)
+        verdict = report.verdict(left_open=(region, api.api_id) in left_open)
         verdicts[verdict.value] += 1
         told_once = verdict is Verdict.REPORT_ONLY or (verdict is Verdict.FIX and settings.mode == "dry-run")
         if told_once:

@@ -58,6 +58,7 @@ from remediator.local.strict import (
 )
 from remediator import containers
 from remediator.adapters import ssm
+from remediator.local import express
 from remediator.local.organization import LocalOrganization
 from remediator.local.template import LOCAL_ORGANIZATION_ID, Resolver, of_type, spoke_template, synthesized_template
 
@@ -228,22 +229,30 @@ def _write_results(env: Any, resource_runtime_part: Any, state_credentials: Any)
     prefix = parameters.get("Prefix", "")
     prefix = prefix + "/" if prefix and not prefix.endswith("/") else prefix
     base = f"{prefix}{map_run_arn.split(':')[-1]}/"
-    children = [{"ExecutionArn": f"{map_run_arn}:{index}", "Name": str(index), "Input": "{}", "Output": json.dumps(result),
-                 "Status": "SUCCEEDED", "StateMachineArn": map_run_arn} for index, result in enumerate(results or [])]
-    files = []
-    for start in range(0, len(children), 1000) or [0]:
-        body = json.dumps(children[start:start + 1000]).encode()
-        key = f"{base}SUCCEEDED_{start // 1000}.json"
-        s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=body)
-        files.append({"Key": key, "Size": len(body)})
-    manifest = {"DestinationBucket": parameters["Bucket"], "MapRunArn": map_run_arn,
-                "ResultFiles": {"FAILED": [], "PENDING": [], "SUCCEEDED": files}}
+    children: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": []}
+    for index, result in enumerate(results or []):
+        child = {"ExecutionArn": f"{map_run_arn}:{index}", "Name": str(index), "StateMachineArn": map_run_arn}
+        failure = result.get(express.LOCAL_FAILURE) if isinstance(result, dict) else None
+        if failure is not None:  # an Express child that failed (express.py): listed with its input, error and cause
+            children["FAILED"].append({**child, "Input": json.dumps(failure["Input"]), "Status": "FAILED",
+                                       "Error": failure["Error"], "Cause": failure["Cause"]})
+        else:
+            children["SUCCEEDED"].append({**child, "Input": "{}", "Output": json.dumps(result), "Status": "SUCCEEDED"})
+    files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+    for status, listed in children.items():
+        for start in range(0, len(listed), 1000) or ([0] if status == "SUCCEEDED" else []):
+            body = json.dumps(listed[start:start + 1000]).encode()
+            key = f"{base}{status}_{start // 1000}.json"
+            s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=body)
+            files[status].append({"Key": key, "Size": len(body)})
+    manifest = {"DestinationBucket": parameters["Bucket"], "MapRunArn": map_run_arn, "ResultFiles": files}
     key = base + "manifest.json"
     s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=json.dumps(manifest).encode())
     env.stack.append({"MapRunArn": map_run_arn, "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}})
 
 
 result_writer_s3.ResourceEvalS3._handle_put_object = staticmethod(_write_results)  # type: ignore[assignment]
+express.install()  # a Distributed Map's EXPRESS children: counted apart, 5 minutes at most (remediator/local/express.py)
 
 
 class FunctionTimedOut(Exception):
@@ -257,6 +266,12 @@ class FunctionCrashed(Exception):
     def __init__(self, message: str, error_type: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+# Every invocation on the strict account: (function, its duration on the local clock). Lambda bills each request and
+# its duration; the cost bench reads them from here.
+INVOCATIONS: list[tuple[str, float]] = []
+_invocations_lock = threading.Lock()
 
 
 def run_function(name: str, event: Any, used: list[float] | None = None) -> Any:
@@ -290,6 +305,8 @@ def run_function(name: str, event: Any, used: list[float] | None = None) -> Any:
     finally:
         if used is not None:
             used.append(min(record.used(), route.timeout))
+        with _invocations_lock:  # what Lambda bills: one request, and its duration (bench/bench_cost.py)
+            INVOCATIONS.append((name, min(record.used(), route.timeout)))
 
 
 @dataclass
@@ -300,9 +317,13 @@ class ExecutionResult:
     output: dict[str, Any] | None
     error: str | None
     cause: str | None
+    # A Distributed Map's Express children (remediator/local/express.py): not in `states`, since Step Functions bills
+    # them per request and duration, not per transition.
+    express: list[express.ExpressChild] = field(default_factory=list)
 
     @property
     def transitions(self) -> int:
+        """The Standard state transitions: the states the execution entered (its Express children's are not)."""
         return len(self.states)
 
 
@@ -487,8 +508,9 @@ class LocalWorkflow:
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "AWS_ENDPOINT_URL": account.endpoint_url,
             "SLACK_CHANNEL": config.slack_channel,
-            "SLACK_BOT_TOKEN_SECRET": token_arn,
-            "SLACK_SIGNING_SECRET_SECRET": signing_arn,
+            # The secrets' ARNs where the template has the secrets (Slack configured; the signing secret in approval mode).
+            "SLACK_BOT_TOKEN_SECRET": token_arn if trigger_env.get("SLACK_BOT_TOKEN_SECRET") else "",
+            "SLACK_SIGNING_SECRET_SECRET": signing_arn if trigger_env.get("SLACK_SIGNING_SECRET_SECRET") else "",
             "SLACK_API_URL": self.slack.api_url,
             "APPROVER_USER_IDS": ",".join(config.approvers),
             "APPROVAL_TIMEOUT_SECONDS": str(config.approval_timeout_seconds),
@@ -576,9 +598,10 @@ class LocalWorkflow:
         self.clients.client("stepfunctions", self.region).start_execution(stateMachineArn=self.org_sweep_arn, name=name, input="{}")
         arn = execution_arn(self.org_sweep_arn, name)
         description = wait_for_execution(self.clients, arn, timeout)
+        first = len(express.CHILDREN)
         output = json.loads(description["output"]) if description.get("output") else None
         return ExecutionResult(name, description["status"], states_entered(self.clients, arn), output,
-                               description.get("error"), description.get("cause"))
+                               description.get("error"), description.get("cause"), express.CHILDREN[first:])
 
     def _bind_one(self, cfn_type: str, ref: str, **attrs: str) -> None:
         for logical_id in of_type(self.template, cfn_type):

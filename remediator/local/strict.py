@@ -25,6 +25,7 @@ import json
 import random
 import re
 import threading
+from contextvars import ContextVar
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -364,22 +365,23 @@ class LambdaRuntimeExited(BaseException):
         self.error_type = error_type
 
 
-_local = threading.local()
+# The running invocation, per context rather than per thread: a handler's own threads (the organization sweep's child
+# sweeps its regions on threads, each run in a copy of the handler's context) call with its role and on its time.
+_running: ContextVar[Invocation | None] = ContextVar("local_invocation", default=None)
 
 
 def current_invocation() -> Invocation | None:
-    return getattr(_local, "invocation", None)
+    return _running.get()
 
 
 @contextmanager
 def invocation(record: Invocation) -> Iterator[Invocation]:
-    previous = current_invocation()
-    _local.invocation = record
+    token = _running.set(record)
     try:
         with _installed[0].busy() if _installed else contextlib.nullcontext():
             yield record
     finally:
-        _local.invocation = previous
+        _running.reset(token)
 
 
 class InvocationCredentials(Credentials):
