@@ -595,10 +595,10 @@ class LocalWorkflow:
     def run_org_sweep(self, name: str | None = None, timeout: float = 600.0) -> ExecutionResult:
         """The organization sweep, as its schedule starts it; waits for it to end."""
         name = name or f"org-sweep-{secrets.token_hex(4)}"
+        first = len(express.CHILDREN)
         self.clients.client("stepfunctions", self.region).start_execution(stateMachineArn=self.org_sweep_arn, name=name, input="{}")
         arn = execution_arn(self.org_sweep_arn, name)
         description = wait_for_execution(self.clients, arn, timeout)
-        first = len(express.CHILDREN)
         output = json.loads(description["output"]) if description.get("output") else None
         return ExecutionResult(name, description["status"], states_entered(self.clients, arn), output,
                                description.get("error"), description.get("cause"), express.CHILDREN[first:])
