@@ -617,7 +617,8 @@ class DynamoJournal:
                   "ExpressionAttributeValues": {":id": {"S": intent.intent_id}, ":fence": {"N": str(intent.fence)}}}
         items: list[dict[str, Any]] = [
             {"Delete": {"TableName": self.table_name, "Key": {"pk": {"S": self.OPEN}, "sk": {"S": intent.key}}, **fenced}},
-            {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)", "Item": {
+            {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)",
+                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD", "Item": {  # who closed it first, and how
                 "pk": {"S": f"intent#{intent.intent_id}"}, "sk": {"S": "intent"}, "state": {"S": intent.state},
                 "record": {"S": json.dumps(intent.to_dict(), separators=(",", ":"))}, TTL: _ttl()}}},  # closed: TTL may go
         ]
@@ -632,9 +633,20 @@ class DynamoJournal:
         try:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as error:
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            cancelled = error.response.get("CancellationReasons", [])
+            reasons = [r.get("Code") for r in cancelled]
             if len(reasons) >= 2 and reasons[1] == "ConditionalCheckFailed":
-                return  # the closed intent exists already: a retried Record or Restore went through; nothing twice
+                # The closed intent exists already. Closed in this same state, it is this close retried (a Record or
+                # Restore whose answer was lost): nothing twice. Closed otherwise, another holder settled the change
+                # (a lapsed claim reconciled as superseded, say): this holder's outcome and record are not written.
+                # TransactWriteItems, ReturnValuesOnConditionCheckFailure ALL_OLD: the failed item's attributes come
+                # back in CancellationReasons (DynamoDB API Reference, "TransactWriteItems" and "CancellationReason",
+                # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_CancellationReason.html).
+                closed = (cancelled[1].get("Item") or {}).get("state", {})
+                if isinstance(closed, dict) and closed.get("S") == intent.state:
+                    return
+                raise IntentConflict(f"{intent.key}: change {intent.intent_id} was closed by another holder; "
+                                     f"not closed again as {intent.state}") from None
             if reasons and reasons[0] == "ConditionalCheckFailed":  # another holder took the claim over (its fence)
                 raise IntentConflict(f"{intent.key}: change {intent.intent_id} was taken over; not closed by this holder") from None
             raise
