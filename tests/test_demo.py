@@ -42,7 +42,7 @@ def test_demo_runs_every_mode_and_reports_what_it_did(capsys) -> None:
     organization = flat[flat.index("organization mode: one hub"):]
     assert organization.count("Evaluate > IsActionNeeded > ChooseMode > Apply > WasPatched > Redeploy") == 2
     assert "1 event(s) refused" in organization and "nothing started" in organization
-    assert re.search(r"SUCCEEDED: Plan > SweepEachAccountAndRegion > Summarize; \d+ account-regions, 4 APIs, 1 fix\(es\) "
+    assert re.search(r"SUCCEEDED: Plan > SweepEachAccount > Summarize; \d+ account-regions, 4 APIs, 1 fix\(es\) "
                      r"started, 0 not swept", organization), organization
     assert ("swept: changed-while-events-were-lost (" in flat and "SUCCEEDED, Evaluate > IsActionNeeded > ChooseMode > Apply > "
             "WasPatched > Redeploy > IsDeployed > Record > Notify > Done" in flat)
@@ -92,4 +92,4 @@ def test_demo_runs_on_the_committed_templates_without_the_cdk(capsys, monkeypatc
         template.synthesized_template.cache_clear()
         template.spoke_template.cache_clear()
     assert "as committed in remediator/local/templates" in " ".join(out.split())
-    assert "0 denied" in out and "SweepEachAccountAndRegion" in out
+    assert "0 denied" in out and "SweepEachAccount" in out
