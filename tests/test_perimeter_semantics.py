@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from remediator.core import TrustConfig, evaluate_policy
 from remediator.core.patterns import covers, matches
@@ -206,6 +206,33 @@ def test_whatever_is_credited_denies_every_stranger(condition: dict[str, Any], r
     if evaluation.compliant:
         for context, path in itertools.product(STRANGERS, ["/prod/GET/pets", "/d/POST/x", "/p"]):
             assert deny_applies(statement, context, API + path), (context, path)
+
+
+ANY_CONDITIONS = st.dictionaries(
+    st.sampled_from(OPERATORS + ["IpAddress", "NotIpAddress"]),
+    st.one_of(st.dictionaries(st.sampled_from(KEYS + ["aws:SourceIp", "aws:userid", "AWS:PrincipalIsAWSService"]),
+                              st.one_of(st.sampled_from(VALUES), st.lists(st.sampled_from(VALUES), max_size=3)), max_size=3),
+              st.sampled_from(["", [], None, 1])),
+    max_size=3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_CONDITIONS, st.sampled_from(["*", {"AWS": "*"}, {"AWS": STRANGER}]))
+@example({"StringNotEquals": {"aws:PrincipalOrgID": TRUSTED_ORG}}, "*")
+@example({"StringNotEqualsIfExists": {"AWS:PrincipalAccount": [OWNER, PARTNER]}}, {"AWS": "*"})
+@example({"ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{OWNER}:role/*"}}, "*")
+@example({"StringNotEquals": {"aws:PrincipalOrgID": TRUSTED_ORG, "aws:PrincipalAccount": PARTNER},
+          "BoolIfExists": {"aws:PrincipalIsAWSService": "false"}}, "*")
+@example({"StringNotEquals": {"aws:PrincipalOrgID": TRUSTED_ORG}, "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, "*")
+def test_the_engines_quick_rejection_only_skips_denies_refusal_refuses(condition: dict[str, Any], principal: Any) -> None:
+    """perimeters() skips refusal() for a Deny whose Condition tests a key no perimeter tests (most Denies, on
+    the network): every Deny it skips is one refusal() refuses, so no credit is lost or gained by skipping."""
+    from remediator.core.perimeter import _only_perimeter_keys, perimeters, refusal
+
+    statement = deny(condition) | {"Principal": principal}
+    if not _only_perimeter_keys(statement):
+        assert refusal(statement, CONFIG) is not None
+    assert perimeters([OPEN, statement], CONFIG) == ([1] if refusal(statement, CONFIG) is None else [])
 
 
 # --- AWS's published template -----------------------------------------------------------------------------

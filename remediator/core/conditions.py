@@ -24,7 +24,7 @@ NETWORK_KEYS = frozenset({"aws:sourceip", "aws:vpcsourceip", "aws:sourcevpc", "a
 
 STRING_OPERATORS = frozenset({"StringEquals", "StringEqualsIgnoreCase", "StringLike"})
 ARN_OPERATORS = frozenset({"ArnEquals", "ArnLike"})
-MEMO_LIMIT = 4096  # entries per memo and trust configuration; a full memo starts again empty
+MEMO_LIMIT = 16384  # entries per memo and trust configuration; a full memo starts again empty
 
 
 class ConditionVerdict(NamedTuple):  # a tuple: built for every judged statement that is worded

@@ -25,7 +25,7 @@ from remediator.core.policy import (
     read_policy,
     statements_of,
 )
-from remediator.core.principals import ACCOUNT_ID, PARTITIONS, PrincipalCategory, resolve_aws_principal
+from remediator.core.principals import ACCOUNT_ID, PARTITIONS, PrincipalCategory, ResolvedPrincipal, resolve_aws_principal
 
 ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
 NON_ACCOUNT_PRINCIPAL_KEYS = frozenset({"Service", "Federated", "CanonicalUser"})
@@ -56,11 +56,12 @@ class _Memo:
     __slots__ = ("suspects", "values")
 
     def __init__(self) -> None:
-        self.suspects: dict[str, bool] = {}  # principal entry -> may it name an untrusted account?
+        # principal entry -> what it resolves to when it may name an untrusted account, else False
+        self.suspects: dict[str, ResolvedPrincipal | bool] = {}
         self.values: dict[Any, Any] = {}  # (operator, key, values) -> that condition test's verdict (conditions.TestVerdict)
 
     @staticmethod
-    def remember(table: dict[Any, bool], key: Any, value: bool) -> bool:
+    def remember(table: dict[Any, Any], key: Any, value: Any) -> Any:
         if len(table) >= MEMO_LIMIT:
             table.clear()
         table[key] = value
@@ -164,16 +165,20 @@ class Evaluation:
         self._pending: tuple[Any, ...] | None = None
         self._flagged = bool(findings)
         self._exact = False  # the policy came from msgspec: msgspec writes the fix, exactly as the stdlib would
-        self._patch: list[dict[str, str]] | None = None
+        self._patch: str | None = None  # the fixed policy's text, written on first read
 
     @classmethod
     def _lazy(cls, policy: Policy, remediated_policy: Policy | None, flagged: bool, exact: bool,
               pending: tuple[Any, ...] | None) -> Evaluation:
         """An evaluation whose findings are worded on first read, by _describe_all(*pending)."""
-        evaluation = cls.__new__(cls)
-        evaluation.policy, evaluation.remediated_policy = policy, remediated_policy
-        evaluation._findings, evaluation._notes, evaluation._pending = (), (), pending
-        evaluation._flagged, evaluation._exact, evaluation._patch = flagged, exact, None
+        evaluation = _new_evaluation(cls)
+        evaluation.policy = policy
+        evaluation.remediated_policy = remediated_policy
+        evaluation._findings = evaluation._notes = ()
+        evaluation._pending = pending
+        evaluation._flagged = flagged
+        evaluation._exact = exact
+        evaluation._patch = None
         return evaluation
 
     def _materialize(self) -> None:
@@ -200,10 +205,10 @@ class Evaluation:
         """update-rest-api patch operations that apply the fix; empty when nothing is removed."""
         if self.remediated_policy is None:
             return []
-        if self._patch is None:
-            text = exact_json(self.remediated_policy) if self._exact else compact_json(self.remediated_policy)
-            self._patch = [{"op": "replace", "path": "/policy", "value": text}]
-        return [dict(operation) for operation in self._patch]
+        text = self._patch
+        if text is None:
+            text = self._patch = exact_json(self.remediated_policy) if self._exact else compact_json(self.remediated_policy)
+        return [{"op": "replace", "path": "/policy", "value": text}]  # a new list each time: the caller may change it
 
     def to_dict(self) -> dict[str, Any]:
         result = {
@@ -220,10 +225,16 @@ class Evaluation:
         return f"Evaluation(findings={list(self.findings)!r}, remediated_policy={self.remediated_policy!r})"
 
 
+_new_evaluation = object.__new__  # Evaluation._lazy's, without a lookup through the class
+
+
 # A principal entry's place in its statement: (`AWS` key or None for a bare form, index or -1 for a string).
 _Location = tuple[str | None, int]
 # A principal entry the trusted set does not cover: (Principal key, index or -1, the entry).
 _Suspect = tuple[str | None, int, Any]
+# The engine's suspect entry: a _Suspect and what the entry resolves to (None for NotPrincipal, a principal
+# type other than AWS, or an entry that is not a string: _classify words those).
+_Marked = tuple[str | None, int, Any, "ResolvedPrincipal | None"]
 
 
 # What the trust model decided about one suspect entry, before any wording: (Principal key, position,
@@ -245,6 +256,10 @@ _WILDCARD = PrincipalCategory.WILDCARD
 _NOT_PRINCIPAL = "\0NotPrincipal"  # a marker no Principal key can equal
 _NOT_AN_ACCOUNT = PrincipalCategory.NOT_AN_ACCOUNT
 _WILDCARD_FINDING = FindingKind.WILDCARD_PRINCIPAL
+_UNTRUSTED_FINDING = FindingKind.UNTRUSTED_ACCOUNT
+_ORPHANED_FINDING = FindingKind.ORPHANED_PRINCIPAL
+_UNRECOGNIZED_FINDING = FindingKind.UNRECOGNIZED_PRINCIPAL
+_ORPHANED = PrincipalCategory.ORPHANED
 
 
 def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
@@ -273,7 +288,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     memo = config._memo
     suspect_memo = memo.suspects
     accounts = config._accounts
-    suspicious: list[tuple[int, Statement, list[_Suspect]]] = []
+    suspicious: list[tuple[int, Statement, list[_Marked], Any]] = []  # (index, statement, suspects, Condition)
     has_deny = False
     for index, statement in enumerate(statements):
         if type(statement) is not dict and not isinstance(statement, dict):
@@ -292,7 +307,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             continue
         if principal is None:
             if "NotPrincipal" in statement:
-                suspicious.append((index, statement, [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"])]))
+                suspicious.append((index, statement, [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"], None)], condition))
             continue
         if type(principal) is str:  # "*", or a bare account
             key, single = None, principal
@@ -301,28 +316,32 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
         else:
             single = None
         if type(single) is str:  # one entry: its verdict straight from the memo
-            suspect = suspect_memo.get(single)
-            if suspect is None:
-                suspect = memo.remember(suspect_memo, single, _suspect_entry(single, accounts))
-            if suspect:
-                suspicious.append((index, statement, [(key, -1, single)]))
+            resolved = suspect_memo.get(single)
+            if resolved is None:
+                resolved = memo.remember(suspect_memo, single, _resolved_suspect(single, accounts))
+            if resolved:
+                suspicious.append((index, statement, [(key, -1, single, resolved)], condition))
             continue
-        suspects: list[_Suspect] = []
-        if type(principal) is dict:  # several entries: AWS ones looked up here, others by _suspect
+        suspects: list[_Marked] = []
+        if type(principal) is dict:  # several entries: AWS ones looked up here, others by _marked
             for key, value in principal.items():
                 if key != "AWS":
-                    suspects += [s for s in _entries_of(key, value) if _suspect(s, accounts, memo)]
+                    if key not in NON_ACCOUNT_PRINCIPAL_KEYS:
+                        suspects += _marked(_entries_of(key, value), accounts, memo)
                     continue
                 for position, entry in enumerate(value) if type(value) is list else ((-1, value),):
-                    suspect = suspect_memo.get(entry) if type(entry) is str else True
-                    if suspect is None:
-                        suspect = memo.remember(suspect_memo, entry, _suspect_entry(entry, accounts))
-                    if suspect:
-                        suspects.append(("AWS", position, entry))
+                    if type(entry) is not str:
+                        suspects.append(("AWS", position, entry, None))
+                        continue
+                    resolved = suspect_memo.get(entry)
+                    if resolved is None:
+                        resolved = memo.remember(suspect_memo, entry, _resolved_suspect(entry, accounts))
+                    if resolved:
+                        suspects.append(("AWS", position, entry, resolved))
         else:
-            suspects = [s for s in _principal_entries(principal) if _suspect(s, accounts, memo)]
+            suspects = _marked(_principal_entries(principal), accounts, memo)
         if suspects:
-            suspicious.append((index, statement, suspects))
+            suspicious.append((index, statement, suspects, condition))
     if not suspicious and not repeated:
         return Evaluation._lazy(document, None, False, exact, None)
     judged_statements: list[_JudgedStatement] = []
@@ -330,19 +349,51 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     flagged = bool(repeated)
     guards: list[int] | None = None
     remove_wildcards = config.remove_wildcard_principals
-    for index, statement, suspects in suspicious:
-        condition = statement.get("Condition")
-        restricted = bool(condition) and restricts_to_trusted(condition, config, memo.values)
-        guard = None
-        if has_deny and not restricted and _any_wildcard(suspects):  # a perimeter Deny decides only about wildcards
-            guards = perimeters(statements, config) if guards is None else guards
-            guard = guarding_perimeter(statement, statements, config, guards) if guards else None
-        judged = _classify(suspects, restricted, guard is not None, remove_wildcards)
-        for key, position, _, kind, _, removable, _ in judged:
-            if kind is not None:
+    values = memo.values
+    for index, statement, suspects, condition in suspicious:
+        restricted = bool(condition) and restricts_to_trusted(condition, config, values)
+        guarded = False
+        if has_deny and not restricted:  # a perimeter Deny decides only about wildcards
+            for marked in suspects:
+                if marked[3] and marked[3].category is _WILDCARD:
+                    guards = perimeters(statements, config) if guards is None else guards
+                    guarded = bool(guards) and guarding_perimeter(statement, statements, config, guards) is not None
+                    break
+        # _classify's decisions, taken from the memo's resolution of each entry (the oracle calls _classify).
+        judged: list[_Judged] = []
+        removed: set[_Location] | None = None
+        for key, position, entry, resolved in suspects:
+            if not resolved:  # NotPrincipal, an unknown principal type, an entry that is not a string
+                for decision in _classify([(key, position, entry)], restricted, guarded, remove_wildcards):
+                    judged.append(decision)
+                    flagged = True
+                continue
+            category = resolved.category
+            if category is _ACCOUNT:
+                if restricted:
+                    continue
+                judged.append((key, position, entry, _UNTRUSTED_FINDING, resolved.account, True, ""))
+            elif category is _WILDCARD:
+                if restricted:
+                    continue
+                if guarded:  # AWS's identity perimeter: only trusted identities get past the Deny
+                    judged.append((key, position, entry, None, None, False, resolved.reason))
+                    continue
+                judged.append((key, position, entry, _WILDCARD_FINDING, None, remove_wildcards, resolved.reason))
+                if not remove_wildcards:
+                    flagged = True
+                    continue
+            elif category is _ORPHANED:
+                judged.append((key, position, entry, _ORPHANED_FINDING, None, True, ""))
+            else:
+                judged.append((key, position, entry, _UNRECOGNIZED_FINDING, None, False,
+                               f"cannot resolve to an account: {resolved.reason}"))
                 flagged = True
-                if removable:
-                    removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
+                continue
+            flagged = True
+            if removed is None:
+                removed = removals[index] = set()
+            removed.add((key if key == "AWS" else None, position))
         judged_statements.append((index, statement, judged))
     remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
     return Evaluation._lazy(document, remediated, flagged, exact, (statements, judged_statements, repeated, config, has_deny, memo))
@@ -365,7 +416,7 @@ def reference_evaluate(policy: str | bytes | Policy, config: TrustConfig) -> Eva
             entries: list[_Suspect] = [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"])]
         else:
             entries = _principal_entries(statement["Principal"])
-        suspects = [s for s in entries if s[0] is _NOT_PRINCIPAL or _suspect(s, config._accounts, None)]
+        suspects = [s for s in entries if s[0] is _NOT_PRINCIPAL or _suspect(s, config._accounts)]
         if not suspects:
             continue
         guard = guarding_perimeter(statement, statements, config) if has_deny else None
@@ -393,16 +444,42 @@ def _suspect_entry(entry: str, accounts: frozenset[str]) -> bool:
     return not (resolved.category is _NOT_AN_ACCOUNT or (resolved.category is _ACCOUNT and resolved.account in accounts))
 
 
-def _suspect(item: _Suspect, accounts: frozenset[str], memo: _Memo | None) -> bool:
+def _suspect(item: _Suspect, accounts: frozenset[str]) -> bool:
     key, _, entry = item
     if key is not None and key != "AWS":
         return key not in NON_ACCOUNT_PRINCIPAL_KEYS
     if type(entry) is not str:
         return True
-    if memo is None:
-        return _suspect_entry(entry, accounts)
-    suspect = memo.suspects.get(entry)
-    return memo.remember(memo.suspects, entry, _suspect_entry(entry, accounts)) if suspect is None else suspect
+    return _suspect_entry(entry, accounts)
+
+
+def _resolved_suspect(entry: str, accounts: frozenset[str]) -> ResolvedPrincipal | bool:
+    """What an AWS principal entry resolves to when it may name someone outside the trusted accounts; else
+    False. The engine's memo keeps this, so that a suspect entry is resolved once, not again when judged."""
+    resolved = resolve_aws_principal(entry)
+    category = resolved.category
+    if category is _NOT_AN_ACCOUNT or (category is _ACCOUNT and resolved.account in accounts):
+        return False
+    return resolved
+
+
+def _marked(entries: list[_Suspect], accounts: frozenset[str], memo: _Memo) -> list[_Marked]:
+    """The suspect entries among `entries`, each with its resolution (None where it is not an AWS string entry)."""
+    marked: list[_Marked] = []
+    suspect_memo = memo.suspects
+    for key, position, entry in entries:
+        if key is not None and key != "AWS":
+            if key not in NON_ACCOUNT_PRINCIPAL_KEYS:
+                marked.append((key, position, entry, None))
+        elif type(entry) is not str:
+            marked.append((key, position, entry, None))
+        else:
+            resolved = suspect_memo.get(entry)
+            if resolved is None:
+                resolved = memo.remember(suspect_memo, entry, _resolved_suspect(entry, accounts))
+            if resolved:
+                marked.append((key, position, entry, resolved))
+    return marked
 
 
 def _deny_network_keys(statements: list[Statement]) -> tuple[str, ...]:
@@ -415,11 +492,6 @@ def _deny_network_keys(statements: list[Statement]) -> tuple[str, ...]:
             if isinstance(block, dict):
                 keys.extend(k for k in block if isinstance(k, str) and k.lower() in NETWORK_KEYS and k not in keys)
     return tuple(keys)
-
-
-def _any_wildcard(suspects: list[_Suspect]) -> bool:
-    return any(type(entry) is str and resolve_aws_principal(entry).category is _WILDCARD
-               for key, _, entry in suspects if key is None or key == "AWS")
 
 
 def _classify(suspects: list[_Suspect], restricted: bool, guarded: bool, remove_wildcards: bool) -> list[_Judged]:
@@ -546,15 +618,20 @@ def _entries_of(key: str, value: Any) -> list[_Suspect]:
 
 
 def _remediate(document: Policy, statements: list[Statement], removals: dict[int, set[_Location]], config: TrustConfig) -> Policy:
-    kept: list[Statement] = []
-    for index, statement in enumerate(statements):
-        locations = removals.get(index)
-        if not locations:
-            kept.append(statement)
-            continue
+    """The policy without the entries at `removals` (statement index -> locations); a statement left with no
+    principal goes. Only the statements named in `removals` are visited: most of a policy stays as it is."""
+    kept: list[Statement] = list(statements)
+    emptied = False
+    for index, locations in removals.items():
+        statement = statements[index]
         principal = _strip_principal(statement["Principal"], locations)
-        if principal is not None:
-            kept.append({**statement, "Principal": principal})
+        if principal is None:
+            kept[index] = _GONE
+            emptied = True
+        else:
+            kept[index] = {**statement, "Principal": principal}
+    if emptied:
+        kept = [statement for statement in kept if statement is not _GONE]
     fixed = dict(document)
     if not kept:
         fixed.setdefault("Version", "2012-10-17")
@@ -564,6 +641,9 @@ def _remediate(document: Policy, statements: list[Statement], removals: dict[int
     else:
         fixed["Statement"] = kept
     return fixed
+
+
+_GONE: Statement = {}  # the place of a statement the fix removes, until the list is compacted
 
 
 def _strip_principal(principal: Any, locations: set[_Location]) -> Any:
