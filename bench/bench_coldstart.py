@@ -4,7 +4,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python -m bench.bench_coldstart [--runs 15]
+    .venv/bin/python -m bench.bench_coldstart [--runs 15] [--clock wall|cpu]
 
 Each measurement is a fresh CPython of the runtime's version (3.12, as the asset's bytecode is), run
 with -B (Lambda cannot write __pycache__), the asset first on sys.path and boto3/botocore from this
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import platform
 import sysconfig
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +33,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 from infra.asset import build_lambda_asset, runtime_python
 from remediator.functions import HOOK_NAMES, NAMES, ORGANIZATION_NAMES
 
-TIMER = ("import sys, time; sys.path[:0] = [sys.argv[1]]; sys.path.append(sys.argv[2]); t = time.perf_counter(); "
-         "import {module}; print(time.perf_counter() - t)")
+TIMER = ("import sys, time; sys.path[:0] = [sys.argv[1]]; sys.path.append(sys.argv[2]); t = time.{clock}(); "
+         "import {module}; print(time.{clock}() - t)")
+# wall: what a cold start takes on an idle machine; cpu: the process's own CPU time, which other work on a busy
+# machine does not inflate (imports hardly wait on anything but the CPU: the files are in the page cache).
+CLOCKS = {"wall": "perf_counter", "cpu": "process_time"}
 
 
 RUNTIME_LIBS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
@@ -56,8 +60,8 @@ def runtime_libs(python: str) -> str:
     return str(target)
 
 
-def measure(python: str, asset: Path, site: str, module: str) -> float:
-    done = subprocess.run([python, "-B", "-c", TIMER.format(module=module), str(asset), site],
+def measure(python: str, asset: Path, site: str, module: str, clock: str = "wall") -> float:
+    done = subprocess.run([python, "-B", "-c", TIMER.format(module=module, clock=CLOCKS[clock]), str(asset), site],
                           capture_output=True, text=True, timeout=120, env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"})
     if done.returncode != 0:
         raise RuntimeError(f"{module}: {done.stderr.strip()}")
@@ -67,6 +71,8 @@ def measure(python: str, asset: Path, site: str, module: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time (default), or the process's CPU time on a machine busy with other work")
     args = parser.parse_args(argv)
     python = runtime_python()
     if python is None:
@@ -74,16 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The asset as built for the functions (arm64), but with the compiled extensions (msgspec) for this
     # machine's architecture, so that they load here as they do in Lambda.
-    asset = build_lambda_asset(architecture={"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()])
+    built = build_lambda_asset(architecture={"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()])
+    # A private copy: another build (a test, a synth) may prune the cached one while the runs go on.
+    scratch = tempfile.TemporaryDirectory(prefix="bench-coldstart-")
+    asset = Path(scratch.name) / "asset"
+    shutil.copytree(built, asset, symlinks=True)
     site = runtime_libs(python)
     # Every function's handler module: the workflow's, the organization's and the CloudFormation Hook's.
     rows = {"boto3": "boto3", **{name: f"remediator.functions.{name}" for name in (*NAMES, *ORGANIZATION_NAMES, *HOOK_NAMES)}}
     times: dict[str, list[float]] = {row: [] for row in rows}
     for _ in range(args.runs):
         for row, module in rows.items():
-            times[row].append(measure(python, asset, site, module))
+            times[row].append(measure(python, asset, site, module, args.clock))
     base = statistics.median(times["boto3"])
-    print(f"{'module':24}{'median ms':>12}{'ratio to boto3':>16}")
+    print(f"{'module':24}{'median ms':>12}{'ratio to boto3':>16}   ({args.clock} time)")
     worst = 0.0
     for row in rows:
         median = statistics.median(times[row])
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, ratio if row != "boto3" else 0.0)
         print(f"{row:24}{median * 1000:12.1f}{ratio:16.2f}")
     print(f"worst handler: {worst:.2f} x import boto3 (target <= 1.15): {'met' if worst <= 1.15 else 'NOT met'}")
+    scratch.cleanup()
     return 0
 
 
