@@ -56,6 +56,11 @@ remediator:cloudFormationHook        "off"                        off | fail | w
                                                                   Hook that checks AWS::ApiGateway::RestApi
                                                                   policies before they are provisioned
                                                                   (fail blocks, warn only reports)
+remediator:undeployedChanges         "ask"                        ask | publish | report: when a fix's
+                                                                  redeploy would also publish edits of the
+                                                                  API its stages do not serve yet: ask a
+                                                                  person (approval mode; else reported),
+                                                                  publish them with the fix, or report
 remediator:operatorRoleArns          []                           arn:<partition>:iam::<this account>:role/..:
                                                                   roles that run the CLI's fix --lease-table
                                                                   (the stack's deployment turns and per-API
@@ -83,6 +88,7 @@ from typing import Any
 
 from remediator.core.principals import ACCOUNT_ID
 from remediator.core.trust import ORG_ID
+from remediator.core.undeployed import UNDEPLOYED_SETTINGS
 from remediator.events import REGION, REST_API_ID
 from remediator.workflow import MODES
 
@@ -112,6 +118,7 @@ DEFAULTS: dict[str, Any] = {
     "remediator:securityHub": "auto",
     "remediator:cloudFormationHook": "off",
     "remediator:operatorRoleArns": [],
+    "remediator:undeployedChanges": "ask",
 }
 
 # Organization mode only (docs/organization.md): set to anything but the default in account mode, refused.
@@ -204,6 +211,7 @@ class RemediatorConfig:
     org_sweep_concurrency: int = 40
     security_hub: str = "auto"  # SECURITY_HUB_SETTINGS
     cloudformation_hook: str = "off"  # HOOK_SETTINGS
+    undeployed_changes: str = "ask"  # UNDEPLOYED_SETTINGS
     operator_role_arns: tuple[str, ...] = ()  # may write the lease, intent and audit items only (fix --lease-table)
 
     @property
@@ -493,6 +501,8 @@ def from_context(get: Any) -> RemediatorConfig:
         security_hub=_choice("remediator:securityHub", value("remediator:securityHub"), SECURITY_HUB_SETTINGS),
         cloudformation_hook=_choice("remediator:cloudFormationHook", value("remediator:cloudFormationHook"),
                                     HOOK_SETTINGS),
+        undeployed_changes=_choice("remediator:undeployedChanges", value("remediator:undeployedChanges"),
+                                   UNDEPLOYED_SETTINGS),
         operator_role_arns=_each(
             "remediator:operatorRoleArns",
             _list("remediator:operatorRoleArns", value("remediator:operatorRoleArns")),

@@ -279,6 +279,8 @@ class RemediatorStack(Stack):
         }
         if config.security_hub != "auto":  # auto is the functions' default (remediator.functions.security_hub)
             common_env["SECURITY_HUB"] = config.security_hub
+        if config.undeployed_changes != "ask":  # ask is the functions' default (remediator.functions.common.Settings)
+            common_env["UNDEPLOYED_CHANGES"] = config.undeployed_changes
         if config.organization:
             assert self.results_bucket is not None
             common_env.update(

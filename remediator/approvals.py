@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from remediator import stored
 from remediator.core import PolicyError, parse_policy
 from remediator.core.policy import aws_principals
+from remediator.core.undeployed import UndeployedChange
 
 MAX_AGE_SECONDS = 5 * 60
 APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{20,64}")
@@ -54,6 +55,8 @@ class ApprovalRequest:
     decided_at: int | None = None
     detail: str = ""
     stages: list[str] = field(default_factory=list)
+    # Edits of the API its stages do not serve yet, which the fix's redeploy publishes too: approving publishes them.
+    undeployed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,6 +213,10 @@ def message(request: ApprovalRequest, state: str, buttons: bool) -> tuple[str, l
         {"type": "section", "text": {"type": "mrkdwn", "text": _capped("*Principals (before → after)*\n", diff, "\n", code=True)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _capped("*Patch operations*\n", patch, "\n", code=True)}},
     ]
+    if request.undeployed:  # a redeploy publishes the whole API: what else goes live with the fix
+        edits = [f"• {escape(UndeployedChange.from_dict(c).describe())}" for c in request.undeployed]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _capped(
+            "*Also published by the redeploy (undeployed edits; approving publishes them)*\n", edits, "\n")}})
     if request.decided_by:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                       f"{(request.decision or 'decided').capitalize()} by <@{request.decided_by}> at <!date^{request.decided_at}^{{date_short_pretty}} {{time}}|{request.decided_at}>"}]})

@@ -36,6 +36,9 @@ class AuditRecord:
     change_id: str = ""  # the change's intent (remediator.journal): one record per change, however often retried
     outcome: str = "applied"  # applied (deployed) | restored (undone) | refused (the guard wrote nothing) | lost-update
     trust: dict[str, Any] | None = None  # the trust settings the fix was computed under (checked by rollback)
+    # applied: the edits of the API its stages did not serve yet, published with the fix (undeployed_changes publish,
+    # or a person's approval); remediator.core.undeployed.UndeployedChange.to_dict()
+    undeployed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

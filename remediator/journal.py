@@ -76,6 +76,9 @@ class Intent:
     # the intent requires the token its writer holds, so a holder that was taken over can write nothing more.
     fence: int = 0
     serving: dict[str, str] = field(default_factory=dict)  # left split: which stage serves which deployment now
+    # Edits of the API its stages did not serve yet that the redeploy publishes with the fix, as the plan allowed them
+    # (remediator.core.undeployed.UndeployedChange.to_dict()); right before CreateDeployment, any other stops it.
+    undeployed: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -106,6 +109,7 @@ class Intent:
             policy_before=self.policy_before, policy_after=self.policy_after, patch_operations=self.patch_operations,
             stages_redeployed=list(stages), deployment_id=deployment_id, triggered_by=self.triggered_by,
             findings=self.findings, change_id=self.intent_id, outcome=outcome, trust=self.trust,
+            undeployed=list(self.undeployed) if outcome == "applied" else [],
         )
 
 

@@ -30,6 +30,8 @@ from remediator.workflow.errors import THROTTLING_CODES, TRANSIENT_CODES
 from remediator.core import ConfigError, Evaluation, PolicyError, TrustConfig, compact_json, evaluate_policy, parse_policy
 from remediator.core.access import ApiAccess, effective_access
 from remediator.core.policy import aws_principals, statements_of
+from remediator.core.undeployed import (UNDEPLOYED_SETTINGS, SummaryError, UndeployedChange, summary_of_methods,
+                                        unaccepted, undeployed_changes)
 from remediator.findings_formats import worst_graded
 from remediator.logs import get_logger
 
@@ -49,11 +51,14 @@ class Verdict(str, Enum):
     HELD = "held"  # the fix failed FailureLedger.LIMIT times on this policy: a person must look first
     RECOVER = "recover"  # a change of ours was left half-done (its holder is gone): finish or undo it first
     GONE = "gone"  # the API no longer exists
+    # The fix would publish others' undeployed edits with it and the undeployed_changes setting does not allow
+    # that here: nothing is written; the API is reported with the fix it needs and the edits in the way.
+    BLOCKED = "blocked"
 
     @property
     def needs_attention(self) -> bool:
         """Whether the scheduled sweep sends the API through the workflow."""
-        return self in (Verdict.FIX, Verdict.REPORT_ONLY, Verdict.RECOVER)
+        return self in (Verdict.FIX, Verdict.REPORT_ONLY, Verdict.RECOVER, Verdict.BLOCKED)
 
 
 class StageSelection:
@@ -87,6 +92,11 @@ class SweepSettings:
     exempt_tag_key: str = DEFAULT_EXEMPT_TAG_KEY
     exempt_api_ids: frozenset[str] = frozenset()
     stages: StageSelection = field(default_factory=StageSelection)
+    undeployed: str = "ask"  # UNDEPLOYED_SETTINGS
+
+    def __post_init__(self) -> None:
+        if self.undeployed not in UNDEPLOYED_SETTINGS:  # fail closed: a misspelt value must not publish anything
+            raise ValueError(f"undeployed_changes {self.undeployed!r:.40} is not one of {', '.join(UNDEPLOYED_SETTINGS)}")
 
     def is_exempt(self, api: RestApi) -> bool:
         return api.api_id in self.exempt_api_ids or api.tags.get(self.exempt_tag_key, "").strip().lower() == "true"
@@ -101,14 +111,19 @@ class ApiReport:
     evaluation: Evaluation | None
     error: str | None = None
     access: ApiAccess | None = None  # who can actually call, per finding (`with_access`); None: methods not read
+    # What redeploying the planned stages would publish besides the fix (`with_undeployed`); empty: nothing, or not read.
+    undeployed: tuple[UndeployedChange, ...] = ()
 
     @property
     def needs_fix(self) -> bool:
         return not self.exempt and self.evaluation is not None and bool(self.evaluation.patch_operations)
 
-    def verdict(self, failures: int = 0, failure_limit: int | None = None, left_open: bool = False) -> Verdict:
+    def verdict(self, failures: int = 0, failure_limit: int | None = None, left_open: bool = False,
+                undeployed: str = "ask", asks: bool = False) -> Verdict:
         """The one decision ladder: a change of ours left half-done, exempt, unreadable, fixable (unless the
-        fix keeps failing), findings, compliant."""
+        fix keeps failing, or its redeploy would publish others' undeployed edits that `undeployed`, the
+        undeployed_changes setting, does not let it publish), findings, compliant. `asks`: a person approves
+        this fix (approval mode), who is shown the edits; under "ask" their approval publishes them."""
         if left_open:
             return Verdict.RECOVER
         if self.exempt:
@@ -116,7 +131,11 @@ class ApiReport:
         if self.error or self.evaluation is None:
             return Verdict.REPORT_ONLY
         if self.needs_fix:
-            return Verdict.HELD if failure_limit is not None and failures >= failure_limit else Verdict.FIX
+            if failure_limit is not None and failures >= failure_limit:
+                return Verdict.HELD
+            if self.undeployed and not (undeployed == "publish" or (undeployed == "ask" and asks)):
+                return Verdict.BLOCKED
+            return Verdict.FIX
         return Verdict.COMPLIANT if self.evaluation.compliant else Verdict.REPORT_ONLY
 
     @property
@@ -136,6 +155,8 @@ class ApiReport:
         }
         if self.error:
             record["error"] = self.error
+        if self.undeployed:
+            record["undeployed_changes"] = [change.to_dict() for change in self.undeployed]
         if evaluation is not None and not evaluation.compliant:
             access = self.access or effective_access(evaluation.findings, evaluation.policy, "", None, None)
             record["access"] = access.to_list()
@@ -190,12 +211,56 @@ def with_access(adapter: ApiGatewayAdapter, report: ApiReport, trust: TrustConfi
     return replace(report, access=access)
 
 
+def undeployed_for(adapter: ApiGatewayAdapter, region: str, api_id: str,
+                   serving: dict[str, str | None]) -> tuple[UndeployedChange, ...]:
+    """What redeploying these stages (name -> the deployment each serves) would publish besides the policy: each
+    deployment's apiSummary (GetDeployment, embed=apisummary) against the API's methods now (GetResources,
+    embed=methods). Blind to changes inside an existing method's integration (remediator.core.undeployed).
+    SummaryError (one line) when a deployment's summary cannot be read: nothing is decided from a guess."""
+    if not any(serving.values()):
+        return ()  # no stage serves anything yet: nothing deployed, nothing to compare
+    now = summary_of_methods(adapter.methods(region, api_id))
+    summaries: dict[str, Any] = {}
+    found: list[UndeployedChange] = []
+    for stage, deployment_id in sorted(serving.items()):
+        if deployment_id is None:
+            continue
+        if deployment_id not in summaries:
+            summaries[deployment_id] = adapter.deployed_summary(region, api_id, deployment_id)
+        deployed = summaries[deployment_id]
+        if deployed is None:
+            raise SummaryError(f"stage {stage} serves deployment {deployment_id}, which GetDeployment does not find")
+        found.extend(undeployed_changes(stage, deployed, now))
+    return tuple(sorted(found))
+
+
+def with_undeployed(adapter: ApiGatewayAdapter, report: ApiReport, settings: SweepSettings) -> ApiReport:
+    """The report with what the fix's redeploy would publish besides the fix (only for an API that needs one)."""
+    if not report.needs_fix:
+        return report
+    api = report.api
+    current = {s.name: s.deployment_id for s in adapter.list_stages(api.region, api.api_id)}
+    names, _ = settings.stages.pick(list(current))
+    return replace(report, undeployed=undeployed_for(adapter, api.region, api.api_id, {n: current[n] for n in names}))
+
+
+def describe_undeployed(changes: Iterable[UndeployedChange | dict[str, Any]]) -> str:
+    """One line naming each undeployed edit."""
+    items = [c if isinstance(c, UndeployedChange) else UndeployedChange.from_dict(c) for c in changes]
+    return "; ".join(change.describe() for change in items)
+
+
+class UndeployedAppeared(Exception):
+    """Right before CreateDeployment: edits of the API that the plan did not allow to publish appeared since."""
+
+
 @dataclass
 class FixOutcome:
     """What a fix, a dry run or a rollback did to one API."""
 
     report: ApiReport
-    action: str  # proposed | applied | unchanged | exempt | report-only | skipped | failed | refused | rolled-back
+    # proposed | applied | unchanged | exempt | report-only | skipped | failed | refused | rolled-back | blocked
+    action: str
     detail: str = ""
     stages_redeployed: list[str] = field(default_factory=list)
     deployment_id: str | None = None
@@ -236,7 +301,7 @@ class Patched:
     """The first step of a change: its intent written and the policy patched (or why nothing was written)."""
 
     report: ApiReport
-    action: str  # patched | busy | unchanged | exempt | skipped | failed | stale | refused
+    action: str  # patched | busy | unchanged | exempt | skipped | failed | stale | refused | blocked
     detail: str
     intent: Intent | None = None
     # The intent as this run wrote it (its pre-image read live, its write made here): the only authority
@@ -311,8 +376,17 @@ class Remediator:
             return FixOutcome(report, "report-only", "findings need a person's review; nothing to remove automatically")
         if verdict is Verdict.COMPLIANT:
             return FixOutcome(report, "unchanged", "compliant")
+        try:
+            report = with_undeployed(self.adapter, report, self.settings)
+        except ApiNotFound:
+            return _gone(report.api.region, report.api.api_id)
+        except SummaryError as error:
+            return FixOutcome(report, "failed", f"what a redeploy would publish cannot be told: {error}; nothing changed")
+        if report.verdict(undeployed=self.settings.undeployed) is Verdict.BLOCKED:
+            return FixOutcome(report, "blocked", blocked_detail(report.undeployed, self.settings.undeployed))
+        extra = f"; the redeploy also publishes {describe_undeployed(report.undeployed)}" if report.undeployed else ""
         if not apply:
-            return FixOutcome(report, "proposed", "dry run: nothing changed")
+            return FixOutcome(report, "proposed", "dry run: nothing changed" + extra)
         return self.apply(report.api.region, report.api.api_id, expected_policy=report.api.policy)
 
     def apply(self, region: str, api_id: str, expected_policy: str | None = None) -> FixOutcome:
@@ -332,6 +406,13 @@ class Remediator:
         intent = patched.intent
         try:
             deployment = self._deploy_retrying(intent)
+        except UndeployedAppeared as error:
+            try:
+                result = self.undo(intent, f"not deployed: {error}", patched.transaction)
+            except (ApiNotFound, ClientError, BotoCoreError, PolicyError, StageMoveRefused) as undo_error:
+                return FixOutcome(patched.report, "failed", f"{error}; and it could not be undone ({undo_error}); "
+                                  "the change stays pending and is finished or undone by the next run")
+            return FixOutcome(patched.report, "blocked", f"{error}; {result}")
         except (ApiNotFound, ClientError, BotoCoreError, StageMoveRefused) as error:
             try:
                 result = self.undo(intent, f"redeploy failed: {error}", patched.transaction)
@@ -341,7 +422,10 @@ class Remediator:
                                   "the change stays pending and is finished or undone by the next run")
             return FixOutcome(patched.report, "failed", f"redeploy failed, {result}: {error}")
         record = self.complete(intent, deployment)
-        return FixOutcome(patched.report, action, _redeploy_detail(deployment.stages, deployment.missing),
+        detail = _redeploy_detail(deployment.stages, deployment.missing)
+        if intent.undeployed and deployment.stages:
+            detail += f"; published with the fix: {describe_undeployed(intent.undeployed)}"
+        return FixOutcome(patched.report, action, detail,
                           list(deployment.stages), deployment.deployment_id, record, patched.replanned)
 
     def _deploy_retrying(self, intent: Intent) -> Deployment:
@@ -388,11 +472,13 @@ class Remediator:
     # --- the steps, shared with the workflow's states ---------------------------------------------
 
     def begin(self, region: str, api_id: str, expected_policy: str | None = None,
-              approved_operations: list[dict[str, str]] | None = None) -> Patched:
+              approved_operations: list[dict[str, str]] | None = None,
+              approved_undeployed: list[dict[str, Any]] | None = None) -> Patched:
         """Reconcile what this API was left with, re-read, re-plan, write the intent, patch the policy.
 
         With `approved_operations` (approval mode) nothing is written unless the policy is still the
-        one the person saw and the plan still that patch: otherwise it comes back as "stale".
+        one the person saw and the plan still that patch, and the redeploy publishes no undeployed edit
+        beyond `approved_undeployed` (those the person was shown): otherwise it comes back as "stale".
         """
         recovered: list[str] = []
         left = self.journal.open_intent(self.account, region, api_id)
@@ -420,14 +506,21 @@ class Remediator:
         if approved_operations is not None and (replanned or operations != approved_operations):
             return Patched(report, "stale", "the policy changed after the proposal; nothing written", replanned=True)
         findings = [f.to_dict() for f in report.evaluation.findings]
-        patched = self._write(report, operations, operations[0]["value"], "remediate", None, findings)
+        accepted = None
+        if approved_operations is not None:
+            accepted = [UndeployedChange.from_dict(c) for c in approved_undeployed or []]
+        patched = self._write(report, operations, operations[0]["value"], "remediate", None, findings, accepted=accepted)
         patched.replanned, patched.recovered = replanned, recovered
         return patched
 
     def _write(self, report: ApiReport, operations: list[dict[str, str]], after: str, action: str,
-               stage_names: list[str] | None, findings: list[dict[str, Any]], authority: Authority | None = None) -> Patched:
+               stage_names: list[str] | None, findings: list[dict[str, Any]], authority: Authority | None = None,
+               accepted: list[UndeployedChange] | None = None) -> Patched:
         """Write the intent, then the policy through the one guard: a change is never made before it is
-        written down, and never one the guard refuses (then the intent closes as refused, with its record)."""
+        written down, and never one the guard refuses (then the intent closes as refused, with its record).
+
+        A fix whose redeploy would publish undeployed edits of the API is written only as the undeployed_changes
+        setting allows (`ApiReport.verdict`); `accepted`: the edits a person approved (approval mode)."""
         api = report.api
         try:
             current = {s.name: s.deployment_id for s in self.adapter.list_stages(api.region, api.api_id)}
@@ -437,12 +530,28 @@ class Remediator:
             stage_names, missing = self.settings.stages.pick(list(current))
         else:
             stage_names, missing = [n for n in stage_names if n in current], [n for n in stage_names if n not in current]
+        undeployed: tuple[UndeployedChange, ...] = ()
+        if action == "remediate":
+            try:
+                undeployed = undeployed_for(self.adapter, api.region, api.api_id, {n: current[n] for n in stage_names})
+            except ApiNotFound:
+                return Patched(_gone_report(api.region, api.api_id), "skipped", f"{api.region}/{api.api_id}: API was deleted; skipped")
+            except SummaryError as error:
+                return Patched(report, "failed", f"what a redeploy would publish cannot be told: {error}; nothing changed")
+            report = replace(report, undeployed=undeployed)
+            if report.verdict(undeployed=self.settings.undeployed, asks=accepted is not None) is Verdict.BLOCKED:
+                log.warning("fix_blocked", region=api.region, api_id=api.api_id, undeployed=len(undeployed))
+                return Patched(report, "blocked", blocked_detail(undeployed, self.settings.undeployed))
+            if accepted is not None and self.settings.undeployed != "publish" and unaccepted(undeployed, accepted):
+                return Patched(report, "stale", "the API has undeployed edits the approval did not show "
+                               f"({describe_undeployed(unaccepted(undeployed, accepted))}); nothing written", replanned=True)
         intent = Intent(
             intent_id=uuid.uuid4().hex, account=self.account, region=api.region, api_id=api.api_id, api_name=api.name,
             action=action, policy_before=api.policy or "", policy_after=after, patch_operations=operations,
             stages=[PlannedStage(name, current[name]) for name in stage_names], missing_stages=missing,
             triggered_by=self.triggered_by, holder=self.holder, expires_at=self.journal.now() + self.CLAIM_SECONDS, findings=findings,
             trust=self.settings.trust.to_dict() if action == "remediate" else None,
+            undeployed=[change.to_dict() for change in undeployed],
         )
         try:
             self.journal.begin(intent)
@@ -507,6 +616,7 @@ class Remediator:
             deployed_at = None
             try:
                 clock.sleep(turn.seconds)  # the rest of the interval since the account's last deployment
+                self._check_undeployed(intent)
                 intent.deployment_id = self.adapter.create_deployment(
                     intent.region, intent.api_id, intent.stages[0].name, deployment_marker(intent))
                 deployed_at = clock.now()
@@ -520,6 +630,25 @@ class Remediator:
                 self._point_forward(intent, stage.name, current[stage.name], seen)
         return Deployment([s.name for s in intent.stages if s.name in current], intent.deployment_id,
                           intent.missing_stages + [s.name for s in intent.stages if s.name not in current])
+
+    def _check_undeployed(self, intent: Intent) -> None:
+        """Right before CreateDeployment: an edit of the API made since the plan is published only where the setting
+        is publish; otherwise UndeployedAppeared (the caller undoes the write: the fix was never published)."""
+        if self.settings.undeployed == "publish" or intent.action != "remediate":
+            return
+        current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
+        serving = {s.name: current[s.name] for s in intent.stages if s.name in current}
+        try:
+            found = undeployed_for(self.adapter, intent.region, intent.api_id, serving)
+        except SummaryError as error:
+            raise UndeployedAppeared(f"what the redeploy would publish cannot be told: {error}") from None
+        new = unaccepted(found, [UndeployedChange.from_dict(c) for c in intent.undeployed])
+        if new:
+            log.warning("undeployed_appeared", region=intent.region, api_id=intent.api_id, intent_id=intent.intent_id,
+                        undeployed=len(new))
+            raise UndeployedAppeared(f"edits of the API appeared since the fix was planned and were not deployed: "
+                                     f"{describe_undeployed(new)}; the redeploy would publish them, so it was not made "
+                                     f"(undeployed_changes is {self.settings.undeployed})")
 
     def _own_deployment(self, intent: Intent, deployment_id: str) -> DeploymentInfo | None:
         """The deployment, if GetDeployment shows this change created it (its description names the intent)."""
@@ -778,6 +907,18 @@ def check_rollback(record: AuditRecord, current: TrustConfig) -> RollbackCheck:
     untrusted = [p for p in regranted if p in flagged or p in wildcard]
     return RollbackCheck(problems, [f"{p} in {', '.join(where[p])}" for p in regranted], untrusted,
                          only_unverifiable=unverifiable and len(problems) == 1)
+
+
+def blocked_detail(changes: Iterable[UndeployedChange], setting: str) -> str:
+    """Why a fix was not made, and how to go on."""
+    return (f"not fixed: the redeploy would also publish edits of the API that are not deployed ({describe_undeployed(changes)}); "
+            + how_to_proceed(setting))
+
+
+def how_to_proceed(setting: str) -> str:
+    """What a person can do about a fix blocked by undeployed edits."""
+    return (f"undeployed_changes is {setting}: deploy or revert those edits first, or publish them with the fix "
+            "(the CLI's --undeployed-changes publish; the stack's remediator:undeployedChanges)")
 
 
 def _redeploy_detail(stages: list[str], missing: list[str]) -> str:

@@ -99,6 +99,20 @@ Findings = Annotated[list[Finding], msgspec.Meta(max_length=FINDINGS_LIMIT)]
 PatchOperations = Annotated[list[PatchOperation], msgspec.Meta(max_length=PATCH_LIMIT)]
 StageNames = Annotated[list[StageName], msgspec.Meta(max_length=STAGES_LIMIT)]
 
+class UndeployedChange(_Strict):
+    """remediator.core.undeployed.UndeployedChange.to_dict(): an edit of the API a stage did not serve yet."""
+
+    stage: StageName
+    path: Annotated[str, msgspec.Meta(pattern=r"^/", max_length=1024)]
+    http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"]
+    kind: Literal["method-added", "method-removed", "authorization-changed", "api-key-changed"]
+    deployed: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    now: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+
+
+# A REST API's methods: at most a few thousand (300 resources by default, each at most 8 verbs) per stage.
+UndeployedChanges = Annotated[list[UndeployedChange], msgspec.Meta(max_length=FINDINGS_LIMIT)]
+
 ACTIONS = ("remediate", "rollback")
 Action = Literal["remediate", "rollback"]
 
@@ -137,6 +151,7 @@ class Intent(_Strict):
     undoing: bool = False  # the undo began: once the policy is `before` again, the change closes as restored
     fence: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0  # the claim's fencing token (DynamoJournal)
     serving: Annotated[dict[StageName, DeploymentId], msgspec.Meta(max_length=STAGES_LIMIT)] = {}  # a split, stage by stage
+    undeployed: UndeployedChanges = []  # edits the redeploy may publish with the fix, as planned
     kind: Literal["intent"] | msgspec.UnsetType = msgspec.UNSET  # on a journal line only
 
 
@@ -160,6 +175,7 @@ class AuditRecord(_Strict):
     # refused: the guard wrote nothing; lost-update: a person's change one of the bot's writes landed on
     outcome: Literal["applied", "restored", "refused", "lost-update"] = "applied"
     trust: TrustSettings | None = None
+    undeployed: UndeployedChanges = []  # applied: the edits published with the fix
 
 
 # remediator.approvals.APPROVAL_STATUSES
@@ -191,6 +207,7 @@ class ApprovalRequest(_Strict):
     decided_at: WholeSeconds | None = None
     detail: Text = ""
     stages: StageNames = []
+    undeployed: UndeployedChanges = []  # edits of the API the fix's redeploy also publishes: approving publishes them
 
 
 # --- decoding ---------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from remediator.remediation import (
     Remediator,
     RollbackRefused,
     StageSelection,
+    UNDEPLOYED_SETTINGS,
     SweepSettings,
     scan,
 )
@@ -94,6 +95,10 @@ def add_commands(commands: Any) -> None:
     _add_sweep_arguments(fix_parser)
     fix_parser.add_argument("--apply", action="store_true", help="change the APIs (without it: dry run)")
     fix_parser.add_argument("--stages", default="all", type=_stages, help="stages to redeploy: all (default), none, or name,name")
+    fix_parser.add_argument("--undeployed-changes", default="ask", choices=UNDEPLOYED_SETTINGS,
+                            help="when a redeploy would also publish edits of the API its stages do not serve yet: "
+                                 "ask (default; the command line asks nobody, so the API is reported, exit 1), "
+                                 "publish them with the fix, or report the API")
     fix_parser.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, metavar="FILE",
                             help=f"JSON Lines file that records every change and its intent (default: {DEFAULT_AUDIT_LOG})")
     fix_parser.add_argument("--lease-table", metavar="TABLE", type=cli.table_name,
@@ -278,6 +283,7 @@ def _settings(args: argparse.Namespace, owner: str) -> SweepSettings:
         exempt_tag_key=args.exempt_tag_key,
         exempt_api_ids=frozenset(args.exempt_api_ids),
         stages=getattr(args, "stages", None) or StageSelection("all"),
+        undeployed=getattr(args, "undeployed_changes", None) or "ask",
     )
 
 
@@ -604,7 +610,7 @@ def _fix_status(outcome: FixOutcome) -> int:
         return cli.EXIT_INVALID
     if outcome.action == "busy":  # the stack (or another run) is changing this API now: not fixed by this run
         return cli.EXIT_FINDINGS
-    if outcome.action in ("proposed", "report-only"):
+    if outcome.action in ("proposed", "report-only", "blocked"):  # blocked: undeployed edits stand in the fix's way
         return cli.EXIT_FINDINGS
     return cli.EXIT_OK
 

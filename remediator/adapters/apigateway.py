@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from remediator.adapters.clients import ClientFactory
 from remediator.core.access import Endpoint, Method
+from remediator.core.undeployed import Summary, SummaryError, summary_from_api
 
 PAGE_LIMIT = 500
 CREATE_DEPLOYMENT_INTERVAL_SECONDS = 5.0
@@ -184,6 +185,22 @@ class ApiGatewayAdapter:
         created = item.get("createdDate")
         seconds = created.timestamp() if hasattr(created, "timestamp") else float(created or 0)
         return DeploymentInfo(str(item.get("id", deployment_id)), str(item.get("description") or ""), seconds)
+
+    def deployed_summary(self, region: str, api_id: str, deployment_id: str) -> Summary | None:
+        """What a deployment serves: GetDeployment with embed=apisummary (API Gateway API Reference, GetDeployment:
+        embed "supports only retrieval of the embedded API summary ... the "apisummary" string"; apiSummary: "A summary of the RestApi at
+        the date and time that the deployment resource was created", path -> http method -> authorizationType and
+        apiKeyRequired; https://docs.aws.amazon.com/apigateway/latest/api/API_GetDeployment.html). None if the
+        deployment does not exist; SummaryError (one line) if the answer has no summary or not one of that form."""
+        try:
+            item = self._client(region).get_deployment(restApiId=api_id, deploymentId=deployment_id, embed=["apisummary"])
+        except ClientError as error:
+            if _is_not_found(error):
+                return None
+            raise
+        if "apiSummary" not in item:  # fail closed: what a redeploy would publish cannot be told without it
+            raise SummaryError(f"GetDeployment of {deployment_id} answered without its apiSummary")
+        return summary_from_api(item["apiSummary"], f"deployment {deployment_id}'s apiSummary")
 
     def point_stage(self, region: str, api_id: str, stage: str, deployment_id: str) -> None:
         """Make `stage` serve `deployment_id`: only ever a deployment of the change in hand (remediator.remediation

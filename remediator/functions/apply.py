@@ -10,9 +10,10 @@ from botocore.exceptions import ClientError
 from remediator.adapters.dynamodb import ApprovalStore
 from remediator.adapters.slack import SlackUnavailable
 from remediator.approvals import message
+from remediator import stored
 from remediator.functions import common
 from remediator.functions.common import Settings, aws_call, read_state, remediator_for
-from remediator.functions.needs import DEPLOYMENT, STAGES, WRITE_POLICY, Needs
+from remediator.functions.needs import DEPLOYMENT, RESOURCES, STAGES, WRITE_POLICY, Needs
 from remediator.logs import get_logger
 from remediator.remediation import Patched, Verdict
 from remediator.workflow import errors
@@ -28,7 +29,9 @@ def needs(mode: str, slack: bool) -> Needs | None:
     if mode not in ("auto", "approval"):
         return None  # a dry run never writes
     approval = mode == "approval"
-    return Needs(apigateway=(*WRITE_POLICY, ("GET", STAGES), ("GET", DEPLOYMENT)), read_trust=True, put_audit=True,
+    # Before the write, what the redeploy would publish besides the fix: the API's methods (GetResources) against
+    # what each planned stage serves (GetDeployment, embed=apisummary; remediator.core.undeployed).
+    return Needs(apigateway=(*WRITE_POLICY, ("GET", STAGES), ("GET", DEPLOYMENT), ("GET", RESOURCES)), read_trust=True, put_audit=True,
                  journal=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
                  approvals=("dynamodb:GetItem", "dynamodb:UpdateItem") if approval else (), slack_token=approval)
 
@@ -43,15 +46,22 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     # In approval mode a person approved this exact patch of this exact policy; anything else is asked again.
     # Settling a change left half-done needs no new approval, but a new plan after it does: none is approved.
     recovering = evaluation is not None and evaluation.verdict == Verdict.RECOVER.value
-    approved = None
+    approved, shown = None, None
     if settings.mode == "approval":
         approved = [] if recovering or evaluation is None else evaluation.patch_operations
-    patched: Patched = aws_call(lambda: remediator.begin(change.region, change.api_id, expected, approved))
+        # The undeployed edits the approval message showed: approving publishes those, and no other.
+        try:
+            shown = [stored.fields_of(c) for c in stored.decode(
+                evaluation.undeployed_changes if evaluation else [], stored.UndeployedChanges, "$.evaluation.undeployed_changes")]
+        except stored.StoredError as error:
+            raise errors.RemediationFailed(str(error)) from None
+    patched: Patched = aws_call(lambda: remediator.begin(change.region, change.api_id, expected, approved, shown))
     if patched.action == "failed":
         raise errors.from_aws(patched.error_code, patched.detail)
     if patched.action == "refused":  # recorded already; the failure path sends the notice
         raise errors.RemediationFailed(patched.detail)
-    if patched.action == "stale" or (approved is not None and patched.action in ("unchanged", "exempt")):
+    # Blocked: undeployed edits appeared since Evaluate; it looks again, and reports the API (verdict blocked).
+    if patched.action in ("stale", "blocked") or (approved is not None and patched.action in ("unchanged", "exempt")):
         log.warning("approved_plan_is_stale", outcome=patched.action)
         supersede(settings, event.get("execution") or "")
         return Applied("stale", patched.detail, replanned=True).to_dict()

@@ -29,7 +29,7 @@ from remediator.journal import IntentConflict, JournalError
 from remediator.logs import bind
 from remediator.organization import Roster, RosterError
 from remediator.stored import StoredError
-from remediator.remediation import DEFAULT_EXEMPT_TAG_KEY, Remediator, StageSelection, SweepSettings
+from remediator.remediation import DEFAULT_EXEMPT_TAG_KEY, UNDEPLOYED_SETTINGS, Remediator, StageSelection, SweepSettings
 from remediator.workflow import MODES, errors
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Evaluation, StateError, WorkflowState
@@ -74,6 +74,8 @@ class Settings:
     # The parameter of the list settings that can outgrow Lambda's 4 KB environment (the exempt API IDs; the
     # stack's); without it (the local runner, older stacks) EXEMPT_API_IDS alone says which APIs are exempt.
     settings_parameter: str = ""
+    # What a fix does when its redeploy would also publish edits not deployed yet (remediator.remediation.UNDEPLOYED_SETTINGS).
+    undeployed_changes: str = "ask"
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -99,6 +101,7 @@ class Settings:
             approval_timeout_seconds=_timeout(env.get("APPROVAL_TIMEOUT_SECONDS", str(24 * 3600))),
             own_roles=frozenset(r.strip() for r in env.get("REMEDIATOR_ROLE_ARNS", "").split(",") if r.strip()),
             settings_parameter=env.get("SETTINGS_PARAMETER_NAME", ""),
+            undeployed_changes=_undeployed(env.get("UNDEPLOYED_CHANGES", "ask")),
             **_organization_settings(env),
         )
 
@@ -159,7 +162,7 @@ class Settings:
         exempt = self.exempt_api_ids
         if read_trust_lists and self.settings_parameter:  # the states that judge: read as strictly as the trust lists
             exempt = exempt | settings_document(clients(), self.settings_parameter, fresh=fresh).exempt_api_ids
-        return SweepSettings(trust, self.exempt_tag_key, exempt, StageSelection(self.stages))
+        return SweepSettings(trust, self.exempt_tag_key, exempt, StageSelection(self.stages), self.undeployed_changes)
 
 
 def _exempt_api_ids(value: str) -> frozenset[str]:
@@ -178,6 +181,13 @@ def _stages(value: str) -> str:
         return value.strip()
     if not names or not all(STAGE_NAME.fullmatch(n) for n in names):
         raise RemediationFailed(f"REDEPLOY_STAGES {value!r:.200} is not 'all', 'none' or a list of stage names")
+    return value
+
+
+def _undeployed(value: str) -> str:
+    """Fail closed: a misspelt value must not publish someone's unfinished edits."""
+    if value not in UNDEPLOYED_SETTINGS:
+        raise RemediationFailed(f"UNDEPLOYED_CHANGES {value!r:.40} is not one of {', '.join(UNDEPLOYED_SETTINGS)}")
     return value
 
 
@@ -355,4 +365,5 @@ def request_from_state(state: WorkflowState, change: ApiChange, execution: str, 
         patch_operations=evaluation.patch_operations,
         policy_before=evaluation.policy or "",
         expires_at=expires_at,
+        undeployed=list(evaluation.undeployed_changes),
     )

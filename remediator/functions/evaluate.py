@@ -13,9 +13,10 @@ from remediator.core.trust import Remediation
 from remediator.events import ApiChange
 from remediator.functions import common, security_hub
 from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
-from remediator.functions.needs import RESOURCES, RESTAPI, Needs
+from remediator.functions.needs import DEPLOYMENT, RESOURCES, RESTAPI, STAGES, Needs
 from remediator.logs import get_logger
-from remediator.remediation import Remediator, Verdict, assess, policy_digest, same_policy, with_access
+from remediator.core.undeployed import SummaryError
+from remediator.remediation import Remediator, Verdict, assess, policy_digest, same_policy, with_access, with_undeployed
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Evaluation
 
@@ -30,8 +31,11 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # Where the bot writes, a person's write that one of its changes landed on is recorded (PutItem of a record).
     writes = mode in ("auto", "approval")
     # Security Hub: a compliant or exempt API's finding is PASSED, a deleted API's ARCHIVED (remediator.functions.security_hub).
-    # For an API with findings, its methods (GetResources): who can actually call, and the grade.
-    return Needs(apigateway=(("GET", RESTAPI), ("GET", RESOURCES)), read_trust=True, failures=("dynamodb:GetItem",) if writes else (),
+    # For an API with findings, its methods (GetResources): who can actually call, and the grade. Where the bot writes,
+    # for an API it would fix, what each planned stage serves (GetStages; GetDeployment, embed=apisummary): the
+    # undeployed edits its redeploy would publish (remediator.core.undeployed).
+    reads = (("GET", RESTAPI), ("GET", RESOURCES)) + ((("GET", STAGES), ("GET", DEPLOYMENT)) if writes else ())
+    return Needs(apigateway=reads, read_trust=True, failures=("dynamodb:GetItem",) if writes else (),
                  journal=("dynamodb:GetItem",) if writes else (), notices=("dynamodb:DeleteItem",), put_audit=writes,
                  import_findings=True)
 
@@ -61,7 +65,16 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if report.verdict() is Verdict.FIX and settings.mode != "dry-run" and not left_open:
         # A fix that failed LIMIT times on this very policy waits for a person (or a policy change).
         failures = aws_call(lambda: ledger(settings).count(change.region, change.api_id, policy_digest(api.policy)))
-    verdict = report.verdict(failures, FailureLedger.LIMIT, left_open).value
+    if report.verdict(failures, FailureLedger.LIMIT, left_open) is Verdict.FIX and settings.mode != "dry-run":
+        # What the redeploy would publish besides the fix; the undeployed_changes setting decides (ApiReport.verdict).
+        try:
+            report = aws_call(lambda: with_undeployed(remediator.adapter, report, remediator.settings))
+        except ApiNotFound:
+            raise RemediationFailed(f"{change.region}/{change.api_id}: API was deleted while it was read") from None
+        except SummaryError as error:
+            raise RemediationFailed(f"what a redeploy would publish cannot be told: {error}; nothing changed") from None
+    verdict = report.verdict(failures, FailureLedger.LIMIT, left_open, undeployed=settings.undeployed_changes,
+                             asks=settings.mode == "approval").value
     lost = _written_over(change, api.policy, remediator) if settings.mode != "dry-run" else None
     if lost is not None and verdict in (Verdict.COMPLIANT.value, Verdict.EXEMPT.value):
         verdict = Verdict.REPORT_ONLY.value  # nothing to fix, but a person must hear that their change was lost

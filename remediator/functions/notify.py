@@ -17,7 +17,7 @@ from remediator.functions import common, security_hub
 from remediator.functions.common import Settings, aws_call, ledger, read_state, request_from_state
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
-from remediator.remediation import Verdict, findings_fingerprint, policy_digest
+from remediator.remediation import Verdict, describe_undeployed, how_to_proceed, findings_fingerprint, policy_digest
 from remediator.workflow.state import Evaluation, Redeployed, WorkflowState
 
 log = get_logger("remediator.functions.notify")
@@ -74,6 +74,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     }
     if evaluation.error:  # a policy that cannot be read: no findings to show, so say why
         body["reason"] = evaluation.error
+    if kind == "findings":
+        _blocked(body, subjects, evaluation, settings, f"{name} ({change.region})")
     if evaluation.lost_update:  # who changed the policy, when, and what they wrote, before the bot's write replaced it
         body["lost_update"] = evaluation.lost_update
         subjects["findings"] = f"A change to API {name} ({change.region}) was written over by the remediator"
@@ -81,6 +83,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         deployed = state.redeploy or Redeployed()
         body["stages_redeployed"] = deployed.stages
         body["deployment_id"] = deployed.deployment_id
+        # what the redeploy published besides the fix (undeployed_changes publish, or approved), as the change planned it
+        body["undeployed_changes_published"] = list(((state.applied.intent if state.applied else None) or {}).get("undeployed") or [])
     if kind == "failure":
         body["error"] = state.get("error")
         body["restore"] = (state.get("restore") or {}).get("result")
@@ -98,6 +102,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     notices = NoticeLedger(common.clients(), settings.audit_table)
     place = settings.notice_place(change.account, change.region)
     reason = evaluation.error or (f"lost update {evaluation.lost_update.get('when')}" if evaluation.lost_update else None)
+    if evaluation.verdict == Verdict.BLOCKED.value:  # other edits in the way are other news
+        reason = f"{reason or ''} blocked by {describe_undeployed(evaluation.undeployed_changes)}"
     fingerprint = (findings_fingerprint(evaluation.findings, reason, evaluation.policy, evaluation.access or None)
                    if kind in TOLD_ONCE else None)
     if fingerprint is not None and aws_call(lambda: notices.fingerprint(place, change.api_id)) == fingerprint:
@@ -110,6 +116,16 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     log.info("notified", kind=kind, message_id=message_id)
     slack = tell_slack(kind, state, change, settings, event.get("execution") or "", body) if settings.slack_enabled else None
     return {"kind": kind, "message_id": message_id, "slack": slack}
+
+
+def _blocked(body: dict[str, Any], subjects: dict[str, str], evaluation: Evaluation, settings: Settings, api: str) -> None:
+    """A fix not made because its redeploy would publish others' undeployed edits: the fix it needs (patch_operations)
+    and what stands in its way."""
+    if evaluation.verdict != Verdict.BLOCKED.value:
+        return
+    body["blocked_by_undeployed_changes"] = evaluation.undeployed_changes
+    body["how_to_proceed"] = how_to_proceed(settings.undeployed_changes)
+    subjects["findings"] = f"Fix of API {api} not applied: undeployed edits would be published with it"
 
 
 def _to_security_hub(kind: str, state: WorkflowState, change: ApiChange, settings: Settings) -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 from remediator.adapters.apigateway import ApiNotFound
 from remediator.functions.common import aws_call, read_state, remediator_for
-from remediator.functions.needs import DEPLOYMENT, DEPLOYMENTS, STAGES, Needs
+from remediator.functions.needs import DEPLOYMENT, DEPLOYMENTS, RESOURCES, STAGES, Needs
 from remediator.journal import Intent
+from remediator.remediation import UndeployedAppeared
 from remediator.logs import get_logger
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Redeployed
@@ -21,7 +22,9 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # and renews the intent, records the deployment in it, and takes and releases the deployment lease.
     if mode not in ("auto", "approval"):
         return None
-    return Needs(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("GET", DEPLOYMENT), ("PATCH", STAGES)),
+    # Right before CreateDeployment it reads the API's methods (GetResources) and what each stage serves (GetDeployment,
+    # embed=apisummary): an undeployed edit that appeared since the plan is not published (remediator.core.undeployed).
+    return Needs(apigateway=(("GET", STAGES), ("POST", DEPLOYMENTS), ("GET", DEPLOYMENT), ("PATCH", STAGES), ("GET", RESOURCES)),
                  journal=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"))
 
 
@@ -37,6 +40,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         deployment = aws_call(lambda: remediator.deploy(intent, waited.ticket if waited else None))
     except ApiNotFound:
         raise RemediationFailed(f"{change.region}/{change.api_id}: API was deleted before its redeploy") from None
+    except UndeployedAppeared as error:  # RestorePolicy undoes the write (never published), NotifyFailure says why
+        raise RemediationFailed(str(error)) from None
     if deployment.wait_seconds > 0:
         log.info("waiting_for_deployment_turn", seconds=deployment.wait_seconds)
         return Redeployed("wait", wait_seconds=max(1, math.ceil(deployment.wait_seconds)), ticket=deployment.ticket).to_dict()

@@ -348,6 +348,8 @@ class WorkflowConfig:
     security_hub: bool = True
     # remediator:cloudFormationHook: the stack's setting (off: no hook; fail | warn: the hook function and its role).
     hook: str = "off"
+    # remediator:undeployedChanges: what a fix does when its redeploy would also publish undeployed edits of the API.
+    undeployed_changes: str = "ask"
 
 
 class LocalWorkflow:
@@ -502,6 +504,7 @@ class LocalWorkflow:
             "EXEMPT_TAG_KEY": config.exempt_tag_key,
             "EXEMPT_API_IDS": "",
             "REDEPLOY_STAGES": config.stages,
+            "UNDEPLOYED_CHANGES": config.undeployed_changes,
             "REMOVE_WILDCARD_PRINCIPALS": "false",
             "AUDIT_TABLE_NAME": table,
             "TOPIC_ARN": topic_arn,

@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, unquote
 
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
+from remediator.local.deployments import DeploymentSnapshots
 from remediator.local.iam import Call, Decision, IamError, PolicySet, resource_policy_decide
 
 OPERATION_KEY = "local.operation"  # the (service, operation) the server already worked out for a request
@@ -593,6 +594,8 @@ class StrictLayer:
         # seeded random share of them before each DynamoDB request, so a test sees some gone and some not yet.
         self.ttl_random = random.Random(0)
         self.ttl_share = 0.5
+        # What each deployment publishes, taken at its CreateDeployment (remediator.local.deployments).
+        self.deployments = DeploymentSnapshots()
 
     @property
     def quotas(self) -> Quotas:
@@ -652,6 +655,7 @@ class StrictLayer:
             self._quotas = {}
             self.role_policies.clear()
             self.bus_policies.clear()
+        self.deployments.clear()
 
     def register(self, principal: Principal) -> Principal:
         with self._lock:
@@ -785,6 +789,7 @@ class StrictLayer:
             body = b"".join(app(environ, capture))
             status = int(captured["status"].split()[0])
             if is_apigateway and 200 <= status < 300:
+                body = self._deployment_snapshots(request, account, operation, body)
                 body = _escape_policies(body)
                 if request.method in ("POST", "PUT", "PATCH", "DELETE"):
                     self._record(request, principal, body)
@@ -793,6 +798,19 @@ class StrictLayer:
             return [body]
 
         return strict_app
+
+    def _deployment_snapshots(self, request: Request, account: str, operation: str, body: bytes) -> bytes:
+        """CreateDeployment: the API as it is now is what the deployment publishes; GetDeployment with
+        embed=apisummary: that snapshot's summary (the emulator has none)."""
+        match = _PATH_PARAMS.match(request.path)
+        if match is None:
+            return body
+        if operation == "CreateDeployment":
+            self.deployments.record(account, request.region, match.group("restApiId"), body)
+        elif operation == "GetDeployment" and "apisummary" in request.query.get("embed", "").lower().split(","):
+            body = self.deployments.embed(account, request.region, match.group("restApiId"),
+                                          match.group("deploymentId") or "", body)
+        return body
 
     # -- CloudTrail --
 

@@ -49,6 +49,9 @@ class Evaluation:
     # the methods it reaches (ApiReport.to_dict). None and empty where there is no finding.
     severity: str | None = None
     access: list[dict[str, Any]] = field(default_factory=list)
+    # What the fix's redeploy would publish besides the fix: edits of the API its stages do not serve yet
+    # (remediator.core.undeployed; ApiReport.to_dict). Blocked: what stands in the way; approval: what approving publishes.
+    undeployed_changes: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: Any) -> Evaluation:
