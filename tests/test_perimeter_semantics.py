@@ -227,10 +227,10 @@ ANY_CONDITIONS = st.dictionaries(
 def test_the_engines_quick_rejection_only_skips_denies_refusal_refuses(condition: dict[str, Any], principal: Any) -> None:
     """perimeters() skips refusal() for a Deny whose Condition tests a key no perimeter tests (most Denies, on
     the network): every Deny it skips is one refusal() refuses, so no credit is lost or gained by skipping."""
-    from remediator.core.perimeter import _only_perimeter_keys, perimeters, refusal
+    from remediator.core.perimeter import only_perimeter_keys, perimeters, refusal
 
     statement = deny(condition) | {"Principal": principal}
-    if not _only_perimeter_keys(statement):
+    if not only_perimeter_keys(statement):
         assert refusal(statement, CONFIG) is not None
     assert perimeters([OPEN, statement], CONFIG) == ([1] if refusal(statement, CONFIG) is None else [])
 

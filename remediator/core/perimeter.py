@@ -172,7 +172,7 @@ def is_perimeter(deny: Statement, config: TrustConfig) -> bool:
     return refusal(deny, config) is None
 
 
-def _only_perimeter_keys(deny: Statement) -> bool:
+def only_perimeter_keys(deny: Statement) -> bool:
     """False when `refusal` must give a reason whatever else the Deny says: a Condition that is not a non-empty
     object of non-empty blocks, or a test on a key that is not a perimeter key (`_test_refusal` refuses every
     such test). Checked before `refusal`, without wording a reason: most Denies test the network."""
@@ -191,7 +191,7 @@ def _only_perimeter_keys(deny: Statement) -> bool:
 def perimeters(statements: list[Statement], config: TrustConfig) -> list[int]:
     """The indexes of a policy's identity perimeter Denies (worked out once per policy by the engine)."""
     return [index for index, statement in enumerate(statements)
-            if statement.get("Effect") == "Deny" and _only_perimeter_keys(statement) and is_perimeter(statement, config)]
+            if statement.get("Effect") == "Deny" and only_perimeter_keys(statement) and is_perimeter(statement, config)]
 
 
 def guarding_perimeter(allow: Statement, statements: list[Statement], config: TrustConfig,

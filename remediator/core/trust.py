@@ -345,7 +345,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     if not suspicious and not repeated:
         return Evaluation._lazy(document, None, False, exact, None)
     judged_statements: list[_JudgedStatement] = []
-    removals: dict[int, set[_Location]] = {}
+    removals: dict[int, set[int]] = {}  # statement index -> positions of the entries to remove
     flagged = bool(repeated)
     guards: list[int] | None = None
     remove_wildcards = config.remove_wildcard_principals
@@ -361,7 +361,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                     break
         # _classify's decisions, taken from the memo's resolution of each entry (the oracle calls _classify).
         judged: list[_Judged] = []
-        removed: set[_Location] | None = None
+        removed: set[int] | None = None
         for key, position, entry, resolved in suspects:
             if not resolved:  # NotPrincipal, an unknown principal type, an entry that is not a string
                 for decision in _classify([(key, position, entry)], restricted, guarded, remove_wildcards):
@@ -393,9 +393,9 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             flagged = True
             if removed is None:
                 removed = removals[index] = set()
-            removed.add((key if key == "AWS" else None, position))
+            removed.add(position)
         judged_statements.append((index, statement, judged))
-    remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
+    remediated = _fixed(document, statements, removals, config) if removals and not repeated else None
     return Evaluation._lazy(document, remediated, flagged, exact, (statements, judged_statements, repeated, config, has_deny, memo))
 
 
@@ -618,20 +618,19 @@ def _entries_of(key: str, value: Any) -> list[_Suspect]:
 
 
 def _remediate(document: Policy, statements: list[Statement], removals: dict[int, set[_Location]], config: TrustConfig) -> Policy:
-    """The policy without the entries at `removals` (statement index -> locations); a statement left with no
-    principal goes. Only the statements named in `removals` are visited: most of a policy stays as it is."""
-    kept: list[Statement] = list(statements)
-    emptied = False
-    for index, locations in removals.items():
-        statement = statements[index]
+    kept: list[Statement] = []
+    for index, statement in enumerate(statements):
+        locations = removals.get(index)
+        if not locations:
+            kept.append(statement)
+            continue
         principal = _strip_principal(statement["Principal"], locations)
-        if principal is None:
-            kept[index] = _GONE
-            emptied = True
-        else:
-            kept[index] = {**statement, "Principal": principal}
-    if emptied:
-        kept = [statement for statement in kept if statement is not _GONE]
+        if principal is not None:
+            kept.append({**statement, "Principal": principal})
+    return _with_statements(document, kept, config)
+
+
+def _with_statements(document: Policy, kept: list[Statement], config: TrustConfig) -> Policy:
     fixed = dict(document)
     if not kept:
         fixed.setdefault("Version", "2012-10-17")
@@ -641,6 +640,36 @@ def _remediate(document: Policy, statements: list[Statement], removals: dict[int
     else:
         fixed["Statement"] = kept
     return fixed
+
+
+def _fixed(document: Policy, statements: list[Statement], removals: dict[int, set[int]], config: TrustConfig) -> Policy:
+    """`_remediate` for the engine: `removals` holds positions only, since every removable entry of a statement
+    is where the engine found it, an entry of the `AWS` key of a Principal object (plain dict: an ambiguous
+    policy is never fixed) or of a bare Principal string or list. Only the statements named are visited."""
+    kept: list[Statement] = list(statements)
+    emptied = False
+    for index, positions in removals.items():
+        statement = statements[index]
+        principal = statement["Principal"]
+        stripped: Any = None
+        if type(principal) is dict:
+            value = principal["AWS"]
+            remaining = [entry for i, entry in enumerate(value) if i not in positions] if type(value) is list else None
+            if len(principal) == 1:
+                stripped = {"AWS": remaining} if remaining else None
+            else:
+                stripped = {key: remaining if key == "AWS" else item for key, item in principal.items()
+                            if key != "AWS" or remaining} or None
+        elif type(principal) is list:
+            stripped = [entry for i, entry in enumerate(principal) if i not in positions] or None
+        if stripped is None:
+            kept[index] = _GONE
+            emptied = True
+        else:
+            kept[index] = {**statement, "Principal": stripped}
+    if emptied:
+        kept = [statement for statement in kept if statement is not _GONE]
+    return _with_statements(document, kept, config)
 
 
 _GONE: Statement = {}  # the place of a statement the fix removes, until the list is compacted
