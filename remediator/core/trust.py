@@ -170,7 +170,7 @@ class Evaluation:
     @classmethod
     def _lazy(cls, policy: Policy, remediated_policy: Policy | None, flagged: bool, exact: bool,
               pending: tuple[Any, ...] | None) -> Evaluation:
-        """An evaluation whose findings are worded on first read, by _describe_all(*pending)."""
+        """An evaluation whose findings are worded on first read, from `pending` (see _materialize)."""
         evaluation = _new_evaluation(cls)
         evaluation.policy = policy
         evaluation.remediated_policy = remediated_policy
@@ -183,7 +183,13 @@ class Evaluation:
 
     def _materialize(self) -> None:
         if self._pending is not None:
-            self._findings, self._notes = _describe_all(*self._pending)
+            statements, decided, repeated, config, has_deny, memo = self._pending
+            remove_wildcards = config.remove_wildcard_principals
+            judged: list[_JudgedStatement] = [
+                (index, statement, _classify([(key, position, entry) for key, position, entry, _ in suspects],
+                                             restricted, guarded, remove_wildcards))
+                for index, statement, suspects, restricted, guarded in decided]
+            self._findings, self._notes = _describe_all(statements, judged, repeated, config, has_deny, memo)
             self._pending = None
 
     @property
@@ -245,6 +251,9 @@ _Judged = tuple[str | None, int, Any, "FindingKind | None", str | None, bool, st
 
 # One Allow statement with a suspect principal: (index, statement, decisions).
 _JudgedStatement = tuple[int, Statement, list[_Judged]]
+# The engine's record of one, its decisions taken when its findings are worded: (index, statement, suspect
+# entries, does its Condition confine it to trusted callers, does an identity perimeter Deny guard it).
+_Decided = tuple[int, Statement, list[_Marked], bool, bool]
 
 _DETAILS = {
     FindingKind.ORPHANED_PRINCIPAL: "IAM unique ID left where a deleted user or role was; it names no current principal",
@@ -344,7 +353,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             suspicious.append((index, statement, suspects, condition))
     if not suspicious and not repeated:
         return Evaluation._lazy(document, None, False, exact, None)
-    judged_statements: list[_JudgedStatement] = []
+    decided: list[_Decided] = []
     removals: dict[int, set[int]] = {}  # statement index -> positions of the entries to remove
     flagged = bool(repeated)
     guards: list[int] | None = None
@@ -359,44 +368,33 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                     guards = perimeters(statements, config) if guards is None else guards
                     guarded = bool(guards) and guarding_perimeter(statement, statements, config, guards) is not None
                     break
-        # _classify's decisions, taken from the memo's resolution of each entry (the oracle calls _classify).
-        judged: list[_Judged] = []
+        decided.append((index, statement, suspects, restricted, guarded))
+        # _classify's verdict and removals, from the memo's resolution of each entry (the wording, when read,
+        # and the oracle call _classify itself; the differential tests hold the two to the same findings).
         removed: set[int] | None = None
-        for key, position, entry, resolved in suspects:
-            if not resolved:  # NotPrincipal, an unknown principal type, an entry that is not a string
-                for decision in _classify([(key, position, entry)], restricted, guarded, remove_wildcards):
-                    judged.append(decision)
-                    flagged = True
+        for _, position, _, resolved in suspects:
+            if not resolved:  # NotPrincipal, a principal type other than AWS, an entry that is not a string
+                flagged = True  # reported, never removed
                 continue
             category = resolved.category
             if category is _ACCOUNT:
                 if restricted:
                     continue
-                judged.append((key, position, entry, _UNTRUSTED_FINDING, resolved.account, True, ""))
             elif category is _WILDCARD:
-                if restricted:
+                if restricted or guarded:  # guarded: AWS's identity perimeter lets only trusted identities past
                     continue
-                if guarded:  # AWS's identity perimeter: only trusted identities get past the Deny
-                    judged.append((key, position, entry, None, None, False, resolved.reason))
-                    continue
-                judged.append((key, position, entry, _WILDCARD_FINDING, None, remove_wildcards, resolved.reason))
+                flagged = True
                 if not remove_wildcards:
-                    flagged = True
                     continue
-            elif category is _ORPHANED:
-                judged.append((key, position, entry, _ORPHANED_FINDING, None, True, ""))
-            else:
-                judged.append((key, position, entry, _UNRECOGNIZED_FINDING, None, False,
-                               f"cannot resolve to an account: {resolved.reason}"))
+            elif category is not _ORPHANED:  # not an account: reported, never removed
                 flagged = True
                 continue
             flagged = True
             if removed is None:
                 removed = removals[index] = set()
             removed.add(position)
-        judged_statements.append((index, statement, judged))
     remediated = _fixed(document, statements, removals, config) if removals and not repeated else None
-    return Evaluation._lazy(document, remediated, flagged, exact, (statements, judged_statements, repeated, config, has_deny, memo))
+    return Evaluation._lazy(document, remediated, flagged, exact, (statements, decided, repeated, config, has_deny, memo))
 
 
 def reference_evaluate(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
