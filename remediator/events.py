@@ -29,12 +29,35 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 ACCOUNT = re.compile(r"[0-9]{12}")
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
 
+# Where UpdateRestApi's CloudTrail record has its patch: requestParameters.updateRestApiInput.patchOperations, a list of
+# {op, path, value, from} (the corpus's events 08 and 09, and the local account's records; API Gateway API Reference,
+# "PatchOperation", https://docs.aws.amazon.com/apigateway/latest/api/API_PatchOperation.html: the resource policy's
+# path is /policy, and `from` is the source of a copy, or of a move, which the operation's enum also lists).
+PATCH_OPERATIONS = ("requestParameters", "updateRestApiInput", "patchOperations")
+POLICY_PATH = "/policy"
+# Which UpdateRestApi calls can change the policy, as EventBridge can tell ("Content filtering in Amazon EventBridge
+# event patterns", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-content-based-filtering.html,
+# and "Arrays in Amazon EventBridge event patterns": "If the value in the event is an array, then the event pattern
+# matches if the intersection of the pattern value array and the event array is non-empty"; an array of objects is
+# matched on each field over all its elements): a patch with any operation whose path (or source) starts with /policy,
+# in any case. And, never to miss a change, any UpdateRestApi whose record has no patch paths at all: CloudTrail's
+# requestParameters is optional ("CloudTrail record contents", Optional: True) and its shape for UpdateRestApi is not
+# documented, so a record without them, or with them somewhere else, or as a string, is let through (the trigger then
+# reads the API, as it does for every event). The other calls never have an updateRestApiInput: they match by the
+# same `exists: false`. A name, description or tag change (or a TagResource call) starts nothing.
+POLICY_PATCH: dict[str, Any] = {"$or": [
+    {"path": [{"prefix": {"equals-ignore-case": POLICY_PATH}}]},
+    {"from": [{"prefix": {"equals-ignore-case": POLICY_PATH}}]},
+    {"path": [{"exists": False}]},
+]}
+
 # The EventBridge rule's pattern without the exclusion of the stack's own roles (event_pattern adds it).
 # Failed calls changed nothing, so they never match (errorCode is set only on a failed call).
 EVENT_PATTERN: dict[str, Any] = {
     "source": ["aws.apigateway"],
     "detail-type": [DETAIL_TYPE],
-    "detail": {"eventSource": [EVENT_SOURCE], "eventName": list(WATCHED_EVENTS), "errorCode": [{"exists": False}]},
+    "detail": {"eventSource": [EVENT_SOURCE], "eventName": list(WATCHED_EVENTS), "errorCode": [{"exists": False}],
+               **{PATCH_OPERATIONS[0]: {PATCH_OPERATIONS[1]: {PATCH_OPERATIONS[2]: POLICY_PATCH}}}},
 }
 
 

@@ -128,7 +128,7 @@ SLOW_MODULES = frozenset({"test_stack", "test_org_stack", "test_asset", "test_de
                           "test_strict_account", "test_iam_enforcer", "test_workflow_faults", "test_cli_faults", "test_docs",
                           "test_fresh_account", "test_lambda_errors", "test_ttl", "test_organization", "test_cli_org",
                           "test_newcomer", "test_hook", "test_fuzz", "test_workflow_errors", "test_security_hub",
-                          "test_cost_model", "test_soak", "test_undeployed_changes"})
+                          "test_cost_model", "test_soak", "test_undeployed_changes", "test_trigger_decides"})
 SLOW_NAMES = ("pre_commit", "try_repo")  # tests that build a tool's own environment
 
 

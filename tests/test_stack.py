@@ -217,6 +217,13 @@ def test_event_rule_pattern_is_exact(resources):
             "eventName": ["CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi"],
             # failed calls changed nothing
             "errorCode": [{"exists": False}],
+            # an UpdateRestApi only if its patch touches /policy (in any case, as target or source), or if its record
+            # has no patch paths to tell (tests/test_event_rule.py)
+            "requestParameters": {"updateRestApiInput": {"patchOperations": {"$or": [
+                {"path": [{"prefix": {"equals-ignore-case": "/policy"}}]},
+                {"from": [{"prefix": {"equals-ignore-case": "/policy"}}]},
+                {"path": [{"exists": False}]},
+            ]}}},
             # callers without a session issuer (IAM users, root), or any role but the stack's own
             "$or": [issuer([{"exists": False}]), issuer([{"anything-but": pattern["detail"]["$or"][1]["userIdentity"]
                                                           ["sessionContext"]["sessionIssuer"]["arn"][0]["anything-but"]}])],

@@ -19,8 +19,9 @@ NAMES = ("trigger", "sweep", "evaluate", "approval", "apply", "redeploy", "resto
 # organization sweep's first and last states (its middle one is `sweep`, once per account and region).
 ORGANIZATION_NAMES = ("roster", "plan", "summarize")
 # The functions that judge APIs by the exemptions (Settings.sweep_settings with the trusted lists): they read the
-# settings parameter, where the exempt API IDs live (too many for Lambda's 4 KB environment).
-READS_SETTINGS = ("evaluate", "apply", "sweep")
+# settings parameter, where the exempt API IDs live (too many for Lambda's 4 KB environment). The trigger judges
+# before it starts an execution.
+READS_SETTINGS = ("trigger", "evaluate", "apply", "sweep")
 # Only where remediator:cloudFormationHook is on: the CloudFormation Lambda Hook's function, which no workflow reaches.
 HOOK_NAMES = ("hook",)
 

@@ -11,7 +11,7 @@ from remediator.adapters.dynamodb import DynamoJournal, FailureLedger, NoticeLed
 from remediator.audit import AuditRecord
 from remediator.core.trust import Remediation
 from remediator.events import ApiChange
-from remediator.functions import common, security_hub
+from remediator.functions import common, decision
 from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
 from remediator.functions.needs import DEPLOYMENT, RESOURCES, RESTAPI, STAGES, Needs
 from remediator.logs import get_logger
@@ -48,12 +48,10 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         # this workflow, and RestorePolicy would take it for this execution's own undo authority.
         raise RemediationFailed("the execution's input carries the state of a change ($.applied); refused, nothing changed")
     remediator = remediator_for(change, settings, event.get("execution"))
-    try:
-        api = aws_call(lambda: remediator.adapter.get_rest_api(change.region, change.api_id))
-    except ApiNotFound:
+    api = decision.read_api(remediator, change)
+    if api is None:
         log.info("api_gone")
-        security_hub.send(settings, change.region, [security_hub.finding(
-            change.account, change.region, change.api_id, "", [], compliant=True, archived=True)])
+        decision.gone_finding(settings, change)
         _resolved(change, settings)
         return Evaluation(Verdict.GONE.value, settings.mode).to_dict()
     report = aws_call(lambda: with_access(remediator.adapter, assess(api, remediator.settings), remediator.settings.trust))
@@ -79,10 +77,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if lost is not None and verdict in (Verdict.COMPLIANT.value, Verdict.EXEMPT.value):
         verdict = Verdict.REPORT_ONLY.value  # nothing to fix, but a person must hear that their change was lost
     if verdict in (Verdict.COMPLIANT.value, Verdict.EXEMPT.value):
-        evaluation = report.evaluation
-        security_hub.send(settings, change.region, [security_hub.finding(
-            change.account, change.region, change.api_id, api.name, [f.to_dict() for f in evaluation.findings] if evaluation else [],
-            compliant=evaluation is not None and evaluation.compliant, exempt=report.exempt)])
+        decision.settled_finding(settings, change, report)
         _resolved(change, settings)
     mode = settings.mode
     if verdict == Verdict.FIX.value and mode == "auto" and settings.organization:
@@ -94,11 +89,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         if held:
             mode = "dry-run"
             log.info("fix_held_back", accounts=held, reason="left the organization or its trusted OUs less than an hour ago")
-    log.info("evaluated", verdict=verdict, failures=failures,
-             findings=len(report.evaluation.findings) if report.evaluation else None)
-    return Evaluation.from_dict({"verdict": verdict, "mode": mode, "policy": api.policy, "failures": failures,
-                                 "approval_timeout_seconds": settings.approval_timeout_seconds, **report.to_dict(),
-                                 **({"lost_update": lost} if lost else {})}).to_dict()
+    log.info("evaluated", **decision.evaluated_fields(verdict, failures, report))
+    return decision.evaluation(report, verdict, mode, settings, failures, lost).to_dict()
 
 
 def _written_over(change: ApiChange, live: str | None, remediator: Remediator) -> dict[str, Any] | None:

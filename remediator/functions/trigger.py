@@ -1,22 +1,30 @@
-"""The EventBridge rule's target: one execution per CloudTrail event."""
+"""The EventBridge rule's target: decide what a CloudTrail event needs, and start an execution only for that."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
+from remediator.adapters.dynamodb import NoticeLedger
 from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ApiChange, EventError, Ignored, parse_event, parse_member_event
-from remediator.functions import common
-from remediator.functions.common import Settings, own_account
-from remediator.functions.needs import Needs
+from remediator.functions import common, decision, security_hub
+from remediator.functions.common import Settings, aws_call, own_account, remediator_for
+from remediator.functions.needs import RESOURCES, RESTAPI, Needs
 from remediator.logs import bind, get_logger
+from remediator.remediation import Verdict, assess, same_policy, with_access
 
 log = get_logger("remediator.functions.trigger")
 
 
 def needs(mode: str, slack: bool) -> Needs | None:
-    return Needs(start_execution=True)
+    # Before it starts an execution it reads the API as Evaluate does (GetRestApi; for findings told once, GetResources:
+    # who can call is part of what was told) and judges it (the trusted lists), read only. What else it must know is
+    # a GetItem each: what people were told (the notice), and, where the bot writes, a change of ours left open.
+    # A compliant or exempt API's Security Hub finding is PASSED (remediator.functions.security_hub), as Evaluate's.
+    writes = mode in ("auto", "approval")
+    return Needs(start_execution=True, apigateway=(("GET", RESTAPI), ("GET", RESOURCES)), read_trust=True,
+                 notices=("dynamodb:GetItem",), journal=("dynamodb:GetItem",) if writes else (), import_findings=True)
 
 
 def organization_needs(found: Needs, mode: str) -> Needs:
@@ -25,12 +33,12 @@ def organization_needs(found: Needs, mode: str) -> Needs:
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """EventBridge rule target: one execution per CloudTrail event, named after its event ID.
+    """EventBridge rule target: one execution per CloudTrail event that needs one, named after its event ID.
 
     The owner is this function's own account, never the event's: an event naming another account is
     refused. In an organization's hub it is the member account EventBridge says sent the event, which must be
     an active account of the organization (docs/organization.md). The remediator's own writes are ignored here
-    too (the rule already filters them out).
+    too (the rule already filters them out). An API that needs nothing (`decide`) starts no execution.
     """
     settings = Settings.from_environment()
     try:
@@ -49,7 +57,72 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         bind(event_id=change.event_id)
         log.info("event_ignored", reason=change.reason)
         return {"status": "ignored", "reason": change.reason}
-    bind(event_id=change.event_id, execution=change.execution_name, api_id=change.api_id)
+    bind(event_id=change.event_id, api_id=change.api_id, region=change.region)
+    settled = decide(change, settings)
+    if settled is not None:
+        return {"status": "not-started", "verdict": settled}
+    bind(event_id=change.event_id, api_id=change.api_id, region=change.region, execution=change.execution_name)
     status = start_execution(common.clients(), settings.state_machine_arn, change.execution_name, {"change": change.to_dict(), "source": "event"})
     log.info("execution_" + status, event_name=change.event_name)
     return {"status": status, "execution_name": change.execution_name}
+
+
+def decide(change: ApiChange, settings: Settings) -> str | None:
+    """The verdict of an API that needs no execution (what Evaluate would have found and done, done here), or None
+    when an execution must start: for a fix, an approval, a proposal or findings people were not told yet, a change
+    of ours left open, a person's write the bot's own may have landed on, a deleted API people were told about. Never
+    a reason to miss a change: whatever cannot be decided here (an error, throttling, an unreadable policy) starts
+    the execution, as every event did before."""
+    try:
+        return _settled(change, settings)
+    except Exception as error:  # noqa: BLE001 - anything undecided goes to the workflow, which retries and reports
+        log.warning("undecided", error=f"{type(error).__name__}: {str(error)[:300]}")
+        return None
+
+
+def _settled(change: ApiChange, settings: Settings) -> str | None:
+    remediator = remediator_for(change, settings, None)
+    notices = NoticeLedger(common.clients(), settings.audit_table)
+    place = settings.notice_place(change.account, change.region)
+    api = decision.read_api(remediator, change)
+    if api is None:
+        if aws_call(lambda: notices.fingerprint(place, change.api_id)) is not None:
+            return _start("gone, and people were told about its findings")
+        decision.gone_finding(settings, change)
+        return _done(Verdict.GONE.value, None)
+    report = assess(api, remediator.settings)
+    if report.error:
+        return _start("its policy cannot be read")
+    if settings.mode != "dry-run":
+        if aws_call(lambda: remediator.journal.open_intent(change.account, change.region, change.api_id)) is not None:
+            return _start("a change of ours is open on it")
+        if change.written_policy is not None and not same_policy(api.policy, change.written_policy or None):
+            return _start("the policy is not the one the event wrote: a write of ours may have landed on it")
+    verdict = report.verdict()
+    kind = decision.told_once(verdict, settings.mode)
+    if kind is not None:
+        report = aws_call(lambda: with_access(remediator.adapter, report, remediator.settings.trust))
+        evaluation = decision.evaluation(report, verdict, settings.mode, settings)
+        told = aws_call(lambda: notices.fingerprint(place, change.api_id))
+        if told != decision.notice_fingerprint(evaluation):
+            return _start(f"{kind}: not told yet")
+        security_hub.send(settings, change.region, [security_hub.finding(
+            change.account, change.region, change.api_id, api.name, evaluation.findings, evaluation.compliant,
+            evaluation.exempt, security_hub.NOTES[kind])])
+        return _done(verdict.value, report, told_already=True)
+    if verdict not in decision.SETTLED:
+        return _start(f"{verdict.value}")
+    if aws_call(lambda: notices.fingerprint(place, change.api_id)) is not None:
+        return _start("resolved: what people were told is forgotten")
+    decision.settled_finding(settings, change, report)
+    return _done(verdict.value, report)
+
+
+def _start(reason: str) -> None:
+    log.info("needs_execution", reason=reason)
+
+
+def _done(verdict: str, report: Any, **extra: Any) -> str:
+    """Logged as the Evaluate state logs it, with no execution started."""
+    log.info("evaluated", **decision.evaluated_fields(verdict, 0, report), execution_started=False, **extra)
+    return verdict

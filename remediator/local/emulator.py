@@ -28,6 +28,7 @@ from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_
 from werkzeug.serving import make_server
 
 from remediator.adapters.clients import ClientFactory
+from remediator.local import eventbridge
 from remediator.local.strict import OPERATION_KEY, StrictLayer, install_clock
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -49,6 +50,7 @@ def _paged_get_rest_apis(self: APIGatewayResponse) -> str:
 def enable_listing_pages() -> None:
     APIGatewayResponse.get_rest_apis = _paged_get_rest_apis  # type: ignore[method-assign]
     complete_event_envelopes()
+    eventbridge.install()  # rules match as EventBridge's do, arrays of objects included
 
 
 def complete_event_envelopes() -> None:
