@@ -166,6 +166,35 @@ def test_numbers_the_stdlib_reads_differently(document: dict[str, Any], number: 
         assert_same(value, config)
 
 
+PERIMETER_CONDITIONS = st.dictionaries(
+    st.sampled_from(["StringNotEquals", "StringNotEqualsIfExists", "ArnNotLike", "BoolIfExists", "Bool", "StringEquals"]),
+    st.dictionaries(st.sampled_from(["aws:PrincipalOrgID", "aws:PrincipalAccount", "aws:PrincipalArn",
+                                     "aws:PrincipalIsAWSService", "aws:SourceVpce"]),
+                    st.sampled_from([TRUSTED_ORG, OWNER, PARTNER, STRANGER, [OWNER, PARTNER], f"arn:aws:iam::{OWNER}:role/*",
+                                     "false", "vpce-1"]), min_size=1, max_size=2),
+    min_size=1, max_size=2)
+WILD_ALLOWS = st.fixed_dictionaries(
+    {"Effect": st.just("Allow"),
+     "Principal": st.sampled_from(["*", {"AWS": "*"}, {"AWS": ["*", STRANGER]}, [OWNER, "*"], {"AWS": [OWNER, "*", "AROAEXAMPLEDELETEDROLE"]},
+                                   {"AWS": "*", "Service": "lambda.amazonaws.com"}, f"arn:aws:iam::{STRANGER}:root"]),
+     "Action": st.just("execute-api:Invoke"),
+     "Resource": st.sampled_from(["execute-api:/*", "execute-api:/prod/*", "*"])},
+    optional={"Condition": st.one_of(CONDITIONS, PERIMETER_CONDITIONS)})
+PERIMETER_DENIES = st.fixed_dictionaries(
+    {"Effect": st.just("Deny"), "Principal": st.sampled_from(["*", {"AWS": "*"}]),
+     "Action": st.sampled_from(["execute-api:Invoke", "execute-api:*"]),
+     "Resource": st.sampled_from(["execute-api:/*", "execute-api:/prod/*", "*"]), "Condition": PERIMETER_CONDITIONS})
+
+
+@GATE
+@given(statements=st.lists(st.one_of(WILD_ALLOWS, PERIMETER_DENIES), min_size=1, max_size=4), config=st.sampled_from(CONFIGS))
+def test_wildcards_and_identity_perimeters(statements: list[dict[str, Any]], config: TrustConfig) -> None:
+    """Wildcard Allows beside Denies shaped like identity perimeters, before or after them: the engine decides
+    a guarded wildcard once every statement is read, as the oracle does."""
+    for value in forms({"Version": "2012-10-17", "Statement": statements})[:5]:
+        assert_same(value, config)
+
+
 @pytest.mark.parametrize("text", [
     '{"Statement":[]}', '{"Statement":[],"Statement":[{"Effect":"Allow","Principal":"*"}]}', '{"Statement":{}}',
     '{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*","AWS":"' + OWNER + '"}}]}', '{"Statement":[1e999]}',

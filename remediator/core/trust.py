@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from remediator.core.conditions import MEMO_LIMIT, NETWORK_KEYS, UNCONDITIONAL, judge_condition, restricts_to_trusted
@@ -185,10 +186,10 @@ class Evaluation:
         if self._pending is not None:
             statements, decided, repeated, config, has_deny, memo = self._pending
             remove_wildcards = config.remove_wildcard_principals
-            judged: list[_JudgedStatement] = [
+            judged: list[_JudgedStatement] = [  # in statement order: the engine decides some at the end
                 (index, statement, _classify([(key, position, entry) for key, position, entry, _ in suspects],
                                              restricted, guarded, remove_wildcards))
-                for index, statement, suspects, restricted, guarded in decided]
+                for index, statement, suspects, restricted, guarded in sorted(decided, key=_first)]
             self._findings, self._notes = _describe_all(statements, judged, repeated, config, has_deny, memo)
             self._pending = None
 
@@ -231,6 +232,7 @@ class Evaluation:
         return f"Evaluation(findings={list(self.findings)!r}, remediated_policy={self.remediated_policy!r})"
 
 
+_first = itemgetter(0)
 _new_evaluation = object.__new__  # Evaluation._lazy's, without a lookup through the class
 
 
@@ -274,9 +276,10 @@ _ORPHANED = PrincipalCategory.ORPHANED
 def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
     """Evaluate a policy in any accepted form; raises PolicyError when it cannot be read.
 
-    One pass over the statements validates each and sets aside the Allow statements with a suspect
-    principal (most name only trusted ones); only those are judged, with per-configuration memos of
-    principal and condition verdicts. Findings are worded when read. `reference_evaluate` is the same
+    One pass over the statements validates each and decides about the Allow statements with a suspect
+    principal (most name only trusted ones), with per-configuration memos of principal and condition
+    verdicts; only a statement whose wildcard an identity perimeter Deny may guard waits for the end of the
+    pass (every statement validated). Findings are worded when read. `reference_evaluate` is the same
     decision taken the plain way (stdlib JSON, validation first, no memo, eager wording): the
     differential tests hold the two identical.
     """
@@ -296,9 +299,15 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             raise PolicyError(f"'Statement' must be an object or a list (got {_json_type(statements)})")
     memo = config._memo
     suspect_memo = memo.suspects
+    values = memo.values
     accounts = config._accounts
-    suspicious: list[tuple[int, Statement, list[_Marked], Any]] = []  # (index, statement, suspects, Condition)
+    decided: list[_Decided] = []
+    deferred: list[tuple[int, Statement, list[_Marked]]] = []  # unrestricted wildcards a Deny may guard
+    removals: dict[int, set[int]] = {}  # statement index -> positions of the entries to remove
+    flagged = bool(repeated)
     has_deny = False
+    any_deny: bool | None = None  # whether any statement is a Deny, read ahead once a wildcard needs it
+    remove_wildcards = config.remove_wildcard_principals
     for index, statement in enumerate(statements):
         if type(statement) is not dict and not isinstance(statement, dict):
             raise PolicyError(f"statement {index} is not a JSON object (got {_json_type(statement)})")
@@ -315,8 +324,9 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                 has_deny = True
             continue
         if principal is None:
-            if "NotPrincipal" in statement:
-                suspicious.append((index, statement, [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"], None)], condition))
+            if "NotPrincipal" in statement:  # reported, never removed, whatever the Condition says
+                decided.append((index, statement, [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"], None)], False, False))
+                flagged = True
             continue
         if type(principal) is str:  # "*", or a bare account
             key, single = None, principal
@@ -324,53 +334,39 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             key, single = "AWS", principal.get("AWS")
         else:
             single = None
+        suspects: list[_Marked]
         if type(single) is str:  # one entry: its verdict straight from the memo
             resolved = suspect_memo.get(single)
             if resolved is None:
                 resolved = memo.remember(suspect_memo, single, _resolved_suspect(single, accounts))
-            if resolved:
-                suspicious.append((index, statement, [(key, -1, single, resolved)], condition))
-            continue
-        suspects: list[_Marked] = []
-        if type(principal) is dict:  # several entries: AWS ones looked up here, others by _marked
-            for key, value in principal.items():
-                if key != "AWS":
-                    if key not in NON_ACCOUNT_PRINCIPAL_KEYS:
-                        suspects += _marked(_entries_of(key, value), accounts, memo)
-                    continue
-                for position, entry in enumerate(value) if type(value) is list else ((-1, value),):
-                    if type(entry) is not str:
-                        suspects.append(("AWS", position, entry, None))
-                        continue
-                    resolved = suspect_memo.get(entry)
-                    if resolved is None:
-                        resolved = memo.remember(suspect_memo, entry, _resolved_suspect(entry, accounts))
-                    if resolved:
-                        suspects.append(("AWS", position, entry, resolved))
+            if not resolved:
+                continue
+            suspects = [(key, -1, single, resolved)]
         else:
-            suspects = _marked(_principal_entries(principal), accounts, memo)
-        if suspects:
-            suspicious.append((index, statement, suspects, condition))
-    if not suspicious and not repeated:
-        return Evaluation._lazy(document, None, False, exact, None)
-    decided: list[_Decided] = []
-    removals: dict[int, set[int]] = {}  # statement index -> positions of the entries to remove
-    flagged = bool(repeated)
-    guards: list[int] | None = None
-    remove_wildcards = config.remove_wildcard_principals
-    values = memo.values
-    for index, statement, suspects, condition in suspicious:
+            suspects = []
+            if type(principal) is dict:  # several entries: AWS ones looked up here, others by _marked
+                for key, value in principal.items():
+                    if key != "AWS":
+                        if key not in NON_ACCOUNT_PRINCIPAL_KEYS:
+                            suspects += _marked(_entries_of(key, value), accounts, memo)
+                        continue
+                    for position, entry in enumerate(value) if type(value) is list else ((-1, value),):
+                        if type(entry) is not str:
+                            suspects.append(("AWS", position, entry, None))
+                            continue
+                        resolved = suspect_memo.get(entry)
+                        if resolved is None:
+                            resolved = memo.remember(suspect_memo, entry, _resolved_suspect(entry, accounts))
+                        if resolved:
+                            suspects.append(("AWS", position, entry, resolved))
+            else:
+                suspects = _marked(_principal_entries(principal), accounts, memo)
+            if not suspects:
+                continue
         restricted = bool(condition) and restricts_to_trusted(condition, config, values)
-        guarded = False
-        if has_deny and not restricted:  # a perimeter Deny decides only about wildcards
-            for marked in suspects:
-                if marked[3] and marked[3].category is _WILDCARD:
-                    guards = perimeters(statements, config) if guards is None else guards
-                    guarded = bool(guards) and guarding_perimeter(statement, statements, config, guards) is not None
-                    break
-        decided.append((index, statement, suspects, restricted, guarded))
         # _classify's verdict and removals, from the memo's resolution of each entry (the wording, when read,
         # and the oracle call _classify itself; the differential tests hold the two to the same findings).
+        wildcard = False
         removed: set[int] | None = None
         for _, position, _, resolved in suspects:
             if not resolved:  # NotPrincipal, a principal type other than AWS, an entry that is not a string
@@ -381,11 +377,8 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                 if restricted:
                     continue
             elif category is _WILDCARD:
-                if restricted or guarded:  # guarded: AWS's identity perimeter lets only trusted identities past
-                    continue
-                flagged = True
-                if not remove_wildcards:
-                    continue
+                wildcard = wildcard or not restricted  # decided below: a perimeter Deny may guard it
+                continue
             elif category is not _ORPHANED:  # not an account: reported, never removed
                 flagged = True
                 continue
@@ -393,8 +386,44 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             if removed is None:
                 removed = removals[index] = set()
             removed.add(position)
+        if wildcard:
+            if any_deny is None:
+                any_deny = _any_deny(statements)
+            if any_deny:  # whether a perimeter guards it is known once every statement is validated
+                deferred.append((index, statement, suspects))
+                continue
+            flagged = True
+            if remove_wildcards:
+                _remove_wildcards(removals, index, suspects)
+        decided.append((index, statement, suspects, restricted, False))
+    if deferred:
+        guards = perimeters(statements, config)
+        for index, statement, suspects in deferred:
+            guarded = bool(guards) and guarding_perimeter(statement, statements, config, guards) is not None
+            decided.append((index, statement, suspects, False, guarded))
+            if not guarded:  # guarded: AWS's identity perimeter lets only trusted identities past
+                flagged = True
+                if remove_wildcards:
+                    _remove_wildcards(removals, index, suspects)
+    if not decided and not repeated:
+        return Evaluation._lazy(document, None, False, exact, None)
     remediated = _fixed(document, statements, removals, config) if removals and not repeated else None
     return Evaluation._lazy(document, remediated, flagged, exact, (statements, decided, repeated, config, has_deny, memo))
+
+
+def _any_deny(statements: list[Statement]) -> bool:
+    """What the engine's pass finds at its end (a Deny statement, as a plain dict), found ahead of it."""
+    for statement in statements:
+        if type(statement) is dict and statement.get("Effect") == "Deny":
+            return True
+    return False
+
+
+def _remove_wildcards(removals: dict[int, set[int]], index: int, suspects: list[_Marked]) -> None:
+    """remove_wildcard_principals: the statement's wildcard entries go with its other removed entries."""
+    for _, position, _, resolved in suspects:
+        if resolved and resolved.category is _WILDCARD:
+            removals.setdefault(index, set()).add(position)
 
 
 def reference_evaluate(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
