@@ -13,7 +13,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from remediator.core.conditions import MEMO_LIMIT, NETWORK_KEYS, UNCONDITIONAL, judge_condition, restricts_to_trusted
-from remediator.core.perimeter import candidates, guarding_perimeter, perimeters, refusals
+from remediator.core.perimeter import candidates, guarding_perimeter, only_perimeter_keys, perimeters, refusals
 from remediator.core.policy import (
     Policy,
     PolicyError,
@@ -306,7 +306,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     removals: dict[int, set[int]] = {}  # statement index -> positions of the entries to remove
     flagged = bool(repeated)
     has_deny = False
-    any_deny: bool | None = None  # whether any statement is a Deny, read ahead once a wildcard needs it
+    may_guard: bool | None = None  # whether a Deny may be an identity perimeter, read ahead once a wildcard needs it
     remove_wildcards = config.remove_wildcard_principals
     for index, statement in enumerate(statements):
         if type(statement) is not dict and not isinstance(statement, dict):
@@ -387,9 +387,9 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                 removed = removals[index] = set()
             removed.add(position)
         if wildcard:
-            if any_deny is None:
-                any_deny = _any_deny(statements)
-            if any_deny:  # whether a perimeter guards it is known once every statement is validated
+            if may_guard is None:
+                may_guard = _may_guard(statements)
+            if may_guard:  # whether a perimeter guards it is known once every statement is validated
                 deferred.append((index, statement, suspects))
                 continue
             flagged = True
@@ -411,10 +411,11 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     return Evaluation._lazy(document, remediated, flagged, exact, (statements, decided, repeated, config, has_deny, memo))
 
 
-def _any_deny(statements: list[Statement]) -> bool:
-    """What the engine's pass finds at its end (a Deny statement, as a plain dict), found ahead of it."""
+def _may_guard(statements: list[Statement]) -> bool:
+    """Whether perimeters(statements) may find an identity perimeter: a Deny it would not skip at once. Read
+    ahead of the engine's pass, so statements that are not objects are passed over (the pass refuses them)."""
     for statement in statements:
-        if type(statement) is dict and statement.get("Effect") == "Deny":
+        if isinstance(statement, dict) and statement.get("Effect") == "Deny" and only_perimeter_keys(statement):
             return True
     return False
 
