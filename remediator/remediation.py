@@ -774,7 +774,9 @@ class Remediator:
         policy = `after`: finish it (returned, to be deployed on a new deployment of its own) or, if it is
         deployed on every stage already (its deployment checked with GetDeployment), just record it;
         policy = `before`: never written (abandoned); else someone changed it since (superseded: it is
-        re-planned from what is there now). Nothing is ever put back on an older deployment."""
+        re-planned from what is there now), unless stages serve its deployment already: then every planned stage
+        is pointed at that deployment and it is recorded (never left split). Nothing is ever put back on an older
+        deployment."""
         try:
             api = self.adapter.get_rest_api(intent.region, intent.api_id)
         except ApiNotFound:
@@ -800,8 +802,40 @@ class Remediator:
                 return "restored (it was undone; its record is now written)", None
             self._close(intent, "abandoned", "the policy was never written")
             return "abandoned", None
+        published = self._serving_this_change(intent)
+        if published:
+            return self._finish_published(intent, published)
         self._close(intent, "superseded", "the policy changed since; re-planned from what is there now")
         return "superseded", None
+
+    def _finish_published(self, intent: Intent, published: list[str]) -> tuple[str, Intent | None]:
+        """The policy changed since (or was put back by someone), but stages serve this change's deployment already.
+        Closed as superseded, it left them split for good with nothing open to say so (found by the seeded soak).
+        Stages only move forward: the other planned stages are pointed at that same deployment of this change (read
+        back with GetDeployment; never a new one, which would publish what is there now) and the change is recorded as
+        applied. A stage on a newer deployment than it is not moved: the change then closes superseded, as before."""
+        previous = intent.holder
+        intent.holder, intent.expires_at = self.holder, self.journal.now() + self.CLAIM_SECONDS
+        current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
+        seen: dict[str, DeploymentInfo | None] = {}
+        for name in published:  # a retried CreateDeployment may have made two: the newest of them
+            seen[str(current[name])] = self._own_deployment(intent, str(current[name]))
+        ours = {d: info for d, info in seen.items() if info is not None}
+        if not ours:
+            self._close(intent, "superseded", "the policy changed since; re-planned from what is there now")
+            return "superseded", None
+        intent.deployment_id = max(ours, key=lambda d: ours[d].created)  # type: ignore[union-attr]
+        self.journal.update(intent, previous_holder=previous)
+        try:
+            for stage in intent.stages:
+                if stage.name in current and current[stage.name] != intent.deployment_id:
+                    self._point_forward(intent, stage.name, current[stage.name], seen)
+        except StageMoveRefused as refused:
+            self._close(intent, "superseded", f"the policy changed since; {refused}")
+            return "superseded", None
+        planned = [s.name for s in intent.stages if s.name in current]
+        self.complete(intent, Deployment(planned, intent.deployment_id, intent.missing_stages))
+        return "applied (its deployment served some stages; now it serves every one, and its record is written)", None
 
     def _renew(self, intent: Intent) -> None:
         intent.expires_at = self.journal.now() + self.CLAIM_SECONDS

@@ -47,3 +47,35 @@ def test_a_change_another_holder_closed_is_not_closed_again_as_this_ones(account
         mine.close(intent, intent.record("applied", ["prod"], "d1"))
     assert list(AuditTable(account.clients, table, REGION).records()) == [], "no record of an outcome that is not the change's"
     other.close(theirs, None)  # the superseded close retried: nothing twice, no error
+
+
+def test_a_change_half_deployed_then_superseded_is_finished_on_every_stage_not_left_split(account, tmp_path) -> None:
+    """Found by the soak: a change whose CreateDeployment went out for its first stage, then its holder died, and a
+    person wrote the policy before recovery. Recovery closed it as superseded, its deployment on one stage and the old
+    one on the others, split for good with nothing open to say so. Now every planned stage is pointed at that same
+    deployment of the change (no new deployment: that would publish the person's write) and the change is recorded."""
+    import json
+
+    from remediator.audit import JsonLinesAuditLog
+    from remediator.local.emulator import seed_rest_api
+    from remediator.remediation import deployment_marker
+    from tests.conftest import PARTNER, STRANGER
+    from tests.test_guard import allow, doc, remediator_on
+    from tests.test_sweep import stage_deployments
+
+    client = account.clients.client("apigateway", REGION)
+    api_id = seed_rest_api(account.clients, REGION, "half", json.dumps(doc(allow(OWNER, STRANGER))), stages=("prod",))
+    client.create_stage(restApiId=api_id, stageName="dev", deploymentId=stage_deployments(account.clients, REGION, api_id)["prod"])
+    audit = tmp_path / "audit.jsonl"
+    first = remediator_on(account, audit)
+    patched = first.begin(REGION, api_id)
+    assert patched.action == "patched" and patched.intent is not None
+    intent = patched.intent
+    ours = first.adapter.create_deployment(REGION, api_id, intent.stages[0].name, deployment_marker(intent))  # then it died
+    client.update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "replace", "path": "/policy", "value": json.dumps(doc(allow(OWNER, PARTNER)))}])  # a person, meanwhile
+    (done,) = remediator_on(account, audit).recover([REGION])
+    assert "applied" in done, done
+    assert set(stage_deployments(account.clients, REGION, api_id).values()) == {ours}, "every stage on the change's own"
+    (record,) = JsonLinesAuditLog(audit).records()
+    assert record.outcome == "applied" and record.deployment_id == ours and record.change_id == intent.intent_id

@@ -17,7 +17,7 @@ from remediator import clock, stored
 from remediator.adapters.clients import ClientFactory
 from remediator.organization import Roster
 from remediator.approvals import APPROVAL_ID, ApprovalRequest
-from remediator.audit import AuditRecord, parse_line
+from remediator.audit import AuditRecord, parse_line, utc_now
 from remediator.guard import policy_digest
 from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, JournalError, Turn
 
@@ -171,8 +171,9 @@ class _LastWriteItem(_Item):
 
 @dataclass(frozen=True)
 class LastWrite:
-    """The bot's last applied change of an API: when it read the policy it planned from, when the change
-    closed, and a digest of what it read. A person's write inside that window was written over."""
+    """The bot's last change of an API that wrote its policy (applied or restored, or still in flight): when it read
+    the policy it planned from, when the change closed, and a digest of what it read. A person's write inside that
+    window was written over."""
 
     intent_id: str
     read_at: str
@@ -529,7 +530,7 @@ class DynamoJournal:
     """
 
     OPEN = "intent#open"
-    LAST = "intent#last"  # per API, the last applied change's window (LastWrite): one item, overwritten
+    LAST = "intent#last"  # per API, the window of the last change that wrote (LastWrite): one item, overwritten
 
     def __init__(self, clients: ClientFactory, table_name: str, region: str | None = None) -> None:
         self._client = clients.client("dynamodb", region)
@@ -625,7 +626,9 @@ class DynamoJournal:
         if record is not None:
             items.append({"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)",
                                   "Item": _audit_item(record)}})
-        if record is not None and record.outcome == "applied":
+        # A change's window is kept once it wrote the policy: applied, or restored (its undo wrote the pre-image back,
+        # and a person's write either write landed on is lost all the same: found by the seeded soak).
+        if record is not None and record.outcome in ("applied", "restored"):
             items.append({"Put": {"TableName": self.table_name, "Item": {
                 "pk": {"S": self.LAST}, "sk": {"S": intent.key}, "intent_id": {"S": intent.intent_id},
                 "read_at": {"S": intent.created_at}, "closed_at": {"S": record.timestamp},
@@ -652,7 +655,13 @@ class DynamoJournal:
             raise
 
     def last_write(self, account: str, region: str, api_id: str) -> LastWrite | None:
-        """The API's last applied change (None if the bot never changed it), decoded strictly."""
+        """The API's last change: the one in flight if its intent is open, else the last applied (None if the bot
+        never changed it), decoded strictly. A change still deploying has written its policy already: a person's write
+        it landed on is lost as surely as one a closed change landed on, and the person's CloudTrail event is often
+        delivered before that change closes (found by the seeded soak, with a CLI run waiting for its deployment turn)."""
+        open_intent = self.open_intent(account, region, api_id)
+        if open_intent is not None and not open_intent.undoing:
+            return LastWrite(open_intent.intent_id, open_intent.created_at, utc_now(), policy_digest(open_intent.policy_before))
         key = {"pk": {"S": self.LAST}, "sk": {"S": f"{account}#{region}#{api_id}"}}
         item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
         if not item:
