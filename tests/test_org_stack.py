@@ -393,7 +393,7 @@ def test_spoke_assumers_are_exactly_the_functions_that_need_it(resources):
                 assert statement["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
                 assumers.add(name)
     assert assumers == set(spoke_functions(from_context(CONTEXT.get)))
-    assert assumers == {"sweep", "evaluate", "apply", "redeploy", "restore"}
+    assert assumers == {"trigger", "sweep", "evaluate", "apply", "redeploy", "restore"}  # the trigger reads, to decide
 
 
 def test_organization_reads_roster_and_results_grants(resources, bucket_ids):
@@ -539,7 +539,7 @@ def test_spoke_role_trust_is_the_hub_roles_from_the_organization(spoke):
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORG}}
     assert sorted(flat(p) for p in statement["Principal"]["AWS"]) == sorted(
         f"arn:<AWS::Partition>:iam::<HubAccountId>:role/{HUB_ROLE_PREFIX}{name}"
-        for name in ("sweep", "evaluate", "apply", "redeploy", "restore")
+        for name in ("trigger", "sweep", "evaluate", "apply", "redeploy", "restore")
     )
     assert set(statement) == {"Effect", "Action", "Principal", "Condition"}
 
@@ -634,5 +634,5 @@ def test_dry_run_hub_synthesizes_with_aws_solutions_checks(tmp_path):
     # Only the functions a dry run reaches assume it.
     (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert sorted(flat(p).rsplit("/", 1)[1] for p in statement["Principal"]["AWS"]) == [
-        f"{HUB_ROLE_PREFIX}evaluate", f"{HUB_ROLE_PREFIX}sweep"]
+        f"{HUB_ROLE_PREFIX}evaluate", f"{HUB_ROLE_PREFIX}sweep", f"{HUB_ROLE_PREFIX}trigger"]
     assert lint(hub, tmp_path / "hub.json") == [] and lint(spoke, tmp_path / "spoke.json") == []

@@ -476,7 +476,8 @@ def test_only_five_functions_touch_api_gateway(resources):
         handler for handler, (_, function) in functions_by_handler(resources).items()
         if any(a.startswith("apigateway:") for s in role_statements(resources, function) for a in as_list(s["Action"]))
     }
-    assert touching == {f"remediator.functions.{h}.handler" for h in ("evaluate", "apply", "restore", "redeploy", "sweep")}
+    # The trigger reads (GET only): it judges the API before it starts an execution.
+    assert touching == {f"remediator.functions.{h}.handler" for h in ("trigger", "evaluate", "apply", "restore", "redeploy", "sweep")}
 
 
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
@@ -507,7 +508,10 @@ SECURITY_HUB = {"securityhub:BatchImportFindings", "securityhub:DescribeHub"}
         # lambda:InvokeFunction on itself: the message is updated by an asynchronous invocation once Slack has its answer.
         ("slack_callback", APPROVAL_READ_WRITE | READ_SECRET | {"states:SendTaskSuccess", "states:SendTaskFailure",
                                                                  "lambda:InvokeFunction"}),
-        ("trigger", {"states:StartExecution", "sqs:SendMessage"}),
+        # It judges before it starts: reads the API and the trusted lists, GetItem on the notice and the open intent,
+        # and a compliant API's Security Hub finding (tests/test_trigger_decides.py).
+        ("trigger", {"states:StartExecution", "sqs:SendMessage", "apigateway:GET", "ssm:GetParameter", "dynamodb:GetItem"}
+         | SECURITY_HUB),
         ("sweep", {"apigateway:GET", "ssm:GetParameter", "states:StartExecution", "sqs:SendMessage", "dynamodb:Query",
                    "dynamodb:DeleteItem", "sns:Publish", "kms:Decrypt", "kms:GenerateDataKey", "securityhub:GetFindings"}
          | SECURITY_HUB),
@@ -567,6 +571,7 @@ def test_each_dynamodb_grant_is_limited_to_its_items(resources):
         "approval": {"approvals": ["dynamodb:PutItem", "dynamodb:UpdateItem"]},
         "slack_callback": {"approvals": ["dynamodb:GetItem", "dynamodb:UpdateItem"]},
         "sweep": {"journal": ["dynamodb:Query"], "notices": ["dynamodb:Query", "dynamodb:DeleteItem"]},
+        "trigger": {"journal": ["dynamodb:GetItem"], "notices": ["dynamodb:GetItem"]},
     }
     for handler, (_, function) in by_handler.items():
         name = handler.split(".")[-2]
