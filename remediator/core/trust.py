@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from remediator.core.conditions import MEMO_LIMIT, NETWORK_KEYS, UNCONDITIONAL, judge_condition, restricts_to_trusted
@@ -168,29 +167,18 @@ class Evaluation:
         self._exact = False  # the policy came from msgspec: msgspec writes the fix, exactly as the stdlib would
         self._patch: str | None = None  # the fixed policy's text, written on first read
 
-    @classmethod
-    def _lazy(cls, policy: Policy, remediated_policy: Policy | None, flagged: bool, exact: bool,
-              pending: tuple[Any, ...] | None) -> Evaluation:
-        """An evaluation whose findings are worded on first read, from `pending` (see _materialize)."""
-        evaluation = _new_evaluation(cls)
-        evaluation.policy = policy
-        evaluation.remediated_policy = remediated_policy
-        evaluation._findings = evaluation._notes = ()
-        evaluation._pending = pending
-        evaluation._flagged = flagged
-        evaluation._exact = exact
-        evaluation._patch = None
-        return evaluation
-
     def _materialize(self) -> None:
-        if self._pending is not None:
-            statements, decided, repeated, config, has_deny, memo = self._pending
-            remove_wildcards = config.remove_wildcard_principals
-            judged: list[_JudgedStatement] = [  # in statement order: the engine decides some at the end
-                (index, statement, _classify([(key, position, entry) for key, position, entry, _ in suspects],
-                                             restricted, guarded, remove_wildcards))
-                for index, statement, suspects, restricted, guarded in sorted(decided, key=_first)]
-            self._findings, self._notes = _describe_all(statements, judged, repeated, config, has_deny, memo)
+        """Word the findings of a lazy evaluation (see _lazy_evaluation): `_pending` is () when there is
+        nothing to word, else (statements, repeated keys, configuration, has_deny)."""
+        pending = self._pending
+        if pending is not None:
+            if pending:
+                statements, repeated, config, has_deny = pending
+                memo = config._memo
+                judged = _plain_decisions(statements, config, has_deny, memo.values)
+                self._findings, self._notes = _describe_all(statements, judged, repeated, config, has_deny, memo)
+            else:
+                self._findings = self._notes = ()
             self._pending = None
 
     @property
@@ -232,8 +220,21 @@ class Evaluation:
         return f"Evaluation(findings={list(self.findings)!r}, remediated_policy={self.remediated_policy!r})"
 
 
-_first = itemgetter(0)
-_new_evaluation = object.__new__  # Evaluation._lazy's, without a lookup through the class
+_new_evaluation = object.__new__
+
+
+def _lazy_evaluation(policy: Policy, remediated_policy: Policy | None, flagged: bool, exact: bool,
+                     pending: tuple[Any, ...]) -> Evaluation:
+    """An Evaluation whose findings are worded on first read, from `pending` (see Evaluation._materialize);
+    built without __init__, which would set the findings: the engine makes one per policy."""
+    evaluation = _new_evaluation(Evaluation)
+    evaluation.policy = policy
+    evaluation.remediated_policy = remediated_policy
+    evaluation._pending = pending
+    evaluation._flagged = flagged
+    evaluation._exact = exact
+    evaluation._patch = None
+    return evaluation
 
 
 # A principal entry's place in its statement: (`AWS` key or None for a bare form, index or -1 for a string).
@@ -253,9 +254,6 @@ _Judged = tuple[str | None, int, Any, "FindingKind | None", str | None, bool, st
 
 # One Allow statement with a suspect principal: (index, statement, decisions).
 _JudgedStatement = tuple[int, Statement, list[_Judged]]
-# The engine's record of one, its decisions taken when its findings are worded: (index, statement, suspect
-# entries, does its Condition confine it to trusted callers, does an identity perimeter Deny guard it).
-_Decided = tuple[int, Statement, list[_Marked], bool, bool]
 
 _DETAILS = {
     FindingKind.ORPHANED_PRINCIPAL: "IAM unique ID left where a deleted user or role was; it names no current principal",
@@ -276,19 +274,21 @@ _ORPHANED = PrincipalCategory.ORPHANED
 def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evaluation:
     """Evaluate a policy in any accepted form; raises PolicyError when it cannot be read.
 
-    One pass over the statements validates each and decides about the Allow statements with a suspect
-    principal (most name only trusted ones), with per-configuration memos of principal and condition
-    verdicts; only a statement whose wildcard an identity perimeter Deny may guard waits for the end of the
-    pass (every statement validated). Findings are worded when read. `reference_evaluate` is the same
-    decision taken the plain way (stdlib JSON, validation first, no memo, eager wording): the
-    differential tests hold the two identical.
+    One pass over the statements validates each and decides the verdict and the fix for the Allow
+    statements with a suspect principal (most name only trusted ones), with per-configuration memos of
+    principal and condition verdicts; only a wildcard that an identity perimeter Deny may guard waits for
+    the end of the pass (every statement validated). The findings are worded when read, by the plain
+    per-statement decision `reference_evaluate` takes: the oracle (stdlib JSON, validation first, no
+    memo, eager wording), which the differential tests hold this verdict and fix identical to.
     """
     document = fast_document(policy) if type(policy) is str else None
-    exact = document is not None  # msgspec read it: msgspec writes the fix
     if document is None:
+        exact = False
         document, repeated = read_policy(policy)
+        flagged = bool(repeated)
     else:
-        repeated = []
+        exact = True  # msgspec read it: msgspec writes the fix
+        repeated, flagged = [], False
     if "Statement" not in document:
         raise PolicyError("policy has no 'Statement'")
     statements = document["Statement"]
@@ -301,13 +301,10 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     suspect_memo = memo.suspects
     values = memo.values
     accounts = config._accounts
-    decided: list[_Decided] = []
     deferred: list[tuple[int, Statement, list[_Marked]]] = []  # unrestricted wildcards a Deny may guard
     removals: dict[int, set[int]] = {}  # statement index -> positions of the entries to remove
-    flagged = bool(repeated)
     has_deny = False
     may_guard: bool | None = None  # whether a Deny may be an identity perimeter, read ahead once a wildcard needs it
-    remove_wildcards = config.remove_wildcard_principals
     for index, statement in enumerate(statements):
         if type(statement) is not dict and not isinstance(statement, dict):
             raise PolicyError(f"statement {index} is not a JSON object (got {_json_type(statement)})")
@@ -325,51 +322,66 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             continue
         if principal is None:
             if "NotPrincipal" in statement:  # reported, never removed, whatever the Condition says
-                decided.append((index, statement, [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"], None)], False, False))
                 flagged = True
             continue
+        # _classify's verdict and removals, from the memo's resolution of each suspect entry.
         if type(principal) is str:  # "*", or a bare account
             key, single = None, principal
         elif type(principal) is dict and len(principal) == 1:  # the common shape: {"AWS": ...}
             key, single = "AWS", principal.get("AWS")
         else:
             single = None
-        suspects: list[_Marked]
         if type(single) is str:  # one entry: its verdict straight from the memo
             resolved = suspect_memo.get(single)
             if resolved is None:
                 resolved = memo.remember(suspect_memo, single, _resolved_suspect(single, accounts))
             if not resolved:
                 continue
-            suspects = [(key, -1, single, resolved)]
-        else:
-            suspects = []
-            if type(principal) is dict:  # several entries: AWS ones looked up here, others by _marked
-                for key, value in principal.items():
-                    if key != "AWS":
-                        if key not in NON_ACCOUNT_PRINCIPAL_KEYS:
-                            suspects += _marked(_entries_of(key, value), accounts, memo)
+            category = resolved.category
+            if category is _ACCOUNT or category is _WILDCARD:
+                if condition and restricts_to_trusted(condition, config, values):
+                    continue
+                if category is _WILDCARD:
+                    if may_guard is None:
+                        may_guard = _may_guard(statements)
+                    if may_guard:  # whether a perimeter guards it is known once every statement is validated
+                        deferred.append((index, statement, [(key, -1, single, resolved)]))
                         continue
-                    for position, entry in enumerate(value) if type(value) is list else ((-1, value),):
-                        if type(entry) is not str:
-                            suspects.append(("AWS", position, entry, None))
-                            continue
-                        resolved = suspect_memo.get(entry)
-                        if resolved is None:
-                            resolved = memo.remember(suspect_memo, entry, _resolved_suspect(entry, accounts))
-                        if resolved:
-                            suspects.append(("AWS", position, entry, resolved))
-            else:
-                suspects = _marked(_principal_entries(principal), accounts, memo)
-            if not suspects:
+                    flagged = True
+                    if config.remove_wildcard_principals:
+                        removals[index] = {-1}
+                    continue
+            elif category is not _ORPHANED:  # not an account: reported, never removed
+                flagged = True
                 continue
+            flagged = True
+            removals[index] = {-1}
+            continue
+        suspects: list[_Marked] = []
+        if type(principal) is dict:  # several entries: AWS ones looked up here, others by _marked
+            for key, value in principal.items():
+                if key != "AWS":
+                    if key not in NON_ACCOUNT_PRINCIPAL_KEYS:
+                        suspects += _marked(_entries_of(key, value), accounts, memo)
+                    continue
+                for position, entry in enumerate(value) if type(value) is list else ((-1, value),):
+                    if type(entry) is not str:
+                        suspects.append(("AWS", position, entry, None))
+                        continue
+                    resolved = suspect_memo.get(entry)
+                    if resolved is None:
+                        resolved = memo.remember(suspect_memo, entry, _resolved_suspect(entry, accounts))
+                    if resolved:
+                        suspects.append(("AWS", position, entry, resolved))
+        else:
+            suspects = _marked(_principal_entries(principal), accounts, memo)
+        if not suspects:
+            continue
         restricted = bool(condition) and restricts_to_trusted(condition, config, values)
-        # _classify's verdict and removals, from the memo's resolution of each entry (the wording, when read,
-        # and the oracle call _classify itself; the differential tests hold the two to the same findings).
         wildcard = False
         removed: set[int] | None = None
         for _, position, _, resolved in suspects:
-            if not resolved:  # NotPrincipal, a principal type other than AWS, an entry that is not a string
+            if not resolved:  # a principal type other than AWS, an entry that is not a string
                 flagged = True  # reported, never removed
                 continue
             category = resolved.category
@@ -393,22 +405,22 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                 deferred.append((index, statement, suspects))
                 continue
             flagged = True
-            if remove_wildcards:
+            if config.remove_wildcard_principals:
                 _remove_wildcards(removals, index, suspects)
-        decided.append((index, statement, suspects, restricted, False))
+    guarded = False
     if deferred:
         guards = perimeters(statements, config)
         for index, statement, suspects in deferred:
-            guarded = bool(guards) and guarding_perimeter(statement, statements, config, guards) is not None
-            decided.append((index, statement, suspects, False, guarded))
-            if not guarded:  # guarded: AWS's identity perimeter lets only trusted identities past
-                flagged = True
-                if remove_wildcards:
-                    _remove_wildcards(removals, index, suspects)
-    if not decided and not repeated:
-        return Evaluation._lazy(document, None, False, exact, None)
+            if guards and guarding_perimeter(statement, statements, config, guards) is not None:
+                guarded = True  # AWS's identity perimeter lets only trusted identities past: a note, when worded
+                continue
+            flagged = True
+            if config.remove_wildcard_principals:
+                _remove_wildcards(removals, index, suspects)
+    if not flagged and not guarded:
+        return _lazy_evaluation(document, None, False, exact, ())
     remediated = _fixed(document, statements, removals, config) if removals and not repeated else None
-    return Evaluation._lazy(document, remediated, flagged, exact, (statements, decided, repeated, config, has_deny, memo))
+    return _lazy_evaluation(document, remediated, flagged, exact, (statements, repeated, config, has_deny))
 
 
 def _may_guard(statements: list[Statement]) -> bool:
@@ -433,8 +445,23 @@ def reference_evaluate(policy: str | bytes | Policy, config: TrustConfig) -> Eva
     document, repeated = parse_policy_checked(policy)
     statements = statements_of(document)
     has_deny = any(type(s) is dict and s.get("Effect") == "Deny" for s in statements)
-    judged_statements: list[_JudgedStatement] = []
+    judged_statements = _plain_decisions(statements, config, has_deny)
     removals: dict[int, set[_Location]] = {}
+    for index, _, judged in judged_statements:
+        for key, position, _, kind, _, removable, _ in judged:
+            if kind is not None and removable:
+                removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
+    findings, notes = _describe_all(statements, judged_statements, repeated, config, has_deny)
+    remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
+    return Evaluation(document, findings, remediated, notes)
+
+
+def _plain_decisions(statements: list[Statement], config: TrustConfig, has_deny: bool,
+                     memo: dict[Any, Any] | None = None) -> list[_JudgedStatement]:
+    """The decision for every suspect entry of every Allow statement, statement by statement: the oracle's,
+    and the wording's once the engine has decided the verdict. `memo`: the engine's condition memo."""
+    judged_statements: list[_JudgedStatement] = []
+    guards: list[int] | None = None
     for index, statement in enumerate(statements):
         if statement.get("Effect") != "Allow":
             continue
@@ -447,16 +474,14 @@ def reference_evaluate(policy: str | bytes | Policy, config: TrustConfig) -> Eva
         suspects = [s for s in entries if s[0] is _NOT_PRINCIPAL or _suspect(s, config._accounts)]
         if not suspects:
             continue
-        guard = guarding_perimeter(statement, statements, config) if has_deny else None
-        restricted = judge_condition(statement.get("Condition"), config).restricts_to_trusted
-        judged = _classify(suspects, restricted, guard is not None, config.remove_wildcard_principals)
-        for key, position, _, kind, _, removable, _ in judged:
-            if kind is not None and removable:
-                removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
-        judged_statements.append((index, statement, judged))
-    findings, notes = _describe_all(statements, judged_statements, repeated, config, has_deny)
-    remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
-    return Evaluation(document, findings, remediated, notes)
+        guard = None
+        if has_deny:
+            guards = perimeters(statements, config) if guards is None else guards
+            guard = guarding_perimeter(statement, statements, config, guards) if guards else None
+        restricted = judge_condition(statement.get("Condition"), config, memo).restricts_to_trusted
+        judged_statements.append((index, statement, _classify(suspects, restricted, guard is not None,
+                                                              config.remove_wildcard_principals)))
+    return judged_statements
 
 
 def _statement_of(path: str) -> int:
