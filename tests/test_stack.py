@@ -443,15 +443,21 @@ def apigateway_statements(resources, function, effect: str) -> set[tuple[str, st
 
 @pytest.mark.parametrize("handler, grants", [
     # For an API with findings, its methods (GetResources embed=methods): who can actually call.
-    ("evaluate", {("apigateway:GET", API), ("apigateway:GET", f"{API}/resources*")}),
+    # For an API it would fix, what each stage serves (GetStages, GetDeployment embed=apisummary): what else a redeploy
+    # would publish.
+    ("evaluate", {("apigateway:GET", API), ("apigateway:GET", f"{API}/resources*"), ("apigateway:GET", f"{API}/stages*"),
+                  READ_DEPLOYMENT}),
     # Changing a policy takes UpdateRestApiPolicy on top of PATCH; without it every fix is denied.
-    # It reads the stages to write them into the intent (the deployment each serves before the change).
-    ("apply", WRITE_POLICY_GRANTS | {("apigateway:GET", f"{API}/stages*"), READ_DEPLOYMENT}),
+    # It reads the stages to write them into the intent (the deployment each serves before the change), and the
+    # methods against what those deployments serve (undeployed edits the redeploy would publish).
+    ("apply", WRITE_POLICY_GRANTS | {("apigateway:GET", f"{API}/stages*"), READ_DEPLOYMENT,
+                                     ("apigateway:GET", f"{API}/resources*")}),
     # It puts every stage back on the deployment it served, then the policy.
     ("restore", WRITE_POLICY_GRANTS | {("apigateway:GET", f"{API}/stages*"), READ_DEPLOYMENT}),
     # Deployments and stages only: no CreateRestApi/ImportRestApi (POST /restapis), no policy writes.
+    # Right before CreateDeployment, the methods again (GetResources): an undeployed edit since the plan is not published.
     ("redeploy", {("apigateway:POST", f"{API}/deployments"), ("apigateway:GET", f"{API}/stages*"),
-                  ("apigateway:PATCH", f"{API}/stages*"), READ_DEPLOYMENT}),
+                  ("apigateway:PATCH", f"{API}/stages*"), READ_DEPLOYMENT, ("apigateway:GET", f"{API}/resources*")}),
     ("sweep", {("apigateway:GET", "/restapis"), ("apigateway:GET", f"{API}/resources*")}),
 ])
 def test_apigateway_grants_are_exactly_the_calls_made(resources, handler, grants):
