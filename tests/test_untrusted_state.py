@@ -34,6 +34,8 @@ FINDING = {"kind": "untrusted-account", "statement_index": 0, "sid": None, "prin
            "account": "999999999999", "remediation": "remove", "detail": "account 999999999999 is not trusted"}
 TRUST = {"owner_account": OWNER, "trusted_accounts": ["444455556666"], "trusted_org_ids": ["o-a1b2c3d4e5"],
          "partition": "aws", "remove_wildcard_principals": False}
+# An edit of the API a stage does not serve yet (remediator.core.undeployed.UndeployedChange.to_dict()).
+UNDEPLOYED = {"stage": "prod", "path": "/orders", "http_method": "POST", "kind": "method-added", "deployed": None, "now": "NONE"}
 INTENT = {
     "intent_id": INTENT_ID, "account": OWNER, "region": "us-gov-west-1", "api_id": "a1b2c3d4e5", "api_name": "orders",
     "action": "remediate", "policy_before": POLICY, "policy_after": POLICY,
@@ -41,20 +43,21 @@ INTENT = {
     "stages": [{"name": "prod", "deployment_id": "abc123"}, {"name": "v2_beta-1", "deployment_id": None}],
     "triggered_by": "cli:alice", "holder": "cli:1234", "expires_at": 1700000000.5, "created_at": "2024-01-02T03:04:05Z",
     "state": "pending", "deployment_id": None, "missing_stages": ["gone"], "findings": [FINDING], "reason": "",
-    "trust": TRUST, "undoing": False, "serving": {"prod": "abc123"}, "fence": 2,
+    "trust": TRUST, "undoing": False, "serving": {"prod": "abc123"}, "fence": 2, "undeployed": [UNDEPLOYED],
 }
 RECORD = {
     "account": OWNER, "region": "cn-north-1", "api_id": "a1b2c3d4e5", "api_name": "orders", "action": "remediate",
     "policy_before": POLICY, "policy_after": POLICY, "patch_operations": [{"op": "remove", "path": "/policy"}],
     "stages_redeployed": ["prod"], "deployment_id": "x7y8z9", "triggered_by": "t", "findings": [FINDING],
     "timestamp": "2024-01-02T03:04:05Z", "change_id": INTENT_ID, "outcome": "applied", "trust": TRUST,
+    "undeployed": [UNDEPLOYED],
 }
 APPROVAL = {
     "approval_id": "Zx9_-abcdefghijklmnopqrs", "execution": "UpdateRestApi-1234", "task_token": "AQB8token",
     "account": OWNER, "region": "eu-west-1", "api_id": "a1b2c3d4e5", "api_name": "orders", "changed_by": "alice",
     "findings": [FINDING], "patch_operations": [{"op": "replace", "path": "/policy", "value": POLICY}],
     "policy_before": POLICY, "expires_at": 1700000000, "status": "pending", "channel": None, "ts": None, "decision": None,
-    "decided_by": None, "decided_at": None, "detail": "", "stages": ["prod"],
+    "decided_by": None, "decided_at": None, "detail": "", "stages": ["prod"], "undeployed": [UNDEPLOYED],
 }
 
 
@@ -119,6 +122,10 @@ COMMON_BAD: list[tuple[str, Any, str]] = [
 ]
 
 INTENT_BAD = COMMON_BAD + [
+    ("undeployed", [{**UNDEPLOYED, "kind": "anything-goes"}], "undeployed[0].kind"),
+    ("undeployed", [{**UNDEPLOYED, "http_method": "FETCH"}], "undeployed[0].http_method"),
+    ("undeployed", [{**UNDEPLOYED, "stage": "bad name"}], "undeployed[0].stage"),
+    ("undeployed", [{**UNDEPLOYED, "smuggled": 1}], "smuggled"),
     ("intent_id", "not-a-uuid", "intent_id"),
     ("intent_id", INTENT_ID.upper(), "intent_id"),
     ("state", "granted", "state"),
@@ -170,6 +177,7 @@ def test_a_planned_stage_is_decoded_strictly() -> None:
 
 
 RECORD_BAD = COMMON_BAD + [
+    ("undeployed", [{**UNDEPLOYED, "path": "orders"}], "undeployed[0].path"),
     ("outcome", "granted", "outcome"),
     ("change_id", "../../etc", "change_id"),
     ("stages_redeployed", None, "stages_redeployed"),
