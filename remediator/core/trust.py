@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from remediator.core.conditions import MEMO_LIMIT, NETWORK_KEYS, UNCONDITIONAL, judge_condition, restricts_to_trusted
@@ -169,14 +170,14 @@ class Evaluation:
 
     def _materialize(self) -> None:
         """Word the findings of a lazy evaluation (see _lazy_evaluation): `_pending` is () when there is
-        nothing to word, else (statements, repeated keys, configuration, has_deny)."""
+        nothing to word, else (statements, the engine's records (see _Decided), repeated keys, configuration,
+        has_deny)."""
         pending = self._pending
         if pending is not None:
             if pending:
-                statements, repeated, config, has_deny = pending
-                memo = config._memo
-                judged = _plain_decisions(statements, config, has_deny, memo.values)
-                self._findings, self._notes = _describe_all(statements, judged, repeated, config, has_deny, memo)
+                statements, decided, repeated, config, has_deny = pending
+                self._findings, self._notes = _describe_all(statements, _judged(decided, config), repeated, config,
+                                                            has_deny, config._memo)
             else:
                 self._findings = self._notes = ()
             self._pending = None
@@ -237,6 +238,29 @@ def _lazy_evaluation(policy: Policy, remediated_policy: Policy | None, flagged: 
     return evaluation
 
 
+# What the engine records of an Allow statement that has findings or a guarded wildcard, for the wording:
+# (index, statement, its suspect entries or None for its single Principal entry, does its Condition confine
+# it to trusted callers, does an identity perimeter Deny guard it). _judged takes the decisions from it.
+_Decided = tuple[int, Statement, "list[_Marked] | None", bool, bool]
+
+
+def _judged(decided: list[_Decided], config: TrustConfig) -> list[_JudgedStatement]:
+    """_classify's decisions for the statements the engine recorded, in statement order."""
+    remove_wildcards = config.remove_wildcard_principals
+    judged: list[_JudgedStatement] = []
+    for index, statement, suspects, restricted, guarded in sorted(decided, key=_first):
+        if suspects is None:
+            principal = statement["Principal"]
+            entries: list[_Suspect] = [(None, -1, principal) if type(principal) is str else ("AWS", -1, principal["AWS"])]
+        else:
+            entries = [(key, position, entry) for key, position, entry, _ in suspects]
+        judged.append((index, statement, _classify(entries, restricted, guarded, remove_wildcards)))
+    return judged
+
+
+_first = itemgetter(0)
+
+
 # A principal entry's place in its statement: (`AWS` key or None for a bare form, index or -1 for a string).
 _Location = tuple[str | None, int]
 # A principal entry the trusted set does not cover: (Principal key, index or -1, the entry).
@@ -277,9 +301,9 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     One pass over the statements validates each and decides the verdict and the fix for the Allow
     statements with a suspect principal (most name only trusted ones), with per-configuration memos of
     principal and condition verdicts; only a wildcard that an identity perimeter Deny may guard waits for
-    the end of the pass (every statement validated). The findings are worded when read, by the plain
-    per-statement decision `reference_evaluate` takes: the oracle (stdlib JSON, validation first, no
-    memo, eager wording), which the differential tests hold this verdict and fix identical to.
+    the end of the pass (every statement validated). The statements with findings are recorded, and
+    their findings worded when read. `reference_evaluate` is the same decision taken the plain way
+    (stdlib JSON, validation first, no memo, eager wording): the differential tests hold the two identical.
     """
     document = fast_document(policy) if type(policy) is str else None
     if document is None:
@@ -301,7 +325,8 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     suspect_memo = memo.suspects
     values = memo.values
     accounts = config._accounts
-    deferred: list[tuple[int, Statement, list[_Marked]]] = []  # unrestricted wildcards a Deny may guard
+    decided: list[_Decided] = []  # the statements with findings or a guarded wildcard, for the wording
+    deferred: list[tuple[int, Statement, list[_Marked] | None]] = []  # unrestricted wildcards a Deny may guard
     removals: dict[int, set[int]] = {}  # statement index -> positions of the entries to remove
     has_deny = False
     may_guard: bool | None = None  # whether a Deny may be an identity perimeter, read ahead once a wildcard needs it
@@ -323,6 +348,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
         if principal is None:
             if "NotPrincipal" in statement:  # reported, never removed, whatever the Condition says
                 flagged = True
+                decided.append((index, statement, [(_NOT_PRINCIPAL, -1, statement["NotPrincipal"], None)], False, False))
             continue
         # _classify's verdict and removals, from the memo's resolution of each suspect entry.
         if type(principal) is str:  # "*", or a bare account
@@ -345,17 +371,16 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                     if may_guard is None:
                         may_guard = _may_guard(statements)
                     if may_guard:  # whether a perimeter guards it is known once every statement is validated
-                        deferred.append((index, statement, [(key, -1, single, resolved)]))
+                        deferred.append((index, statement, None))
                         continue
-                    flagged = True
                     if config.remove_wildcard_principals:
                         removals[index] = {-1}
-                    continue
-            elif category is not _ORPHANED:  # not an account: reported, never removed
-                flagged = True
-                continue
-            flagged = True
-            removals[index] = {-1}
+                else:
+                    removals[index] = {-1}
+            elif category is _ORPHANED:
+                removals[index] = {-1}
+            flagged = True  # (an entry that is not an account: reported, never removed)
+            decided.append((index, statement, None, False, False))  # the Condition decides only for those two
             continue
         suspects: list[_Marked] = []
         if type(principal) is dict:  # several entries: AWS ones looked up here, others by _marked
@@ -378,11 +403,11 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
         if not suspects:
             continue
         restricted = bool(condition) and restricts_to_trusted(condition, config, values)
-        wildcard = False
+        wildcard = found = False
         removed: set[int] | None = None
         for _, position, _, resolved in suspects:
             if not resolved:  # a principal type other than AWS, an entry that is not a string
-                flagged = True  # reported, never removed
+                found = True  # reported, never removed
                 continue
             category = resolved.category
             if category is _ACCOUNT:
@@ -392,9 +417,9 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                 wildcard = wildcard or not restricted  # decided below: a perimeter Deny may guard it
                 continue
             elif category is not _ORPHANED:  # not an account: reported, never removed
-                flagged = True
+                found = True
                 continue
-            flagged = True
+            found = True
             if removed is None:
                 removed = removals[index] = set()
             removed.add(position)
@@ -402,25 +427,31 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             if may_guard is None:
                 may_guard = _may_guard(statements)
             if may_guard:  # whether a perimeter guards it is known once every statement is validated
+                flagged = flagged or found
                 deferred.append((index, statement, suspects))
                 continue
-            flagged = True
+            found = True
             if config.remove_wildcard_principals:
                 _remove_wildcards(removals, index, suspects)
-    guarded = False
+        if found:
+            flagged = True
+            decided.append((index, statement, suspects, restricted, False))
     if deferred:
-        guards = perimeters(statements, config)
-        for index, statement, suspects in deferred:
-            if guards and guarding_perimeter(statement, statements, config, guards) is not None:
-                guarded = True  # AWS's identity perimeter lets only trusted identities past: a note, when worded
-                continue
-            flagged = True
-            if config.remove_wildcard_principals:
-                _remove_wildcards(removals, index, suspects)
-    if not flagged and not guarded:
+        guards = perimeters(statements, config)  # every statement is validated: perimeters() may read them
+        for index, statement, maybe_suspects in deferred:
+            guarded = bool(guards) and guarding_perimeter(statement, statements, config, guards) is not None
+            decided.append((index, statement, maybe_suspects, False, guarded))
+            if not guarded:  # guarded: AWS's identity perimeter lets only trusted identities past (a note, when worded)
+                flagged = True
+                if config.remove_wildcard_principals:
+                    if maybe_suspects is None:
+                        removals[index] = {-1}
+                    else:
+                        _remove_wildcards(removals, index, maybe_suspects)
+    if not decided and not repeated:
         return _lazy_evaluation(document, None, False, exact, ())
     remediated = _fixed(document, statements, removals, config) if removals and not repeated else None
-    return _lazy_evaluation(document, remediated, flagged, exact, (statements, repeated, config, has_deny))
+    return _lazy_evaluation(document, remediated, flagged, exact, (statements, decided, repeated, config, has_deny))
 
 
 def _may_guard(statements: list[Statement]) -> bool:
@@ -445,23 +476,8 @@ def reference_evaluate(policy: str | bytes | Policy, config: TrustConfig) -> Eva
     document, repeated = parse_policy_checked(policy)
     statements = statements_of(document)
     has_deny = any(type(s) is dict and s.get("Effect") == "Deny" for s in statements)
-    judged_statements = _plain_decisions(statements, config, has_deny)
-    removals: dict[int, set[_Location]] = {}
-    for index, _, judged in judged_statements:
-        for key, position, _, kind, _, removable, _ in judged:
-            if kind is not None and removable:
-                removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
-    findings, notes = _describe_all(statements, judged_statements, repeated, config, has_deny)
-    remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
-    return Evaluation(document, findings, remediated, notes)
-
-
-def _plain_decisions(statements: list[Statement], config: TrustConfig, has_deny: bool,
-                     memo: dict[Any, Any] | None = None) -> list[_JudgedStatement]:
-    """The decision for every suspect entry of every Allow statement, statement by statement: the oracle's,
-    and the wording's once the engine has decided the verdict. `memo`: the engine's condition memo."""
     judged_statements: list[_JudgedStatement] = []
-    guards: list[int] | None = None
+    removals: dict[int, set[_Location]] = {}
     for index, statement in enumerate(statements):
         if statement.get("Effect") != "Allow":
             continue
@@ -474,14 +490,16 @@ def _plain_decisions(statements: list[Statement], config: TrustConfig, has_deny:
         suspects = [s for s in entries if s[0] is _NOT_PRINCIPAL or _suspect(s, config._accounts)]
         if not suspects:
             continue
-        guard = None
-        if has_deny:
-            guards = perimeters(statements, config) if guards is None else guards
-            guard = guarding_perimeter(statement, statements, config, guards) if guards else None
-        restricted = judge_condition(statement.get("Condition"), config, memo).restricts_to_trusted
-        judged_statements.append((index, statement, _classify(suspects, restricted, guard is not None,
-                                                              config.remove_wildcard_principals)))
-    return judged_statements
+        guard = guarding_perimeter(statement, statements, config) if has_deny else None
+        restricted = judge_condition(statement.get("Condition"), config).restricts_to_trusted
+        judged = _classify(suspects, restricted, guard is not None, config.remove_wildcard_principals)
+        for key, position, _, kind, _, removable, _ in judged:
+            if kind is not None and removable:
+                removals.setdefault(index, set()).add((key if key == "AWS" else None, position))
+        judged_statements.append((index, statement, judged))
+    findings, notes = _describe_all(statements, judged_statements, repeated, config, has_deny)
+    remediated = _remediate(document, statements, removals, config) if removals and not repeated else None
+    return Evaluation(document, findings, remediated, notes)
 
 
 def _statement_of(path: str) -> int:
