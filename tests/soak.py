@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from remediator import clock
 from remediator.adapters.apigateway import ApiGatewayAdapter, DeploymentPacer
 from remediator.adapters.dynamodb import RETENTION_SECONDS, DynamoJournal
-from remediator.adapters.stepfunctions import execution_arn, wait_for_execution
+from remediator.adapters.stepfunctions import execution_arn, states_entered, wait_for_execution
 from remediator.audit import AuditRecord, JsonLinesAuditLog
 from remediator.core import TrustConfig, evaluate_policy, parse_policy
 from remediator.core.narrowing import widenings
@@ -143,6 +143,8 @@ class Soak:
         self.answers: dict[str, str] = {}
         self.execution_of: dict[str, str] = {}
         self.results: dict[str, Any] = {}
+        self.delivered_at: dict[str, int] = {}
+        self.written_at: dict[str, int] = {}
         self.waited: set[str] = set()
         self.audit_log = tmp_path / "ops-audit.jsonl"
         self.cli_thread: threading.Thread | None = None
@@ -184,6 +186,7 @@ class Soak:
                 soak._captured.write = None
                 with soak._lock:
                     soak.writes.append(Write(*captured, who=str(identity.get("arn")), event_id=str(detail.get("eventID"))))
+                    soak.written_at[str(detail.get("eventID"))] = soak.figures.events
             return detail
 
         mp.setattr(APIGatewayBackend, "update_rest_api", update_rest_api)
@@ -197,7 +200,14 @@ class Soak:
                 soak.intents[intent.intent_id] = Intent.from_dict(intent.to_dict())
 
         def close(journal: DynamoJournal, intent: Intent, record: AuditRecord | None) -> None:
-            real_close(journal, intent, record)
+            try:
+                real_close(journal, intent, record)
+            except Exception:
+                closed = soak._closed_state(intent.intent_id)  # its answer lost after it went through?
+                if closed is not None:
+                    with soak._lock:
+                        soak.closes[intent.intent_id].append((closed, None))
+                raise
             with soak._lock:
                 soak.closes[intent.intent_id].append((intent.state, record.outcome if record else None))
 
@@ -303,6 +313,7 @@ class Soak:
             self.figures.events += 1
             self.delivered.append(event)
             event_id = str(event["detail"].get("eventID"))
+            self.delivered_at.setdefault(event_id, self.figures.events)
             self.answers.setdefault(event_id, answer.get("status", ""))
             if answer.get("status") == "started":
                 self.executions.append(answer["execution_name"])
@@ -623,7 +634,11 @@ class Soak:
                                    f"was replaced by {following.who.rsplit('/', 1)[-1]} with "
                                    f"{'no lost-update record' if not recorded else 'no notice'} (its event: "
                                    f"{self.answers.get(write.event_id, 'never delivered')}, {execution or '-'} "
-                                   f"{ended.get('status', '')} {ended.get('error') or ''})")
+                                   f"{ended.get('status', '')} {ended.get('error') or ''}; later writes "
+                                   f"{[(w.seq - write.seq, w.who.rsplit('/', 1)[-1][:12]) for w in writes[index + 1:index + 5]]}; "
+                                   f"delivered at event {self.delivered_at.get(write.event_id)}, written at {self.written_at.get(write.event_id)}; "
+                                   f"states {states_entered(self.flow.clients, execution_arn(self.flow.state_machine_arn, execution)) if execution else []}; "
+                                   f"output {json.loads(ended.get('output') or '{}').get('evaluation', {}).get('verdict') if ended else None})")
 
     def _told_lost(self, api_id: str, write: Write, records: list[AuditRecord]) -> tuple[bool, bool]:
         """Whether the person's write has its lost-update record, and a notice naming the policy they wrote."""
@@ -644,24 +659,23 @@ class Soak:
         person who wrote last did not."""
         adapter = ApiGatewayAdapter(self.flow.clients)
         for api_id, writes in self._ordered().items():
-            for index, write in enumerate(writes):
+            for write in writes:
                 if write.who == OPERATOR:
                     continue
-                replaced = write.before
-                previous = writes[index - 1] if index else None
-                if previous is not None and previous.window == "UpdateRestApi":
-                    replaced = previous.before  # a person wrote between the guard's re-read and the write: a lost update
-                if any(i.api_id == api_id and same_policy(replaced, i.policy_after) and same_policy(write.after, i.policy_before)
-                       for i in self.intents.values()):
-                    continue  # the undo of the bot's own change, to the policy it read
+                mine = [i for i in self.intents.values() if i.api_id == api_id]
+                if any(same_policy(write.after, i.policy_before) for i in mine):
+                    continue  # the undo of the bot's own change, to the policy it read (UndoOf), or a rollback
+                # A fix is judged against the policy it was planned from, which the guard re-read just before the write:
+                # a person's write in the instant between is a lost update (recorded and told: check_operator_writes).
+                planned = [i.policy_before for i in mine if same_policy(write.after, i.policy_after)] or [write.before]
                 try:
-                    wider = widenings(parse_policy(replaced) if replaced else None,
-                                      parse_policy(write.after) if write.after else None, OWNER)
+                    wider = [widenings(parse_policy(p) if p else None, parse_policy(write.after) if write.after else None,
+                                       OWNER) for p in planned]
                 except ValueError as error:
                     self.violation(f"{api_id}: a bot write that cannot be read back: {error}")
                     continue
-                if wider:
-                    self.violation(f"{api_id}: {write.who.rsplit('/', 1)[-1]} widened access: {wider[0]}")
+                if all(wider):
+                    self.violation(f"{api_id}: {write.who.rsplit('/', 1)[-1]} widened access: {wider[0][0]}")
         for api_id in self.apis:
             live = adapter.get_rest_api(REGION, api_id).policy
             people = [w for w in self._ordered().get(api_id, []) if w.who == OPERATOR]

@@ -79,3 +79,47 @@ def test_a_change_half_deployed_then_superseded_is_finished_on_every_stage_not_l
     assert set(stage_deployments(account.clients, REGION, api_id).values()) == {ours}, "every stage on the change's own"
     (record,) = JsonLinesAuditLog(audit).records()
     assert record.outcome == "applied" and record.deployment_id == ours and record.change_id == intent.intent_id
+
+
+def test_a_persons_write_is_found_lost_after_later_changes_of_the_api_closed(make_flow) -> None:
+    """Found by the soak: a person's write in the instant before the bot's write was lost, and their CloudTrail event
+    arrived after a later change of the same API had closed: only the last change's window was kept, so nothing was
+    recorded or told. The API's recent windows are kept (and a change still in flight counts), so it is found."""
+    import json
+
+    from remediator.core import parse_policy
+    from remediator.functions import common
+    from tests.conftest import PARTNER, STRANGER
+    from tests.test_guard import allow, doc
+    from tests.test_workflow import run, seed
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, doc(allow(OWNER, STRANGER)))
+    flow.discard_pending()
+    person = doc(allow(OWNER, PARTNER, STRANGER))
+    wrote: list[int] = []
+
+    def race(**_: object) -> None:  # between the guard's re-read and the bot's write
+        if not wrote:
+            wrote.append(1)
+            flow.clients.client("apigateway", REGION).update_rest_api(
+                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
+
+    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
+    _, first = run(flow, api_id)
+    assert first.status == "SUCCEEDED" and wrote
+    lost_event = flow.matched()  # the person's call, not delivered yet
+    flow.pending.clear()
+    flow.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "replace", "path": "/policy", "value": json.dumps(doc(allow(OWNER, "210987654321")))}])
+    flow.later()
+    assert [a["status"] for a in flow.pump()] == ["started"], "a second change of the API, closed"
+    assert len([r for r in flow.audit_records() if r.outcome == "applied"]) == 2
+    flow.notifications()
+    (event,) = lost_event
+    started = flow.invoke_trigger(event)
+    assert flow.wait(started["execution_name"]).status == "SUCCEEDED"
+    (lost,) = [r for r in flow.audit_records() if r.outcome == "lost-update"]
+    assert parse_policy(lost.policy_before) == person
+    (notice,) = [n for n in flow.notifications() if n.get("lost_update")]
+    assert notice["lost_update"]["written_over_by"] == first.output["applied"]["intent"]["intent_id"]

@@ -7,7 +7,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, TypeVar
 
@@ -167,6 +167,19 @@ class _LastWriteItem(_Item):
     read_at: _S
     closed_at: _S
     before_digest: _S
+    windows: _S | msgspec.UnsetType = msgspec.UNSET  # the recent windows, newest first (JSON), WINDOWS_KEPT at most
+
+
+class _Window(msgspec.Struct, forbid_unknown_fields=True):
+    intent_id: str
+    read_at: str
+    closed_at: str
+    before_digest: str
+
+
+# How many of an API's recent write windows are kept: a person's CloudTrail event can arrive after later changes of
+# the same API closed (found by the seeded soak), and only the window their write fell into tells it was lost.
+WINDOWS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -629,10 +642,17 @@ class DynamoJournal:
         # A change's window is kept once it wrote the policy: applied, or restored (its undo wrote the pre-image back,
         # and a person's write either write landed on is lost all the same: found by the seeded soak).
         if record is not None and record.outcome in ("applied", "restored"):
+            window = LastWrite(intent.intent_id, intent.created_at, record.timestamp, policy_digest(intent.policy_before))
+            try:
+                earlier = self._windows(intent.key)
+            except StoredItemError:
+                earlier = []  # an item the bot never wrote keeps no history; the change still closes, with its own window
+            kept = [window] + [w for w in earlier if w.intent_id != intent.intent_id][: WINDOWS_KEPT - 1]
             items.append({"Put": {"TableName": self.table_name, "Item": {
                 "pk": {"S": self.LAST}, "sk": {"S": intent.key}, "intent_id": {"S": intent.intent_id},
                 "read_at": {"S": intent.created_at}, "closed_at": {"S": record.timestamp},
-                "before_digest": {"S": policy_digest(intent.policy_before)}}}})
+                "before_digest": {"S": window.before_digest},
+                "windows": {"S": json.dumps([asdict(w) for w in kept], separators=(",", ":"))}}}})
         try:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as error:
@@ -654,23 +674,37 @@ class DynamoJournal:
                 raise IntentConflict(f"{intent.key}: change {intent.intent_id} was taken over; not closed by this holder") from None
             raise
 
-    def last_write(self, account: str, region: str, api_id: str) -> LastWrite | None:
-        """The API's last change: the one in flight if its intent is open, else the last applied (None if the bot
-        never changed it), decoded strictly. A change still deploying has written its policy already: a person's write
-        it landed on is lost as surely as one a closed change landed on, and the person's CloudTrail event is often
-        delivered before that change closes (found by the seeded soak, with a CLI run waiting for its deployment turn)."""
+    def recent_writes(self, account: str, region: str, api_id: str) -> list[LastWrite]:
+        """The API's recent changes that wrote its policy, newest first: the one in flight if its intent is open (it
+        has written already: its window runs until now, and a person's event often arrives before it closes), then
+        the last WINDOWS_KEPT applied or restored ones. Empty if the bot never changed it. Decoded strictly."""
+        found: list[LastWrite] = []
         open_intent = self.open_intent(account, region, api_id)
         if open_intent is not None and not open_intent.undoing:
-            return LastWrite(open_intent.intent_id, open_intent.created_at, utc_now(), policy_digest(open_intent.policy_before))
-        key = {"pk": {"S": self.LAST}, "sk": {"S": f"{account}#{region}#{api_id}"}}
-        item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+            found.append(LastWrite(open_intent.intent_id, open_intent.created_at, utc_now(),
+                                   policy_digest(open_intent.policy_before)))
+        return found + self._windows(f"{account}#{region}#{api_id}")
+
+    def _windows(self, key: str) -> list[LastWrite]:
+        """The windows the API's last-write item keeps, newest first (an item written before it kept several: its one)."""
+        item = self._client.get_item(TableName=self.table_name, Key={"pk": {"S": self.LAST}, "sk": {"S": key}},
+                                     ConsistentRead=True).get("Item")
         if not item:
-            return None
+            return []
+        where = _where(self.table_name, item)
         decoded = _decode_item(item, _LastWriteItem, self.table_name)
-        times = [decoded.read_at.S, decoded.closed_at.S]
-        if not all(stored_time.fullmatch(t) for t in times) or not re.fullmatch(r"[0-9a-f]{32}", decoded.intent_id.S):
-            raise StoredItemError(f"{_where(self.table_name, item)}: not a last-write item the bot writes")
-        return LastWrite(decoded.intent_id.S, decoded.read_at.S, decoded.closed_at.S, decoded.before_digest.S)
+        if decoded.windows is msgspec.UNSET:
+            listed = [_Window(decoded.intent_id.S, decoded.read_at.S, decoded.closed_at.S, decoded.before_digest.S)]
+        else:
+            listed = stored.decode(_json_attribute(decoded.windows.S, where), list[_Window], f"{where}: windows",
+                                   StoredItemError)
+        if not listed or len(listed) > WINDOWS_KEPT or listed[0].intent_id != decoded.intent_id.S:
+            raise StoredItemError(f"{where}: not a last-write item the bot writes")
+        for window in listed:
+            if (not stored_time.fullmatch(window.read_at) or not stored_time.fullmatch(window.closed_at)
+                    or not re.fullmatch(r"[0-9a-f]{32}", window.intent_id) or not re.fullmatch(r"[0-9a-f]{64}|none", window.before_digest)):
+                raise StoredItemError(f"{where}: not a last-write item the bot writes")
+        return [LastWrite(w.intent_id, w.read_at, w.closed_at, w.before_digest) for w in listed]
 
     def note(self, record: AuditRecord) -> None:
         """A record of its own beside the changes' (a refused write, a lost update), put once under its own ID: a

@@ -103,11 +103,13 @@ def _written_over(change: ApiChange, live: str | None, remediator: Remediator) -
         return None
     if same_policy(live, change.written_policy or None):
         return None  # theirs is what is there
-    last = aws_call(lambda: journal.last_write(change.account, change.region, change.api_id))
-    if last is None or policy_digest(change.written_policy) == last.before_digest:
+    windows = aws_call(lambda: journal.recent_writes(change.account, change.region, change.api_id))
+    if not windows or any(policy_digest(change.written_policy) == w.before_digest for w in windows):
         return None  # the bot never wrote here, or it read their policy and planned from it
-    if not last.read_at <= change.event_time <= last.closed_at:
-        return None  # before the bot read the policy (it would have read theirs) or after its change closed
+    # The change whose window (its read to its close) their write fell into; later changes may have closed since.
+    last = next((w for w in windows if w.read_at <= change.event_time <= w.closed_at), None)
+    if last is None:
+        return None  # before the bot read the policy (it would have read theirs) or outside its changes
     lost = {"who": change.caller.describe(), "when": change.event_time, "policy": change.written_policy,
             "written_over_by": last.intent_id}
     record = AuditRecord(

@@ -17,10 +17,12 @@ log = get_logger("remediator.functions.record")
 
 def needs(mode: str, slack: bool) -> Needs | None:
     # Closing the intent and putting the record is one transaction (DeleteItem and PutItem of journal
-    # items, PutItem of the record); it also clears the API's failure count (DeleteItem).
+    # items, PutItem of the record); it also clears the API's failure count (DeleteItem). The API's recent write
+    # windows are read first (GetItem of its last-write item), to be kept with this one for lost-update detection.
     if mode not in ("auto", "approval"):
         return None
-    return Needs(put_audit=True, journal=("dynamodb:PutItem", "dynamodb:DeleteItem"), failures=("dynamodb:DeleteItem",))
+    return Needs(put_audit=True, journal=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+                 failures=("dynamodb:DeleteItem",))
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
