@@ -328,7 +328,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
     decided: list[_Decided] = []  # the statements with findings or a guarded wildcard, for the wording
     deferred: list[tuple[int, Statement, list[_Marked] | None]] = []  # unrestricted wildcards a Deny may guard
     removals: dict[int, set[int]] = {}  # statement index -> positions of the entries to remove
-    has_deny = False
+    has_deny = denied = False  # a Deny as a plain dict (what the wording asks) / any Deny so far
     may_guard: bool | None = None  # whether a Deny may be an identity perimeter, read ahead once a wildcard needs it
     for index, statement in enumerate(statements):
         if type(statement) is not dict and not isinstance(statement, dict):
@@ -342,8 +342,10 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             raise PolicyError(f"statement {index}: 'Condition' must be an object (got {_json_type(condition)})")
         effect = get("Effect")
         if effect != "Allow":
-            if effect == "Deny" and type(statement) is dict:
-                has_deny = True
+            if effect == "Deny":
+                denied = True
+                if type(statement) is dict:
+                    has_deny = True
             continue
         if principal is None:
             if "NotPrincipal" in statement:  # reported, never removed, whatever the Condition says
@@ -368,8 +370,8 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
                 if condition and restricts_to_trusted(condition, config, values):
                     continue
                 if category is _WILDCARD:
-                    if may_guard is None:
-                        may_guard = _may_guard(statements)
+                    if may_guard is None:  # no Deny so far and no statement left: none
+                        may_guard = (denied or index + 1 < len(statements)) and _may_guard(statements)
                     if may_guard:  # whether a perimeter guards it is known once every statement is validated
                         deferred.append((index, statement, None))
                         continue
@@ -425,7 +427,7 @@ def evaluate_policy(policy: str | bytes | Policy, config: TrustConfig) -> Evalua
             removed.add(position)
         if wildcard:
             if may_guard is None:
-                may_guard = _may_guard(statements)
+                may_guard = (denied or index + 1 < len(statements)) and _may_guard(statements)
             if may_guard:  # whether a perimeter guards it is known once every statement is validated
                 flagged = flagged or found
                 deferred.append((index, statement, suspects))
