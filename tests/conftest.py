@@ -81,12 +81,14 @@ def in_process(monkeypatch):
     from moto import mock_aws
 
     from remediator.adapters.clients import ClientFactory
+    from remediator.local.deployments import install_in_process
     from remediator.local.emulator import LOCAL_CREDENTIALS, enable_listing_pages
 
     for key, value in {**LOCAL_CREDENTIALS, "MOTO_ACCOUNT_ID": OWNER, "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MOTO_PORT", raising=False)
     enable_listing_pages()
+    install_in_process()  # what each deployment publishes (GetDeployment embed=apisummary), as the strict layer answers it
     with mock_aws():
         yield ClientFactory()
 

@@ -92,3 +92,35 @@ def take(account: str, region: str, api_id: str) -> Snapshot | None:
             integrations.setdefault(path, {})[verb] = (
                 None if integration is None else {"type": integration.integration_type, "uri": integration.uri})
     return Snapshot(summary, integrations, api.policy)
+
+
+# The in-process emulator (moto's mock_aws, without the strict layer in front): the same snapshots, taken and answered
+# in moto's own API Gateway responses. Installed by the tests' `in_process` fixture (tests/conftest.py).
+IN_PROCESS = DeploymentSnapshots()
+_installed: list[bool] = []
+
+
+def install_in_process() -> None:
+    """Snapshot at CreateDeployment and answer embed=apisummary inside moto itself (idempotent)."""
+    if _installed:
+        return
+    from moto.apigateway.responses import APIGatewayResponse
+
+    create, get = APIGatewayResponse.create_deployment, APIGatewayResponse.get_deployment
+
+    def create_deployment(self: Any) -> Any:
+        status, headers, body = create(self)
+        api_id = self.path.replace("/restapis/", "", 1).split("/")[0]
+        IN_PROCESS.record(self.current_account, self.region, api_id, body.encode() if isinstance(body, str) else body)
+        return status, headers, body
+
+    def get_deployment(self: Any) -> Any:
+        body = get(self)
+        if "apisummary" in ",".join(self.querystring.get("embed", [])).lower().split(","):
+            parts = self.path.split("/")
+            return IN_PROCESS.embed(self.current_account, self.region, parts[2], parts[4], body.encode()).decode()
+        return body
+
+    APIGatewayResponse.create_deployment = create_deployment  # type: ignore[method-assign]
+    APIGatewayResponse.get_deployment = get_deployment  # type: ignore[method-assign]
+    _installed.append(True)
