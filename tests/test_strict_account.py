@@ -103,7 +103,8 @@ def _client_as(flow: LocalWorkflow, principal: Principal, service: str = "apigat
 # ---- no self-triggered work ------------------------------------------------------------------------
 
 
-def test_a_failing_redeploy_runs_once_notifies_once_and_starts_nothing(flow: LocalWorkflow) -> None:
+def test_a_failing_redeploy_runs_once_notifies_once_and_starts_nothing(make_flow) -> None:
+    flow = make_flow(mode="auto", undeployed_changes="publish")  # the method without integration goes out with the fix
     api_id = seed(flow, UNTRUSTED)
     without_integration(flow, api_id)
     flow.discard_pending()
@@ -155,7 +156,8 @@ def test_user_edits_still_start_a_remediation(flow: LocalWorkflow) -> None:
     assert policy_of(flow, api_id) == FIXED
 
 
-def test_a_fix_failing_three_times_waits_for_a_person_until_the_policy_changes(flow: LocalWorkflow) -> None:
+def test_a_fix_failing_three_times_waits_for_a_person_until_the_policy_changes(make_flow) -> None:
+    flow = make_flow(mode="auto", undeployed_changes="publish")  # the method without integration goes out with the fix
     api_id = seed(flow, UNTRUSTED)
     without_integration(flow, api_id)
     notices = []
@@ -332,7 +334,8 @@ def test_the_synthesized_template_lets_the_fix_happen_and_nothing_more(mode: str
     for handler in ("apply", "restore"):
         assert ("apigateway:UpdateRestApiPolicy", api) in apigateway(handler)
     assert apigateway("redeploy") == {("apigateway:POST", f"{api}/deployments"), ("apigateway:GET", f"{api}/stages*"),
-                                      ("apigateway:PATCH", f"{api}/stages*"), ("apigateway:GET", f"{api}/deployments/*")}
+                                      ("apigateway:PATCH", f"{api}/stages*"), ("apigateway:GET", f"{api}/deployments/*"),
+                                      ("apigateway:GET", f"{api}/resources*")}  # what else a redeploy would publish
     (topic_policy,) = of_type(template, "AWS::SNS::TopicPolicy").values()
     assert any(s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"} and s["Effect"] == "Allow"
                for s in topic_policy["Properties"]["PolicyDocument"]["Statement"])
