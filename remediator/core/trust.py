@@ -238,6 +238,25 @@ def _lazy_evaluation(policy: Policy, remediated_policy: Policy | None, flagged: 
     return evaluation
 
 
+# A principal entry's place in its statement: (`AWS` key or None for a bare form, index or -1 for a string).
+_Location = tuple[str | None, int]
+# A principal entry the trusted set does not cover: (Principal key, index or -1, the entry).
+_Suspect = tuple[str | None, int, Any]
+# The engine's suspect entry: a _Suspect and what the entry resolves to (None for NotPrincipal, a principal
+# type other than AWS, or an entry that is not a string: _classify words those).
+_Marked = tuple[str | None, int, Any, "ResolvedPrincipal | None"]
+
+
+# What the trust model decided about one suspect entry, before any wording: (Principal key, position,
+# entry, kind or None for a wildcard an identity perimeter guards, account, removable, reason). A plain
+# tuple: the engine makes one per suspect entry, and a tuple is the cheapest record Python builds.
+_Judged = tuple[str | None, int, Any, "FindingKind | None", str | None, bool, str]
+
+
+# One Allow statement with a suspect principal: (index, statement, decisions).
+_JudgedStatement = tuple[int, Statement, list[_Judged]]
+
+
 # What the engine records of an Allow statement that has findings or a guarded wildcard, for the wording:
 # (index, statement, its suspect entries or None for its single Principal entry, does its Condition confine
 # it to trusted callers, does an identity perimeter Deny guard it). _judged takes the decisions from it.
@@ -259,26 +278,6 @@ def _judged(decided: list[_Decided], config: TrustConfig) -> list[_JudgedStateme
 
 
 _first = itemgetter(0)
-
-
-# A principal entry's place in its statement: (`AWS` key or None for a bare form, index or -1 for a string).
-_Location = tuple[str | None, int]
-# A principal entry the trusted set does not cover: (Principal key, index or -1, the entry).
-_Suspect = tuple[str | None, int, Any]
-# The engine's suspect entry: a _Suspect and what the entry resolves to (None for NotPrincipal, a principal
-# type other than AWS, or an entry that is not a string: _classify words those).
-_Marked = tuple[str | None, int, Any, "ResolvedPrincipal | None"]
-
-
-# What the trust model decided about one suspect entry, before any wording: (Principal key, position,
-# entry, kind or None for a wildcard an identity perimeter guards, account, removable, reason). A plain
-# tuple: the engine makes one per suspect entry, and a tuple is the cheapest record Python builds.
-_Judged = tuple[str | None, int, Any, "FindingKind | None", str | None, bool, str]
-
-
-# One Allow statement with a suspect principal: (index, statement, decisions).
-_JudgedStatement = tuple[int, Statement, list[_Judged]]
-
 _DETAILS = {
     FindingKind.ORPHANED_PRINCIPAL: "IAM unique ID left where a deleted user or role was; it names no current principal",
     FindingKind.WILDCARD_PRINCIPAL: "any AWS account may call the API",
@@ -289,9 +288,6 @@ _WILDCARD = PrincipalCategory.WILDCARD
 _NOT_PRINCIPAL = "\0NotPrincipal"  # a marker no Principal key can equal
 _NOT_AN_ACCOUNT = PrincipalCategory.NOT_AN_ACCOUNT
 _WILDCARD_FINDING = FindingKind.WILDCARD_PRINCIPAL
-_UNTRUSTED_FINDING = FindingKind.UNTRUSTED_ACCOUNT
-_ORPHANED_FINDING = FindingKind.ORPHANED_PRINCIPAL
-_UNRECOGNIZED_FINDING = FindingKind.UNRECOGNIZED_PRINCIPAL
 _ORPHANED = PrincipalCategory.ORPHANED
 
 
