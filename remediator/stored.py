@@ -31,7 +31,7 @@ DeploymentId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]{1,32}\Z")]
 # Stage names: "Stage names can only contain alphanumeric characters, hyphens, and underscores. Maximum length is
 # 128 characters." (API Gateway Developer Guide, "Set up a stage for a REST API in API Gateway").
 StageName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,128}\Z")]
-# An intent's ID: uuid.uuid4().hex (remediator.remediation).
+# An intent's ID: uuid.uuid4().hex (remediator.transaction.writing).
 IntentId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}\Z")]
 # Organization IDs: "o-" and 10 to 32 lowercase letters or digits (AWS Organizations API Reference, Organization.Id).
 OrgId = Annotated[str, msgspec.Meta(pattern=r"^o-[a-z0-9]{10,32}\Z")]

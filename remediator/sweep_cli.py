@@ -37,16 +37,11 @@ from remediator.journal import FileLease, JsonLinesJournal
 from remediator.shared_journal import SharedJournal
 from remediator.core import TrustConfig
 from remediator.logs import configure, get_logger
-from remediator.remediation import (
-    DEFAULT_EXEMPT_TAG_KEY,
-    FixOutcome,
-    Remediator,
-    RollbackRefused,
-    StageSelection,
-    UNDEPLOYED_SETTINGS,
-    SweepSettings,
-    scan,
-)
+from remediator.core.undeployed import UNDEPLOYED_SETTINGS
+from remediator.transaction.outcomes import FixOutcome
+from remediator.transaction.planning import DEFAULT_EXEMPT_TAG_KEY, StageSelection, SweepSettings, scan
+from remediator.transaction.remediator import Remediator
+from remediator.transaction.rollback import RollbackRefused
 
 DEFAULT_AUDIT_LOG = "remediator-audit.jsonl"
 DEFAULT_ROLE_NAME = "apigw-remediator-spoke"  # the spoke role the organization deployment creates in every member account

@@ -37,7 +37,8 @@ from remediator.journal import Intent
 from remediator.local import cloudtrail, runner
 from remediator.local.runner import LocalWorkflow
 from remediator.local.strict import Principal, local_clock
-from remediator.remediation import Remediator, same_policy
+from remediator.transaction.planning import same_policy
+from remediator.transaction.remediator import Remediator
 from tests.conftest import OWNER, PARTNER, STRANGER
 from tests.faults.injection import Fault
 

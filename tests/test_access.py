@@ -24,7 +24,7 @@ from remediator.core.access import (
     grade_of,
     intersects,
 )
-from remediator.remediation import findings_fingerprint
+from remediator.transaction.planning import findings_fingerprint
 
 OWNER, STRANGER = "111122223333", "999999999999"
 CONFIG = TrustConfig(OWNER)

@@ -111,3 +111,8 @@ def test_nothing_the_command_line_alone_needs_goes_into_the_bundle() -> None:
                     "check_cli.py", "project_settings.py", "demo_check.py", "shared_journal.py"}
     assert not command_line & {p.name for p in (asset / "remediator").iterdir()}
     assert (asset / "remediator" / "functions" / "evaluate.py").exists()
+    # the change's steps (one module each) that the functions' Remediator composes
+    source = Path(__file__).resolve().parents[1] / "remediator" / "transaction"
+    steps = {p.name for p in source.glob("*.py")}
+    assert {"planning.py", "writing.py", "deploying.py", "recovery.py", "rollback.py", "remediator.py"} <= steps
+    assert steps <= {p.name for p in (asset / "remediator" / "transaction").iterdir()}

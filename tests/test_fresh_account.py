@@ -20,7 +20,7 @@ from remediator.functions import common
 from remediator.functions import slack_callback
 from remediator.local import runner
 from remediator.local.runner import LocalWorkflow
-from remediator.remediation import FixOutcome
+from remediator.transaction.outcomes import FixOutcome
 from tests.test_approvals import APPROVER, message_of, start, text_of, wait_for_buttons
 
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")

@@ -19,7 +19,8 @@ from remediator.core.narrowing import widenings
 from remediator.guard import Narrowing, PersonRollback, UndoOf, WriteRefused, check, new_policy_of, policy_digest
 from remediator.journal import Intent, JsonLinesJournal, PlannedStage
 from remediator.local.emulator import seed_rest_api
-from remediator.remediation import Remediator, SweepSettings
+from remediator.transaction.planning import SweepSettings
+from remediator.transaction.remediator import Remediator
 from tests.conftest import OWNER, PARTNER, STRANGER, TRUSTED_ORG, corpus_dir
 from tests.test_fix_properties import policies
 
@@ -343,7 +344,7 @@ def test_in_the_workflow_a_refused_undo_is_a_record_and_a_notice(make_flow) -> N
 
 def test_one_function_writes_policies_and_one_moves_stages() -> None:
     """Every policy write goes through remediator.guard.guarded_write and every stage move through
-    Remediator._point_forward: no other module calls the adapter's writers."""
+    Remediator._point_forward (remediator.transaction.deploying): no other module calls the adapter's writers."""
     import ast
 
     package = Path(__file__).resolve().parents[1] / "remediator"
@@ -356,7 +357,10 @@ def test_one_function_writes_policies_and_one_moves_stages() -> None:
             for call in [n for n in ast.walk(function) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]:
                 if call.func.attr in callers:
                     callers[call.func.attr].add(f"{path.relative_to(package)}:{function.name}")
-    assert callers == {"update_policy": {"guard.py:guarded_write"}, "point_stage": {"remediation.py:_point_forward"}}
+    assert callers == {"update_policy": {"guard.py:guarded_write"}, "point_stage": {"transaction/deploying.py:_point_forward"}}
+    from remediator.transaction.deploying import Deploying
+
+    assert Remediator._point_forward is Deploying._point_forward  # the facade moves stages only through the deploying step
 
 
 def _flagged(document: dict[str, Any] | None) -> set[str]:
@@ -371,7 +375,7 @@ def test_a_crafted_audit_record_never_makes_a_rollback_grant_anything_untrusted(
     """Rollback without --force, of any record (consistent or not, of this account or not): whatever it
     writes grants no principal the current trust settings flag that the live policy did not already grant."""
     from remediator.audit import AuditRecord
-    from remediator.remediation import RollbackRefused
+    from remediator.transaction.rollback import RollbackRefused
 
     api_id = seed_rest_api(account.clients, REGION, "victim", json.dumps(POOL[live]), stages=("prod",))
     after_text = json.dumps(POOL[after])

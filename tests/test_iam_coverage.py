@@ -93,7 +93,7 @@ def partial_redeploy(flow: LocalWorkflow) -> None:
 def recover_unrecorded(flow: LocalWorkflow) -> None:
     """A fix deployed whose Record kept failing: the next execution for the API settles it (Apply closes
     the intent with its record)."""
-    from remediator.remediation import Remediator
+    from remediator.transaction.remediator import Remediator
 
     route = runner._routes[runner.FUNCTION_PREFIX + "record"]
     real = route.handler

@@ -20,7 +20,7 @@ from remediator.cli import main
 from remediator.core import TrustConfig, evaluate_policy
 from remediator.local.strict import escape_policy
 from remediator.policy_forms import MAX_ALIASES, MAX_DEPTH
-from remediator.remediation import SweepSettings, assess, findings_fingerprint
+from remediator.transaction.planning import SweepSettings, assess, findings_fingerprint
 from tests.conftest import OWNER, PARTNER, STRANGER, TRUSTED_ORG
 
 CONFIG = TrustConfig(owner_account=OWNER, trusted_accounts=frozenset({PARTNER}), trusted_org_ids=frozenset({TRUSTED_ORG}))

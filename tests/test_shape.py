@@ -88,7 +88,7 @@ def test_the_synth_refuses_account_ids_the_runtime_would_refuse(account: str) ->
 def test_the_definition_routes_on_the_verdicts_the_ladder_gives() -> None:
     import json
 
-    from remediator.remediation import Verdict
+    from remediator.transaction.planning import Verdict
 
     choices = json.loads(workflow.definition_text())["States"]["IsActionNeeded"]["Choices"]
     routed = {c["StringEquals"] for c in choices if c["Variable"] == "$.evaluation.verdict"}
@@ -100,7 +100,7 @@ def test_the_definition_routes_on_the_verdicts_the_ladder_gives() -> None:
 def test_one_decision_ladder() -> None:
     from remediator.adapters.apigateway import RestApi
     from remediator.core import TrustConfig, evaluate_policy
-    from remediator.remediation import ApiReport, Verdict
+    from remediator.transaction.planning import ApiReport, Verdict
 
     trust = TrustConfig(owner_account="111122223333")
     api = RestApi("eu-west-1", "abcde12345", "api", None, {})

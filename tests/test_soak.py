@@ -58,7 +58,7 @@ def test_a_change_half_deployed_then_superseded_is_finished_on_every_stage_not_l
 
     from remediator.audit import JsonLinesAuditLog
     from remediator.local.emulator import seed_rest_api
-    from remediator.remediation import deployment_marker
+    from remediator.transaction.deploying import deployment_marker
     from tests.conftest import PARTNER, STRANGER
     from tests.test_guard import allow, doc, remediator_on
     from tests.test_sweep import stage_deployments

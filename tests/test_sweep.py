@@ -18,7 +18,8 @@ from remediator.cli import main
 from remediator.core import TrustConfig, parse_policy
 from remediator.local.emulator import escaped, seed_rest_api
 from remediator.local.strict import escape_policy
-from remediator.remediation import Remediator, StageSelection, SweepSettings, scan
+from remediator.transaction.planning import StageSelection, SweepSettings, scan
+from remediator.transaction.remediator import Remediator
 from tests.conftest import OWNER, PARTNER, STRANGER
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")

@@ -10,7 +10,7 @@ from typing import Any
 
 from remediator.adapters.dynamodb import RETENTION_SECONDS, TTL, DynamoJournal
 from remediator.local.runner import LocalWorkflow
-from remediator.remediation import Remediator
+from remediator.transaction.remediator import Remediator
 from tests.faults.injection import crashing
 from tests.test_workflow import FIXED, REGION, UNTRUSTED, policy_of, run, seed, stages_of
 

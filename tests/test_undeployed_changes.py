@@ -27,7 +27,7 @@ from remediator.functions import common
 from remediator.local import cloudtrail
 from remediator.local.emulator import seed_rest_api
 from remediator.local.runner import LocalWorkflow
-from remediator.remediation import ApiReport, SweepSettings, Verdict
+from remediator.transaction.planning import ApiReport, SweepSettings, Verdict
 from remediator.workflow.errors import RemediationFailed
 from tests.conftest import OWNER, PARTNER, STRANGER
 from tests.test_sweep import run_cli

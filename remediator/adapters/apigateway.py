@@ -203,7 +203,7 @@ class ApiGatewayAdapter:
         return summary_from_api(item["apiSummary"], f"deployment {deployment_id}'s apiSummary")
 
     def point_stage(self, region: str, api_id: str, stage: str, deployment_id: str) -> None:
-        """Make `stage` serve `deployment_id`: only ever a deployment of the change in hand (remediator.remediation
+        """Make `stage` serve `deployment_id`: only ever a deployment of the change in hand (remediator.transaction.deploying
         checks it is newer than what the stage serves)."""
         try:
             self._client(region).update_stage(

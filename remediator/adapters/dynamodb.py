@@ -512,7 +512,7 @@ class NoticeLedger:
         self._client.delete_item(TableName=self.table_name, Key=_notice_key(region, api_id))
 
 
-FINGERPRINT = r"^[0-9a-f]{32}\Z"  # remediator.remediation.findings_fingerprint
+FINGERPRINT = r"^[0-9a-f]{32}\Z"  # remediator.transaction.planning.findings_fingerprint
 
 
 def _notice(item: Any, table: str) -> tuple[str, str]:

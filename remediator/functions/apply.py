@@ -15,7 +15,8 @@ from remediator.functions import common
 from remediator.functions.common import Settings, aws_call, read_state, remediator_for
 from remediator.functions.needs import DEPLOYMENT, RESOURCES, STAGES, WRITE_POLICY, Needs
 from remediator.logs import get_logger
-from remediator.remediation import Patched, Verdict
+from remediator.transaction.outcomes import Patched
+from remediator.transaction.planning import Verdict
 from remediator.workflow import errors
 from remediator.workflow.state import Applied
 

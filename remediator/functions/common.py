@@ -29,7 +29,9 @@ from remediator.journal import IntentConflict, JournalError
 from remediator.logs import bind
 from remediator.organization import Roster, RosterError
 from remediator.stored import StoredError
-from remediator.remediation import DEFAULT_EXEMPT_TAG_KEY, UNDEPLOYED_SETTINGS, Remediator, StageSelection, SweepSettings
+from remediator.core.undeployed import UNDEPLOYED_SETTINGS
+from remediator.transaction.planning import DEFAULT_EXEMPT_TAG_KEY, StageSelection, SweepSettings
+from remediator.transaction.remediator import Remediator
 from remediator.workflow import MODES, errors
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Evaluation, StateError, WorkflowState
@@ -74,7 +76,7 @@ class Settings:
     # The parameter of the list settings that can outgrow Lambda's 4 KB environment (the exempt API IDs; the
     # stack's); without it (the local runner, older stacks) EXEMPT_API_IDS alone says which APIs are exempt.
     settings_parameter: str = ""
-    # What a fix does when its redeploy would also publish edits not deployed yet (remediator.remediation.UNDEPLOYED_SETTINGS).
+    # What a fix does when its redeploy would also publish edits not deployed yet (remediator.core.undeployed.UNDEPLOYED_SETTINGS).
     undeployed_changes: str = "ask"
 
     @classmethod

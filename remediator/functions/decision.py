@@ -13,7 +13,8 @@ from remediator.adapters.apigateway import ApiNotFound, RestApi
 from remediator.events import ApiChange
 from remediator.functions import security_hub
 from remediator.functions.common import Settings, aws_call
-from remediator.remediation import ApiReport, Remediator, Verdict, findings_fingerprint
+from remediator.transaction.planning import ApiReport, Verdict, findings_fingerprint
+from remediator.transaction.remediator import Remediator
 from remediator.workflow.state import Evaluation
 
 # What needs nobody: Evaluate's execution ends there (IsActionNeeded's Default), and the trigger starts none for it.

@@ -16,7 +16,9 @@ from remediator.functions.common import Settings, aws_call, ledger, read_state, 
 from remediator.functions.needs import DEPLOYMENT, RESOURCES, RESTAPI, STAGES, Needs
 from remediator.logs import get_logger
 from remediator.core.undeployed import SummaryError
-from remediator.remediation import Remediator, Verdict, assess, policy_digest, same_policy, with_access, with_undeployed
+from remediator.guard import policy_digest
+from remediator.transaction.planning import Verdict, assess, same_policy, with_access, with_undeployed
+from remediator.transaction.remediator import Remediator
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Evaluation
 

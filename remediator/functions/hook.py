@@ -25,7 +25,7 @@ from remediator.findings_formats import worst
 from remediator.functions.common import Settings, own_account
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
-from remediator.remediation import assess
+from remediator.transaction.planning import assess
 from remediator.workflow.errors import WorkflowError
 
 log = get_logger("remediator.functions.hook")

@@ -17,7 +17,8 @@ from remediator.functions import common, security_hub
 from remediator.functions.common import Settings, aws_call, ledger, read_state, request_from_state
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
-from remediator.remediation import Verdict, describe_undeployed, how_to_proceed, findings_fingerprint, policy_digest
+from remediator.guard import policy_digest
+from remediator.transaction.planning import Verdict, describe_undeployed, how_to_proceed, findings_fingerprint
 from remediator.workflow.state import Evaluation, Redeployed, WorkflowState
 
 log = get_logger("remediator.functions.notify")

@@ -8,7 +8,7 @@ from remediator.functions.common import aws_call, ledger, read_state, remediator
 from remediator.functions.needs import Needs
 from remediator.journal import Intent
 from remediator.logs import get_logger
-from remediator.remediation import Deployment
+from remediator.transaction.outcomes import Deployment
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Redeployed
 

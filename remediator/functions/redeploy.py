@@ -9,7 +9,7 @@ from remediator.adapters.apigateway import ApiNotFound
 from remediator.functions.common import aws_call, read_state, remediator_for
 from remediator.functions.needs import DEPLOYMENT, DEPLOYMENTS, RESOURCES, STAGES, Needs
 from remediator.journal import Intent
-from remediator.remediation import UndeployedAppeared
+from remediator.transaction.deploying import UndeployedAppeared
 from remediator.logs import get_logger
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Redeployed

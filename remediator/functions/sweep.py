@@ -25,7 +25,7 @@ from remediator.functions import common, security_hub
 from remediator.functions.common import NotEnrolled, Settings, aws_call, own_account, partition_of
 from remediator.functions.needs import RESOURCES, RESTAPIS, Needs
 from remediator.logs import bind, get_logger
-from remediator.remediation import SweepSettings, Verdict, assess, findings_fingerprint, with_access
+from remediator.transaction.planning import SweepSettings, Verdict, assess, findings_fingerprint, with_access
 from remediator.workflow.errors import RemediationFailed
 
 log = get_logger("remediator.functions.sweep")

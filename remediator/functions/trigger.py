@@ -12,7 +12,7 @@ from remediator.functions import common, decision, security_hub
 from remediator.functions.common import Settings, aws_call, own_account, remediator_for
 from remediator.functions.needs import RESOURCES, RESTAPI, Needs
 from remediator.logs import bind, get_logger
-from remediator.remediation import Verdict, assess, same_policy, with_access
+from remediator.transaction.planning import Verdict, assess, same_policy, with_access
 
 log = get_logger("remediator.functions.trigger")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from remediator.functions import common
-from remediator.remediation import Remediator
+from remediator.transaction.remediator import Remediator
 from remediator.local.runner import LocalWorkflow
 from tests.faults.injection import Fault
 from tests.test_workflow import FIXED, REGION, UNTRUSTED, policy_of, run, seed, stages_of
