@@ -87,7 +87,7 @@ from pathlib import Path
 from typing import Any
 
 from remediator.core.principals import ACCOUNT_ID
-from remediator.core.trust import ORG_ID
+from remediator.core.trust_config import ORG_ID
 from remediator.core.undeployed import UNDEPLOYED_SETTINGS
 from remediator.events import REGION, REST_API_ID
 from remediator.workflow import MODES

@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TextIO
 
 from remediator.core import TrustConfig
 from remediator.core.principals import ACCOUNT_ID, PARTITIONS
-from remediator.core.trust import ORG_ID
+from remediator.core.trust_config import ORG_ID
 from remediator.events import REGION, REST_API_ID
 
 EXIT_OK = 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediator.core.principals import ACCOUNT_ID
-from remediator.core.trust import ORG_ID
+from remediator.core.trust_config import ORG_ID
 
 # Organizations' own ID formats: the root (r-...) and organizational units (ou-<root>-<suffix>).
 PARENT_ID = re.compile(r"r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from remediator.core import ConfigError
 from remediator.core.principals import ACCOUNT_ID, PARTITIONS
-from remediator.core.trust import ORG_ID
+from remediator.core.trust_config import ORG_ID
 from remediator.events import REGION
 
 SECTION = "apigw-remediator"

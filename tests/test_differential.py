@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from remediator.core import PolicyError, TrustConfig, evaluate_policy, policy as policy_module, trust
+from remediator.core import PolicyError, TrustConfig, evaluate_policy, policy as policy_module, trust, trust_config
 from remediator.core.trust import reference_evaluate
 from tests.conftest import OWNER, PARTNER, STRANGER, TRUSTED_ORG, corpus_dir
 from tests.test_fix_properties import policies
@@ -227,7 +227,7 @@ def test_the_corpus_in_every_form() -> None:
 def test_the_memos_stay_per_configuration_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same principals and conditions under configurations that disagree about them, through memos so
     small that they are emptied all the time."""
-    monkeypatch.setattr(trust, "MEMO_LIMIT", 3)
+    monkeypatch.setattr(trust_config, "MEMO_LIMIT", 3)
     from remediator.core import conditions
     monkeypatch.setattr(conditions, "MEMO_LIMIT", 3)
     texts = [json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": [account, "*"]},

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from remediator import containers
 from remediator.adapters.clients import ClientFactory
 from remediator.core.principals import ACCOUNT_ID
-from remediator.core.trust import ORG_ID
+from remediator.core.trust_config import ORG_ID
 from remediator.organization import PARENT_ID
 
 SCHEMA = {"trusted_accounts": (ACCOUNT_ID, "12-digit account IDs"), "trusted_org_ids": (ORG_ID, "organization IDs (o-...)")}

@@ -1,15 +1,8 @@
 """The pure core: parse, evaluate and fix a resource policy. No AWS SDK, no I/O."""
 
 from remediator.core.policy import Policy, PolicyError, compact_json, parse_policy, statements_of
-from remediator.core.trust import (
-    ConfigError,
-    Evaluation,
-    Finding,
-    FindingKind,
-    Remediation,
-    TrustConfig,
-    evaluate_policy,
-)
+from remediator.core.trust import Evaluation, Finding, FindingKind, Remediation, evaluate_policy
+from remediator.core.trust_config import ConfigError, TrustConfig
 
 __all__ = [
     "ConfigError",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from remediator.core.principals import ACCOUNT_ID, arn_account, has_wildcard
 
 if TYPE_CHECKING:
-    from remediator.core.trust import TrustConfig
+    from remediator.core.trust_config import TrustConfig
 
 ACCOUNT_KEYS = frozenset({"aws:principalaccount", "aws:sourceaccount", "aws:sourceowner"})
 ORG_KEYS = frozenset({"aws:principalorgid"})

@@ -17,7 +17,7 @@ from remediator.core.policy import Statement
 from remediator.core.principals import ACCOUNT_ID, has_wildcard
 
 if TYPE_CHECKING:
-    from remediator.core.trust import TrustConfig
+    from remediator.core.trust_config import TrustConfig
 
 # The negated operators of each key's documented type (IAM global condition keys: aws:PrincipalOrgID and
 # aws:PrincipalAccount are String keys, aws:PrincipalArn an ARN key that String operators also compare).

@@ -23,7 +23,7 @@ from remediator.adapters.ssm import TrustDocument, settings_document, trust_docu
 from remediator.adapters.sts import RENEW_BEFORE_SECONDS, SESSION_SECONDS, assume_role, caller_identity, role_arn
 from remediator.approvals import ApprovalRequest, new_approval_id
 from remediator.core import TrustConfig
-from remediator.core.trust import ORG_ID
+from remediator.core.trust_config import ORG_ID
 from remediator.events import REGION, ApiChange
 from remediator.journal import IntentConflict, JournalError
 from remediator.logs import bind
