@@ -35,12 +35,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "remediator"
 EXCLUDED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
-# remediator/local: the moto emulator; remediator/iac: the `check` command's template readers. Not for Lambda.
-EXCLUDED_SUBPACKAGES = frozenset({"local", "iac"})
-# The command line's own modules (its argument parsing, YAML and OpenAPI reading, terminal output, the demo):
+# remediator/local: the moto emulator; remediator/iac: the `check` command's template readers; remediator/cli:
+# the command line, one module per command. Not for Lambda.
+EXCLUDED_SUBPACKAGES = frozenset({"local", "iac", "cli"})
+# The command line's other modules (YAML and OpenAPI reading, project settings, the demo):
 # no function imports them, and they import what the bundle does not hold (rich, PyYAML, boto3's CLI use).
-EXCLUDED_MODULES = frozenset({"__main__.py", "cli.py", "cli_args.py", "sweep_cli.py", "demo.py", "demo_organization.py",
-                              "policy_forms.py", "check_cli.py", "project_settings.py", "demo_check.py", "shared_journal.py"})
+EXCLUDED_MODULES = frozenset({"__main__.py", "demo.py", "demo_organization.py", "policy_forms.py", "project_settings.py",
+                              "demo_check.py", "shared_journal.py"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 KEEP_BUILDS = 4  # old cache entries kept per directory; older ones are removed

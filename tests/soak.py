@@ -226,13 +226,13 @@ class Soak:
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
         mp.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
 
-        import remediator.sweep_cli
+        import remediator.cli.aws
 
         def cli_adapter(clients: Any) -> ApiGatewayAdapter:
             soak._windows(clients)  # the person's writes land inside the CLI's windows too
             return ApiGatewayAdapter(clients, DeploymentPacer(clock=local_clock().monotonic, sleep=local_clock().sleep))
 
-        mp.setattr(remediator.sweep_cli, "ApiGatewayAdapter", cli_adapter)
+        mp.setattr(remediator.cli.aws, "ApiGatewayAdapter", cli_adapter)
         from remediator.functions import common
 
         self._windows(common.clients())

@@ -77,7 +77,7 @@ def _organization(monkeypatch: pytest.MonkeyPatch, size: int) -> Iterator[Organi
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.iam.models import iam_backends
 
-    import remediator.sweep_cli
+    import remediator.cli.aws
 
     for key, value in {**LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(key, value)
@@ -93,7 +93,7 @@ def _organization(monkeypatch: pytest.MonkeyPatch, size: int) -> Iterator[Organi
             members = [organizations.create_account(AccountName=f"member-{i}", Email=f"member-{i}@example.com")
                        ["CreateAccountStatus"]["AccountId"] for i in range(size)]
         org = Organization(clients, DEFAULT_ACCOUNT_ID, members)
-        real = remediator.sweep_cli.assume_role
+        real = remediator.cli.aws.assume_role
 
         def trusting_roles(clients: ClientFactory, arn: str, session_name: str, region: str | None = None,
                            read_only: bool = False) -> ClientFactory:
@@ -106,7 +106,7 @@ def _organization(monkeypatch: pytest.MonkeyPatch, size: int) -> Iterator[Organi
                                              f"sts:AssumeRole on resource: {arn}"}}, "AssumeRole")
             return real(clients, arn, session_name, region, read_only=read_only)
 
-        monkeypatch.setattr(remediator.sweep_cli, "assume_role", trusting_roles)
+        monkeypatch.setattr(remediator.cli.aws, "assume_role", trusting_roles)
         for account in org.accounts[:-1] if members else org.accounts:
             org.member_clients(account).client("iam").create_role(RoleName=SPOKE, AssumeRolePolicyDocument=json.dumps(
                 {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": DEFAULT_ACCOUNT_ID},
@@ -262,10 +262,10 @@ def test_a_missing_role_is_one_line_and_the_other_accounts_still_run(organizatio
 
 
 def test_at_most_max_accounts_run_at_once(organization: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
-    import remediator.sweep_cli
+    import remediator.cli.scan
 
     org = organization
-    real = remediator.sweep_cli._scan_in
+    real = remediator.cli.scan._scan_in
     lock = threading.Lock()
     running: list[str] = []
     most = [0]
@@ -281,7 +281,7 @@ def test_at_most_max_accounts_run_at_once(organization: Organization, monkeypatc
             with lock:
                 running.remove(target.account)
 
-    monkeypatch.setattr(remediator.sweep_cli, "_scan_in", counted)
+    monkeypatch.setattr(remediator.cli.scan, "_scan_in", counted)
     accounts = org.accounts[:-1]  # the five with the spoke role
     status, out, err = run("scan", *sweep("--accounts", ",".join(accounts), "--max-accounts", "2"))
     assert (status, err) == (1, [])

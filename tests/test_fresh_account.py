@@ -194,9 +194,9 @@ def test_an_update_event_names_only_an_approval_and_shows_what_the_table_says(fl
     ("exempt", 0), ("skipped", 0),
 ])
 def test_a_fix_that_failed_is_never_exit_status_0(action: str, status: int) -> None:
-    from remediator import sweep_cli
+    from remediator.cli import fix
 
-    assert sweep_cli._fix_status(FixOutcome(None, action)) == status  # type: ignore[arg-type]
+    assert fix._fix_status(FixOutcome(None, action)) == status  # type: ignore[arg-type]
 
 
 def test_the_demo_exits_non_zero_naming_what_failed(capsys, monkeypatch: pytest.MonkeyPatch) -> None:

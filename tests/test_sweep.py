@@ -30,7 +30,7 @@ def paced_without_waiting(monkeypatch) -> list[float]:
     """The CLI's deployments are paced (its turn to deploy, and the adapter's pacer); here their waits are
     recorded, and slept on the local clock."""
     import remediator.clock
-    import remediator.sweep_cli
+    import remediator.cli.aws
     from remediator.local.strict import local_clock
 
     waits: list[float] = []
@@ -40,7 +40,7 @@ def paced_without_waiting(monkeypatch) -> list[float]:
             waits.append(seconds)
         local_clock().sleep(seconds)
 
-    monkeypatch.setattr(remediator.sweep_cli, "ApiGatewayAdapter", lambda clients: ApiGatewayAdapter(clients, DeploymentPacer(sleep=sleep)))
+    monkeypatch.setattr(remediator.cli.aws, "ApiGatewayAdapter", lambda clients: ApiGatewayAdapter(clients, DeploymentPacer(sleep=sleep)))
     monkeypatch.setattr(remediator.clock, "_sleep", sleep)
     return waits
 

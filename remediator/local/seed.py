@@ -17,7 +17,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from remediator.adapters.clients import ClientFactory
-from remediator.cli_args import endpoint_address, unreachable
+from remediator.cli.args import endpoint_address, unreachable
 from remediator.demo import default_seed, load_seed
 from remediator.local.emulator import LOCAL_CREDENTIALS, escaped, seed_rest_api
 

@@ -47,7 +47,7 @@ def seed(account) -> dict[str, dict]:
 @pytest.fixture
 def inject(monkeypatch):
     """Faults for the CLI's own clients; its pacer and its turn to deploy sleep on the local clock."""
-    import remediator.sweep_cli
+    import remediator.cli.aws
     from remediator.local.strict import local_clock
 
     faults: list[Fault] = []
@@ -57,7 +57,7 @@ def inject(monkeypatch):
             fault.install_on(clients, REGION)
         return ApiGatewayAdapter(clients, DeploymentPacer(sleep=local_clock().sleep))
 
-    monkeypatch.setattr(remediator.sweep_cli, "ApiGatewayAdapter", adapter)
+    monkeypatch.setattr(remediator.cli.aws, "ApiGatewayAdapter", adapter)
     return faults
 
 

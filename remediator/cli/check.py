@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from remediator import cli_args as cli
+from remediator.cli import args as cli
 from remediator import findings_formats as formats
 from remediator.core import ConfigError, Evaluation, Finding, PolicyError, Remediation, TrustConfig, evaluate_policy
 from remediator.core.principals import PARTITIONS

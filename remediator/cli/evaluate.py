@@ -1,43 +1,19 @@
-"""Command line: `python -m remediator evaluate|check|scan|fix|rollback`.
+"""`evaluate FILE...`: policy files against the trusted accounts, offline (no AWS call, no boto3 imported).
 
-Exit status: 0 all compliant, 1 findings, 2 invalid input or arguments (one line on
-stderr, never a traceback). The only module that prints.
+Exit status: 0 all compliant, 1 findings, 2 invalid input or arguments.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import sys
-from collections.abc import Sequence
 from typing import Any, TextIO
 
-from remediator.cli_args import (
-    EXIT_FINDINGS,
-    EXIT_INVALID,
-    EXIT_OK,
-    Parser,
-    UsageError,
-    add_trust_arguments,
-    one_line,
-    trust_config,
-)
-from remediator import __version__
-from remediator.core import ConfigError, Evaluation, PolicyError, evaluate_policy
+from remediator.cli.args import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, add_trust_arguments, one_line, trust_config
+from remediator.core import Evaluation, PolicyError, evaluate_policy
 from remediator.policy_forms import MAX_DOCUMENT_CHARS, policy_forms
 
-
-PROG = "apigw-remediator"
-EXAMPLES = """examples:
-  apigw-remediator evaluate examples/policy.json --owner-account 111122223333 --trusted-accounts 444455556666
-  apigw-remediator check template.yaml cdk.out --owner-account 111122223333 --format sarif --output results.sarif
-  apigw-remediator scan --regions us-east-1,eu-west-1 --trusted-accounts 444455556666
-  apigw-remediator fix --regions all --trusted-accounts 444455556666 --apply --audit-log audit.jsonl
-  apigw-remediator rollback --audit-log audit.jsonl --api-id a1b2c3d4e5 --apply
-
-Each command has its own --help. `python -m remediator` is the same program."""
 EVALUATE_EXAMPLES = """examples:
   apigw-remediator evaluate examples/policy.json --owner-account 111122223333 \\
       --trusted-accounts 444455556666 --trusted-org-ids o-a1b2c3d4e5
@@ -48,11 +24,7 @@ EVALUATE_EXAMPLES = """examples:
 exit status: 0 all compliant, 1 findings, 2 invalid input or arguments."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog=PROG, description="Keeps API Gateway REST APIs from granting access to AWS accounts nobody trusts.",
-                    epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}", help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+def add_command(commands: Any) -> None:
     evaluate = commands.add_parser("evaluate", help="evaluate policy files against the trusted accounts",
                                    description="Evaluate resource policies against the trusted accounts and organizations, "
                                                "offline: no AWS call.",
@@ -62,44 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
                                "x-amazon-apigateway-policy, or a list of statements; - reads standard input")
     add_trust_arguments(evaluate, owner_required=True)
     evaluate.set_defaults(run=run_evaluate)
-    from remediator import check_cli
-
-    check_cli.add_command(commands)
-    try:
-        from remediator import sweep_cli
-    except ImportError:  # the sweep needs boto3, which the pure evaluate command does not
-        pass
-    else:
-        sweep_cli.add_commands(commands)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
-    for stream in (out, err):  # text nobody can print (a lone surrogate in a Sid) is escaped, never fatal
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="backslashreplace")
-    parser = build_parser()
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments:  # a bare command: what it can do, and exit 2 as for any missing argument
-        print(parser.format_help(), end="", file=err)
-        return EXIT_INVALID
-    try:
-        args = parser.parse_args(arguments)
-        return int(args.run(args, out, err))
-    except UsageError as error:
-        print(f"error: {one_line(str(error))}", file=err)
-        return EXIT_INVALID
-    except ConfigError as error:
-        print(f"error: {one_line(str(error))}", file=err)
-        return EXIT_INVALID
-    except KeyboardInterrupt:
-        print("error: interrupted", file=err)
-        return 130
-    except BrokenPipeError:  # the reader went away (| head): stop quietly, as other command-line tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
 
 
 def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

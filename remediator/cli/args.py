@@ -1,7 +1,7 @@
-"""What the command-line commands share: exit codes, argument parsing, one-line errors, JSON lines.
+"""What every command shares: exit codes, argument parsing and the argument types, one-line errors, JSON lines.
 
-Its own module so that `cli` (which lists the commands) and `sweep_cli` (scan, fix, rollback) both
-depend on it and not on each other.
+Its own module so that the package's front door (`remediator.cli`, which lists the commands) and each
+command's module depend on it and not on each other.
 """
 
 from __future__ import annotations
