@@ -341,3 +341,80 @@ def test_the_cli_undoes_a_fix_when_an_edit_lands_before_its_deployment(account, 
     assert policy_of(account.clients, api_id) == UNTRUSTED and stages_of(account.clients, api_id) == before
     (written,) = JsonLinesAuditLog(audit).records()
     assert written.outcome == "restored" and written.deployment_id is None
+
+
+# --- a person's rollback publishes only what it restores, as a fix does ---------------------------------------
+
+def rollback_args(account: Any, audit: Path, api_id: str, *extra: str) -> list[str]:
+    return ["rollback", "--audit-log", str(audit), "--api-id", api_id, "--endpoint-url", account.endpoint_url,
+            "--format", "json", "--force", *extra]
+
+
+def fixed_then_edited(account: Any, audit: Path) -> tuple[str, dict[str, str | None]]:
+    """An API fixed by the CLI (its record in `audit`), then a method added by a person and not deployed."""
+    api_id = seed(account.clients)
+    account.strict.clock.advance(60)
+    status, (record,), _ = run_cli(*cli_args(account, audit))
+    assert status == 0 and record["action"] == "applied" and policy_of(account.clients, api_id) == FIXED
+    add_method(account.clients, api_id)
+    account.strict.clock.advance(60)
+    return api_id, stages_of(account.clients, api_id)
+
+
+@pytest.mark.parametrize("setting", ["ask", "report"])
+def test_a_rollback_is_not_applied_when_its_redeploy_would_publish_undeployed_edits(account, tmp_path: Path,
+                                                                                     setting: str) -> None:
+    audit = tmp_path / "audit.jsonl"
+    api_id, serving = fixed_then_edited(account, audit)
+    extra = () if setting == "ask" else ("--undeployed-changes", setting)
+    account.server.counts.clear()
+
+    status, (record,), err = run_cli(*rollback_args(account, audit, api_id, *extra))  # the dry run says so first
+    assert status == 2 and record["action"] == "blocked" and err == ""
+    assert record["detail"].startswith("dry run: not rolled back") and "POST /orders added" in record["detail"]
+
+    status, (record,), err = run_cli(*rollback_args(account, audit, api_id, "--apply", *extra))
+    assert status == 2 and record["action"] == "blocked" and err == ""
+    assert "POST /orders added" in record["detail"] and f"undeployed_changes is {setting}" in record["detail"]
+    assert "deploy or revert those edits first" in record["detail"] and "--undeployed-changes publish" in record["detail"]
+    assert kinds(record["undeployed_changes"]) == {("/orders", "POST", "method-added")}
+    assert record["stages_redeployed"] == [] and record["deployment_id"] is None
+    assert policy_of(account.clients, api_id) == FIXED and stages_of(account.clients, api_id) == serving
+    writes = {("apigateway", "UpdateRestApi"), ("apigateway", "CreateDeployment"), ("apigateway", "UpdateStage")}
+    assert not writes & set(account.server.aws_requests()), "nothing was written"
+    assert [r.action for r in JsonLinesAuditLog(audit).records()] == ["remediate"]
+
+
+def test_a_rollback_publishes_undeployed_edits_under_publish_and_records_them(account, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    api_id, _ = fixed_then_edited(account, audit)
+    status, (record,), _ = run_cli(*rollback_args(account, audit, api_id, "--undeployed-changes", "publish"))
+    assert status == 0 and record["action"] == "proposed" and "the redeploy also publishes stage" in record["detail"]
+    assert "POST /orders added" in record["detail"] and kinds(record["undeployed_changes"]) == {("/orders", "POST", "method-added")}
+
+    status, (record,), _ = run_cli(*rollback_args(account, audit, api_id, "--apply", "--undeployed-changes", "publish"))
+    assert status == 0 and record["action"] == "rolled-back"
+    assert "published with the rollback: " in record["detail"] and "POST /orders added" in record["detail"]
+    assert policy_of(account.clients, api_id) == UNTRUSTED
+    assert sorted(record["stages_redeployed"]) == ["dev", "prod"]
+    assert set(stages_of(account.clients, api_id).values()) == {record["deployment_id"]}
+    assert "/orders" in published(account, api_id, record["deployment_id"])
+    remediate, rollback = JsonLinesAuditLog(audit).records()
+    assert (remediate.action, rollback.action) == ("remediate", "rollback") and remediate.undeployed == []
+    assert kinds(rollback.undeployed) == {("/orders", "POST", "method-added")}
+
+
+def test_a_rollback_is_undone_when_an_edit_lands_before_its_deployment(account, tmp_path: Path, monkeypatch) -> None:
+    audit = tmp_path / "audit.jsonl"
+    api_id = seed(account.clients)
+    account.strict.clock.advance(60)
+    assert run_cli(*cli_args(account, audit))[0] == 0
+    serving = stages_of(account.clients, api_id)
+    account.strict.clock.advance(60)
+    race_after_the_write(monkeypatch, account.clients, api_id)
+    status, (record,), _ = run_cli(*rollback_args(account, audit, api_id, "--apply"))
+    assert status == 2 and record["action"] == "blocked"
+    assert "appeared since the rollback was planned" in record["detail"] and "POST /orders added" in record["detail"]
+    assert policy_of(account.clients, api_id) == FIXED and stages_of(account.clients, api_id) == serving
+    remediate, undone = JsonLinesAuditLog(audit).records()
+    assert undone.action == "rollback" and undone.outcome == "restored" and undone.deployment_id is None

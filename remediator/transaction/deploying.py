@@ -65,7 +65,8 @@ class Deploying(TransactionBase):
         record = self.complete(intent, deployment)
         detail = _redeploy_detail(deployment.stages, deployment.missing)
         if intent.undeployed and deployment.stages:
-            detail += f"; published with the fix: {describe_undeployed(intent.undeployed)}"
+            what = "fix" if intent.action == "remediate" else "rollback"
+            detail += f"; published with the {what}: {describe_undeployed(intent.undeployed)}"
         return FixOutcome(patched.report, action, detail,
                           list(deployment.stages), deployment.deployment_id, record, patched.replanned)
 
@@ -128,8 +129,9 @@ class Deploying(TransactionBase):
 
     def _check_undeployed(self, intent: Intent) -> None:
         """Right before CreateDeployment: an edit of the API made since the plan is published only where the setting
-        is publish; otherwise UndeployedAppeared (the caller undoes the write: the fix was never published)."""
-        if self.settings.undeployed == "publish" or intent.action != "remediate":
+        is publish; otherwise UndeployedAppeared (the caller undoes the write: the fix, or the rollback, was never
+        published)."""
+        if self.settings.undeployed == "publish":
             return
         current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
         serving = {s.name: current[s.name] for s in intent.stages if s.name in current}
@@ -141,7 +143,8 @@ class Deploying(TransactionBase):
         if new:
             log.warning("undeployed_appeared", region=intent.region, api_id=intent.api_id, intent_id=intent.intent_id,
                         undeployed=len(new))
-            raise UndeployedAppeared(f"edits of the API appeared since the fix was planned and were not deployed: "
+            what = "fix" if intent.action == "remediate" else "rollback"
+            raise UndeployedAppeared(f"edits of the API appeared since the {what} was planned and were not deployed: "
                                      f"{describe_undeployed(new)}; the redeploy would publish them, so it was not made "
                                      f"(undeployed_changes is {self.settings.undeployed})")
 

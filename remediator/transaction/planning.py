@@ -246,6 +246,14 @@ def blocked_detail(changes: Iterable[UndeployedChange], setting: str) -> str:
             + how_to_proceed(setting))
 
 
+def rollback_blocked_detail(changes: Iterable[UndeployedChange], setting: str) -> str:
+    """Why a rollback was not made, and how to go on: a redeploy publishes the whole API, so a rollback publishes
+    only what it restores, as a fix does (undeployed_changes; the rollback command's --undeployed-changes)."""
+    return (f"not rolled back: the redeploy would also publish edits of the API that are not deployed "
+            f"({describe_undeployed(changes)}); undeployed_changes is {setting}: deploy or revert those edits first, or "
+            "publish them with the rollback (rollback --apply --undeployed-changes publish)")
+
+
 def how_to_proceed(setting: str) -> str:
     """What a person can do about a fix blocked by undeployed edits."""
     return (f"undeployed_changes is {setting}: deploy or revert those edits first, or publish them with the fix "

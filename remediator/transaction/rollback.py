@@ -6,16 +6,18 @@ Uses the write, deploying and recovery steps (`Remediator` composes them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from remediator.adapters.apigateway import ApiNotFound
 from remediator.guard import PersonRollback
 from remediator.audit import AuditRecord
 from remediator.core import ConfigError, PolicyError, TrustConfig, compact_json, evaluate_policy, parse_policy
 from remediator.core.policy import aws_principals, statements_of
+from remediator.core.undeployed import SummaryError, UndeployedChange
 from remediator.transaction.base import TransactionBase
 from remediator.transaction.outcomes import FixOutcome, gone
-from remediator.transaction.planning import ApiReport, same_policy
+from remediator.transaction.planning import (ApiReport, describe_undeployed, rollback_blocked_detail, same_policy,
+                                             undeployed_for)
 
 
 class RollbackRefused(Exception):
@@ -53,11 +55,27 @@ class Rollback(TransactionBase):
             regrants = f"re-granting {', '.join(check.regranted)}" if check.regranted else "re-granting no principal"
             if check.untrusted:
                 regrants += f" (untrusted under the current trust settings: {', '.join(check.untrusted)}; it takes --force)"
+            # A redeploy publishes the whole API: what it would publish besides the restored policy, as for a fix.
+            try:
+                report = replace(report, undeployed=self._undeployed_of(record))
+            except ApiNotFound:
+                return gone(record.region, record.api_id)
+            except SummaryError as error:
+                return FixOutcome(report, "failed", f"what a redeploy would publish cannot be told: {error}; nothing changed")
+            blocked = bool(report.undeployed) and self.settings.undeployed != "publish"
             if not apply:
-                return FixOutcome(report, "proposed", f"dry run: would restore the policy of {record.timestamp}, {regrants}")
+                if blocked:
+                    why = rollback_blocked_detail(report.undeployed, self.settings.undeployed)
+                    return FixOutcome(report, "blocked", f"dry run: {why}; it would restore the policy of {record.timestamp}, "
+                                                         f"{regrants}")
+                also = f"; the redeploy also publishes {describe_undeployed(report.undeployed)}" if report.undeployed else ""
+                return FixOutcome(report, "proposed",
+                                  f"dry run: would restore the policy of {record.timestamp}, {regrants}{also}")
             if check.untrusted and not force:
                 raise RollbackRefused(f"{record.api_id}: the rollback would re-grant {', '.join(check.untrusted)}, untrusted "
                                       "under the current trust settings (use --force to re-grant anyway)")
+            if blocked:
+                return FixOutcome(report, "blocked", rollback_blocked_detail(report.undeployed, self.settings.undeployed))
             patched = self._write(report, operations, restored, "rollback", list(record.stages_redeployed), [],
                                   PersonRollback(self.settings.trust, force))
             if patched.action != "patched":
@@ -65,6 +83,12 @@ class Rollback(TransactionBase):
             outcome = self.finish(patched, action="rolled-back")
             outcome.detail += f"; {regrants}"
             return outcome
+
+    def _undeployed_of(self, record: AuditRecord) -> tuple[UndeployedChange, ...]:
+        """What redeploying the record's stages (those that exist now) would publish besides the restored policy."""
+        current = {s.name: s.deployment_id for s in self.adapter.list_stages(record.region, record.api_id)}
+        return undeployed_for(self.adapter, record.region, record.api_id,
+                              {name: current[name] for name in record.stages_redeployed if name in current})
 
 
 @dataclass

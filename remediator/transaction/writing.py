@@ -20,8 +20,8 @@ from remediator.core.undeployed import SummaryError, UndeployedChange, unaccepte
 from remediator.logs import get_logger
 from remediator.transaction.base import TransactionBase
 from remediator.transaction.outcomes import Patched, gone_report, intent_report
-from remediator.transaction.planning import (ApiReport, Verdict, assess, blocked_detail, describe_undeployed, same_policy,
-                                             undeployed_for)
+from remediator.transaction.planning import (ApiReport, Verdict, assess, blocked_detail, describe_undeployed,
+                                             rollback_blocked_detail, same_policy, undeployed_for)
 
 log = get_logger(__name__)
 
@@ -83,7 +83,8 @@ class Writing(TransactionBase):
         written down, and never one the guard refuses (then the intent closes as refused, with its record).
 
         A fix whose redeploy would publish undeployed edits of the API is written only as the undeployed_changes
-        setting allows (`ApiReport.verdict`); `accepted`: the edits a person approved (approval mode)."""
+        setting allows (`ApiReport.verdict`); `accepted`: the edits a person approved (approval mode). A rollback,
+        which nobody is asked to approve, publishes them only where the setting is publish."""
         api = report.api
         try:
             current = {s.name: s.deployment_id for s in self.adapter.list_stages(api.region, api.api_id)}
@@ -93,15 +94,18 @@ class Writing(TransactionBase):
             stage_names, missing = self.settings.stages.pick(list(current))
         else:
             stage_names, missing = [n for n in stage_names if n in current], [n for n in stage_names if n not in current]
-        undeployed: tuple[UndeployedChange, ...] = ()
+        # A fix and a rollback alike publish only themselves: what the redeploy would publish besides is read first.
+        try:
+            undeployed = undeployed_for(self.adapter, api.region, api.api_id, {n: current[n] for n in stage_names})
+        except ApiNotFound:
+            return Patched(gone_report(api.region, api.api_id), "skipped", f"{api.region}/{api.api_id}: API was deleted; skipped")
+        except SummaryError as error:
+            return Patched(report, "failed", f"what a redeploy would publish cannot be told: {error}; nothing changed")
+        report = replace(report, undeployed=undeployed)
+        if action != "remediate" and undeployed and self.settings.undeployed != "publish":
+            log.warning("rollback_blocked", region=api.region, api_id=api.api_id, undeployed=len(undeployed))
+            return Patched(report, "blocked", rollback_blocked_detail(undeployed, self.settings.undeployed))
         if action == "remediate":
-            try:
-                undeployed = undeployed_for(self.adapter, api.region, api.api_id, {n: current[n] for n in stage_names})
-            except ApiNotFound:
-                return Patched(gone_report(api.region, api.api_id), "skipped", f"{api.region}/{api.api_id}: API was deleted; skipped")
-            except SummaryError as error:
-                return Patched(report, "failed", f"what a redeploy would publish cannot be told: {error}; nothing changed")
-            report = replace(report, undeployed=undeployed)
             if report.verdict(undeployed=self.settings.undeployed, asks=accepted is not None) is Verdict.BLOCKED:
                 log.warning("fix_blocked", region=api.region, api_id=api.api_id, undeployed=len(undeployed))
                 return Patched(report, "blocked", blocked_detail(undeployed, self.settings.undeployed))
