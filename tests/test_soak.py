@@ -22,9 +22,10 @@ SEED = int(os.environ.get("SOAK_SEED", "20240611"))
 def test_the_soak_keeps_every_promise(make_flow, tmp_path, monkeypatch, capsys) -> None:
     flow = make_flow(mode="auto")
     with quiet_logs():
-        figures = Soak(flow, SEED, tmp_path, monkeypatch).run()
+        soak = Soak(flow, SEED, tmp_path, monkeypatch)
+        figures = soak.run()
     with capsys.disabled():
-        print("\n" + figures.line(SEED))
+        print("\n" + figures.line(SEED), soak.timings)
     assert figures.events >= 300 and figures.executions > 0 and figures.cli_runs > 0 and figures.window_writes > 0
     assert not figures.violations, "\n".join(figures.violations[:20])
 
@@ -123,3 +124,47 @@ def test_a_persons_write_is_found_lost_after_later_changes_of_the_api_closed(mak
     assert parse_policy(lost.policy_before) == person
     (notice,) = [n for n in flow.notifications() if n.get("lost_update")]
     assert notice["lost_update"]["written_over_by"] == first.output["applied"]["intent"]["intent_id"]
+
+
+def test_a_lost_update_found_by_an_execution_that_then_has_nothing_to_do_is_told(make_flow) -> None:
+    """Found by the soak: a person's write was lost to a change whose holder then died; their event's execution found
+    the lost update (recorded) while recovering, recovery closed the change (the policy had changed again) and Apply
+    had nothing left to do: WasPatched went to Done, and nobody was told. Now it goes to ReportFindings."""
+    import json
+
+    from remediator.functions import common
+    from remediator.transaction.remediator import Remediator
+    from tests.conftest import PARTNER, STRANGER
+    from tests.faults.injection import crashing
+    from tests.test_guard import allow, doc
+    from tests.test_workflow import run, seed
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, doc(allow(OWNER, STRANGER)))
+    flow.discard_pending()
+    person = doc(allow(OWNER, PARTNER, STRANGER))
+    wrote: list[int] = []
+
+    def race(**_: object) -> None:  # between the guard's re-read and the bot's write
+        if not wrote:
+            wrote.append(1)
+            flow.clients.client("apigateway", REGION).update_rest_api(
+                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
+
+    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
+    with crashing("redeploy", "restore"):  # the change's holder dies: patched, not deployed, its intent open
+        _, first = run(flow, api_id)
+    assert first.status == "FAILED" and wrote
+    (lost_event,) = flow.matched()
+    flow.pending.clear()
+    flow.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "replace", "path": "/policy", "value": json.dumps(doc(allow(OWNER, PARTNER)))}])  # and again, compliant
+    flow.discard_pending()
+    flow.notifications()
+    flow.later(Remediator.CLAIM_SECONDS + 1)
+    result = flow.wait(flow.invoke_trigger(lost_event)["execution_name"])
+    assert result.status == "SUCCEEDED" and result.output["evaluation"]["verdict"] == "recover"
+    assert result.states[-2:] == ["ReportFindings", "Done"], result.states
+    assert [r.outcome for r in flow.audit_records()] == ["lost-update"]
+    (notice,) = flow.notifications()
+    assert notice["kind"] == "findings" and json.loads(notice["lost_update"]["policy"]) == person
