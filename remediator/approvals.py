@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
+import msgspec
 
 from remediator import stored
+from remediator.codec import Record
 from remediator.core import PolicyError, parse_policy
 from remediator.core.policy import aws_principals
 from remediator.core.undeployed import UndeployedChange
@@ -31,41 +32,37 @@ def new_approval_id() -> str:
     return secrets.token_urlsafe(18)
 
 
-@dataclass
-class ApprovalRequest:
-    """A pending change waiting for a person; stored server-side with the task token."""
+class ApprovalRequest(Record):
+    """A pending change waiting for a person; stored server-side with the task token. As stored, decoded strictly
+    by remediator.codec: its task token and patch decide what an approval resumes, so anything the bot never
+    writes raises StoredError naming the source."""
 
-    approval_id: str
-    execution: str
-    task_token: str
-    account: str
-    region: str
-    api_id: str
-    api_name: str
-    changed_by: str
-    findings: list[dict[str, Any]]
-    patch_operations: list[dict[str, str]]
-    policy_before: str
-    expires_at: int
-    status: str = "pending"  # pending | approved | rejected | timed-out | applied
-    channel: str | None = None
-    ts: str | None = None
-    decision: str | None = None  # approved | rejected, kept when the status moves on
-    decided_by: str | None = None
-    decided_at: int | None = None
-    detail: str = ""
-    stages: list[str] = field(default_factory=list)
+    codec_where = "approval request"
+
+    approval_id: stored.ApprovalId
+    # A Step Functions execution name: 1 to 80 characters (Step Functions API Reference, StartExecution.name).
+    execution: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    # Step Functions task tokens are up to 1024 characters (SendTaskSuccess.taskToken).
+    task_token: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    account: stored.Account
+    region: stored.Region
+    api_id: stored.RestApiId
+    api_name: stored.Name
+    changed_by: stored.Text
+    findings: stored.FindingDicts
+    patch_operations: stored.PatchDicts
+    policy_before: stored.Policy
+    expires_at: stored.WholeSeconds
+    status: stored.ApprovalStatus = "pending"  # APPROVAL_STATUSES
+    channel: stored.Name | None = None
+    ts: stored.Name | None = None
+    decision: Literal["approved", "rejected"] | None = None  # kept when the status moves on
+    decided_by: stored.Name | None = None
+    decided_at: stored.WholeSeconds | None = None
+    detail: stored.Text = ""
+    stages: stored.StageNames = msgspec.field(default_factory=list)
     # Edits of the API its stages do not serve yet, which the fix's redeploy publishes too: approving publishes them.
-    undeployed: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str = "approval request") -> ApprovalRequest:
-        """A request as stored, decoded strictly (remediator.stored.ApprovalRequest): its task token and patch
-        decide what an approval resumes, so anything the bot never writes raises StoredError naming `where`."""
-        return cls(**stored.fields_of(stored.decode(data, stored.ApprovalRequest, where)))
+    undeployed: stored.UndeployedDicts = msgspec.field(default_factory=list)
 
 
 class CallbackRejected(Exception):
@@ -77,8 +74,7 @@ class CallbackRejected(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class ButtonPress:
+class ButtonPress(msgspec.Struct, frozen=True):
     approval_id: str
     action: str  # approve | reject
     user_id: str

@@ -6,51 +6,56 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
+
+import msgspec
 
 from remediator import safe_files, stored
+from remediator.codec import Record
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    account: str
-    region: str
-    api_id: str
-    api_name: str
-    action: str  # "remediate" or "rollback"
-    policy_before: str  # exactly as API Gateway returned it
-    policy_after: str  # exactly as written
-    patch_operations: list[dict[str, str]]
-    stages_redeployed: list[str]
-    deployment_id: str | None
-    triggered_by: str
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    timestamp: str = field(default_factory=utc_now)
-    change_id: str = ""  # the change's intent (remediator.journal): one record per change, however often retried
-    outcome: str = "applied"  # applied (deployed) | restored (undone) | refused (the guard wrote nothing) | lost-update
-    trust: dict[str, Any] | None = None  # the trust settings the fix was computed under (checked by rollback)
-    # applied: the edits of the API its stages did not serve yet, published with the fix (undeployed_changes publish,
-    # or a person's approval); remediator.core.undeployed.UndeployedChange.to_dict()
-    undeployed: list[dict[str, Any]] = field(default_factory=list)
+class AuditRecord(Record, frozen=True):
+    """One change's record. As stored, decoded strictly by remediator.codec: formats, known actions and outcomes,
+    bounded sizes, no field the bot never writes; anything else raises StoredError (a ValueError) naming the source
+    and the field: a rollback is never steered by a record the bot did not write."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    codec_where = "audit record"
+
+    account: stored.Account
+    region: stored.Region
+    api_id: stored.RestApiId
+    api_name: stored.Name
+    action: stored.Action  # "remediate" or "rollback"
+    policy_before: stored.Policy  # exactly as API Gateway returned it
+    policy_after: stored.Policy  # exactly as written
+    patch_operations: stored.PatchDicts
+    stages_redeployed: stored.StageNames
+    deployment_id: stored.DeploymentId | None
+    triggered_by: stored.Text
+    findings: stored.FindingDicts = msgspec.field(default_factory=list)
+    timestamp: stored.Timestamp = msgspec.field(default_factory=utc_now)
+    # the change's intent (remediator.journal): one record per change, however often retried; "" in older records
+    change_id: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{32})?\Z")] = ""
+    # applied (deployed) | restored (undone) | refused (the guard wrote nothing) | lost-update (a person's change one of
+    # the bot's writes landed on)
+    outcome: Literal["applied", "restored", "refused", "lost-update"] = "applied"
+    trust: stored.TrustDict | None = None  # the trust settings the fix was computed under (checked by rollback)
+    # applied: the edits of the API its stages did not serve yet, published with the fix (undeployed_changes publish,
+    # or a person's approval); remediator.core.undeployed.UndeployedChange
+    undeployed: stored.UndeployedDicts = msgspec.field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "audit record") -> AuditRecord:
-        """A record as stored, decoded strictly (remediator.stored.AuditRecord): formats, known actions and
-        outcomes, bounded sizes, no field the bot never writes. Anything else raises StoredError (a ValueError)
-        naming `where` and the field; a rollback is never steered by a record the bot did not write."""
+    def from_dict(cls, data: Any, where: str | None = None) -> AuditRecord:
+        """Refuses what is not an object in the words the audit log's readers have always used."""
         if not isinstance(data, dict):
-            raise stored.StoredError(f"{where}: a record is an object, not {type(data).__name__}")
-        return cls(**stored.fields_of(stored.decode(data, stored.AuditRecord, where)))
+            raise stored.StoredError(f"{where or cls.codec_where}: a record is an object, not {type(data).__name__}")
+        return super().from_dict(data, where)
 
 
 def _reject_constant(name: str) -> Any:

@@ -7,8 +7,11 @@ workflow re-reads the policy from API Gateway, because an event can be stale or 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+from remediator.codec import Record
 
 WATCHED_EVENTS = ("CreateRestApi", "UpdateRestApi", "PutRestApi", "ImportRestApi")
 _ID_IN_REQUEST = {"UpdateRestApi", "PutRestApi"}
@@ -88,64 +91,57 @@ class EventError(ValueError):
     """An event this product does not handle; nothing is changed. The message is one line."""
 
 
-@dataclass(frozen=True)
-class Caller:
-    type: str
-    arn: str | None
-    principal_id: str | None
-    invoked_by: str | None
-    session_issuer_arn: str | None
+def _matching(pattern: re.Pattern[str]) -> msgspec.Meta:
+    """The whole string matches `pattern` (msgspec searches; `\\Z`, unlike `$`, refuses a trailing newline)."""
+    return msgspec.Meta(pattern=f"^(?:{pattern.pattern})\\Z")
+
+
+_Text = Annotated[str, msgspec.Meta(max_length=2048)]  # TEXT_LIMIT
+
+
+class Caller(Record, frozen=True):
+    """Who made the call, as CloudTrail's userIdentity says."""
+
+    codec_error = EventError
+    codec_where = "caller"
+
+    type: _Text
+    arn: _Text | None
+    principal_id: _Text | None
+    invoked_by: _Text | None
+    session_issuer_arn: _Text | None
 
     def describe(self) -> str:
         who = self.session_issuer_arn or self.arn or self.principal_id or self.type
         return f"{who} via {self.invoked_by}" if self.invoked_by else who
 
 
-@dataclass(frozen=True)
-class ApiChange:
-    """A change to a REST API that may have changed its resource policy."""
+class ApiChange(Record, frozen=True):
+    """A change to a REST API that may have changed its resource policy. As the workflow carries it
+    (remediator.codec): exactly these fields, each a string in its format (the caller's may be null)."""
 
-    api_id: str
-    region: str
-    account: str
-    event_id: str
-    event_name: str
+    codec_error = EventError
+    codec_where = "change"
+
+    api_id: Annotated[str, _matching(REST_API_ID)]
+    region: Annotated[str, _matching(REGION)]
+    account: Annotated[str, _matching(ACCOUNT)]
+    event_id: _Text
+    event_name: _Text
     caller: Caller
     # When the call was made, and the policy it wrote as CloudTrail recorded it (UpdateRestApi's patch on /policy;
     # "" for a removal; None when the call does not say): how a person's write that the bot's own write landed on
     # is found and told (remediator.functions.evaluate).
-    event_time: str | None = None
-    written_policy: str | None = None
+    event_time: Annotated[str, _matching(EVENT_TIME)] | None = None
+    written_policy: Annotated[str, msgspec.Meta(max_length=POLICY_LIMIT)] | None = None
 
     @property
     def execution_name(self) -> str:
         """Step Functions execution name: the same event delivered twice starts one execution."""
         return _NAME_UNSAFE.sub("-", f"{self.event_name}-{self.event_id}")[:80]
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Any) -> ApiChange:
-        """A change as the workflow carries it: exactly these fields, each a string (the caller's may be null)."""
-        try:
-            caller = Caller(**data["caller"])
-            change = cls(**{**data, "caller": caller})
-        except (KeyError, TypeError) as error:
-            raise EventError(f"not a change record: {error}") from None
-        for name in ("event_id", "event_name"):
-            _text(getattr(change, name), name, optional=False)
-        _text(caller.type, "caller.type", optional=False)
-        for name in ("arn", "principal_id", "invoked_by", "session_issuer_arn"):
-            _text(getattr(caller, name), f"caller.{name}")
-        _check_ids(change.api_id, change.region, change.account)
-        _event_time(change.event_time)
-        _written(change.written_policy)
-        return change
-
-
-@dataclass(frozen=True)
-class Ignored:
+class Ignored(msgspec.Struct, frozen=True):
     """An event that is recognised but needs nothing from us (an HTTP API change, a failed call)."""
 
     reason: str

@@ -13,10 +13,12 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
+
+import msgspec
 
 from remediator import clock, safe_files, stored
+from remediator.codec import Record
 from remediator.audit import AuditRecord, JsonLinesAuditLog, cut_off, parse_line, utc_now
 
 PENDING = "pending"
@@ -33,52 +35,55 @@ class IntentConflict(Exception):
     """Another open intent holds the API (a concurrent fix): wait for it, never change the API twice."""
 
 
-@dataclass
-class PlannedStage:
+class PlannedStage(Record):
     """A stage the change deploys, and the deployment it served before: what an undo puts back."""
 
-    name: str
-    deployment_id: str | None
+    codec_error = JournalError
+    codec_where = "planned stage"
 
-    @classmethod
-    def from_dict(cls, data: Any, where: str = "planned stage") -> PlannedStage:
-        """A stage as stored, decoded strictly (remediator.stored): JournalError naming `where`, never a guess."""
-        decoded = stored.decode(data, stored.PlannedStage, where, JournalError)
-        return cls(decoded.name, decoded.deployment_id)
+    name: stored.StageName
+    deployment_id: stored.DeploymentId | None
 
 
-@dataclass
-class Intent:
-    """One change, written down before it is made."""
+class Intent(Record):
+    """One change, written down before it is made. As stored (a journal line, a DynamoDB item, the workflow's
+    state) it is decoded strictly by remediator.codec: an intent steers writes, so anything but what the bot
+    writes raises JournalError naming the source and what is wrong."""
 
-    intent_id: str
-    account: str
-    region: str
-    api_id: str
-    api_name: str
-    action: str  # remediate | rollback
-    policy_before: str  # exactly as API Gateway returned it
-    policy_after: str  # exactly as it is written
-    patch_operations: list[dict[str, str]]
-    stages: list[PlannedStage]
-    triggered_by: str
-    holder: str  # who carries it out: an execution, or a CLI process
-    expires_at: float = 0.0  # the holder's claim on the API lapses then (it renews it at each step)
-    created_at: str = field(default_factory=utc_now)
-    state: str = PENDING
-    deployment_id: str | None = None  # set as soon as CreateDeployment answered
-    missing_stages: list[str] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    reason: str = ""
-    trust: dict[str, Any] | None = None  # the trust settings the fix was computed under
+    codec_error = JournalError
+    codec_where = "intent"
+
+    intent_id: stored.IntentId
+    account: stored.Account
+    region: stored.Region
+    api_id: stored.RestApiId
+    api_name: stored.Name
+    action: stored.Action  # remediate | rollback
+    policy_before: stored.Policy  # exactly as API Gateway returned it
+    policy_after: stored.Policy  # exactly as it is written
+    patch_operations: stored.PatchDicts
+    stages: Annotated[list[PlannedStage], msgspec.Meta(max_length=stored.STAGES_LIMIT)]
+    triggered_by: stored.Text
+    holder: stored.Text  # who carries it out: an execution, or a CLI process
+    expires_at: stored.Seconds = 0.0  # the holder's claim on the API lapses then (it renews it at each step)
+    created_at: stored.Timestamp = msgspec.field(default_factory=utc_now)
+    # PENDING and CLOSED_STATES
+    state: Literal["pending", "applied", "restored", "failed", "abandoned", "superseded", "refused"] = PENDING
+    deployment_id: stored.DeploymentId | None = None  # set as soon as CreateDeployment answered
+    missing_stages: stored.StageNames = msgspec.field(default_factory=list)
+    findings: stored.FindingDicts = msgspec.field(default_factory=list)
+    reason: stored.Text = ""
+    trust: stored.TrustDict | None = None  # the trust settings the fix was computed under
     undoing: bool = False  # the undo began: once the policy is `before` again, the change closes as restored
     # The claim's fencing token (remediator.adapters.dynamodb.DynamoJournal): raised by each takeover; every write of
     # the intent requires the token its writer holds, so a holder that was taken over can write nothing more.
-    fence: int = 0
-    serving: dict[str, str] = field(default_factory=dict)  # left split: which stage serves which deployment now
+    fence: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0
+    # left split: which stage serves which deployment now
+    serving: Annotated[dict[stored.StageName, stored.DeploymentId], msgspec.Meta(max_length=stored.STAGES_LIMIT)] = \
+        msgspec.field(default_factory=dict)
     # Edits of the API its stages did not serve yet that the redeploy publishes with the fix, as the plan allowed them
-    # (remediator.core.undeployed.UndeployedChange.to_dict()); right before CreateDeployment, any other stops it.
-    undeployed: list[dict[str, Any]] = field(default_factory=list)
+    # (remediator.core.undeployed.UndeployedChange); right before CreateDeployment, any other stops it.
+    undeployed: stored.UndeployedDicts = msgspec.field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -87,20 +92,6 @@ class Intent:
     @property
     def is_open(self) -> bool:
         return self.state == PENDING
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str = "intent") -> Intent:
-        """An intent as stored (a journal line, a DynamoDB item, the workflow's state), decoded strictly
-        (remediator.stored.Intent): an intent steers writes, so anything but what the bot writes raises
-        JournalError naming `where` and what is wrong."""
-        decoded = stored.decode(data, stored.Intent, where, JournalError)
-        known = stored.fields_of(decoded)
-        known.pop("kind", None)
-        known["stages"] = [PlannedStage(s.name, s.deployment_id) for s in decoded.stages]
-        return cls(**known)
 
     def record(self, outcome: str, stages: list[str], deployment_id: str | None) -> AuditRecord:
         """The change's one audit record, keyed by this intent."""
@@ -133,8 +124,7 @@ class Journal(Protocol):
     def note(self, record: AuditRecord) -> None: ...
 
 
-@dataclass
-class Turn:
+class Turn(msgspec.Struct):
     """The answer to asking for the deployment turn: granted (deploy in `seconds`, a short wait well inside
     a Lambda's timeout) or not yet (ask again in `seconds`, with the same `ticket`: the place in the queue)."""
 
@@ -231,8 +221,8 @@ class JsonLinesJournal:
             raise JournalError(f"{where}: not a journal line: not JSON ({stored.problem(error)})") from None
         if not isinstance(data, dict):
             raise JournalError(f"{where}: not a journal line: a JSON {type(data).__name__}, not an object")
-        if data.get("kind") == "intent":
-            return "intent", Intent.from_dict(data, f"{where}: not an intent")
+        if data.get("kind") == "intent":  # the line's kind, not the intent's: what the line holds
+            return "intent", Intent.from_dict({k: v for k, v in data.items() if k != "kind"}, f"{where}: not an intent")
         try:
             record = AuditRecord.from_dict(data, f"{where}: not an audit record")
         except ValueError as error:

@@ -1,10 +1,11 @@
-"""Strict schemas for everything the bot reads back: intents (the journal), audit records, approval requests,
-the DynamoDB items that carry them, and the deployment-turn file.
+"""The constrained field types of everything the bot reads back (intents, audit records, approval requests,
+the DynamoDB items that carry them, the deployment-turn file), and the schemas of the parts they nest.
 
 What was stored is untrusted input: a crafted journal line or DynamoDB item must never steer a write. Each
-stored thing has one decoder here (a msgspec Struct, `forbid_unknown_fields` since the format is ours), with
-exact types (a bool is not an int, an int is not a str), known states only, IDs in AWS's formats and sizes
-bounded. `decode` turns whatever is wrong into one line naming the source and the item.
+stored shape is one msgspec Struct beside the code that uses it (remediator.journal.Intent,
+remediator.audit.AuditRecord, remediator.approvals.ApprovalRequest), decoded by remediator.codec with exact
+types (a bool is not an int, an int is not a str), known states only, IDs in AWS's formats and sizes bounded,
+from the types here. `decode` turns whatever is wrong into one line naming the source and the item.
 
 Patterns end in `\\Z`, not `$` (which also matches before a trailing newline), and use `[0-9]`, not `\\d`
 (which matches every script's digits); msgspec applies them with `re.search`.
@@ -12,10 +13,14 @@ Patterns end in `\\Z`, not `$` (which also matches before a trailing newline), a
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+from remediator.codec import Checked, StoredError, decode, problem
+from remediator.core.undeployed import UndeployedChange
+
+__all__ = ["StoredError", "decode", "problem"]  # the codec's, where the readers have always found them
 
 # --- formats ----------------------------------------------------------------------------------------------
 
@@ -99,16 +104,6 @@ Findings = Annotated[list[Finding], msgspec.Meta(max_length=FINDINGS_LIMIT)]
 PatchOperations = Annotated[list[PatchOperation], msgspec.Meta(max_length=PATCH_LIMIT)]
 StageNames = Annotated[list[StageName], msgspec.Meta(max_length=STAGES_LIMIT)]
 
-class UndeployedChange(_Strict):
-    """remediator.core.undeployed.UndeployedChange.to_dict(): an edit of the API a stage did not serve yet."""
-
-    stage: StageName
-    path: Annotated[str, msgspec.Meta(pattern=r"^/", max_length=1024)]
-    http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"]
-    kind: Literal["method-added", "method-removed", "authorization-changed", "api-key-changed"]
-    deployed: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
-    now: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
-
 
 # A REST API's methods: at most a few thousand (300 resources by default, each at most 8 verbs) per stage.
 UndeployedChanges = Annotated[list[UndeployedChange], msgspec.Meta(max_length=FINDINGS_LIMIT)]
@@ -117,128 +112,34 @@ ACTIONS = ("remediate", "rollback")
 Action = Literal["remediate", "rollback"]
 
 
-# --- the stored things ------------------------------------------------------------------------------------
+# --- the parts the stored shapes nest, kept as dicts (remediator.codec.Checked) -----------------------------
 
-class PlannedStage(_Strict):
-    name: StageName
-    deployment_id: DeploymentId | None
-
-
-class Intent(_Strict):
-    """remediator.journal.Intent.to_dict() (with `kind: "intent"` on a journal line)."""
-
-    intent_id: IntentId
-    account: Account
-    region: Region
-    api_id: RestApiId
-    api_name: Name
-    action: Action
-    policy_before: Policy
-    policy_after: Policy
-    patch_operations: PatchOperations
-    stages: Annotated[list[PlannedStage], msgspec.Meta(max_length=STAGES_LIMIT)]
-    triggered_by: Text
-    holder: Text
-    expires_at: Seconds = 0.0
-    created_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
-    # remediator.journal.PENDING and CLOSED_STATES
-    state: Literal["pending", "applied", "restored", "failed", "abandoned", "superseded", "refused"] = "pending"
-    deployment_id: DeploymentId | None = None
-    missing_stages: StageNames = []
-    findings: Findings = []
-    reason: Text = ""
-    trust: TrustSettings | None = None
-    undoing: bool = False  # the undo began: once the policy is `before` again, the change closes as restored
-    fence: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0  # the claim's fencing token (DynamoJournal)
-    serving: Annotated[dict[StageName, DeploymentId], msgspec.Meta(max_length=STAGES_LIMIT)] = {}  # a split, stage by stage
-    undeployed: UndeployedChanges = []  # edits the redeploy may publish with the fix, as planned
-    kind: Literal["intent"] | msgspec.UnsetType = msgspec.UNSET  # on a journal line only
+class FindingDict(Checked):
+    schema = Finding
 
 
-class AuditRecord(_Strict):
-    """remediator.audit.AuditRecord.to_dict()."""
+class PatchDict(Checked):
+    schema = PatchOperation
 
-    account: Account
-    region: Region
-    api_id: RestApiId
-    action: Action
-    policy_before: Policy
-    policy_after: Policy
-    patch_operations: PatchOperations
-    stages_redeployed: StageNames
-    api_name: Name
-    deployment_id: DeploymentId | None
-    triggered_by: Text
-    findings: Findings = []
-    timestamp: Timestamp | msgspec.UnsetType = msgspec.UNSET
-    change_id: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{32})?\Z")] = ""  # an intent's ID, or none (older records)
-    # refused: the guard wrote nothing; lost-update: a person's change one of the bot's writes landed on
-    outcome: Literal["applied", "restored", "refused", "lost-update"] = "applied"
-    trust: TrustSettings | None = None
-    undeployed: UndeployedChanges = []  # applied: the edits published with the fix
+
+class TrustDict(Checked):
+    schema = TrustSettings
+
+
+class UndeployedDict(Checked):
+    schema = UndeployedChange
+
+
+FindingDicts = Annotated[list[FindingDict], msgspec.Meta(max_length=FINDINGS_LIMIT)]
+PatchDicts = Annotated[list[PatchDict], msgspec.Meta(max_length=PATCH_LIMIT)]
+UndeployedDicts = Annotated[list[UndeployedDict], msgspec.Meta(max_length=FINDINGS_LIMIT)]
 
 
 # remediator.approvals.APPROVAL_STATUSES
 ApprovalStatus = Literal["pending", "approved", "rejected", "timed-out", "applied", "failed", "superseded"]
 
 
-class ApprovalRequest(_Strict):
-    """remediator.approvals.ApprovalRequest.to_dict()."""
-
-    approval_id: ApprovalId
-    # A Step Functions execution name: 1 to 80 characters (Step Functions API Reference, StartExecution.name).
-    execution: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
-    # Step Functions task tokens are up to 1024 characters (SendTaskSuccess.taskToken).
-    task_token: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-    account: Account
-    region: Region
-    api_id: RestApiId
-    api_name: Name
-    changed_by: Text
-    findings: Findings
-    patch_operations: PatchOperations
-    policy_before: Policy
-    expires_at: WholeSeconds
-    status: ApprovalStatus = "pending"
-    channel: Name | None = None
-    ts: Name | None = None
-    decision: Literal["approved", "rejected"] | None = None
-    decided_by: Name | None = None
-    decided_at: WholeSeconds | None = None
-    detail: Text = ""
-    stages: StageNames = []
-    undeployed: UndeployedChanges = []  # edits of the API the fix's redeploy also publishes: approving publishes them
-
-
 # --- decoding ---------------------------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-class StoredError(ValueError):
-    """Something read back is not what the bot writes; nothing is taken from it. The message is one line."""
-
-
-def problem(error: Exception) -> str:
-    """msgspec's message on one line, bounded, the field first: "stages[0].name: Expected `str` ..."."""
-    text = " ".join(str(error).split())
-    found = _AT.search(text)
-    if found:
-        head = text[:found.start()]
-        text = f"{found.group(1)}: {head}" if found.group(1) else head
-    return text[:300]
-
-
-_AT = re.compile(r" - at `\$\.?(.*)`\Z")
-
-
-def decode(data: Any, schema: type[T], where: str, error: type[ValueError] = StoredError) -> T:
-    """`data` (already parsed JSON, or a Python value) as `schema`, or `error` naming `where` and what is wrong."""
-    try:
-        return msgspec.convert(data, schema, strict=True)
-    except msgspec.ValidationError as invalid:
-        raise error(f"{where}: {problem(invalid)}") from None
-
 
 def plain(value: Any) -> Any:
     """A decoded Struct (or list of them) as the dicts and lists the rest of the code uses (unset fields left out)."""

@@ -20,7 +20,7 @@ def test_every_part_reads_back_as_written() -> None:
     evaluation = Evaluation("fix", "auto", '{"Statement":[]}', 1, 3600, "eu-west-1", "abcde12345", "api", False, False,
                             [{"kind": "untrusted-account"}], [{"op": "replace", "path": "/policy", "value": "{}"}])
     applied = Applied("patched", "policy written", True, "before", "after", evaluation.patch_operations, {"findings": [{"k": 1}]})
-    redeployed = Redeployed(["prod", "dev"], "d1", ["gone"])
+    redeployed = Redeployed("deployed", ["prod", "dev"], "d1", ["gone"])
     raw = {"change": change(), "source": "sweep", "evaluation": evaluation.to_dict(), "applied": applied.to_dict(),
            "redeploy": redeployed.to_dict(), "error": {"Error": "X"}, "later": "a newer writer's key"}
     state = WorkflowState.from_dict(raw)
@@ -33,9 +33,9 @@ def test_every_part_reads_back_as_written() -> None:
     (None, "not an object"),
     ({}, "no valid change"),
     ({"change": {"api_id": "x"}}, "no valid change"),
-    ({"change": change(), "evaluation": {"mode": "auto"}}, "no verdict"),
-    ({"change": change(), "applied": {"detail": "x"}}, "no outcome"),
-    ({"change": change(), "redeploy": ["prod"]}, "not an object"),
+    ({"change": change(), "evaluation": {"mode": "auto"}}, r"state: evaluation: Object missing required field `verdict`"),
+    ({"change": change(), "applied": {"detail": "x"}}, r"state: applied: Object missing required field `outcome`"),
+    ({"change": change(), "redeploy": ["prod"]}, r"redeploy: Expected `object | null`, got `array`"),
 ])
 def test_what_is_not_a_state_is_refused_in_one_line(raw, message: str) -> None:
     with pytest.raises(StateError, match=message) as refused:

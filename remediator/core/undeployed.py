@@ -19,13 +19,16 @@ Pure: no AWS SDK, no I/O. The adapter reads the two summaries; untrusted input i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from remediator.codec import Record
 
 # What a fix does when its redeploy would also publish such edits (the undeployed_changes setting): ask a person (in
 # approval mode; elsewhere the API is reported), publish them with the fix, or report the API and write nothing.
 UNDEPLOYED_SETTINGS = ("ask", "publish", "report")
-# The kinds of change, as they are recorded (remediator.stored.UndeployedChange) and told.
+# The kinds of change, as they are recorded (UndeployedChange.kind) and told.
 KINDS = ("method-added", "method-removed", "authorization-changed", "api-key-changed")
 # API Gateway's HTTP methods for a REST API method (PutMethod: "httpMethod ... GET, POST, PUT, PATCH, DELETE, HEAD,
 # OPTIONS, ANY"); a summary naming anything else is not one API Gateway wrote.
@@ -41,24 +44,17 @@ class SummaryError(ValueError):
     """A summary that is not what API Gateway returns: one line; nothing is decided from it."""
 
 
-@dataclass(frozen=True, order=True)
-class UndeployedChange:
-    """One edit of the API that a stage does not serve yet, and that a redeploy of that stage would publish."""
+class UndeployedChange(Record, frozen=True, order=True):
+    """One edit of the API that a stage does not serve yet, and that a redeploy of that stage would publish.
+    Stored in intents, audit records and approval requests (remediator.codec decodes it strictly)."""
 
-    stage: str
-    path: str
-    http_method: str
-    kind: str  # KINDS
-    deployed: str | None = None  # what the stage serves: the authorization type, or "true"/"false" for an API key
-    now: str | None = None  # what the API has now, likewise
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> UndeployedChange:
-        return cls(str(data["stage"]), str(data["path"]), str(data["http_method"]), str(data["kind"]),
-                   data.get("deployed"), data.get("now"))
+    stage: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,128}\Z")]  # a stage name (remediator.stored.StageName)
+    path: Annotated[str, msgspec.Meta(pattern=r"^/", max_length=TEXT_LIMIT)]
+    http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"]  # HTTP_METHODS
+    kind: Literal["method-added", "method-removed", "authorization-changed", "api-key-changed"]  # KINDS
+    # what the stage serves: the authorization type, or "true"/"false" for an API key
+    deployed: Annotated[str, msgspec.Meta(max_length=TEXT_LIMIT)] | None = None
+    now: Annotated[str, msgspec.Meta(max_length=TEXT_LIMIT)] | None = None  # what the API has now, likewise
 
     @property
     def what(self) -> str:
