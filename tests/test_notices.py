@@ -11,8 +11,9 @@ import pytest
 
 from remediator.adapters import ssm
 from remediator.adapters.apigateway import ApiGatewayAdapter
+from remediator.local import cloudtrail
 from tests.conftest import OWNER, PARTNER, STRANGER
-from tests.test_workflow import REGION, UNTRUSTED, allow, policy_of, run, seed
+from tests.test_workflow import REGION, UNTRUSTED, allow, policy_of, run, run_directly, seed
 
 WILDCARD = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke",
                                                     "Resource": "execute-api:/*"}]}
@@ -51,7 +52,11 @@ def test_report_only_findings_are_told_once_until_they_change(make_flow) -> None
         assert (counts["started"], counts["told_already"], told) == (0, 1, [])
         assert summary["new_findings"] == [] and summary["told_already"] == 1 and summary["verdicts"] == {"report-only": 1}
 
-    _, result = run(flow, api_id)  # an event on the API, its findings the same: the execution runs, nobody is told
+    # An event on the API, its findings the same: the trigger decides, no execution starts, nobody is told.
+    assert flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER)) == {
+        "status": "not-started", "verdict": "report-only"}
+    assert flow.notifications() == []
+    _, result = run_directly(flow, api_id)  # an execution that does run anyway: Notify tells nobody either
     assert result.output["notification"]["unchanged"] is True and flow.notifications() == []
 
     set_policy(flow, api_id, TWO_WILDCARDS)  # other findings: told again
@@ -77,7 +82,9 @@ def test_findings_that_come_back_after_a_fix_are_told_again(make_flow) -> None:
     set_policy(flow, api_id, WILDCARD)
     _, result = run(flow, api_id)
     assert "unchanged" not in result.output["notification"] and [m["kind"] for m in flow.notifications()] == ["findings"]
-    _, result = run(flow, api_id)  # the same findings once more: not told
+    # The same findings once more: not told, whether the trigger decides (no execution) or an execution runs.
+    assert flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))["status"] == "not-started"
+    _, result = run_directly(flow, api_id)
     assert result.output["notification"]["unchanged"] is True and flow.notifications() == []
 
 

@@ -48,6 +48,19 @@ def run(flow: LocalWorkflow, api_id: str, event_name: str = "UpdateRestApi", ide
     return event, flow.wait(started["execution_name"])
 
 
+def run_directly(flow: LocalWorkflow, api_id: str, event_name: str = "UpdateRestApi", identity=None):
+    """The execution an event would start, started as the trigger starts it whatever the trigger would decide (a
+    sweep's, or one the trigger could not decide): for tests of the workflow's states themselves."""
+    from remediator.events import parse_event
+
+    event = cloudtrail.api_call_event(event_name, api_id, REGION, OWNER, identity)
+    change = parse_event(event, owner_account=OWNER)
+    flow.clients.client("stepfunctions", REGION).start_execution(
+        stateMachineArn=flow.state_machine_arn, name=change.execution_name,
+        input=json.dumps({"change": change.to_dict(), "source": "event"}))
+    return event, flow.wait(change.execution_name)
+
+
 def policy_of(flow: LocalWorkflow, api_id: str) -> dict:
     return parse_policy(ApiGatewayAdapter(flow.clients).get_rest_api(REGION, api_id).policy)
 
@@ -85,14 +98,7 @@ def test_compliant_event_costs_no_transition(flow: LocalWorkflow) -> None:
     assert answer == {"status": "not-started", "verdict": "compliant"}  # the trigger decided (tests/test_trigger_decides.py)
     assert flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"] == []
     # An execution that does start for a compliant API (a sweep's, say) ends after Evaluate, in 3 transitions.
-    change = cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER)
-    from remediator.events import parse_event
-
-    parsed = parse_event(change, owner_account=OWNER)
-    flow.clients.client("stepfunctions", REGION).start_execution(
-        stateMachineArn=flow.state_machine_arn, name=parsed.execution_name,
-        input=json.dumps({"change": parsed.to_dict(), "source": "event"}))
-    result = flow.wait(parsed.execution_name)
+    _, result = run_directly(flow, api_id)
     assert result.status == "SUCCEEDED" and result.states == ["Evaluate", "IsActionNeeded", "Done"]
     assert result.transitions <= 4
     assert flow.notifications() == [] and flow.audit_records() == []
