@@ -167,10 +167,10 @@ class Soak:
     def _install(self, tmp_path: Path) -> None:
         from moto.apigateway.models import APIGatewayBackend
 
-        from remediator.local import strict
+        from remediator.local.strict import apigateway as strict_apigateway
 
         soak, mp = self, self.monkeypatch
-        real_update, real_trail = APIGatewayBackend.update_rest_api, strict.cloudtrail_record
+        real_update, real_trail = APIGatewayBackend.update_rest_api, strict_apigateway.cloudtrail_record
         order = itertools.count(1)
 
         def update_rest_api(backend: Any, function_id: str, patch_operations: list[dict[str, Any]]) -> Any:
@@ -192,7 +192,7 @@ class Soak:
             return detail
 
         mp.setattr(APIGatewayBackend, "update_rest_api", update_rest_api)
-        mp.setattr(strict, "cloudtrail_record", cloudtrail_record)
+        mp.setattr(strict_apigateway, "cloudtrail_record", cloudtrail_record)  # the strict layer records through it
 
         real_begin, real_close = DynamoJournal.begin, DynamoJournal.close
 
