@@ -52,13 +52,28 @@ def fail_async(flow: LocalWorkflow, name: str) -> None:
 
 
 def fix_and_fail(flow: LocalWorkflow) -> None:
+    """A fix; a fix blocked by an undeployed edit (a method added, which its redeploy would publish: a person is
+    told); and a redeploy API Gateway refuses, which Restore undoes (the policy put back)."""
+    from remediator.functions import common
+    from tests.faults.injection import Fault
+
     api_id = seed(flow, UNTRUSTED)
     flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))
-    broken = seed(flow, UNTRUSTED)
-    without_integration(flow, broken)
+    blocked = seed(flow, UNTRUSTED)
+    without_integration(flow, blocked)
     flow.discard_pending()
-    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", broken, REGION, OWNER))
-    flow.wait(started["execution_name"])
+    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", blocked, REGION, OWNER))
+    assert flow.wait(started["execution_name"]).output["evaluation"]["verdict"] == "blocked"
+    broken = seed(flow, UNTRUSTED)
+    flow.discard_pending()
+    fault = Fault("apigateway", "CreateDeployment", "before", "refuse").install_on(common.clients(), REGION)
+    try:
+        started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", broken, REGION, OWNER))
+        result = flow.wait(started["execution_name"])
+    finally:
+        fault.times = fault.fired
+    assert result.status == "FAILED" and "Restore" in "".join(result.states), result.states
+    assert flow.notifications()[-1]["kind"] == "failure"
 
 
 def start_fix(flow: LocalWorkflow) -> tuple[str, str]:
@@ -149,18 +164,26 @@ def lost_update(flow: LocalWorkflow) -> None:
 
 def sweep(flow: LocalWorkflow) -> None:
     seed(flow, UNTRUSTED)
-    told = seed(flow, WILDCARD)  # report-only: told once (its notice item), then resolved by the next day's sweep
+    # Report-only, both told once (their notice items); one resolved by the next day's sweep, one by an event.
+    told, also_told = seed(flow, WILDCARD), seed(flow, WILDCARD)
     flow.run_sweep()
     for execution in flow.clients.client("stepfunctions", REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]:
-        if flow.config.mode != "approval" or told in execution["name"]:  # in approval mode a fix waits for a person
-            flow.wait(execution["name"])
-    flow.clients.client("apigateway", REGION).update_rest_api(
-        restApiId=told, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(COMPLIANT)}])
+        if flow.config.mode != "approval" or told in execution["name"] or also_told in execution["name"]:
+            flow.wait(execution["name"])  # in approval mode a fix waits for a person
+    # An event on findings told already: the trigger decides (the notice read, who can call read), no execution.
+    assert flow.deliver(cloudtrail.api_call_event("UpdateRestApi", told, REGION, OWNER))["status"] == "not-started"
+    for api_id in (told, also_told):
+        flow.clients.client("apigateway", REGION).update_rest_api(
+            restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(COMPLIANT)}])
     flow.discard_pending()
+    # Compliant now, and people were told: the trigger starts the execution in which Evaluate forgets the notice.
+    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", also_told, REGION, OWNER))
+    assert flow.wait(started["execution_name"]).output["evaluation"]["verdict"] == "compliant"
     flow.later(24 * 3600)
     assert flow.run_sweep()["resolved"] == 1
-    started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", told, REGION, OWNER))  # compliant: Evaluate forgets too
-    assert flow.wait(started["execution_name"]).output["evaluation"]["verdict"] == "compliant"
+    # Compliant, nothing to forget: decided in the trigger (Security Hub told it passed), no execution.
+    assert flow.deliver(cloudtrail.api_call_event("UpdateRestApi", told, REGION, OWNER)) == {
+        "status": "not-started", "verdict": "compliant"}
     fail_async(flow, "Trigger")
     fail_async(flow, "Sweep")
 
