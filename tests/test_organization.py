@@ -385,25 +385,33 @@ def test_an_account_moved_out_of_a_trusted_ou_is_not_stripped_within_the_hour(ma
 
 def test_the_sweep_of_a_pair_outside_the_roster_touches_nothing(make_org) -> None:
     """A Map item naming an account the organization does not hold (a stale plan, a hand-made execution): the
-    child refuses before any call in that account, with one line."""
+    child refuses that account before any call in it, with one line, and sweeps the rest of its batch; a batch that is
+    not well formed is refused whole."""
     flow = make_org(mode="auto")
     outsider = org(flow).outsider
+    member = members(flow)[0]
     api_id = seed(outsider, allow(outsider.account_id, STRANGER))
     flow.discard_pending()
     first = len(flow.strict.checked)
-    with pytest.raises(RuntimeError) as refused:
-        flow._invoke("Sweep", {"account": outsider.account_id, "region": REGION, "sweep": "hand-made"})
-    assert f"account {outsider.account_id} is not an active account of organization" in str(refused.value)
-    assert not [c for c in flow.strict.checked[first:] if c.action == "sts:AssumeRole"], "no session was even asked for"
-    with pytest.raises(RuntimeError, match="must name an account"):
-        flow._invoke("Sweep", {"account": "12345", "region": REGION})
+    output = flow._invoke("Sweep", {"Items": [{"account": outsider.account_id}, {"account": member.account_id}]})
+    refused, swept = output["accounts"]
+    assert refused["account"] == outsider.account_id and refused["failed"] == "RemediationFailed"
+    assert f"account {outsider.account_id} is not an active account of organization" in refused["cause"]
+    assert swept["account"] == member.account_id and len(swept["regions"]) == 3 and swept["not_swept"] == []
+    assumed = [c for c in flow.strict.checked[first:] if c.action == "sts:AssumeRole"]
+    assert not [c for c in assumed if outsider.account_id in str(c.resource)], "no session was even asked for"
+    for bad in ({"account": member.account_id}, {"Items": [{"account": "12345"}]}, {"Items": []},
+                {"Items": [{"account": member.account_id}] * 2}):
+        with pytest.raises(RuntimeError, match="organization sweep"):
+            flow._invoke("Sweep", bad)
     assert principals_of(outsider, api_id) == {outsider.account_id, STRANGER}
 
 
 def test_an_express_sweep_child_run_twice_changes_nothing_more(make_org) -> None:
     """Express children run at least once (Step Functions developer guide, "Choosing workflow type"): each account's
     child is run twice here (remediator/local/express.py REPEATS) and the sweep says and does what one run does. One
-    child per account sweeps all its regions; the children's states are not the parent's Standard transitions."""
+    child sweeps a batch of accounts, all their regions; the children's states are not the parent's Standard
+    transitions."""
     from remediator.local import express
 
     flow = make_org(mode="auto")
@@ -418,8 +426,10 @@ def test_an_express_sweep_child_run_twice_changes_nothing_more(make_org) -> None
         express.REPEATS = 1
     assert result.status == "SUCCEEDED" and result.states == ["Plan", "SweepEachAccount", "Summarize"], result.states
     accounts = {org(flow).hub, *org(flow).members}
-    assert sorted(c.input["account"] for c in result.express) == sorted([*accounts, *accounts]), "one child per account"
-    assert {c.run for c in result.express} == {1, 2} and all(c.states == ["SweepAccount"] for c in result.express)
+    swept = [item["account"] for c in result.express for item in c.input["Items"]]
+    assert sorted(swept) == sorted([*accounts, *accounts]), "each account in one child's batch, run twice"
+    assert len(result.express) == 2, "one child for the batch of 4 accounts (10 a child), run twice"
+    assert {c.run for c in result.express} == {1, 2} and all(c.states == ["SweepAccounts"] for c in result.express)
     assert all(c.seconds <= express.MAX_SECONDS for c in result.express)
     (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
     assert note["pairs_swept"] == 12 and note["not_swept"] == [] and note["executions_started"] == 1, note
@@ -428,3 +438,33 @@ def test_an_express_sweep_child_run_twice_changes_nothing_more(make_org) -> None
     settle(flow)
     assert principals_of(first, fixed) == {first.account_id}
     assert len([r for r in flow.audit_records() if r.api_id == fixed]) == 1, "one fix, recorded once"
+
+
+def test_the_map_batches_accounts_into_children_and_a_failed_child_reports_its_whole_batch(make_org, monkeypatch) -> None:
+    """The Map's ItemBatcher (Step Functions developer guide, "ItemBatcher (Map)": each child's input is
+    {"Items": [...]}, at most MaxItemsPerBatch items, here the plan's accounts_per_child) puts several accounts in one
+    child. A child whose task fails twice (its one retry) is caught: every account of its batch is not swept ("*"),
+    and the next sweep sweeps them all, each account counted on its own."""
+    from remediator.functions import plan
+    from remediator.local import runner
+
+    monkeypatch.setattr(plan, "ACCOUNTS_PER_CHILD", 3)
+    flow = make_org(mode="dry-run")
+    first = members(flow)[0]
+    seed(first, allow(first.account_id, STRANGER), "one")
+    flow.discard_pending()
+    accounts = sorted({org(flow).hub, *org(flow).members})
+    runner.inject_lambda_error("sweep", "ServiceException", times=4)  # both children: the first try and the retry
+    failed = flow.run_org_sweep()
+    assert failed.status == "SUCCEEDED" and [len(c.input["Items"]) for c in failed.express] in ([3, 1], [1, 3])
+    assert all(c.states == ["SweepAccounts", "NotSwept"] for c in failed.express), [c.states for c in failed.express]
+    (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
+    assert sorted((n["account"], n["region"], n["error"]) for n in note["not_swept"]) == [
+        (a, "*", "Lambda.ServiceException") for a in accounts]
+    assert note["pairs_swept"] == 0 and sorted(note["verdicts_per_account"]) == accounts
+    again = flow.run_org_sweep()
+    assert sorted(item["account"] for c in again.express for item in c.input["Items"]) == accounts
+    assert len(again.express) == 2 and all(c.states == ["SweepAccounts"] for c in again.express)
+    (note,) = [n for n in flow.notifications() if n.get("kind") == "organization-summary"]
+    assert note["not_swept"] == [] and note["pairs_swept"] == 12 and note["accounts"] == 4
+    assert [(f["account"], f["name"]) for f in note["new_findings"]] == [(first.account_id, "one")]

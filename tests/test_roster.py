@@ -145,24 +145,31 @@ def test_organization_settings_fail_closed(monkeypatch: pytest.MonkeyPatch, envi
 
 
 def test_the_summary_counts_per_account_and_lists_what_was_not_swept() -> None:
+    """A child's output is its batch's accounts (sweep.sweep_accounts); its Catch (NotSwept) names the whole batch; a
+    failed child in the results is every account of its input's Items: each account is counted or listed as not swept."""
+    D, E, F = "444444444444", "555555555555", "666666666666"
     outputs = [
-        {"account": A, "regions": [
-            {"account": A, "region": "us-east-1", "apis": 2, "verdicts": {"compliant": 1, "fix": 1}, "executions_started": 1,
-             "new_findings": [{"api_id": "abcdefghij", "name": "x", "verdict": "fix"}], "resolved_findings": []},
-            {"account": A, "region": "eu-west-1", "apis": 1, "verdicts": {"compliant": 1}, "executions_started": 0,
-             "new_findings": [], "resolved_findings": [{"api_id": "bcdefghijk", "name": "", "verdict": "gone"}]}],
-         "not_swept": [{"region": "eu-central-1", "error": "OutOfTime", "cause": "out of its 120 s"}], "duplicate": 0},
-        {"account": B, "region": "*", "failed": "RemediationFailed", "cause": "AccessDenied"},
+        {"accounts": [
+            {"account": A, "regions": [
+                {"account": A, "region": "us-east-1", "apis": 2, "verdicts": {"compliant": 1, "fix": 1}, "executions_started": 1,
+                 "new_findings": [{"api_id": "abcdefghij", "name": "x", "verdict": "fix"}], "resolved_findings": []},
+                {"account": A, "region": "eu-west-1", "apis": 1, "verdicts": {"compliant": 1}, "executions_started": 0,
+                 "new_findings": [], "resolved_findings": [{"api_id": "bcdefghijk", "name": "", "verdict": "gone"}]}],
+             "not_swept": [{"region": "eu-central-1", "error": "OutOfTime", "cause": "out of its 120 s"}], "duplicate": 0},
+            {"account": B, "region": "*", "failed": "RemediationFailed", "cause": "AccessDenied"},
+            {"account": M, "region": "*", "failed": "NotEnrolled", "cause": "no spoke"}]},
+        {"accounts": [D, E], "region": "*", "failed": "States.TaskFailed", "cause": "the child's task failed"},
     ]
-    failed = [{"status": "FAILED", "input": {"account": C}, "error": "States.Timeout", "cause": ""}]
+    failed = [{"status": "FAILED", "input": {"Items": [{"account": C}, {"account": F}]}, "error": "States.Timeout", "cause": ""}]
     summary = summarize(outputs, failed, "auto", 9)
-    assert summary["verdicts_per_account"] == {A: {"compliant": 2, "fix": 1}, B: {}, C: {}}
+    assert summary["verdicts_per_account"] == {A: {"compliant": 2, "fix": 1}, B: {}, C: {}, D: {}, E: {}, F: {}}
     assert summary["apis"] == 3 and summary["executions_started"] == 1 and summary["pairs_swept"] == 2
-    assert summary["pairs_planned"] == 9
+    assert summary["pairs_planned"] == 9 and summary["not_enrolled"] == [M]
     assert [(f["account"], f["region"]) for f in summary["new_findings"]] == [(A, "us-east-1")]
     assert [(f["account"], f["region"]) for f in summary["resolved_findings"]] == [(A, "eu-west-1")]
     assert [(n["account"], n["region"], n["error"]) for n in summary["not_swept"]] == [
-        (A, "eu-central-1", "OutOfTime"), (B, "*", "RemediationFailed"), (C, "*", "States.Timeout")]
+        (A, "eu-central-1", "OutOfTime"), (B, "*", "RemediationFailed"), (D, "*", "States.TaskFailed"),
+        (E, "*", "States.TaskFailed"), (C, "*", "States.Timeout"), (F, "*", "States.Timeout")]
 
 
 def test_a_summary_too_big_for_one_message_lists_the_first_of_each_and_says_where_the_rest_is() -> None:
@@ -182,17 +189,26 @@ def test_a_summary_too_big_for_one_message_lists_the_first_of_each_and_says_wher
     assert bounded(small, "s3://b/k")["new_findings"] == small["new_findings"], "whole when it fits"
 
 
-def test_an_accounts_summary_fits_a_map_result_and_the_rest_is_counted() -> None:
-    """17 regions of 3,000 new and 3,000 resolved findings each: the child's output still fits a state (256 KB)."""
-    from remediator.functions.sweep import LISTED_PER_ACCOUNT, within_state_limit
+def test_a_batchs_summaries_fit_a_map_result_and_the_rest_is_counted() -> None:
+    """A child's output goes into a state (256 KB: Step Functions developer guide, "Step Functions service quotas",
+    maximum input or output size for a state): a full batch of accounts x 17 regions of 3,000 new and 3,000 resolved
+    findings each still fits, the counts whole; so does a batch whose every region was not swept."""
+    from remediator.functions.sweep import ACCOUNTS_PER_CHILD, CAUSE_CHARS, listed_per_region, within_state_limit
 
+    accounts = [f"{n:012d}" for n in range(1, ACCOUNTS_PER_CHILD + 1)]
     regions = [f"us-east-{n}" for n in range(1, 18)]
-    findings = [{"api_id": f"a{i:09d}", "name": "x" * 60, "verdict": "fix"} for i in range(3000)]
-    listed = LISTED_PER_ACCOUNT // (2 * len(regions))
-    output = {"account": A, "not_swept": [], "regions": [within_state_limit(
-        {"account": A, "region": r, "apis": 3000, "verdicts": {"fix": 3000}, "executions_started": 0,
-         "new_findings": findings, "resolved_findings": findings}, listed) for r in regions]}
-    assert len(json.dumps(output)) < 256 * 1024
-    summary = summarize([output], [], "dry-run", 17)
-    assert len(summary["new_findings"]) == listed * 17 and summary["new_findings_not_listed"] == (3000 - listed) * 17
-    assert summary["verdicts_per_account"][A] == {"fix": 3000 * 17}, "the counts are whole"
+    findings = [{"api_id": f"a{i:09d}", "name": "x" * 1024, "verdict": "fix"} for i in range(3000)]  # names cut short
+    listed = listed_per_region(len(accounts), len(regions))
+    output = {"accounts": [{"account": a, "not_swept": [], "duplicate": 0, "regions": [within_state_limit(
+        {"kind": "summary", "mode": "dry-run", "account": a, "region": r, "apis": 3000, "verdicts": {"fix": 3000},
+         "executions_started": 0, "told_already": 0, "new_findings": findings, "resolved_findings": findings}, listed)
+        for r in regions]} for a in accounts]}
+    assert len(json.dumps(output)) < 256 * 1024, len(json.dumps(output))
+    summary = summarize([output], [], "dry-run", len(accounts) * 17)
+    pairs = len(accounts) * 17
+    assert len(summary["new_findings"]) == listed * pairs and summary["new_findings_not_listed"] == (3000 - listed) * pairs
+    assert all(summary["verdicts_per_account"][a] == {"fix": 3000 * 17} for a in accounts), "the counts are whole"
+    missed = {"accounts": [{"account": a, "regions": [], "duplicate": 0, "not_swept": [
+        {"region": r, "error": "OutOfTime", "cause": "c" * CAUSE_CHARS} for r in regions]} for a in accounts]}
+    assert len(json.dumps(missed)) < 256 * 1024, len(json.dumps(missed))
+    assert len(summarize([missed], [], "dry-run", pairs)["not_swept"]) == pairs

@@ -1,5 +1,6 @@
-"""The organization sweep's first state: which accounts to sweep, written as the Map's items (one Express child each,
-which sweeps all of the account's sweep regions at once: remediator/functions/sweep.py)."""
+"""The organization sweep's first state: which accounts to sweep, written as the Map's items (one per account; the Map
+batches them, ItemBatcher, so that one Express child sweeps several accounts, all their sweep regions at once:
+remediator/functions/sweep.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from remediator.adapters.s3 import ResultsBucket
 from remediator.functions import common
 from remediator.functions.common import Settings, aws_call
 from remediator.functions.needs import Needs
+from remediator.functions.sweep import ACCOUNTS_PER_CHILD
 from remediator.logs import get_logger
 from remediator.workflow.errors import RemediationFailed
 
@@ -23,9 +25,10 @@ def needs(mode: str, slack: bool) -> Needs | None:
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Every active account of the roster, one item each (its regions are the child's to sweep: one child per account,
-    not per account and region, costs 17 times fewer child executions at 17 regions). The items go to S3, not into the
-    state: 1,000 accounts would not fit in a state's 256 KB once the items grow."""
+    """Every active account of the roster, one item each (its regions are the child's to sweep), and how many accounts
+    a child sweeps (the Map's ItemBatcher MaxItemsPerBatchPath): one child per ACCOUNTS_PER_CHILD accounts, not per
+    account and region, starts 170 times fewer children at 17 regions, and the parent bills one transition per child.
+    The items go to S3, not into the state: 1,000 accounts would not fit in a state's 256 KB once the items grow."""
     settings = Settings.from_environment()
     if not settings.organization or not settings.sweep_regions or not settings.results_bucket:
         raise RemediationFailed("the organization sweep needs organization mode, SWEEP_REGIONS and RESULTS_BUCKET")
@@ -38,4 +41,4 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     pairs = len(items) * len(settings.sweep_regions)
     log.info("sweep_planned", accounts=len(items), regions=len(settings.sweep_regions), items=len(items), pairs=pairs)
     return {"bucket": settings.results_bucket, "key": key, "count": len(items), "accounts": len(items), "pairs": pairs,
-            "max_concurrency": settings.org_sweep_concurrency}
+            "max_concurrency": settings.org_sweep_concurrency, "accounts_per_child": ACCOUNTS_PER_CHILD}

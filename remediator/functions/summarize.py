@@ -127,8 +127,8 @@ def common_json(text: Any) -> dict[str, Any]:
 
 
 class Tally:
-    """The children's outputs (sweep.sweep_account's: an account's per-region summaries and the regions it could not
-    sweep) folded into one, per account, as they are read."""
+    """The children's outputs (sweep.sweep_accounts': per account of the batch, its per-region summaries and the regions
+    it could not sweep) folded into one, per account, as they are read."""
 
     def __init__(self, mode: str, planned: int) -> None:
         self.mode, self.planned = mode, planned
@@ -141,12 +141,25 @@ class Tally:
         self.left_out = {"new_findings": 0, "resolved_findings": 0}  # beyond what each pair could list (sweep.py)
 
     def add(self, output: dict[str, Any]) -> None:
-        """One child's output: its account's regions, or (its Catch, NotSwept) the whole account not swept."""
+        """One child's output: its batch's accounts (sweep.sweep_accounts'), or (its Catch, NotSwept) the whole batch
+        not swept."""
+        if "failed" in output and isinstance(output.get("accounts"), list):  # the child's Catch: none of its accounts swept
+            for account in output["accounts"]:
+                self.add_account({"account": account, "region": "*", "failed": output["failed"], "cause": output.get("cause")})
+            return
+        if isinstance(output.get("accounts"), list):
+            for entry in output["accounts"]:
+                self.add_account(entry if isinstance(entry, dict) else {})
+            return
+        self.add_account(output)
+
+    def add_account(self, output: dict[str, Any]) -> None:
+        """One account's output: its regions, or the account not swept ("failed": none of its regions)."""
         account = str(output.get("account"))
         if output.get("failed") == NOT_ENROLLED:  # no spoke the hub may assume: a state of the account, not a failure
             self.not_enrolled.add(account)
             return
-        if "failed" in output:  # the child's Catch: the account could not be swept ("*": none of its regions)
+        if "failed" in output:  # the account could not be swept ("*": none of its regions)
             self.not_swept.append({"account": account, "region": str(output.get("region", "*")), "error": output.get("failed"),
                                    "cause": str(output.get("cause", ""))[:300]})
             return
@@ -170,12 +183,16 @@ class Tally:
             self.left_out[name] += int(output.get(f"{name}_left_out") or 0)
 
     def add_failed(self, child: dict[str, Any]) -> None:
+        """A child the results list as failed (timed out, aborted): every account of its batch is not swept."""
         item = child["input"]
-        if child["error"] == NOT_ENROLLED:
-            self.not_enrolled.add(str(item.get("account")))
-            return
-        self.not_swept.append({"account": item.get("account"), "region": "*",
-                               "error": child["error"] or child["status"], "cause": child["cause"]})
+        items = item.get("Items") if isinstance(item.get("Items"), list) else [item]
+        for entry in items:
+            account = str(entry.get("account") if isinstance(entry, dict) else None)
+            if child["error"] == NOT_ENROLLED:
+                self.not_enrolled.add(account)
+                continue
+            self.not_swept.append({"account": account, "region": "*", "error": child["error"] or child["status"],
+                                   "cause": child["cause"]})
 
     def summary(self) -> dict[str, Any]:
         accounts = sorted(set(self.per_account) | {str(n["account"]) for n in self.not_swept})

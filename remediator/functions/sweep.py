@@ -1,8 +1,8 @@
 """The schedule's target: every API of the region that needs attention goes through the workflow.
 
 In an organization's hub the same function is the organization sweep's Map child (an Express execution): it sweeps
-one account, all of its sweep regions at once (bounded threads), through that account's spoke role within a time budget,
-and returns the regions' summaries instead of publishing them.
+a batch of accounts (the Map's ItemBatcher), all of their sweep regions at once (bounded threads), each through its
+account's spoke role, within a time budget, and returns the regions' summaries instead of publishing them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from remediator import clock
 from remediator.adapters.apigateway import ApiGatewayAdapter
 from remediator.adapters.dynamodb import DynamoJournal, NoticeLedger
@@ -22,7 +24,7 @@ from remediator.adapters.sns import publish
 from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ACCOUNT, ApiChange, Caller
 from remediator.functions import common, security_hub
-from remediator.functions.common import NotEnrolled, Settings, aws_call, own_account, partition_of
+from remediator.functions.common import Settings, aws_call, own_account, partition_of
 from remediator.functions.needs import RESOURCES, RESTAPIS, Needs
 from remediator.logs import bind, get_logger
 from remediator.transaction.planning import SweepSettings, Verdict, assess, findings_fingerprint, with_access
@@ -46,7 +48,7 @@ def needs(mode: str, slack: bool) -> Needs | None:
 
 def organization_needs(found: Needs, mode: str) -> Needs:
     # The Map child returns its summary; the summarize state publishes one for the whole organization.
-    return replace(found, publish=False)
+    return msgspec.structs.replace(found, publish=False)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """
     settings = Settings.from_environment()
     if settings.organization:
-        return sweep_account(settings, _account(event), context)
+        return sweep_accounts(settings, _accounts(event), context)
     region = os.environ.get("AWS_REGION") or common.clients().default_region
     summary, counts = sweep_region(settings, own_account(context), region)
     subject = (f"Daily sweep of {summary['account']} {region}: {summary['apis']} APIs, {len(summary['new_findings'])} "
@@ -77,30 +79,48 @@ def forget_resolved(settings: Settings, summary: dict[str, Any]) -> None:
         aws_call(lambda api_id=item["api_id"]: notices.forget(place, api_id))
 
 
-# A Map child's output goes into the parent's results (a state's payload takes 256 KB, Express or Standard): an
-# account lists at most this many findings (new and resolved, over all its regions, about 120 bytes each), the first
-# of each region's, and says how many more there are.
-LISTED_PER_ACCOUNT = 1000
+# A Map child's output goes into the parent's results (a state's payload takes 256 KB, Express or Standard): a child
+# lists at most this many findings (new and resolved, over all its accounts and regions, about 120 bytes each), the
+# first of each region's, and says how many more there are (tests/test_roster.py fills a batch of accounts x 17 regions).
+LISTED_PER_CHILD = 1000
+LISTED_PER_ACCOUNT = LISTED_PER_CHILD  # a child of one account lists as many
+CAUSE_CHARS = 300  # of a region's or an account's error: one line, bounded (170 of them stay far under 256 KB)
 
 
-def within_state_limit(summary: dict[str, Any], listed: int = LISTED_PER_ACCOUNT) -> dict[str, Any]:
+NAME_CHARS = 128  # of an API's name in the listed findings (the whole name is in the API itself)
+
+
+def within_state_limit(summary: dict[str, Any], listed: int = LISTED_PER_CHILD) -> dict[str, Any]:
     bounded = dict(summary)
     for name in ("new_findings", "resolved_findings"):
-        bounded[name] = summary[name][:listed]
+        bounded[name] = [{**f, "name": str(f.get("name", ""))[:NAME_CHARS]} for f in summary[name][:listed]]
         bounded[f"{name}_left_out"] = max(0, len(summary[name]) - listed)
     return bounded
+
+
+def listed_per_region(accounts: int, regions: int) -> int:
+    """How many of each region's new (and of its resolved) findings a child of `accounts` x `regions` lists."""
+    return max(1, LISTED_PER_CHILD // (2 * max(1, accounts) * max(1, regions)))
 
 
 # An organization sweep child is an Express execution: at most 5 minutes, and run at least once (Step Functions
 # developer guide, "Choosing workflow type in Step Functions", https://docs.aws.amazon.com/step-functions/latest/dg/
 # choosing-workflow-type.html: Express "Maximum duration: 5 minutes", "Execution semantics: at-least-once"). Its task
-# (org_sweep.json SweepAccount) times out at 140 s and is retried once for Lambda's own errors: 140 + 2 + 140 < 300.
-# The account's regions are swept within this budget, or less if the function has less time left.
+# (org_sweep.json SweepAccounts) times out at 140 s and is retried once for Lambda's own errors: 140 + 2 + 140 < 300.
+# The batch's accounts and regions are swept within this budget, or less if the function has less time left.
 CHILD_BUDGET_SECONDS = 120.0
 # Left of the function's own time when the budget ends: the summaries are gathered and the told notices forgotten.
 MARGIN_SECONDS = 10.0
-# Regions swept at once, each on a thread of its own (botocore clients are thread-safe; their factory is locked).
+# (account, region) pairs swept at once, each on a thread of its own (botocore clients are thread-safe; their factory
+# is locked; 8 stays under botocore's 10 pooled connections per client, the hub's DynamoDB and Step Functions clients
+# being shared by every thread).
 REGION_THREADS = 8
+# Accounts a child sweeps (the Map's ItemBatcher, from the plan: remediator/functions/plan.py). The arithmetic
+# (docs/organization.md): 10 accounts x 17 regions = 170 pairs on 8 threads = 22 waves; a region's sweep (one
+# GetRestApis page, one Query of its notices, its starts) takes about 1 s, so a child takes about 25 s of its 120 s,
+# leaving a region 5 s on average before the budget reports the rest as not swept; 140 + 2 + 140 s < 300 s as before.
+ACCOUNTS_PER_CHILD = 10
+MAX_ACCOUNTS_PER_CHILD = 40  # what a child takes at most (a hand-made or stale input beyond it is refused whole)
 
 
 class OutOfTime(RemediationFailed):
@@ -108,12 +128,21 @@ class OutOfTime(RemediationFailed):
     sweeps it), never a reason to stop the others."""
 
 
-def _account(event: Any) -> str:
-    """The Map's item: {"account": ...}, well formed, or nothing is swept."""
-    account = event.get("account") if isinstance(event, dict) else None
-    if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
-        raise RemediationFailed(f"the organization sweep's item must name an account; got {account!r:.40}")
-    return account
+def _accounts(event: Any) -> list[str]:
+    """The Map's batch, {"Items": [{"account": ...}, ...]} (ItemBatcher), well formed, or nothing is swept."""
+    items = event.get("Items") if isinstance(event, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_ACCOUNTS_PER_CHILD:
+        raise RemediationFailed(f"the organization sweep's child takes {{\"Items\": [...]}} of 1 to "
+                                f"{MAX_ACCOUNTS_PER_CHILD} accounts; got {event!r:.60}")
+    accounts = []
+    for item in items:
+        account = item.get("account") if isinstance(item, dict) else None
+        if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
+            raise RemediationFailed(f"the organization sweep's item must name an account; got {account!r:.40}")
+        accounts.append(account)
+    if len(set(accounts)) != len(accounts):
+        raise RemediationFailed("the organization sweep's batch names an account twice")
+    return accounts
 
 
 def budget(context: Any) -> float:
@@ -123,60 +152,89 @@ def budget(context: Any) -> float:
     return max(0.0, min(CHILD_BUDGET_SECONDS, left))
 
 
-def sweep_account(settings: Settings, account: str, context: Any = None) -> dict[str, Any]:
-    """The organization sweep's child: every sweep region of one account, REGION_THREADS at a time, within `budget`.
+def sweep_accounts(settings: Settings, accounts: list[str], context: Any = None) -> dict[str, Any]:
+    """The organization sweep's child: every sweep region of each account of its batch, REGION_THREADS (account,
+    region) pairs at a time, within `budget`.
 
-    Idempotent, as an Express child must be (it may run twice): it reads; what it starts is named after the API and the
-    hour (a second start of the same execution is a duplicate, not a second run); what it forgets was forgotten already.
-    A region it cannot sweep (out of time, throttled past botocore's retries, denied) is in `not_swept`; an account
-    whose spoke role the hub may not assume raises NotEnrolled (the child's Catch reports the account as not enrolled).
+    Idempotent, as an Express child must be (it may run twice): it reads; what it starts is named after the account,
+    the API and the hour (a second start of the same execution is a duplicate, not a second run); what it forgets was
+    forgotten already. A region it cannot sweep (out of time, throttled past botocore's retries, denied) is in its
+    account's `not_swept`; an account it cannot start on is `failed` (NotEnrolled when the hub may not assume its spoke
+    role), and the batch's other accounts are swept all the same.
     """
     regions = list(settings.sweep_regions)
     deadline = clock.now() + budget(context)
-    bind(account=account)
-    spoke = settings.member_clients(account, regions[0], "sweep")
-    aws_call(lambda: spoke.client("apigateway", regions[0]))  # membership, and the spoke session: once, for every region
-    apis = ApiGatewayAdapter(spoke)
-    left_open = _left_open(settings, account)
-    judged = settings.sweep_settings(account, regions[0])  # the trusted lists, read once for the account
+    left_open = _left_open(settings)  # one Query for the whole batch
+    listed = listed_per_region(len(accounts), len(regions))
 
-    def one(region: str) -> tuple[str, Any]:
+    def start(account: str) -> tuple[ApiGatewayAdapter, SweepSettings] | RemediationFailed:
+        bind(account=account)
+        try:
+            spoke = settings.member_clients(account, regions[0], "sweep")
+            aws_call(lambda: spoke.client("apigateway", regions[0]))  # membership, and the spoke session: once per account
+            return ApiGatewayAdapter(spoke), settings.sweep_settings(account, regions[0])  # the trusted lists, once
+        except RemediationFailed as error:  # NotEnrolled, not in the roster, throttled: this account only
+            log.warning("account_not_swept", error=type(error).__name__, cause=str(error)[:CAUSE_CHARS])
+            return error
+
+    def one(pair: tuple[str, str]) -> tuple[str, str, Any]:
+        account, region = pair
+        apis, judged = started[account]  # type: ignore[misc]
         try:
             sweep_settings = replace(judged, trust=replace(judged.trust, partition=partition_of(region)))
             summary, counts = sweep_region(settings, account, region, apis=apis, sweep_settings=sweep_settings,
-                                           left_open=left_open, deadline=deadline)
-            return region, (summary, counts)
-        except NotEnrolled:
-            raise
+                                           left_open={(r, a) for (o, r, a) in left_open if o == account}, deadline=deadline)
+            return account, region, (within_state_limit(summary, listed), counts)
         except RemediationFailed as error:  # Throttled, Transient, OutOfTime, denied: this region only
-            log.warning("region_not_swept", region=region, error=type(error).__name__, cause=str(error)[:300])
-            return region, error
+            log.warning("region_not_swept", region=region, error=type(error).__name__, cause=str(error)[:CAUSE_CHARS])
+            return account, region, error
 
-    with ThreadPoolExecutor(max_workers=max(1, min(REGION_THREADS, len(regions))), thread_name_prefix="sweep") as pool:
-        # Each thread runs in a copy of this invocation's context (its log bindings, and its function's caches).
-        done = list(pool.map(lambda region: contextvars.copy_context().run(one, region), regions))
-    summaries, not_swept, duplicate = [], [], 0
-    listed = max(1, LISTED_PER_ACCOUNT // (2 * len(regions)))
-    for region, outcome in done:
+    def in_context(function: Any, values: list[Any]) -> list[tuple[Any, Any]]:
+        # Each task runs in its own copy of this invocation's context (its log bindings, its function's caches and, on
+        # the local account, the invocation whose role signs the calls), copied here: a pool thread's own is empty.
+        return [(contextvars.copy_context(), value) for value in values]
+
+    def run(task: tuple[contextvars.Context, Any], function: Any) -> Any:
+        return task[0].run(function, task[1])
+
+    with ThreadPoolExecutor(max_workers=max(1, min(REGION_THREADS, len(accounts) * len(regions))),
+                            thread_name_prefix="sweep") as pool:
+        started = dict(zip(accounts, pool.map(lambda task: run(task, start), in_context(start, accounts)), strict=True))
+        pairs = [(a, r) for r in regions for a in accounts if not isinstance(started[a], RemediationFailed)]
+        # Region by region, the batch's accounts side by side: a slow account does not hold up the others.
+        done = list(pool.map(lambda task: run(task, one), in_context(one, pairs)))
+    outputs: dict[str, dict[str, Any]] = {}
+    for account in accounts:
+        failed = started[account]
+        outputs[account] = ({"account": account, "region": "*", "failed": type(failed).__name__,
+                             "cause": str(failed)[:CAUSE_CHARS]} if isinstance(failed, RemediationFailed)
+                            else {"account": account, "regions": [], "not_swept": [], "duplicate": 0})
+    for account, region, outcome in sorted(done, key=lambda d: (accounts.index(d[0]), regions.index(d[1]))):
         if isinstance(outcome, RemediationFailed):
-            not_swept.append({"region": region, "error": type(outcome).__name__, "cause": str(outcome)[:300]})
+            outputs[account]["not_swept"].append({"region": region, "error": type(outcome).__name__,
+                                                  "cause": str(outcome)[:CAUSE_CHARS]})
             continue
         summary, counts = outcome
-        summaries.append(within_state_limit(summary, listed))
-        duplicate += counts["duplicate"]
-    for summary in summaries:  # last: a child run again before this still lists them
-        forget_resolved(settings, summary)
-    log.info("account_swept", regions=len(summaries), not_swept=len(not_swept), duplicate=duplicate)
-    return {"account": account, "regions": summaries, "not_swept": not_swept, "duplicate": duplicate}
+        outputs[account]["regions"].append(summary)
+        outputs[account]["duplicate"] += counts["duplicate"]
+    for output in outputs.values():  # last: a child run again before this still lists them
+        for summary in output.get("regions", []):
+            forget_resolved(settings, summary)
+    log.info("accounts_swept", accounts=len(accounts), pairs=len(done),
+             not_swept=sum(len(o.get("not_swept", [])) for o in outputs.values()),
+             failed=sorted(a for a, o in outputs.items() if "failed" in o))
+    return {"accounts": [outputs[a] for a in accounts]}
 
 
-def _left_open(settings: Settings, account: str) -> set[tuple[str, str]]:
-    """(region, API) of the account's changes left half-done by a holder that is gone: one Query for every region."""
+def _left_open(settings: Settings, account: str | None = None) -> set[tuple[str, str, str]]:
+    """(account, region, API) of the changes left half-done by a holder that is gone (of `account`, or of every
+    account): one Query for every region and account."""
     if settings.mode == "dry-run":
         return set()
     journal = DynamoJournal(common.clients(), settings.audit_table)
     intents = aws_call(journal.open_intents)  # first: its answer sets the journal's clock (DynamoDB's)
-    return {(i.region, i.api_id) for i in intents if i.account == account and not journal.held_by_other(i, "", journal.now())}
+    return {(i.account, i.region, i.api_id) for i in intents
+            if (account is None or i.account == account) and not journal.held_by_other(i, "", journal.now())}
 
 
 def _hub_finding(account: str, region: str, report: Any) -> dict[str, Any]:
@@ -213,7 +271,7 @@ def sweep_region(settings: Settings, account: str, region: str, *, apis: ApiGate
     bind(sweep=hour, region=region, account=account)
     counts = {"apis": 0, "started": 0, "duplicate": 0, "told_already": 0}
     if left_open is None:  # changes left half-done (their holder gone) are settled by an execution of their own
-        left_open = _left_open(settings, account)
+        left_open = {(r, a) for (_, r, a) in _left_open(settings, account)}
     place = settings.notice_place(account, region)
     notices = NoticeLedger(common.clients(), settings.audit_table)
     standing = aws_call(lambda: notices.standing(place))
@@ -257,7 +315,10 @@ def sweep_region(settings: Settings, account: str, region: str, *, apis: ApiGate
     for api_id in sorted(set(standing) - listed):  # deleted since: nobody needs to hear about it again
         resolved.append({"api_id": api_id, "name": "", "verdict": Verdict.GONE.value})
     _to_security_hub(settings, account, region, listed, to_hub)
-    log.info("sweep_done", **counts, new=len(new), resolved=len(resolved))
+    # In an organization's child (17,000 regions a day at 1,000 accounts), a region where nothing started, appeared or
+    # was resolved is a debug line: its counts are in the sweep's summary (results bucket), and the child logs one line.
+    quiet = deadline is not None and not (counts["started"] or new or resolved)
+    (log.debug if quiet else log.info)("sweep_done", **counts, new=len(new), resolved=len(resolved))
     return {"kind": "summary", "mode": settings.mode, "account": account, "region": region, "apis": counts["apis"],
             "verdicts": dict(sorted(verdicts.items())), "new_findings": new, "resolved_findings": resolved,
             "executions_started": counts["started"], "told_already": counts["told_already"]}, counts

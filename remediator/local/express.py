@@ -14,11 +14,18 @@ https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html
 - semantics: at-least-once ("Execution semantics: at-least-once"): `REPEATS` runs each child that many times (its last
   run's output is the result), so a test can show that a second run changes nothing.
 
+Its grammar has no `ItemBatcher` either. A Map's ItemBatcher is taken out of the text the grammar reads and applied
+where the interpreter hands the items to the children, as Step Functions documents it (Step Functions developer guide,
+"ItemBatcher (Map)", https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itembatcher.html): the items go
+in order into batches of at most `MaxItemsPerBatch` (or the number at `MaxItemsPerBatchPath` in the Map's input), and
+each child's input is `{"Items": [...]}`, with `"BatchInput"` beside it when the Map has one.
+
 Nothing here changes the definition: the runner gives the emulator the definition as the stack deploys it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +38,14 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.item
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (
     DistributedItemProcessorWorker,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+    DistributedIterationComponent,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils.json_path import extract_json
 
 EXPRESS = '"EXPRESS"'
 MAX_SECONDS = 300.0  # "Maximum duration: 5 minutes"
@@ -86,8 +99,6 @@ EXECUTION_DATA = ("input", "output", "inputDetails", "outputDetails", "parameter
 
 def log_line_bytes(event_type: str, details: Any) -> int:
     """One history event's CloudWatch Logs line, without execution data (include_execution_data=False)."""
-    import json
-
     def without_data(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: without_data(v) for k, v in value.items() if k not in EXECUTION_DATA}
@@ -163,6 +174,69 @@ def _eval_job(original: Any) -> Any:
     return eval_job
 
 
+# ItemBatcher (Map): what the local interpreter applies; "MaxInputBytesPerBatch(Path)" is not (refused at parse time).
+BATCHER_FIELDS = frozenset({"MaxItemsPerBatch", "MaxItemsPerBatchPath", "BatchInput"})
+
+
+def _parse(original: Any) -> Any:
+    """The definition's Map states' ItemBatcher taken out before the grammar reads it, and put on their item
+    processors once it is parsed (top-level Map states only: a nested one's batcher is refused, never ignored)."""
+    def parse(definition: str) -> Any:
+        try:
+            document = json.loads(definition)
+        except ValueError:
+            return original(definition)
+        batchers: dict[str, dict[str, Any]] = {}
+        for name, state in (document.get("States") or {}).items() if isinstance(document, dict) else ():
+            if isinstance(state, dict) and "ItemBatcher" in state:
+                batchers[name] = state.pop("ItemBatcher")
+        if _has_key(document, "ItemBatcher"):
+            raise ValueError("the local interpreter applies ItemBatcher to top-level Map states only")
+        for name, batcher in batchers.items():
+            if "ItemSelector" in document["States"][name]:  # applied to each item before batching: not done here
+                raise ValueError(f"{name}: the local interpreter takes no ItemSelector beside an ItemBatcher")
+            unknown = set(batcher) - BATCHER_FIELDS
+            sizes = {"MaxItemsPerBatch", "MaxItemsPerBatchPath"} & set(batcher)
+            if unknown or len(sizes) != 1:
+                raise ValueError(f"{name}: the local interpreter takes an ItemBatcher with one of MaxItemsPerBatch or "
+                                 f"MaxItemsPerBatchPath (and BatchInput); got {sorted(batcher)}")
+        program, tree = original(json.dumps(document) if batchers else definition)
+        for name, batcher in batchers.items():
+            state = program.states.states[name]
+            if not isinstance(state, StateMap):
+                raise ValueError(f"{name}: ItemBatcher belongs to a Map state")
+            state.iteration_component.local_item_batcher = batcher
+        return program, tree
+    return parse
+
+
+def _has_key(value: Any, key: str) -> bool:
+    if isinstance(value, dict):
+        return key in value or any(_has_key(v, key) for v in value.values())
+    return isinstance(value, list) and any(_has_key(v, key) for v in value)
+
+
+def batches(items: list[Any], batcher: dict[str, Any], state_input: Any) -> list[dict[str, Any]]:
+    """The children's inputs: the items in order, at most MaxItemsPerBatch a batch ("ItemBatcher (Map)")."""
+    size = batcher.get("MaxItemsPerBatch")
+    if "MaxItemsPerBatchPath" in batcher:
+        size = extract_json(batcher["MaxItemsPerBatchPath"], state_input)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"ItemBatcher: the batch size must be a positive integer; got {size!r:.40}")
+    extra = {"BatchInput": batcher["BatchInput"]} if "BatchInput" in batcher else {}
+    return [{"Items": items[start:start + size], **extra} for start in range(0, len(items), size)]
+
+
+def _map_run(original: Any) -> Any:
+    def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        batcher = getattr(self, "local_item_batcher", None)
+        if batcher is not None:
+            items = env.stack.pop()
+            env.stack.append(batches(list(items), batcher, env.states.get_input()))
+        original(self, env, eval_input)
+    return map_run
+
+
 LOCAL_FAILURE = "__local_express_failure__"  # a child's output that stands for its failure (the ResultWriter lists it)
 
 
@@ -176,4 +250,6 @@ def install() -> None:
     processor_module.DistributedItemProcessor._create_worker = _create_worker(  # type: ignore[method-assign]
         processor_module.DistributedItemProcessor._create_worker)
     DistributedItemProcessorWorker._eval_job = _eval_job(DistributedItemProcessorWorker._eval_job)  # type: ignore[method-assign]
+    AmazonStateLanguageParser.parse = staticmethod(_parse(AmazonStateLanguageParser.parse))  # type: ignore[method-assign]
+    DistributedIterationComponent._map_run = _map_run(DistributedIterationComponent._map_run)  # type: ignore[method-assign]
     ASLParser._local_express = True  # type: ignore[attr-defined]
