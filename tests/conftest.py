@@ -140,3 +140,17 @@ def pytest_collection_modifyitems(config, items) -> None:
         if (module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
                 or any(name in item.name for name in SLOW_NAMES)):
             item.add_marker(pytest.mark.slow)
+
+
+# --- figures a test reports (the soak's): one line each at the end of the run, from every xdist worker ----------
+_FIGURES: list[str] = []
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.when == "call":
+        _FIGURES.extend(str(value) for name, value in getattr(report, "user_properties", []) if name == "figures")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in _FIGURES:
+        terminalreporter.write_line(line)

@@ -153,6 +153,8 @@ class Soak:
         self.cli_results: list[tuple[int, str]] = []
         self.faults: list[Any] = []
         self.slow: list[dict[str, Any]] = []
+        self.lambda_injected: dict[str, list[str]] = {}
+        self.required = [*LAMBDA_CODES, "Lambda.Unknown", "States.Timeout", "throttling", "transient"]
         self.armed = {"UpdateRestApi": 0, "CreateDeployment": 0}
         self.window_of: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -208,7 +210,7 @@ class Soak:
                 closed = soak._closed_state(intent.intent_id)  # its answer lost after it went through?
                 if closed is not None:
                     with soak._lock:
-                        soak.closes[intent.intent_id].append((closed, None))
+                        soak.closes[intent.intent_id].append((closed, closed if record is not None else None))
                 raise
             with soak._lock:
                 soak.closes[intent.intent_id].append((intent.state, record.outcome if record else None))
@@ -346,10 +348,20 @@ class Soak:
 
         rng = self.rng
         kind = rng.choice(("lambda", "lambda", "unknown", "timeout", "aws", "aws", "aws", "crash"))
-        if kind == "lambda":
-            name = rng.choice(list(LAMBDA_CODES))
-            runner.inject_lambda_error(rng.choice(FUNCTIONS), LAMBDA_CODES[name], times=rng.randint(1, 2))
-            self.faults.append((name, None))
+        required = self.required.pop(0) if self.required else None  # each error name the workflow handles, first
+        if required in LAMBDA_CODES or (required is None and kind == "lambda"):
+            name = required or rng.choice(list(LAMBDA_CODES))
+            function = rng.choice(FUNCTIONS[:4] if required else FUNCTIONS)  # first: functions every fix runs
+            times = rng.randint(1, 2)
+            runner.inject_lambda_error(function, LAMBDA_CODES[name], times=times)
+            self.lambda_injected.setdefault(function, []).extend([name] * times)
+            return
+        if required == "Lambda.Unknown":
+            kind = "unknown"
+        elif required == "States.Timeout":
+            kind = "timeout"
+        elif required is not None:
+            kind = "aws"
         elif kind in ("unknown", "crash"):
             service = rng.choice(("apigateway", "dynamodb"))
             operation = rng.choice(AWS_FAULTS[service][0])
@@ -360,11 +372,12 @@ class Soak:
         elif kind == "timeout":
             self._slow(rng.choice(("evaluate", "apply", "redeploy", "record")))
         else:
-            service = rng.choice(list(AWS_FAULTS))
+            service = rng.choice(list(AWS_FAULTS)) if required is None else "apigateway"
             operations, throttling, transient = AWS_FAULTS[service]
-            code = rng.choice((throttling, transient))
+            code = {"throttling": throttling, "transient": transient}.get(required or "", rng.choice((throttling, transient)))
             status = 429 if service == "apigateway" and code == throttling else (400 if code == throttling else 503)
-            fault = AwsFault(service, rng.choice(operations), rng.choice(("before", "after")), code, status)
+            operation = "GetRestApi" if required else rng.choice(operations)  # first: a call every execution makes
+            fault = AwsFault(service, operation, rng.choice(("before", "after")), code, status)
             fault.install_on(common.clients(), REGION)
             self.faults.append((f"{service} {code}", fault))
 
@@ -502,8 +515,6 @@ class Soak:
 
     def count_faults(self) -> None:
         for name, fault in self.faults:
-            if name in LAMBDA_CODES:
-                continue
             fired = fault["fired"] if isinstance(fault, dict) else fault.fired
             if fired:
                 self.figures.faults[name] += 1
@@ -511,12 +522,11 @@ class Soak:
     def settle(self) -> None:
         """The faults stop; every execution ends; what people wrote is delivered; then, past every claim, the sweep
         and the events it causes leave nothing open."""
-        lambda_left = sum(len(q) for q in runner._lambda_faults.values())
+        for function, names in self.lambda_injected.items():  # Step Functions takes them in order: the first ones fired
+            left = len(runner._lambda_faults.get(runner.FUNCTION_PREFIX + function, ()))
+            self.figures.faults.update(names[: len(names) - left])
         self.count_faults()
         self.disarm()
-        self.figures.faults.update(name for name, _ in self.faults if name in LAMBDA_CODES)
-        if lambda_left:  # injected but never reached: not counted
-            self.figures.faults["(Lambda errors never reached)"] = lambda_left
         if self.cli_thread is not None:
             self.cli_thread.join(300)
             assert not self.cli_thread.is_alive(), "the CLI never finished"

@@ -19,15 +19,17 @@ from tests.test_clock_skew import REGION, intent_of, table  # noqa: F401 - the f
 SEED = int(os.environ.get("SOAK_SEED", "20240611"))
 
 
-def test_the_soak_keeps_every_promise(make_flow, tmp_path, monkeypatch, capsys) -> None:
+def test_the_soak_keeps_every_promise(make_flow, tmp_path, monkeypatch, record_property) -> None:
     flow = make_flow(mode="auto")
     with quiet_logs():
-        soak = Soak(flow, SEED, tmp_path, monkeypatch)
-        figures = soak.run()
-    with capsys.disabled():
-        print("\n" + figures.line(SEED), soak.timings)
+        figures = Soak(flow, SEED, tmp_path, monkeypatch).run()
+    record_property("figures", figures.line(SEED))  # printed in the terminal summary (tests/conftest.py)
     assert figures.events >= 300 and figures.executions > 0 and figures.cli_runs > 0 and figures.window_writes > 0
     assert not figures.violations, "\n".join(figures.violations[:20])
+    handled = {"Lambda.Unknown", "Lambda.ServiceException", "Lambda.TooManyRequestsException", "Lambda.AWSLambdaException",
+               "Lambda.SdkClientException", "States.Timeout"}
+    assert handled <= set(figures.faults), f"error names never reached: {handled - set(figures.faults)}"
+    assert {"apigateway TooManyRequestsException", "apigateway ServiceUnavailableException"} <= set(figures.faults)
 
 
 def test_a_change_another_holder_closed_is_not_closed_again_as_this_ones(account, table: str) -> None:  # noqa: F811

@@ -108,8 +108,9 @@ def _written_over(change: ApiChange, live: str | None, remediator: Remediator) -
     windows = aws_call(lambda: journal.recent_writes(change.account, change.region, change.api_id))
     if not windows or any(policy_digest(change.written_policy) == w.before_digest for w in windows):
         return None  # the bot never wrote here, or it read their policy and planned from it
-    # The change whose window (its read to its close) their write fell into; later changes may have closed since.
-    last = next((w for w in windows if w.read_at <= change.event_time <= w.closed_at), None)
+    # The change whose window (its read to its close) their write fell into; later changes may have closed since. The
+    # earliest such window: the first write of the bot's after theirs replaced it (times are whole seconds).
+    last = next((w for w in reversed(windows) if w.read_at <= change.event_time <= w.closed_at), None)
     if last is None:
         return None  # before the bot read the policy (it would have read theirs) or outside its changes
     lost = {"who": change.caller.describe(), "when": change.event_time, "policy": change.written_policy,

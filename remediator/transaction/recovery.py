@@ -178,11 +178,10 @@ class Recovery(TransactionBase):
     def _finish_published(self, intent: Intent, published: list[str]) -> tuple[str, Intent | None]:
         """The policy changed since (or was put back by someone), but stages serve this change's deployment already.
         Closed as superseded, it left them split for good with nothing open to say so (found by the seeded soak).
-        Stages only move forward: the other planned stages are pointed at that same deployment of this change (read
-        back with GetDeployment; never a new one, which would publish what is there now) and the change is recorded as
-        applied. A stage on a newer deployment than it is not moved: the change then closes superseded, as before."""
-        previous = intent.holder
-        intent.holder, intent.expires_at = self.holder, self.journal.now() + self.CLAIM_SECONDS
+        Stages only move forward: the change is carried on with that same deployment of its own (read back with
+        GetDeployment; never a new one, which would publish what is there now), so the deploy step points the other
+        planned stages at it and records the change (in the workflow, Redeploy: only its role moves stages). If a
+        stage serves a deployment newer than it, nothing can move forward: the change closes superseded, as before."""
         current = {s.name: s.deployment_id for s in self.adapter.list_stages(intent.region, intent.api_id)}
         seen: dict[str, DeploymentInfo | None] = {}
         for name in published:  # a retried CreateDeployment may have made two: the newest of them
@@ -191,18 +190,22 @@ class Recovery(TransactionBase):
         if not ours:
             self._close(intent, "superseded", "the policy changed since; re-planned from what is there now")
             return "superseded", None
-        intent.deployment_id = max(ours, key=lambda d: ours[d].created)  # type: ignore[union-attr]
+        target = max(ours, key=lambda d: ours[d].created)  # type: ignore[union-attr]
+        for stage in intent.stages:
+            serving = current.get(stage.name)
+            if serving and serving != target:
+                if serving not in seen:
+                    seen[serving] = self.adapter.get_deployment(intent.region, intent.api_id, serving)
+                now = seen[serving]
+                if now is not None and now.created > ours[target].created:  # type: ignore[union-attr]
+                    self._close(intent, "superseded", f"the policy changed since; stage {stage.name} serves a newer "
+                                                      f"deployment ({serving}) than this change's ({target})")
+                    return "superseded", None
+        previous = intent.holder
+        intent.holder, intent.expires_at = self.holder, self.journal.now() + self.CLAIM_SECONDS
+        intent.deployment_id = target
         self.journal.update(intent, previous_holder=previous)
-        try:
-            for stage in intent.stages:
-                if stage.name in current and current[stage.name] != intent.deployment_id:
-                    self._point_forward(intent, stage.name, current[stage.name], seen)
-        except StageMoveRefused as refused:
-            self._close(intent, "superseded", f"the policy changed since; {refused}")
-            return "superseded", None
-        planned = [s.name for s in intent.stages if s.name in current]
-        self.complete(intent, Deployment(planned, intent.deployment_id, intent.missing_stages))
-        return "applied (its deployment served some stages; now it serves every one, and its record is written)", None
+        return "resumed (its deployment serves some stages: the others are pointed at it)", intent
 
     def _renew(self, intent: Intent) -> None:
         intent.expires_at = self.journal.now() + self.CLAIM_SECONDS
