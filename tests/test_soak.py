@@ -14,7 +14,7 @@ from remediator.adapters.dynamodb import AuditTable, DynamoJournal
 from remediator.journal import IntentConflict
 from tests.conftest import OWNER
 from tests.soak import Soak, quiet_logs
-from tests.test_clock_skew import REGION, intent_of, table  # noqa: F401 - the fixture, too
+from tests.test_clock_skew import REGION, intent_of
 
 SEED = int(os.environ.get("SOAK_SEED", "20240611"))
 
@@ -32,7 +32,20 @@ def test_the_soak_keeps_every_promise(make_flow, tmp_path, monkeypatch, record_p
     assert {"apigateway TooManyRequestsException", "apigateway ServiceUnavailableException"} <= set(figures.faults)
 
 
-def test_a_change_another_holder_closed_is_not_closed_again_as_this_ones(account, table: str) -> None:  # noqa: F811
+@pytest.fixture
+def table(account) -> str:
+    """A table of the stack's key schema, of this test's own."""
+    import uuid
+
+    name = f"soak-{uuid.uuid4().hex[:8]}"
+    account.clients.client("dynamodb", REGION).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    return name
+
+
+def test_a_change_another_holder_closed_is_not_closed_again_as_this_ones(account, table: str) -> None:
     """Found by the soak: a CLI run whose claim lapsed mid-deploy (its clock paused) while an execution reconciled its
     change as superseded, then closed it as applied: the close found the closed intent and took it for its own retry,
     so the CLI logged an applied record the table never held. Now only a close in the same state is a retry."""

@@ -17,7 +17,6 @@ from remediator.journal import Intent
 from remediator.core import compact_json, parse_policy
 from remediator.logs import get_logger
 from remediator.transaction.base import TransactionBase
-from remediator.transaction.deploying import StageMoveRefused
 from remediator.transaction.outcomes import Deployment, Patched, intent_report
 from remediator.transaction.planning import same_policy
 
