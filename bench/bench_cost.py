@@ -9,7 +9,8 @@ the real definitions, the synthesized template's IAM, every call counted) runs t
 - a compliant event: a member account creates an API whose policy needs nothing; its CloudTrail event is forwarded to
   the hub and handed to the trigger, and whatever the trigger does (it may start an execution, or not) is counted;
 - an automatic fix: the same for a policy granting an account nobody trusts, which the workflow fixes;
-- the organization sweep: Plan, the Distributed Map of Express children, Summarize, over the local organization.
+- the organization sweep: Plan, the Distributed Map of Express children (each a batch of accounts: ItemBatcher),
+  Summarize, over the local organization (by default one full batch of accounts: the hub and its members).
 
 For each: Standard state transitions (the executions' states entered, plus one per child a Distributed Map starts),
 Express requests and GB-seconds, Lambda invocations and GB-seconds (durations on the local clock), DynamoDB read and
@@ -17,8 +18,9 @@ write request units (from the items read and written), CloudWatch Logs bytes (th
 writes them, JSON, plus Lambda's START/END/REPORT lines; the state machines' lines at level ALL without execution data),
 SNS publishes, forwarded events and the API calls of the product. They are priced with PRICES and scaled to
 --accounts accounts x --regions regions, a 30-day month, at 0.5, 2 and 10 policy calls per account per day (1 event in
-10 fixed, as docs/figures/cost.md assumes), plus one organization sweep a day. The sweep child's per-region work (its
-Lambda time, calls, reads, log lines) is scaled by --regions / the local organization's regions; the rest as counted.
+10 fixed, as docs/figures/cost.md assumes), plus one organization sweep a day. The sweep's children are counted by the runner (accounts per child
+as the Map batched them); each account's per-region work (its calls, reads, log lines) is scaled by --regions / the
+local organization's regions, and a child's time by the waves of threads its accounts x regions take.
 """
 
 from __future__ import annotations
@@ -275,11 +277,19 @@ class Bench:
         result.arn = self._arn(self.flow.org_sweep_arn, result.name)
         # A Distributed Map bills one state transition per child execution it starts (Step Functions developer guide,
         # "Transitions", https://docs.aws.amazon.com/step-functions/latest/dg/concepts-transitions.html).
+        function_log_bytes = self.logs.bytes
         meter = self.stop([result], extra_transitions=len(result.express))
         invocations = self.runner.INVOCATIONS[self.first_invocation:]
         split = {"child": [self.memory.get(n, 256) / 1024 * max(0.001, s) for n, s in invocations if n.endswith("-sweep")],
                  "once": [self.memory.get(n, 256) / 1024 * max(0.001, s) for n, s in invocations if not n.endswith("-sweep")]}
-        return meter, {"invocations": split, "status": result.status, "parent_states": result.states, "children": len(result.express),
+        # The log bytes by who writes them: the functions' own lines (per account and region swept), the children's
+        # state machine lines and Lambda's lines per invocation (per child), the parent's (once a sweep).
+        logs = {"functions": function_log_bytes, "children": sum(c.log_bytes for c in result.express),
+                "child_platform": LAMBDA_PLATFORM_LOG_BYTES * len(split["child"]),
+                "once": meter.log_bytes - function_log_bytes - sum(c.log_bytes for c in result.express)
+                - LAMBDA_PLATFORM_LOG_BYTES * len(split["child"])}
+        return meter, {"invocations": split, "log_bytes": logs, "status": result.status, "parent_states": result.states,
+                       "children": len(result.express), "items_per_child": [len(c.input.get("Items", [])) for c in result.express],
                        "child_states": [c.states for c in result.express], "child_seconds": [round(c.seconds, 3) for c in result.express],
                        "output": result.output}
 
@@ -295,10 +305,15 @@ def allow(*accounts: str) -> dict[str, Any]:
                                                     "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}]}
 
 
-def measure(members: int = 2) -> dict[str, Any]:
-    """The three cases on a fresh local organization: what each cost, as counted."""
+def measure(members: int | None = None) -> dict[str, Any]:
+    """The three cases on a fresh local organization: what each cost, as counted. By default the organization's swept
+    accounts (the hub and its members) make one full batch of the sweep's Map (ACCOUNTS_PER_CHILD), as all but the
+    last batch are at 1,000 accounts."""
+    from remediator.functions.sweep import ACCOUNTS_PER_CHILD
     from remediator.local import runner
     from remediator.local.emulator import emulated_account
+
+    members = ACCOUNTS_PER_CHILD - 1 if members is None else members
 
     with emulated_account(account_id="111122223333") as account:
         flow = runner.LocalWorkflow(account, runner.WorkflowConfig(
@@ -330,29 +345,37 @@ def model(measured: dict[str, Any], accounts: int = 1000, regions: int = 17) -> 
     """The month, priced: events at each rate, the daily sweep, the fixed costs."""
     compliant, fix, sweep = measured["compliant"], measured["fix"], measured["sweep"]
     swept = max(1, measured["accounts_swept"])
-    children = measured["sweep_details"]["children"]
+    children = max(1, measured["sweep_details"]["children"])  # counted by the runner: the Map's batches (ItemBatcher)
     child_invocations = measured["sweep_invocations"]["child"]  # the sweep function's: one per child (and retry)
     once = measured["sweep_invocations"]["once"]  # Plan's and Summarize's: once a sweep
-    # Per child, as measured: its Express request and duration, its sweep invocation(s); the sweep's DynamoDB units, log
-    # bytes and calls are all put on the children (Plan's and Summarize's share with them: an overestimate).
-    per_child = Meter(express_requests=1, express_gb_seconds=sweep.express_gb_seconds / max(1, children),
-                      lambda_invocations=len(child_invocations) / max(1, children),  # type: ignore[arg-type]
-                      lambda_gb_seconds=sum(child_invocations) / max(1, children),
-                      rru=sweep.rru / swept, wru=sweep.wru / swept, log_bytes=sweep.log_bytes / swept,  # type: ignore[arg-type]
-                      api_calls={k: v / swept for k, v in sweep.api_calls.items()})  # type: ignore[misc]
-    # At --regions: the per-region work grows with the regions; the time with the waves of REGION_THREADS threads.
+    logs = measured["sweep_details"]["log_bytes"]
+    # Per child, as measured: its Express request and duration, its sweep invocation(s), its state machine's and
+    # Lambda's log lines. Per account: the DynamoDB units, the functions' log lines and the calls (Plan's and
+    # Summarize's share with them: an overestimate).
+    per_child = Meter(express_requests=1, express_gb_seconds=sweep.express_gb_seconds / children,
+                      lambda_invocations=len(child_invocations) / children,  # type: ignore[arg-type]
+                      lambda_gb_seconds=sum(child_invocations) / children,
+                      log_bytes=(logs["children"] + logs["child_platform"]) / children)  # type: ignore[arg-type]
+    per_account = Meter(rru=sweep.rru / swept, wru=sweep.wru / swept, log_bytes=logs["functions"] / swept,  # type: ignore[arg-type]
+                        api_calls={k: v / swept for k, v in sweep.api_calls.items()})  # type: ignore[misc]
+    # At --regions: the per-region work grows with the regions; a child's time with the waves of REGION_THREADS
+    # threads its batch of accounts x regions takes (the child as measured: its accounts x the local regions).
     from remediator.functions.sweep import REGION_THREADS
 
     local = measured["local_regions"]
     region_scale = regions / local
-    time_scale = math.ceil(regions / REGION_THREADS) / math.ceil(local / REGION_THREADS)
+    accounts_per_child = swept / children
+    time_scale = (math.ceil(accounts_per_child * regions / REGION_THREADS)
+                  / math.ceil(accounts_per_child * local / REGION_THREADS))
     child_month = Meter(transitions=1, express_requests=1, express_gb_seconds=per_child.express_gb_seconds * time_scale,
                         lambda_invocations=per_child.lambda_invocations, lambda_gb_seconds=per_child.lambda_gb_seconds * time_scale,
-                        rru=per_child.rru * region_scale, wru=per_child.wru * region_scale,
-                        log_bytes=int(per_child.log_bytes * region_scale))  # type: ignore[arg-type]
+                        log_bytes=per_child.log_bytes)  # type: ignore[arg-type]
+    account_month = Meter(rru=per_account.rru * region_scale, wru=per_account.wru * region_scale,
+                          log_bytes=int(per_account.log_bytes * region_scale))  # type: ignore[arg-type]
     children_per_account = children / swept
-    sweep_day = child_month.scaled(accounts * children_per_account).plus(
-        Meter(transitions=sweep.transitions - children, lambda_invocations=len(once), lambda_gb_seconds=sum(once)))  # type: ignore[arg-type]
+    sweep_day = child_month.scaled(accounts * children_per_account).plus(account_month.scaled(accounts)).plus(
+        Meter(transitions=sweep.transitions - children, lambda_invocations=len(once), lambda_gb_seconds=sum(once),
+              log_bytes=logs["once"]))  # type: ignore[arg-type]
     sweep_month = sweep_day.scaled(DAYS).usd()
     fixed_items = measured["fixed"]
     fixed = (fixed_items["kms_keys"] * PRICES["kms_key_month"]["usd"] + fixed_items["secrets"] * PRICES["secret_month"]["usd"]
@@ -372,10 +395,12 @@ def model(measured: dict[str, Any], accounts: int = 1000, regions: int = 17) -> 
             "sweep_children_per_account": round(children_per_account, 3),
             "sweep_parent_transitions": sweep.transitions, "sweep_children": children,
             "per_compliant_event": compliant.to_dict(), "per_fix": fix.to_dict(), "per_sweep_child_measured": per_child.to_dict(),
+            "per_swept_account_measured": per_account.to_dict(), "sweep_accounts_per_child": round(accounts_per_child, 3),
+            "sweep_log_bytes_measured": logs,
             "compliant_event_trigger": measured["compliant_answers"], "fix_trigger": measured["fix_answers"],
             "sweep_child_states": measured["sweep_details"]["child_states"][:1],
             "assumptions": {"fixed_share": FIXED_SHARE, "days": DAYS, "local_regions": local, "region_scale": round(region_scale, 3),
-                            "time_scale": time_scale,
+                            "time_scale": round(time_scale, 3), "region_threads": REGION_THREADS,
                             "member_accounts_pay_eventbridge": True},
             "prices": PRICES}
 
@@ -397,11 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label:16s} {m['transitions']} transitions, {m['lambda_invocations']} Lambda invocations "
               f"({m['lambda_gb_seconds']:.3f} GB-s), {m['rru']:.1f} RRU / {m['wru']:.1f} WRU, {m['log_bytes'] / 1024:.1f} KB of logs, "
               f"{m['sns_publishes']} SNS publishes, {sum(m['api_calls'].values())} API calls")
-    s = figures["per_sweep_child_measured"]
-    print(f"  sweep            {figures['sweep_children_per_account']} Express child per account; parent "
-          f"{figures['sweep_parent_transitions']} transitions (its states and one per child started); per child as measured: "
-          f"{s['express_gb_seconds']:.4f} Express GB-s, {s['lambda_invocations']:.1f} Lambda invocations "
-          f"({s['lambda_gb_seconds']:.3f} GB-s), {s['rru']:.1f} RRU / {s['wru']:.1f} WRU, {s['log_bytes'] / 1024:.1f} KB of logs")
+    s, a = figures["per_sweep_child_measured"], figures["per_swept_account_measured"]
+    print(f"  sweep            {figures['sweep_children_per_account']} Express child per account "
+          f"({figures['sweep_accounts_per_child']:g} accounts a child); parent {figures['sweep_parent_transitions']} "
+          f"transitions (its states and one per child started); per child as measured: {s['express_gb_seconds']:.4f} "
+          f"Express GB-s, {s['lambda_invocations']:.1f} Lambda invocations ({s['lambda_gb_seconds']:.3f} GB-s), "
+          f"{s['log_bytes'] / 1024:.1f} KB of logs; per account: {a['rru']:.1f} RRU / {a['wru']:.1f} WRU, "
+          f"{a['log_bytes'] / 1024:.1f} KB of logs")
     print(f"  sweep per month  ${figures['sweep_month_total_usd']:.2f} {figures['sweep_month_usd']}")
     print(f"  fixed per month  ${figures['fixed_month_usd']:.2f} {figures['fixed']}")
     for rate in CALLS_PER_ACCOUNT_PER_DAY:

@@ -30,9 +30,12 @@ def test_the_json_has_the_months_and_the_counts(measured, capsys) -> None:
 
 def test_the_counts_are_the_runners(measured) -> None:
     sweep = measured["sweep_details"]
-    # The parent: Plan, the Map, Summarize; each child an Express execution of its own, one per account swept.
+    # The parent: Plan, the Map, Summarize; each child an Express execution of its own, one per batch of accounts
+    # (ItemBatcher): the hub and one member are one batch.
     assert sweep["parent_states"] == ["Plan", "SweepEachAccount", "Summarize"]
-    assert sweep["children"] == measured["accounts_swept"] == 2  # the hub and one member
+    assert measured["accounts_swept"] == 2 and sweep["children"] == 1 and sweep["items_per_child"] == [2]
+    figures = bench_cost.model(measured)
+    assert figures["sweep_children_per_account"] == 0.5 and figures["sweep_accounts_per_child"] == 2
     assert measured["sweep"].transitions == len(sweep["parent_states"]) + sweep["children"]
     assert measured["sweep"].express_requests == sweep["children"]
     # The fix: an execution whose states the runner counted; its writes, reads and publish were counted too.
@@ -48,7 +51,7 @@ def test_the_counts_are_the_runners(measured) -> None:
 
 
 def test_a_child_run_twice_is_counted_twice(monkeypatch) -> None:
-    """Express runs at least once: with each child run twice, the bench counts two children per account."""
+    """Express runs at least once: with each child run twice, the bench counts each batch's child twice."""
     monkeypatch.setattr(express, "REPEATS", 2)
     figures = bench_cost.model(bench_cost.measure(members=1))
-    assert figures["sweep_children_per_account"] == 2
+    assert figures["sweep_children_per_account"] == 1 and figures["sweep_parent_transitions"] == 3 + 2
