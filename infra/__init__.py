@@ -1,4 +1,9 @@
-"""CDK app for the API Gateway resource policy remediator (see infra/README.md)."""
+"""CDK app for the API Gateway resource policy remediator (see infra/README.md).
+
+Holds the stacks (`stack`, `spoke`), their settings (`config`), the names they share (`names`) and the Lambda
+asset (`asset`). May import of the package: the core (the settings' rules), `events`, the workflow's definition
+and `remediator.functions` with `functions.needs` (each function's grants): nothing a function runs.
+"""
 
 from __future__ import annotations
 

@@ -15,13 +15,12 @@ Anything else raises `WriteRefused` with one line; the caller turns it into a re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from remediator.core import PolicyError, TrustConfig, compact_json, evaluate_policy, parse_policy
+from remediator.core import PolicyError, TrustConfig, evaluate_policy, parse_policy
 from remediator.core.narrowing import Widening, widenings
-from remediator.core.policy import statements_of
+from remediator.core.policy import policy_digest, statements_of  # policy_digest lives in the core: adapters use it too
 from remediator.logs import get_logger
 
 if TYPE_CHECKING:
@@ -62,17 +61,6 @@ class PersonRollback:
 
 
 Authority = Narrowing | UndoOf | PersonRollback
-
-
-def policy_digest(policy: str | None) -> str:
-    """One digest per policy document, whatever form API Gateway returned it in (escaped or not)."""
-    if policy is None or policy == "":
-        return "none"
-    try:
-        text = compact_json(parse_policy(policy))
-    except PolicyError:
-        text = policy
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_policy_of(operations: list[dict[str, str]]) -> str | None:

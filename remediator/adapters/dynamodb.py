@@ -18,7 +18,7 @@ from remediator.adapters.clients import ClientFactory
 from remediator.organization import Roster
 from remediator.approvals import APPROVAL_ID, ApprovalRequest
 from remediator.audit import AuditRecord, parse_line, utc_now
-from remediator.guard import policy_digest
+from remediator.core.policy import policy_digest
 from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, JournalError, Turn
 
 

@@ -3,8 +3,10 @@
 Holds: this front door (`main`, `build_parser`), `args` (what every command shares: exit codes, argument
 types, one-line errors), `evaluate` and `check` (offline), `scan`, `fix` and `rollback` (the account sweep),
 `aws` (what those three share: credentials, regions, --accounts) and `report` (their output lines).
-May import: anything of the package but `local`, `demo*` and `infra`. Nothing outside this package imports
-it except `__main__`, the demos and `local.seed` (its endpoint check); the Lambda bundle leaves it out.
+May import: the core, the records and values, the adapters, the transaction, `iac` and the command line's helpers
+(`policy_forms`, `project_settings`, `shared_journal`); never the functions, `local`, the demos or infra. Nothing
+outside this package imports it but `__main__`, the demos and `local.seed` (its endpoint check); the Lambda bundle
+leaves it out (infra/asset.py).
 
 Exit status: 0 all compliant, 1 findings, 2 invalid input or arguments (one line on stderr, never a
 traceback). The only package that prints.

@@ -1,4 +1,7 @@
-"""The pure core: parse, evaluate and fix a resource policy. No AWS SDK, no I/O."""
+"""The pure core: parse, evaluate and fix a resource policy. No AWS SDK, no I/O.
+
+May import: nothing of ours outside the core but `remediator.codec` (msgspec only, no I/O); everything else
+imports the core."""
 
 from remediator.core.policy import Policy, PolicyError, compact_json, parse_policy, statements_of
 from remediator.core.trust import Evaluation, Finding, FindingKind, Remediation, evaluate_policy

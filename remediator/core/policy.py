@@ -8,6 +8,7 @@ may legitimately contain an escaped character.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -323,3 +324,14 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def policy_digest(policy: str | None) -> str:
+    """One digest per policy document, whatever form API Gateway returned it in (escaped or not)."""
+    if policy is None or policy == "":
+        return "none"
+    try:
+        text = compact_json(parse_policy(policy))
+    except PolicyError:
+        text = policy
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,5 +1,9 @@
 """One module per Lambda function: each has `handler(event, context)` and `needs(mode, slack)`.
 
+May import: the core, the records and values, the adapters and the transaction (with the guard); never the
+command line, `iac`, `local` or the demos (the Lambda bundle does not hold them). infra imports this package
+and `needs` only, for each function's grants.
+
 `trigger` and `sweep` start the workflow; the others are its states. Every state gets
 {"input": <state>, "execution": <name>, "kind"?: ...} from the definition's Parameters.
 """

@@ -9,4 +9,7 @@
 - `remediator`: `Remediator`, the facade the CLI and the workflow's functions call.
 
 Nothing is imported here: a function that only plans loads only what planning needs.
+
+May import: the core, the records and values, the adapters and `remediator.guard` (the guarded write, in the same
+room); the functions and the command line import it, never the other way round.
 """

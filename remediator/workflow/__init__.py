@@ -1,4 +1,9 @@
-"""The one workflow definition, used unchanged by the CDK stack and the local runner."""
+"""The one workflow definition, used unchanged by the CDK stack and the local runner.
+
+Holds the definitions (definition.json, org_sweep.json), the typed state the states pass (`state`) and the error
+names they retry on and catch (`errors`). A room of records and values: may import the core, the codec and the
+other records (events); the functions, the adapters, the command line and infra import it.
+"""
 
 from __future__ import annotations
 
