@@ -183,3 +183,40 @@ def test_a_lost_update_found_by_an_execution_that_then_has_nothing_to_do_is_told
     assert [r.outcome for r in flow.audit_records()] == ["lost-update"]
     (notice,) = flow.notifications()
     assert notice["kind"] == "findings" and json.loads(notice["lost_update"]["policy"]) == person
+
+
+def test_a_cli_run_whose_change_was_taken_over_mid_deploy_says_busy_for_that_api(account, table: str, tmp_path) -> None:
+    """Found by the soak: `fix --lease-table` paused past its claim while waiting for its deployment turn; an execution
+    took the change over; the run's next write to it raised IntentConflict, which ended the whole run with a traceback.
+    Now that API's outcome is busy (the holder that took it over finishes it) and the run goes on."""
+    import json
+
+    from remediator.adapters.dynamodb import DynamoLease
+    from remediator.audit import JsonLinesAuditLog
+    from remediator.journal import JsonLinesJournal
+    from remediator.local.emulator import seed_rest_api
+    from remediator.local.strict import local_clock
+    from remediator.shared_journal import SharedJournal
+    from tests.conftest import STRANGER
+    from tests.test_guard import allow, doc, remediator_on
+
+    api_id = seed_rest_api(account.clients, REGION, "paused", json.dumps(doc(allow(OWNER, STRANGER))), stages=("prod",))
+    audit = tmp_path / "audit.jsonl"
+    cli = remediator_on(account, audit)
+    cli.journal = SharedJournal(JsonLinesJournal(JsonLinesAuditLog(audit)), DynamoJournal(account.clients, table, REGION))
+    cli.lease = DynamoLease(account.clients, table, OWNER, REGION)
+    real_acquire = cli.lease.acquire
+
+    def paused_then_taken_over(holder: str, now: float, ticket: int | None = None):  # type: ignore[no-untyped-def]
+        local_clock().advance(cli.CLAIM_SECONDS + 1)  # the run is paused past its claim
+        execution = DynamoJournal(account.clients, table, REGION)
+        theirs = execution.open_intent(OWNER, REGION, api_id)
+        assert theirs is not None
+        previous, theirs.holder, theirs.expires_at = theirs.holder, "execution:recovering", execution.now() + 600
+        execution.update(theirs, previous_holder=previous)
+        return real_acquire(holder, now, ticket)
+
+    cli.lease.acquire = paused_then_taken_over  # type: ignore[method-assign]
+    outcome = cli.apply(REGION, api_id)
+    assert outcome.action == "busy" and "taken over" in outcome.detail
+    assert list(AuditTable(account.clients, table, REGION).records()) == [] and not list(JsonLinesAuditLog(audit).records())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound
 from remediator.audit import JsonLinesAuditLog
-from remediator.journal import FileLease, JsonLinesJournal
+from remediator.journal import FileLease, IntentConflict, JsonLinesJournal
 from remediator.core.undeployed import SummaryError
 from remediator.transaction.deploying import Deploying
 from remediator.transaction.outcomes import FixOutcome, gone
@@ -73,4 +73,11 @@ class Remediator(Writing, Deploying, Recovery, Rollback):
                     break
             if patched.action != "patched" or patched.intent is None:
                 return patched.outcome()
-            return self.finish(patched)
+            try:
+                return self.finish(patched)
+            except IntentConflict as conflict:
+                # Its claim lapsed mid-change (a run paused past it) and an execution took the change over, which finishes
+                # it: this run writes nothing more to it, and says so for this API alone (found by the seeded soak: it
+                # ended the whole run with a traceback).
+                return FixOutcome(patched.report, "busy", f"the change was taken over by another holder, which finishes "
+                                                          f"it: {conflict}")
