@@ -140,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
                 console.print()
                 console.rule(Text(f"API {name} ({api_id})", style="bold"), align="left", characters="-")
                 _say(console, f"{event['detail']['eventName']} in {REGION} by {event['detail']['userIdentity']['arn']}")
+                if started["status"] == "not-started":  # nothing to do: the trigger judged it, no execution
+                    _show_decided(console, started["verdict"], text, apigw.get_rest_api(restApiId=api_id).get("policy"),
+                                  mode, shown)
+                    costs.append((mode, item["name"], started["verdict"], 0))
+                    continue
+                if "execution_name" not in started:
+                    failed.append(f"{mode} {name}: the trigger answered {started.get('status')} {started.get('error') or ''}".rstrip())
+                    continue
                 if mode == "approval":
                     _approve_from_slack(console, flow, started["execution_name"], posted_before)
                 with console.status("running the workflow"):
@@ -186,7 +194,8 @@ def _exit_status(console: Console, failed: list[str]) -> int:
 def _show_costs(console: Console, costs: list[tuple[str, str, str, int]]) -> None:
     console.print()
     console.rule("[bold]cost per event[/]")
-    _say(console, "Standard workflows bill per state transition: what each API's execution took, in every mode.")
+    _say(console, "Standard workflows bill per state transition: what each API's execution took, in every mode; "
+                  "0 where the trigger decided the API needs nothing and started no execution.")
     table = Table(show_edge=False, pad_edge=False)
     for column, justify in (("mode", "left"), ("API", "left"), ("verdict", "left"), ("state transitions", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -263,6 +272,23 @@ def _render(blocks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _show_decided(console: Console, verdict: str, before: str, after: str | None, mode: str, shown: dict[str, str]) -> None:
+    """An API that needs nothing (compliant, exempt, findings told already): decided in the trigger, which starts
+    no execution for it (docs/concepts/workflow.md, "Decided before starting")."""
+    _field(console, "workflow", "decided in the trigger, no execution (0 state transitions)")
+    _field(console, "verdict", verdict + ("  (exempt: never changed)" if verdict == "exempt" else ""))
+    _show_unchanged(console, before, after, mode, shown)
+
+
+def _show_unchanged(console: Console, before: str, after: str | None, mode: str, shown: dict[str, str]) -> None:
+    if before in shown:
+        _field(console, "policy", f"unchanged, as shown in {shown[before]} mode above")
+    else:
+        shown[before] = mode
+        _field(console, "policy", "unchanged" + ("; API Gateway returns it escaped, shown decoded:" if before != after else ":"))
+        console.print(_diff(before, before), soft_wrap=True)
+
+
 def _show_api(console: Console, result: Any, before: str, after: str | None, flow: Any, shown: dict[str, str]) -> None:
     _field(console, "workflow", f"{result.status} in {result.transitions} state transitions: {' > '.join(result.states)}")
     output = result.output or {}
@@ -280,13 +306,7 @@ def _show_api(console: Console, result: Any, before: str, after: str | None, flo
         _field(console, "policy", "unchanged; the proposed patch (replace /policy) would make it:")
         console.print(_diff(before, proposed[0]), soft_wrap=True)
     else:
-        mode = (result.output or {}).get("evaluation", {}).get("mode", "")
-        if before in shown:
-            _field(console, "policy", f"unchanged, as shown in {shown[before]} mode above")
-        else:
-            shown[before] = mode
-            _field(console, "policy", "unchanged" + ("; API Gateway returns it escaped, shown decoded:" if before != after else ":"))
-            console.print(_diff(before, before), soft_wrap=True)
+        _show_unchanged(console, before, after, (result.output or {}).get("evaluation", {}).get("mode", ""), shown)
     redeploy = output.get("redeploy")
     if redeploy:
         _field(console, "stages", f"{', '.join(redeploy['stages'])} now serve deployment {redeploy['deployment_id']}")
@@ -359,8 +379,12 @@ def _show_follow_up(console: Console, flow: Any, api_id: str, original: dict[str
     answers = flow.pump()
     _field(console, "follow-up", f"CloudTrail recorded the fix's own writes ({', '.join(e['eventName'] for e in own) or 'none'}); "
                                  f"the rule matched {len(answers)} of them: no new execution, no loop")
-    duplicate = flow.deliver(original)
-    _field(console, "duplicate", f"the same CreateRestApi event delivered again: {duplicate['status']} (not run twice)")
+    again = flow.deliver(original)
+    # The trigger judges the API as it is now: fixed, it needs nothing. Had it still needed a fix, the execution
+    # named after the event ID would be refused as already started (duplicate): never run twice either way.
+    answer = (f"decided in the trigger, no execution (the API is {again['verdict']} now; not run twice)"
+              if again["status"] == "not-started" else f"{again['status']} (not run twice)")
+    _field(console, "duplicate", f"the same CreateRestApi event delivered again: {answer}")
     flow.notifications()
 
 

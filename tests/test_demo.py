@@ -34,7 +34,10 @@ def test_demo_runs_every_mode_and_reports_what_it_did(capsys) -> None:
                      "stages:    prod, dev now serve deployment", "audit:     {", "CloudTrail recorded the fix's own writes",
                      "(UpdateRestApi, CreateDeployment, UpdateStage); the rule matched 0 of them",
                      "the IAM policies of the synthesized template, 0 denied",
-                     "the same CreateRestApi event delivered again: duplicate", "scheduled sweep",
+                     "the same CreateRestApi event delivered again: decided in the trigger, no execution (the API is "
+                     "compliant now; not run twice)", "scheduled sweep",
+                     "workflow:  decided in the trigger, no execution (0 state transitions) verdict:   compliant",
+                     "workflow:  decided in the trigger, no execution (0 state transitions) verdict:   exempt",
                      "orders-api.yaml:17 OrdersApi: untrusted-account arn:aws:iam::999999999999:root",
                      "orders-api.yaml: fails (exit 1)", "orders-api-fixed.yaml: passes (exit 0)"):
         assert " ".join(expected.split()) in flat, expected
@@ -50,6 +53,9 @@ def test_demo_runs_every_mode_and_reports_what_it_did(capsys) -> None:
     rows = [line.split("│") for line in out.splitlines() if line.count("│") == 3]
     costs = {(mode.strip(), api.strip()): int(n) for mode, api, _, n in rows}
     assert costs[("dry-run", "orders")] == 5 and costs[("approval", "orders")] == 11 and costs[("auto", "orders")] == 10
+    # Compliant and exempt APIs are decided in the trigger: no execution, no transition.
+    assert all(costs[(mode, api)] == 0 for mode in demo.MODES for api in ("payments", "legacy-export"))
+    assert all(costs[(mode, "internal-private")] > 0 for mode in demo.MODES), "findings not told yet start one"
     assert {mode for mode, _ in costs} == {"dry-run", "approval", "auto"} and len(costs) == 12
 
 
