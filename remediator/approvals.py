@@ -17,8 +17,6 @@ import msgspec
 
 from remediator import stored
 from remediator.codec import Record
-from remediator.core import PolicyError, parse_policy
-from remediator.core.policy import aws_principals
 from remediator.core.undeployed import UndeployedChange
 
 MAX_AGE_SECONDS = 5 * 60
@@ -131,6 +129,8 @@ def read_button_press(body: str, allowed_users: frozenset[str]) -> ButtonPress:
 
 def principal_diff(before: str, after_operations: list[dict[str, str]]) -> list[str]:
     """Readable lines: which AWS principals go, which stay."""
+    from remediator.core.policy import PolicyError, aws_principals, parse_policy  # only the message reads policies
+
     try:
         old = aws_principals(parse_policy(before))
         new = aws_principals(parse_policy(after_operations[0]["value"])) if after_operations else old

@@ -14,6 +14,7 @@ msgspec is a pure library (no I/O), so the core may use it too.
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any, ClassVar, TypeVar
 
@@ -28,9 +29,18 @@ class StoredError(ValueError):
 
 class Checked(dict[str, Any]):
     """A nested part kept as the plain dict the rest of the code reads, checked against `schema` (a Struct)
-    when decoded: a subclass names the schema. Encoding sees a dict."""
+    when decoded: a subclass names the schema, or where it lives (`schema_at`, "module:Name", imported on the
+    first decode: a function that never reads one never imports its module). Encoding sees a dict."""
 
     schema: ClassVar[type[Any]]
+    schema_at: ClassVar[str] = ""
+
+    @classmethod
+    def resolved(cls) -> type[Any]:
+        if "schema" not in cls.__dict__ and cls.schema_at:
+            module, name = cls.schema_at.split(":")
+            cls.schema = getattr(importlib.import_module(module), name)
+        return cls.schema
 
 
 def _check(kind: type, value: Any) -> Any:
@@ -38,7 +48,7 @@ def _check(kind: type, value: Any) -> Any:
     (with the schema's defaults filled in, as the bot writes them)."""
     if isinstance(kind, type) and issubclass(kind, Checked):
         try:
-            decoded = msgspec.convert(value, kind.schema, strict=True, dec_hook=_check)
+            decoded = msgspec.convert(value, kind.resolved(), strict=True, dec_hook=_check)
         except msgspec.ValidationError as invalid:
             # The path inside the part, marked so that problem() can join it to the part's own path.
             raise ValueError(_INNER.join(_split(str(invalid)))) from None
@@ -73,9 +83,26 @@ def decode(data: Any, kind: type[T], where: str, error: type[ValueError] = Store
 
 
 def encode(value: Any) -> Any:
-    """A Struct (or anything holding them) as JSON-ready builtins: dicts, lists, strings, numbers (unset fields
-    left out)."""
-    return msgspec.to_builtins(value)
+    """A Struct (or anything holding them) as what JSON carries: dicts, lists (a tuple is a list), strings,
+    numbers, booleans and nulls (unset fields left out). msgspec.to_builtins would keep tuples, which the stores and
+    Step Functions would then see as lists while the value in hand compares unequal to what is read back. (Not
+    a JSON round trip: a policy is kept exactly as API Gateway returned it, lone surrogates included.)"""
+    return _lists(msgspec.to_builtins(value))
+
+
+def _lists(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(item) in _CONTAINERS:
+                value[key] = _lists(item)
+        return value
+    if kind is list or kind is tuple:
+        return [_lists(item) if type(item) in _CONTAINERS else item for item in value]
+    return value
+
+
+_CONTAINERS = frozenset({dict, list, tuple})
 
 
 class Record(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,7 +117,7 @@ class Record(msgspec.Struct, forbid_unknown_fields=True):
     codec_omit_none: ClassVar[frozenset[str]] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
-        encoded: dict[str, Any] = msgspec.to_builtins(self)
+        encoded: dict[str, Any] = encode(self)
         if self.codec_omit_none:
             return {key: value for key, value in encoded.items() if not (value is None and key in self.codec_omit_none)}
         return encoded

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from remediator.codec import Checked, StoredError, decode, problem
-from remediator.core.undeployed import UndeployedChange
 
 __all__ = ["StoredError", "decode", "problem"]  # the codec's, where the readers have always found them
 
@@ -105,8 +104,6 @@ PatchOperations = Annotated[list[PatchOperation], msgspec.Meta(max_length=PATCH_
 StageNames = Annotated[list[StageName], msgspec.Meta(max_length=STAGES_LIMIT)]
 
 
-# A REST API's methods: at most a few thousand (300 resources by default, each at most 8 verbs) per stage.
-UndeployedChanges = Annotated[list[UndeployedChange], msgspec.Meta(max_length=FINDINGS_LIMIT)]
 
 ACTIONS = ("remediate", "rollback")
 Action = Literal["remediate", "rollback"]
@@ -127,26 +124,14 @@ class TrustDict(Checked):
 
 
 class UndeployedDict(Checked):
-    schema = UndeployedChange
+    schema_at = "remediator.core.undeployed:UndeployedChange"  # the core's (importing it imports the engine)
 
 
 FindingDicts = Annotated[list[FindingDict], msgspec.Meta(max_length=FINDINGS_LIMIT)]
 PatchDicts = Annotated[list[PatchDict], msgspec.Meta(max_length=PATCH_LIMIT)]
+# A REST API's methods: at most a few thousand (300 resources by default, each at most 8 verbs) per stage.
 UndeployedDicts = Annotated[list[UndeployedDict], msgspec.Meta(max_length=FINDINGS_LIMIT)]
 
 
 # remediator.approvals.APPROVAL_STATUSES
 ApprovalStatus = Literal["pending", "approved", "rejected", "timed-out", "applied", "failed", "superseded"]
-
-
-# --- decoding ---------------------------------------------------------------------------------------------
-
-def plain(value: Any) -> Any:
-    """A decoded Struct (or list of them) as the dicts and lists the rest of the code uses (unset fields left out)."""
-    return msgspec.to_builtins(value)
-
-
-def fields_of(struct: Any) -> dict[str, Any]:
-    """A decoded Struct's fields, unset ones left out, nested Structs kept as dicts."""
-    return {name: plain(getattr(struct, name)) for name in struct.__struct_fields__
-            if getattr(struct, name) is not msgspec.UNSET}

@@ -18,7 +18,6 @@ from remediator.adapters.clients import ClientFactory
 from remediator.organization import Roster
 from remediator.approvals import APPROVAL_ID, ApprovalRequest
 from remediator.audit import AuditRecord, parse_line, utc_now
-from remediator.core.policy import policy_digest
 from remediator.journal import DEPLOYMENT_INTERVAL, Intent, IntentConflict, JournalError, Turn
 
 
@@ -642,6 +641,8 @@ class DynamoJournal:
         # A change's window is kept once it wrote the policy: applied, or restored (its undo wrote the pre-image back,
         # and a person's write either write landed on is lost all the same: found by the seeded soak).
         if record is not None and record.outcome in ("applied", "restored"):
+            from remediator.core.policy import policy_digest  # the policy parser: only where a write is noted
+
             window = LastWrite(intent.intent_id, intent.created_at, record.timestamp, policy_digest(intent.policy_before))
             try:
                 earlier = self._windows(intent.key)
@@ -681,6 +682,8 @@ class DynamoJournal:
         found: list[LastWrite] = []
         open_intent = self.open_intent(account, region, api_id)
         if open_intent is not None and not open_intent.undoing:
+            from remediator.core.policy import policy_digest
+
             found.append(LastWrite(open_intent.intent_id, open_intent.created_at, utc_now(),
                                    policy_digest(open_intent.policy_before)))
         return found + self._windows(f"{account}#{region}#{api_id}")

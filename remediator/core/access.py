@@ -36,8 +36,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+
+from remediator.codec import Record
 
 from remediator.core.conditions import IDENTITY_KEYS, NETWORK_KEYS
 from remediator.core.patterns import covers
@@ -79,8 +82,7 @@ SEGMENT = "\x00"  # in `intersects`' right pattern only: any run of characters b
 _STATE_LIMIT = 200_000  # pattern pairs explored before a resource is taken to match (never to not match)
 
 
-@dataclass(frozen=True)
-class Method:
+class Method(msgspec.Struct, frozen=True):
     """One method as GetResources (embed=methods) returns it. None where API Gateway did not say."""
 
     path: str
@@ -89,8 +91,7 @@ class Method:
     api_key_required: bool | None = False
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(msgspec.Struct, frozen=True):
     """The API's endpointConfiguration (GetRestApi): its types and, for PRIVATE, the associated VPC endpoints."""
 
     types: tuple[str, ...]
@@ -101,8 +102,7 @@ class Endpoint:
         return "PRIVATE" in self.types
 
 
-@dataclass(frozen=True)
-class MethodReach:
+class MethodReach(Record, frozen=True):
     """A method the finding's principal can call, and what it must meet to do so."""
 
     path: str
@@ -117,14 +117,8 @@ class MethodReach:
     def key(self) -> tuple[str, str, str, bool]:
         return (self.http_method, self.path, self.authorization_type, self.api_key_required)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "http_method": self.http_method, "authorization_type": self.authorization_type,
-                "api_key_required": self.api_key_required, "caller": self.caller, "gates": list(self.gates),
-                "conditions": list(self.conditions), "severity": self.severity}
 
-
-@dataclass(frozen=True)
-class Reach:
+class Reach(msgspec.Struct, frozen=True):
     """One finding's effective access: the methods its principal reaches, the grade, or why it cannot be told."""
 
     finding: int  # the finding's position in Evaluation.findings
@@ -135,7 +129,8 @@ class Reach:
 
     def to_dict(self) -> dict[str, Any]:
         """At most METHODS_LISTED methods (the workflow's state takes 256 KB), their count, and a digest of all of
-        them (what the notice fingerprint compares: a change past the listed ones is still a change)."""
+        them (what the notice fingerprint compares: a change past the listed ones is still a change). A report, not
+        a codec pair: nothing decodes it back into a Reach."""
         keys = sorted(json.dumps(m.key()) for m in self.methods)
         record: dict[str, Any] = {"finding": self.finding, "reachability": self.status, "severity": self.severity,
                                   "reachable_methods": [m.to_dict() for m in self.methods[:METHODS_LISTED]],
@@ -146,11 +141,10 @@ class Reach:
         return record
 
 
-@dataclass(frozen=True)
-class ApiAccess:
+class ApiAccess(msgspec.Struct, frozen=True):
     """Every finding's Reach for one API, in the order of the findings."""
 
-    reaches: tuple[Reach, ...] = field(default_factory=tuple)
+    reaches: tuple[Reach, ...] = ()
 
     def to_list(self) -> list[dict[str, Any]]:
         return [reach.to_dict() for reach in self.reaches]

@@ -11,9 +11,10 @@ and `needs` only, for each function's grants.
 from __future__ import annotations
 
 import importlib
-from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
+
+from msgspec.structs import replace
 
 from remediator.functions.needs import Needs
 

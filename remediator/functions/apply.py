@@ -52,8 +52,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         approved = [] if recovering or evaluation is None else evaluation.patch_operations
         # The undeployed edits the approval message showed: approving publishes those, and no other.
         try:
-            shown = [stored.fields_of(c) for c in stored.decode(
-                evaluation.undeployed_changes if evaluation else [], stored.UndeployedChanges, "$.evaluation.undeployed_changes")]
+            shown = [dict(c) for c in stored.decode(
+                evaluation.undeployed_changes if evaluation else [], stored.UndeployedDicts, "$.evaluation.undeployed_changes")]
         except stored.StoredError as error:
             raise errors.RemediationFailed(str(error)) from None
     patched: Patched = aws_call(lambda: remediator.begin(change.region, change.api_id, expected, approved, shown))

@@ -7,35 +7,34 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
-from remediator.adapters.apigateway import ApiGatewayAdapter
-from remediator.adapters.clients import ClientFactory
 from remediator import containers
-from remediator.adapters.dynamodb import DynamoJournal, DynamoLease, FailureLedger, RosterStore
-from remediator.adapters.secrets import secret_value
-from remediator.adapters.slack import SlackChannel
-from remediator.adapters.ssm import TrustDocument, settings_document, trust_document
-from remediator.adapters.sts import RENEW_BEFORE_SECONDS, SESSION_SECONDS, assume_role, caller_identity, role_arn
-from remediator.approvals import ApprovalRequest, new_approval_id
-from remediator.core import TrustConfig
+from remediator.adapters.clients import ClientFactory
+from remediator.adapters.sts import RENEW_BEFORE_SECONDS, SESSION_SECONDS
 from remediator.core.trust_config import ORG_ID
+from remediator.core.undeployed import UNDEPLOYED_SETTINGS
 from remediator.events import REGION, ApiChange
 from remediator.journal import IntentConflict, JournalError
 from remediator.logs import bind
-from remediator.organization import Roster, RosterError
 from remediator.stored import StoredError
-from remediator.core.undeployed import UNDEPLOYED_SETTINGS
-from remediator.transaction.planning import DEFAULT_EXEMPT_TAG_KEY, StageSelection, SweepSettings
-from remediator.transaction.remediator import Remediator
 from remediator.workflow import MODES, errors
 from remediator.workflow.errors import RemediationFailed
 from remediator.workflow.state import Evaluation, StateError, WorkflowState
 
+# What only some functions call is imported where it is called: each function's cold start loads what it uses
+# (the engine, the API Gateway and Slack adapters, the organization's roster), not what its neighbours use.
+if TYPE_CHECKING:
+    from remediator.adapters.dynamodb import FailureLedger
+    from remediator.adapters.slack import SlackChannel
+    from remediator.approvals import ApprovalRequest
+    from remediator.organization import Roster
+    from remediator.transaction.planning import SweepSettings
+    from remediator.transaction.remediator import Remediator
 
 ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 
@@ -46,8 +45,7 @@ def clients() -> ClientFactory:
     return ClientFactory()
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     """What the stack configures through the environment."""
 
     mode: str
@@ -88,7 +86,7 @@ class Settings:
         return cls(
             mode=mode,
             trust_parameter=env.get("TRUST_PARAMETER_NAME", ""),
-            exempt_tag_key=env.get("EXEMPT_TAG_KEY", DEFAULT_EXEMPT_TAG_KEY),
+            exempt_tag_key=env["EXEMPT_TAG_KEY"] if "EXEMPT_TAG_KEY" in env else _default_exempt_tag_key(),
             exempt_api_ids=_exempt_api_ids(env.get("EXEMPT_API_IDS", "")),
             stages=_stages(env.get("REDEPLOY_STAGES", "all")),
             remove_wildcards=_flag(env, "REMOVE_WILDCARD_PRINCIPALS"),
@@ -114,6 +112,9 @@ class Settings:
     def roster(self) -> Roster:
         """The organization's roster as the last refresh wrote it (read consistently: an account that left is
         refused from the refresh on). None written yet, or malformed: nothing may be judged by it."""
+        from remediator.adapters.dynamodb import RosterStore
+        from remediator.organization import RosterError
+
         try:
             roster = RosterStore(clients(), self.audit_table, self.organization_id).read()
         except RosterError as error:
@@ -140,12 +141,20 @@ class Settings:
         return bool(self.slack_channel and self.slack_token_secret)
 
     def slack(self, timeout: int = 5, retry: bool = True) -> SlackChannel:
+        from remediator.adapters.secrets import secret_value
+        from remediator.adapters.slack import SlackChannel
+
         token = secret_value(clients(), self.slack_token_secret)
         return SlackChannel(token, self.slack_channel, self.slack_api_url, timeout=timeout, retry=retry)
 
     def sweep_settings(self, account: str, region: str, read_trust_lists: bool = True, fresh: bool = False) -> SweepSettings:
         """The trusted lists are read at run time (so they change without a redeploy), by the states that judge:
         kept a minute per container, except by the state that writes (`fresh`)."""
+        from remediator.adapters.ssm import TrustDocument, settings_document, trust_document
+        from remediator.core import TrustConfig
+        from remediator.organization import RosterError
+        from remediator.transaction.planning import StageSelection, SweepSettings
+
         read = read_trust_lists and self.trust_parameter
         document = trust_document(clients(), self.trust_parameter, fresh=fresh) if read else TrustDocument(frozenset(), frozenset())
         accounts, orgs = document.trusted_accounts, document.trusted_org_ids
@@ -165,6 +174,13 @@ class Settings:
         if read_trust_lists and self.settings_parameter:  # the states that judge: read as strictly as the trust lists
             exempt = exempt | settings_document(clients(), self.settings_parameter, fresh=fresh).exempt_api_ids
         return SweepSettings(trust, self.exempt_tag_key, exempt, StageSelection(self.stages), self.undeployed_changes)
+
+
+def _default_exempt_tag_key() -> str:
+    """The stack always sets EXEMPT_TAG_KEY; the default is the planner's (which loads the engine)."""
+    from remediator.transaction.planning import DEFAULT_EXEMPT_TAG_KEY
+
+    return DEFAULT_EXEMPT_TAG_KEY
 
 
 def _exempt_api_ids(value: str) -> frozenset[str]:
@@ -247,6 +263,8 @@ class NotEnrolled(RemediationFailed):
 
 
 def _assume_spoke(arn: str, account: str, session_name: str, read_only: bool) -> ClientFactory:
+    from remediator.adapters.sts import assume_role
+
     try:
         return assume_role(clients(), arn, session_name, read_only=read_only)
     except ClientError as error:
@@ -277,6 +295,8 @@ class SpokeClients:
                 raise RemediationFailed(f"account {self.account} is not an active account of organization "
                                         f"{self.settings.organization_id}; nothing changed")
             self._member = True
+        from remediator.adapters.sts import role_arn
+
         arn = role_arn(partition_of(self.region), self.account, self.settings.spoke_role_name)
         factory = aws_call(lambda: _sessions.get((self.endpoint_url, arn, self.read_only), lambda: _assume_spoke(
             arn, self.account, f"apigw-remediator-{self.function}", self.read_only)))
@@ -298,7 +318,11 @@ def partition_of(region: str) -> str:
 def own_account(context: Any) -> str:
     arn = getattr(context, "invoked_function_arn", "") or ""
     parts = arn.split(":")
-    return parts[4] if len(parts) > 4 and parts[4] else caller_identity(clients()).account
+    if len(parts) > 4 and parts[4]:
+        return parts[4]
+    from remediator.adapters.sts import caller_identity
+
+    return caller_identity(clients()).account
 
 
 def read_state(event: dict[str, Any], context: Any) -> tuple[WorkflowState, ApiChange, Settings]:
@@ -322,6 +346,10 @@ def remediator_for(change: ApiChange, settings: Settings, execution: str | None,
     removes principals (and so reads the lists fresh); `writes_api`: whether it writes to API Gateway (else, in an
     organization, its spoke session is read-only). The execution holds the API's open intent and takes
     the account's deployment lease."""
+    from remediator.adapters.apigateway import ApiGatewayAdapter
+    from remediator.adapters.dynamodb import DynamoJournal, DynamoLease
+    from remediator.transaction.remediator import Remediator
+
     sweep_settings = settings.sweep_settings(change.account, change.region, read_trust_lists=judges, fresh=writes)
     journal = DynamoJournal(clients(), settings.audit_table)
     lease = DynamoLease(clients(), settings.audit_table, change.account)
@@ -349,10 +377,14 @@ def aws_call(action: Any) -> Any:
 
 
 def ledger(settings: Settings) -> FailureLedger:
+    from remediator.adapters.dynamodb import FailureLedger
+
     return FailureLedger(clients(), settings.audit_table)
 
 
 def request_from_state(state: WorkflowState, change: ApiChange, execution: str, token: str, expires_at: int) -> ApprovalRequest:
+    from remediator.approvals import ApprovalRequest, new_approval_id
+
     evaluation = state.evaluation or Evaluation("", "")
     return ApprovalRequest(
         approval_id=new_approval_id(),

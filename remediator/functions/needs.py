@@ -7,7 +7,8 @@ that mode (its role is then granted nothing at all, not even its logs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import msgspec
+from msgspec.structs import replace
 
 # API Gateway control-plane resources, as paths under arn:<partition>:apigateway:<region>:: . The resource types are
 # the Service Authorization Reference's ("Actions, resources, and condition keys for Amazon API Gateway Management"):
@@ -70,8 +71,7 @@ ORGANIZATION_READS = ("organizations:DescribeOrganization", "organizations:ListA
                       "organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent")
 
 
-@dataclass(frozen=True)
-class Needs:
+class Needs(msgspec.Struct, frozen=True):
     """What one function may do, beyond writing its own log group."""
 
     apigateway: tuple[tuple[str, str], ...] = ()  # (action, resource path): apigateway:<action> on that path

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
+
+import msgspec
 
 from remediator.adapters.dynamodb import NoticeLedger
 from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ApiChange, EventError, Ignored, parse_event, parse_member_event
 from remediator.functions import common, decision, security_hub
 from remediator.functions.common import Settings, aws_call, own_account, remediator_for
-from remediator.functions.needs import RESOURCES, RESTAPI, Needs
+from remediator.functions.needs import DEPLOYMENT, RESOURCES, RESTAPI, STAGES, Needs
 from remediator.logs import bind, get_logger
-from remediator.transaction.planning import Verdict, assess, same_policy, with_access
+from remediator.transaction.planning import Verdict, assess, same_policy, with_access, with_undeployed
 
 log = get_logger("remediator.functions.trigger")
 
@@ -22,14 +23,17 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # who can call is part of what was told) and judges it (the trusted lists), read only. What else it must know is
     # a GetItem each: what people were told (the notice), and, where the bot writes, a change of ours left open.
     # A compliant or exempt API's Security Hub finding is PASSED (remediator.functions.security_hub), as Evaluate's.
+    # In auto mode, for a fix people were told about, what its redeploy would publish besides it (GetStages;
+    # GetDeployment, embed=apisummary): a fix blocked by others' undeployed edits is told once (`_blocked`).
     writes = mode in ("auto", "approval")
-    return Needs(start_execution=True, apigateway=(("GET", RESTAPI), ("GET", RESOURCES)), read_trust=True,
+    undeployed = (("GET", STAGES), ("GET", DEPLOYMENT)) if mode == "auto" else ()
+    return Needs(start_execution=True, apigateway=(("GET", RESTAPI), ("GET", RESOURCES)) + undeployed, read_trust=True,
                  notices=("dynamodb:GetItem",), journal=("dynamodb:GetItem",) if writes else (), import_findings=True)
 
 
 def organization_needs(found: Needs, mode: str) -> Needs:
     # Only an active account of the organization (the roster) gets an execution.
-    return replace(found, roster=("dynamodb:GetItem",))
+    return msgspec.structs.replace(found, roster=("dynamodb:GetItem",))
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -99,12 +103,23 @@ def _settled(change: ApiChange, settings: Settings) -> str | None:
         if change.written_policy is not None and not same_policy(api.policy, change.written_policy or None):
             return _start("the policy is not the one the event wrote: a write of ours may have landed on it")
     verdict = report.verdict()
+    told: list[str | None] = []  # what people were told (the notice's fingerprint), read once when needed
+
+    def told_before() -> str | None:
+        if not told:
+            told.append(aws_call(lambda: notices.fingerprint(place, change.api_id)))
+        return told[0]
+
+    if verdict is Verdict.FIX and _blocked_is_decided_here(settings):
+        if told_before() is None:
+            return _start("fix")  # fixed, or blocked and not told yet: the execution decides and tells
+        report = aws_call(lambda: with_undeployed(remediator.adapter, report, remediator.settings))
+        verdict = report.verdict(undeployed=settings.undeployed_changes, asks=settings.mode == "approval")
     kind = decision.told_once(verdict, settings.mode)
     if kind is not None:
         report = aws_call(lambda: with_access(remediator.adapter, report, remediator.settings.trust))
         evaluation = decision.evaluation(report, verdict, settings.mode, settings)
-        told = aws_call(lambda: notices.fingerprint(place, change.api_id))
-        if told != decision.notice_fingerprint(evaluation):
+        if told_before() != decision.notice_fingerprint(evaluation):
             return _start(f"{kind}: not told yet")
         security_hub.send(settings, change.region, [security_hub.finding(
             change.account, change.region, change.api_id, api.name, evaluation.findings, evaluation.compliant,
@@ -112,10 +127,19 @@ def _settled(change: ApiChange, settings: Settings) -> str | None:
         return _done(verdict.value, report, told_already=True)
     if verdict not in decision.SETTLED:
         return _start(f"{verdict.value}")
-    if aws_call(lambda: notices.fingerprint(place, change.api_id)) is not None:
+    if told_before() is not None:
         return _start("resolved: what people were told is forgotten")
     decision.settled_finding(settings, change, report)
     return _done(verdict.value, report)
+
+
+def _blocked_is_decided_here(settings: Settings) -> bool:
+    """Whether a fix may come out blocked (its redeploy would publish others' undeployed edits, which the
+    undeployed_changes setting does not let it publish) and the trigger tells that apart: in auto mode unless the
+    setting is publish. A blocked fix is told once, like findings. The trigger does not read the fix's failure count:
+    a fix held after failing (Evaluate's "held") tells nobody either. In approval mode (blocked only under report)
+    the execution decides, and Notify tells nobody twice."""
+    return settings.mode == "auto" and settings.undeployed_changes != "publish"
 
 
 def _start(reason: str) -> None:
