@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                     costs.append((mode, item["name"], started["verdict"], 0))
                     continue
                 if "execution_name" not in started:
-                    failed.append(f"{mode} {name}: the trigger answered {started.get('status')} {started.get('error') or ''}".rstrip())
+                    answer = f"{started.get('status')} {started.get('error') or ''}".rstrip()
+                    failed.append(f"{mode} {name}: the trigger answered {answer}")
                     continue
                 if mode == "approval":
                     _approve_from_slack(console, flow, started["execution_name"], posted_before)

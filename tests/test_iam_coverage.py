@@ -64,6 +64,8 @@ def fix_and_fail(flow: LocalWorkflow) -> None:
     flow.discard_pending()
     started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", blocked, REGION, OWNER))
     assert flow.wait(started["execution_name"]).output["evaluation"]["verdict"] == "blocked"
+    # Told already: the trigger reads what the redeploy would publish (stages, deployments) and starts nothing.
+    assert flow.deliver(cloudtrail.api_call_event("UpdateRestApi", blocked, REGION, OWNER))["status"] == "not-started"
     broken = seed(flow, UNTRUSTED)
     flow.discard_pending()
     fault = Fault("apigateway", "CreateDeployment", "before", "refuse").install_on(common.clients(), REGION)

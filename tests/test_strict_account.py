@@ -336,6 +336,10 @@ def test_the_synthesized_template_lets_the_fix_happen_and_nothing_more(mode: str
     assert apigateway("redeploy") == {("apigateway:POST", f"{api}/deployments"), ("apigateway:GET", f"{api}/stages*"),
                                       ("apigateway:PATCH", f"{api}/stages*"), ("apigateway:GET", f"{api}/deployments/*"),
                                       ("apigateway:GET", f"{api}/resources*")}  # what else a redeploy would publish
+    # The trigger only reads: the API and its methods (who can call), and in auto mode, for a fix people were told is
+    # blocked, what its redeploy would publish (tests/test_trigger_decides.py).
+    blocked = {("apigateway:GET", f"{api}/stages*"), ("apigateway:GET", f"{api}/deployments/*")} if mode == "auto" else set()
+    assert apigateway("trigger") == {("apigateway:GET", api), ("apigateway:GET", f"{api}/resources*")} | blocked
     (topic_policy,) = of_type(template, "AWS::SNS::TopicPolicy").values()
     assert any(s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"} and s["Effect"] == "Allow"
                for s in topic_policy["Properties"]["PolicyDocument"]["Statement"])

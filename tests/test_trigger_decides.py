@@ -267,3 +267,52 @@ def test_an_organization_hub_decides_through_the_spoke_role_read_only(make_org) 
 
 def org_executions(flow: LocalWorkflow) -> list[dict[str, Any]]:
     return flow.clients.client("stepfunctions", ORG_REGION).list_executions(stateMachineArn=flow.state_machine_arn)["executions"]
+
+
+def add_method(flow: LocalWorkflow, api_id: str, verb: str) -> None:
+    """A person's edit not deployed yet: a method on the root (with a mock integration, so that it can be deployed)."""
+    client = flow.clients.client("apigateway", REGION)
+    root = client.get_resources(restApiId=api_id)["items"][0]["id"]
+    client.put_method(restApiId=api_id, resourceId=root, httpMethod=verb, authorizationType="NONE")
+    client.put_integration(restApiId=api_id, resourceId=root, httpMethod=verb, type="MOCK")
+    flow.discard_pending()
+
+
+def test_a_fix_blocked_by_undeployed_edits_is_told_once_and_again_when_they_change(flow: LocalWorkflow) -> None:
+    """Blocked (undeployed_changes ask, in auto mode): a person must be told, once per set of edits in the way, as
+    findings are; once the edits are deployed, the next event starts the execution that fixes."""
+    api_id = seed(flow, UNTRUSTED)
+    add_method(flow, api_id, "POST")
+    first, logs = deliver(flow, event(api_id))
+    assert first["status"] == "started" and any(line.get("reason") == "fix" for line in logs)
+    assert flow.wait(first["execution_name"]).output["evaluation"]["verdict"] == "blocked"
+    (message,) = flow.notifications()
+    blocked_by = [(c["http_method"], c["kind"]) for c in message["blocked_by_undeployed_changes"]]
+    assert message["kind"] == "findings" and blocked_by == [("POST", "method-added")] * 2  # on each stage
+    assert policy_of(flow, api_id) == UNTRUSTED
+
+    flow.account.server.counts.clear()
+    again, logs = deliver(flow, event(api_id))  # nothing changed: told already, no execution
+    assert again == {"status": "not-started", "verdict": "blocked"}
+    assert evaluated(logs)["told_already"] is True and len(executions(flow)) == 1 and flow.notifications() == []
+    requests = flow.account.server.aws_requests()
+    assert requests[("apigateway", "GetStages")] == 1 and requests[("states", "StartExecution")] == 0
+    findings = flow.clients.client("securityhub", REGION).get_findings()["Findings"]
+    (finding,) = [f for f in findings if api_id in json.dumps(f["Resources"])]
+    assert finding["Compliance"]["Status"] == "FAILED"
+
+    add_method(flow, api_id, "PUT")  # another edit in the way: other news
+    changed, _ = deliver(flow, event(api_id))
+    assert changed["status"] == "started"
+    assert flow.wait(changed["execution_name"]).output["evaluation"]["verdict"] == "blocked"
+    (message,) = flow.notifications()
+    assert sorted({c["http_method"] for c in message["blocked_by_undeployed_changes"]}) == ["POST", "PUT"]
+    assert deliver(flow, event(api_id))[0] == {"status": "not-started", "verdict": "blocked"}
+
+    client = flow.clients.client("apigateway", REGION)  # the person deploys their edits: nothing is in the way
+    for stage in ("prod", "dev"):
+        client.create_deployment(restApiId=api_id, stageName=stage)
+    flow.discard_pending()
+    fixed, _ = deliver(flow, event(api_id))
+    assert fixed["status"] == "started"
+    assert flow.wait(fixed["execution_name"]).states == FIX_PATH and policy_of(flow, api_id) == FIXED

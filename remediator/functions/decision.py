@@ -13,7 +13,7 @@ from remediator.adapters.apigateway import ApiNotFound, RestApi
 from remediator.events import ApiChange
 from remediator.functions import security_hub
 from remediator.functions.common import Settings, aws_call
-from remediator.transaction.planning import ApiReport, Verdict, findings_fingerprint
+from remediator.transaction.planning import ApiReport, Verdict, describe_undeployed, findings_fingerprint
 from remediator.transaction.remediator import Remediator
 from remediator.workflow.state import Evaluation
 
@@ -31,8 +31,9 @@ def read_api(remediator: Remediator, change: ApiChange) -> RestApi | None:
 
 def told_once(verdict: Verdict, mode: str) -> str | None:
     """The notice kind told once per set of findings (remediator.functions.notify.TOLD_ONCE) this verdict leads to:
-    findings for review, or a dry run's proposal; None for any other outcome."""
-    if verdict is Verdict.REPORT_ONLY:
+    findings for review (a fix blocked by undeployed edits among them), or a dry run's proposal; None for any other
+    outcome."""
+    if verdict in (Verdict.REPORT_ONLY, Verdict.BLOCKED):
         return "findings"
     if verdict is Verdict.FIX and mode == "dry-run":
         return "proposal"
@@ -48,8 +49,11 @@ def evaluation(report: ApiReport, verdict: Verdict | str, mode: str, settings: S
 
 
 def notice_fingerprint(evaluation: Evaluation) -> str:
-    """What people are told about an evaluation, as one digest: the same one is not told twice (NoticeLedger)."""
+    """What people are told about an evaluation, as one digest: the same one is not told twice (NoticeLedger). The one
+    formula for Notify, which remembers it, and the trigger, which compares with it before it starts an execution."""
     reason = evaluation.error or (f"lost update {evaluation.lost_update.get('when')}" if evaluation.lost_update else None)
+    if evaluation.verdict == Verdict.BLOCKED.value:  # other edits in the way of the fix are other news
+        reason = f"{reason or ''} blocked by {describe_undeployed(evaluation.undeployed_changes)}"
     return findings_fingerprint(evaluation.findings, reason, evaluation.policy, evaluation.access or None)
 
 

@@ -13,12 +13,12 @@ from remediator.adapters.slack import SlackUnavailable
 from remediator.adapters.sns import publish
 from remediator.approvals import message
 from remediator.events import ApiChange
-from remediator.functions import common, security_hub
+from remediator.functions import common, decision, security_hub
 from remediator.functions.common import Settings, aws_call, ledger, read_state, request_from_state
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
 from remediator.guard import policy_digest
-from remediator.transaction.planning import Verdict, describe_undeployed, how_to_proceed, findings_fingerprint
+from remediator.transaction.planning import Verdict, how_to_proceed
 from remediator.workflow.state import Evaluation, Redeployed, WorkflowState
 
 log = get_logger("remediator.functions.notify")
@@ -102,11 +102,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     _to_security_hub(kind, state, change, settings)
     notices = NoticeLedger(common.clients(), settings.audit_table)
     place = settings.notice_place(change.account, change.region)
-    reason = evaluation.error or (f"lost update {evaluation.lost_update.get('when')}" if evaluation.lost_update else None)
-    if evaluation.verdict == Verdict.BLOCKED.value:  # other edits in the way are other news
-        reason = f"{reason or ''} blocked by {describe_undeployed(evaluation.undeployed_changes)}"
-    fingerprint = (findings_fingerprint(evaluation.findings, reason, evaluation.policy, evaluation.access or None)
-                   if kind in TOLD_ONCE else None)
+    # The trigger compares with the same digest before it starts an execution (decision.notice_fingerprint, one formula).
+    fingerprint = decision.notice_fingerprint(evaluation) if kind in TOLD_ONCE else None
     if fingerprint is not None and aws_call(lambda: notices.fingerprint(place, change.api_id)) == fingerprint:
         log.info("not_told_again", kind=kind, fingerprint=fingerprint)  # the same findings as last time: nobody is told twice
         return {"kind": kind, "message_id": None, "slack": None, "unchanged": True}

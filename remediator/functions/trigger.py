@@ -24,7 +24,7 @@ def needs(mode: str, slack: bool) -> Needs | None:
     # a GetItem each: what people were told (the notice), and, where the bot writes, a change of ours left open.
     # A compliant or exempt API's Security Hub finding is PASSED (remediator.functions.security_hub), as Evaluate's.
     # In auto mode, for a fix people were told about, what its redeploy would publish besides it (GetStages;
-    # GetDeployment, embed=apisummary): a fix blocked by others' undeployed edits is told once (`_blocked`).
+    # GetDeployment, embed=apisummary): a fix blocked by others' undeployed edits is told once (`_blocked_is_decided_here`).
     writes = mode in ("auto", "approval")
     undeployed = (("GET", STAGES), ("GET", DEPLOYMENT)) if mode == "auto" else ()
     return Needs(start_execution=True, apigateway=(("GET", RESTAPI), ("GET", RESOURCES)) + undeployed, read_trust=True,
