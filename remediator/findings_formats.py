@@ -8,9 +8,10 @@ One table grades every finding kind for all three formats (SEVERITIES).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+import msgspec
 
 from remediator import __version__
 
@@ -18,8 +19,7 @@ TOOL = "apigw-remediator"
 INDETERMINATE = "indeterminate-policy"
 
 
-@dataclass(frozen=True)
-class Severity:
+class Severity(msgspec.Struct, frozen=True):
     """One grade in each format's own scale.
 
     - OCSF `severity_id` (base_event, OCSF 1.1.0): 0 Unknown, 1 Informational, 2 Low, 3 Medium, 4 High,
@@ -119,8 +119,7 @@ def timestamp(moment: datetime) -> str:
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(msgspec.Struct, frozen=True):
     start_line: int
     start_column: int
     end_line: int
@@ -133,8 +132,7 @@ class Region:
                 "endColumn": self.end_column, "charOffset": self.char_offset, "charLength": self.char_length}
 
 
-@dataclass(frozen=True)
-class SarifResult:
+class SarifResult(msgspec.Struct, frozen=True):
     """One result: a finding (or an indeterminate policy) at a place in a file, with its fix if any."""
 
     kind: str

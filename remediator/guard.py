@@ -15,8 +15,10 @@ Anything else raises `WriteRefused` with one line; the caller turns it into a re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from remediator.core import PolicyError, TrustConfig, evaluate_policy, parse_policy
 from remediator.core.narrowing import Widening, widenings
@@ -38,13 +40,11 @@ class LiveChanged(Exception):
     written; the caller plans again from what is there now, so nobody's change is silently layered over."""
 
 
-@dataclass(frozen=True)
-class Narrowing:
+class Narrowing(msgspec.Struct, frozen=True):
     """Allowed only if the new policy is proven to grant nothing the live one does not."""
 
 
-@dataclass(frozen=True)
-class UndoOf:
+class UndoOf(msgspec.Struct, frozen=True):
     """The undo of one transaction: digests of what it wrote and of the pre-image it read."""
 
     intent_id: str
@@ -52,8 +52,7 @@ class UndoOf:
     read: str
 
 
-@dataclass(frozen=True)
-class PersonRollback:
+class PersonRollback(msgspec.Struct, frozen=True):
     """A rollback a person asked for; `confirmed` is their --force when it re-grants untrusted principals."""
 
     trust: TrustConfig
@@ -143,11 +142,14 @@ _ANY = object()
 
 
 def guarded_write(adapter: ApiGatewayAdapter, region: str, api_id: str, operations: list[dict[str, str]],
-                  owner_account: str, authority: Authority, planned_from: Any = _ANY) -> str | None:
+                  owner_account: str, authority: Authority, planned_from: Any = _ANY,
+                  before_write: Callable[[], None] | None = None) -> str | None:
     """Re-read the live policy, check the write against it, then patch. Returns the live policy it replaced.
     `planned_from`: the policy the write was planned from; if the live one is another, LiveChanged (API Gateway
     has no conditional update, so this narrows the window in which a person's write can be lost to the
-    moment between this read and the write). Raises WriteRefused (nothing written) or what the adapter raises."""
+    moment between this read and the write). `before_write`: the caller's claim re-asserted after the read, right
+    before the write (what it raises, nothing is written). Raises WriteRefused (nothing written) or what the adapter
+    raises."""
     new = new_policy_of(operations)
     live = adapter.get_rest_api(region, api_id).policy
     if planned_from is not _ANY and policy_digest(live) != policy_digest(planned_from):
@@ -156,5 +158,7 @@ def guarded_write(adapter: ApiGatewayAdapter, region: str, api_id: str, operatio
     if widened:
         log.warning("policy_write_widens", region=region, api_id=api_id, authority=type(authority).__name__,
                     widened=[str(w) for w in widened])
+    if before_write is not None:
+        before_write()
     adapter.update_policy(region, api_id, operations)
     return live

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from remediator.core.principals import ACCOUNT_ID
 from remediator.core.trust_config import ORG_ID
@@ -26,19 +27,18 @@ class RosterError(ValueError):
     """The stored roster is not exactly what the roster function writes: nothing may be judged by it."""
 
 
-@dataclass(frozen=True)
-class Roster:
+class Roster(msgspec.Struct, frozen=True):
     """The organization's accounts as the last refresh read them."""
 
     organization_id: str
     refreshed_at: float
     accounts: frozenset[str]  # the ACTIVE accounts
     management_account: str = ""  # never a StackSet target (service-managed StackSets skip it), so never swept
-    under: Mapping[str, frozenset[str]] = field(default_factory=dict)  # trusted OU or root -> its active accounts
+    under: Mapping[str, frozenset[str]] = msgspec.field(default_factory=dict)  # trusted OU or root -> its active accounts
     # An account the organization stopped covering -> when a refresh first saw it: it left the organization, or left
     # a trusted OU (or that OU stopped being trusted). `lost_units`: the trusted OUs it was under then.
-    departed: Mapping[str, float] = field(default_factory=dict)
-    lost_units: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    departed: Mapping[str, float] = msgspec.field(default_factory=dict)
+    lost_units: Mapping[str, frozenset[str]] = msgspec.field(default_factory=dict)
 
     def is_member(self, account: str) -> bool:
         return account in self.accounts

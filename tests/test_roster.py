@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from remediator.adapters.ssm import TrustListError, parse_trust_document
@@ -21,7 +22,7 @@ OU = "ou-ab12-cdefgh12"
 
 def roster(**changes: object) -> Roster:
     base = Roster(ORG, 100.0, frozenset({A, B, C, M}), M, {OU: frozenset({A, B})}, {})
-    return Roster(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+    return msgspec.structs.replace(base, **changes)
 
 
 def test_the_roster_round_trips_and_refuses_anything_else() -> None:

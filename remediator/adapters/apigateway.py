@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
 from remediator.adapters.clients import ClientFactory
@@ -27,8 +28,7 @@ class ApiNotFound(LookupError):
     """The REST API no longer exists (deleted between the listing and the fix)."""
 
 
-@dataclass(frozen=True)
-class RestApi:
+class RestApi(msgspec.Struct, frozen=True):
     region: str
     api_id: str
     name: str
@@ -43,8 +43,7 @@ class RestApi:
         return Endpoint(self.endpoint_types, self.vpc_endpoint_ids)
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(msgspec.Struct, frozen=True):
     name: str
     deployment_id: str | None
 
@@ -77,8 +76,7 @@ class DeploymentPacer:
             self._last = self.clock()
 
 
-@dataclass(frozen=True)
-class DeploymentInfo:
+class DeploymentInfo(msgspec.Struct, frozen=True):
     """A deployment as GetDeployment returns it: what the bot checks before pointing a stage at it."""
 
     deployment_id: str

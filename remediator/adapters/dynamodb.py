@@ -7,7 +7,6 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, TypeVar
 
@@ -181,8 +180,7 @@ class _Window(msgspec.Struct, forbid_unknown_fields=True):
 WINDOWS_KEPT = 8
 
 
-@dataclass(frozen=True)
-class LastWrite:
+class LastWrite(msgspec.Struct, frozen=True):
     """The bot's last change of an API that wrote its policy (applied or restored, or still in flight): when it read
     the policy it planned from, when the change closed, and a digest of what it read. A person's write inside that
     window was written over."""
@@ -613,19 +611,22 @@ class DynamoJournal:
         token the caller read. Taking it over from another holder raises the token: whatever that holder still
         tries to write after this fails (IntentConflict), however late its clock says it is."""
         known = intent.fence
+        condition = "intent_id = :id AND holder = :holder AND " + _fence_condition(known)
+        values = {":id": {"S": intent.intent_id}, ":holder": {"S": previous_holder or intent.holder}, ":fence": {"N": str(known)}}
         if previous_holder is not None and previous_holder != intent.holder:
             intent.fence = known + 1
+            # A takeover only of a claim that lapsed on DynamoDB's clock: a holder that renewed its claim (right before
+            # an AWS write: TransactionBase._hold) after the taker read it keeps it, so its write is inside its claim.
+            condition += " AND expires_at < :now"
+            values[":now"] = {"N": repr(float(self.now()))}
         try:
-            self._client.put_item(
-                TableName=self.table_name, Item=self._item(intent),
-                ConditionExpression="intent_id = :id AND holder = :holder AND " + _fence_condition(known),
-                ExpressionAttributeValues={":id": {"S": intent.intent_id}, ":holder": {"S": previous_holder or intent.holder},
-                                           ":fence": {"N": str(known)}})
+            self._client.put_item(TableName=self.table_name, Item=self._item(intent), ConditionExpression=condition,
+                                  ExpressionAttributeValues=values)
         except self._client.exceptions.ConditionalCheckFailedException:
             intent.fence = known
             raise IntentConflict(intent.key) from None
 
-    def close(self, intent: Intent, record: AuditRecord | None) -> None:
+    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
         fenced = {"ConditionExpression": "intent_id = :id AND " + _fence_condition(intent.fence),
                   "ExpressionAttributeValues": {":id": {"S": intent.intent_id}, ":fence": {"N": str(intent.fence)}}}
         items: list[dict[str, Any]] = [
@@ -639,11 +640,13 @@ class DynamoJournal:
             items.append({"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)",
                                   "Item": _audit_item(record)}})
         # A change's window is kept once it wrote the policy: applied, or restored (its undo wrote the pre-image back,
-        # and a person's write either write landed on is lost all the same: found by the seeded soak).
-        if record is not None and record.outcome in ("applied", "restored"):
+        # and a person's write either write landed on is lost all the same: found by the seeded soak), or closed
+        # without a record after its write may have gone out (`wrote`: superseded; it kept none, found by the soak).
+        if wrote or (record is not None and record.outcome in ("applied", "restored")):
             from remediator.core.policy import policy_digest  # the policy parser: only where a write is noted
 
-            window = LastWrite(intent.intent_id, intent.created_at, record.timestamp, policy_digest(intent.policy_before))
+            closed_at = record.timestamp if record is not None else utc_now()
+            window = LastWrite(intent.intent_id, intent.created_at, closed_at, policy_digest(intent.policy_before))
             try:
                 earlier = self._windows(intent.key)
             except StoredItemError:
@@ -651,9 +654,9 @@ class DynamoJournal:
             kept = [window] + [w for w in earlier if w.intent_id != intent.intent_id][: WINDOWS_KEPT - 1]
             items.append({"Put": {"TableName": self.table_name, "Item": {
                 "pk": {"S": self.LAST}, "sk": {"S": intent.key}, "intent_id": {"S": intent.intent_id},
-                "read_at": {"S": intent.created_at}, "closed_at": {"S": record.timestamp},
+                "read_at": {"S": intent.created_at}, "closed_at": {"S": closed_at},
                 "before_digest": {"S": window.before_digest},
-                "windows": {"S": json.dumps([asdict(w) for w in kept], separators=(",", ":"))}}}})
+                "windows": {"S": json.dumps([msgspec.structs.asdict(w) for w in kept], separators=(",", ":"))}}}})
         try:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as error:
@@ -678,7 +681,7 @@ class DynamoJournal:
     def recent_writes(self, account: str, region: str, api_id: str) -> list[LastWrite]:
         """The API's recent changes that wrote its policy, newest first: the one in flight if its intent is open (it
         has written already: its window runs until now, and a person's event often arrives before it closes), then
-        the last WINDOWS_KEPT applied or restored ones. Empty if the bot never changed it. Decoded strictly."""
+        the last WINDOWS_KEPT that wrote (applied, restored, or superseded after their write). Empty if the bot never changed it. Decoded strictly."""
         found: list[LastWrite] = []
         open_intent = self.open_intent(account, region, api_id)
         if open_intent is not None and not open_intent.undoing:

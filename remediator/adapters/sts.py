@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from remediator.adapters.clients import ClientFactory
 
 
-@dataclass(frozen=True)
-class CallerIdentity:
+class CallerIdentity(msgspec.Struct, frozen=True):
     account: str
     arn: str
 

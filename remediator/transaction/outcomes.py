@@ -5,8 +5,9 @@ its ID or from its intent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from remediator.adapters.apigateway import RestApi
 from remediator.guard import UndoOf
@@ -15,15 +16,14 @@ from remediator.journal import Intent
 from remediator.transaction.planning import ApiReport
 
 
-@dataclass
-class FixOutcome:
+class FixOutcome(msgspec.Struct):
     """What a fix, a dry run or a rollback did to one API."""
 
     report: ApiReport
     # proposed | applied | unchanged | exempt | report-only | skipped | failed | refused | rolled-back | blocked
     action: str
     detail: str = ""
-    stages_redeployed: list[str] = field(default_factory=list)
+    stages_redeployed: list[str] = msgspec.field(default_factory=list)
     deployment_id: str | None = None
     audit: AuditRecord | None = None
     replanned: bool = False
@@ -38,8 +38,7 @@ class FixOutcome:
         }
 
 
-@dataclass
-class Patched:
+class Patched(msgspec.Struct):
     """The first step of a change: its intent written and the policy patched (or why nothing was written)."""
 
     report: ApiReport
@@ -51,20 +50,19 @@ class Patched:
     transaction: UndoOf | None = None
     replanned: bool = False
     wait_seconds: float = 0.0  # busy: another change of this API is in flight; look again after this
-    recovered: list[str] = field(default_factory=list)  # what reconciling a change left half-done did
+    recovered: list[str] = msgspec.field(default_factory=list)  # what reconciling a change left half-done did
     error_code: str | None = None  # failed: the AWS error code (the workflow retries throttling)
 
     def outcome(self) -> FixOutcome:
         return FixOutcome(self.report, self.action, self.detail, replanned=self.replanned)
 
 
-@dataclass
-class Deployment:
+class Deployment(msgspec.Struct):
     """The second step: the stages that serve the change now, or how long to wait for the account's turn."""
 
-    stages: list[str] = field(default_factory=list)
+    stages: list[str] = msgspec.field(default_factory=list)
     deployment_id: str | None = None
-    missing: list[str] = field(default_factory=list)
+    missing: list[str] = msgspec.field(default_factory=list)
     wait_seconds: float = 0.0
     ticket: int | None = None  # waiting: the place in the account's deployment queue, for the next try
 

@@ -7,8 +7,9 @@ exactly as `definition.json` names it; `tests/test_workflow_errors.py` holds the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 # --- the names Step Functions gives a Lambda task's failures ----------------------------------------------
 # Step Functions developer guide, "Handle Lambda service exceptions"
@@ -77,8 +78,7 @@ REJECTED = "Rejected"
 Kind = Literal["throttling", "transient", "permanent"]
 
 
-@dataclass(frozen=True)
-class AwsError:
+class AwsError(msgspec.Struct, frozen=True):
     """One row: a service's error code, what it means for a retry, and where AWS documents it."""
 
     service: str
