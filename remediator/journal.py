@@ -119,7 +119,10 @@ class Journal(Protocol):
 
     def update(self, intent: Intent, previous_holder: str | None = None) -> None: ...
 
-    def close(self, intent: Intent, record: AuditRecord | None) -> None: ...
+    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
+        """Close the change (with its record, if it has one). `wrote`: it closes without a record after a write of
+        its own may have gone out (superseded): its write window is kept all the same, as an applied or restored
+        change's is, so a person's write it replaced is found as lost."""
 
     def note(self, record: AuditRecord) -> None: ...
 
@@ -253,7 +256,8 @@ class JsonLinesJournal:
     def update(self, intent: Intent, previous_holder: str | None = None) -> None:
         self._write(intent)
 
-    def close(self, intent: Intent, record: AuditRecord | None) -> None:
+    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
+        # (`wrote`: the CLI's log keeps no write windows; lost updates are found from CloudTrail by the workflow)
         self._refresh()
         if record is not None:
             if intent.intent_id not in self._recorded:  # one record per change, however often it is closed

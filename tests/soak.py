@@ -91,7 +91,6 @@ class Figures:
     violations: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time, seeding to the last check
     told_lost: int = 0
-    known: list[str] = field(default_factory=list)  # the one gap found and not fixed yet (docs/figures/reliability.md)  # final policies wider than the person's last write, which was lost in a window and told
 
     def line(self, seed: int) -> str:
         faults = ", ".join(f"{name} {count}" for name, count in sorted(self.faults.items()))
@@ -99,7 +98,7 @@ class Figures:
                 f"{self.executions} executions, {self.cli_runs} CLI runs, {self.operator_writes} operator writes "
                 f"({self.window_writes} inside the bot's windows), {self.ttl_deletions} TTL deletions, {self.records} records, "
                 f"{self.told_by_failure} lost writes told by a failure notice, {self.cli_taken_over} CLI runs taken over, "
-                f"known gap: {len(self.known)}, violations: {len(self.violations)}, in {self.seconds:.0f} s")
+                f"violations: {len(self.violations)}, in {self.seconds:.0f} s")
 
 
 class AwsFault:
@@ -204,9 +203,9 @@ class Soak:
             with soak._lock:
                 soak.intents[intent.intent_id] = Intent.from_dict(intent.to_dict())
 
-        def close(journal: DynamoJournal, intent: Intent, record: AuditRecord | None) -> None:
+        def close(journal: DynamoJournal, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
             try:
-                real_close(journal, intent, record)
+                real_close(journal, intent, record, wrote=wrote)
             except Exception:
                 closed = soak._closed_state(intent.intent_id)  # its answer lost after it went through?
                 if closed is not None:
@@ -656,11 +655,6 @@ class Soak:
                     if self._failure_told(write):
                         self.figures.told_by_failure += 1  # its execution failed (a fault past the retries): told so
                         continue
-                    if self._superseded(api_id, following):
-                        # Not fixed yet: the change whose write replaced theirs was closed superseded (someone wrote
-                        # again before it was deployed), and a superseded change keeps no write window.
-                        self.figures.known.append(f"{api_id}: a person's write replaced by a change closed superseded")
-                        continue
                     execution = self.execution_of.get(write.event_id, "")
                     ended = self.results.get(execution, {})
                     self.violation(f"{api_id}: a person's write{' (' + write.window + ' window)' if write.window else ''} "
@@ -680,12 +674,6 @@ class Soak:
         told = any(isinstance(n.get("lost_update"), dict) and same_policy(n["lost_update"].get("policy"), write.after)
                    for n in self.notices)
         return recorded, told
-
-    def _superseded(self, api_id: str, write: Write) -> bool:
-        """The bot's write belongs to changes that all closed superseded."""
-        changes = [i for i in self.intents.values() if i.api_id == api_id and same_policy(write.after, i.policy_after)]
-        states = {state for i in changes for state, _ in self.closes.get(i.intent_id, [])}
-        return bool(changes) and states == {"superseded"}
 
     def _failure_told(self, write: Write) -> bool:
         """The execution of the person's own event failed before it could look (a crash, retries exhausted): the

@@ -2,7 +2,7 @@
 edits of the API the plan did not allow to publish), the other planned stages pointed forward at it (the only
 place a stage is moved), and the change closed as applied with its one record.
 
-Uses `undo` and `_renew` of the recovery step (`Remediator` composes them).
+Uses `undo` of the recovery step (`Remediator` composes them).
 """
 
 from __future__ import annotations
@@ -97,8 +97,7 @@ class Deploying(TransactionBase):
         if stored is None or stored.intent_id != intent.intent_id or self.journal.held_by_other(stored, self.holder, self.journal.now()):
             raise IntentConflict(f"{intent.key}: change {intent.intent_id} is no longer this one's to deploy")
         intent = stored
-        if intent.expires_at - self.journal.now() < self.CLAIM_SECONDS / 2:
-            self._renew(intent)
+        self._hold(intent)  # renewed if it is not fresh: the wait for the account's turn is inside the claim too
         if not intent.stages:
             return Deployment([], None, intent.missing_stages)
         if intent.deployment_id is not None and self._own_deployment(intent, intent.deployment_id) is None:
@@ -113,6 +112,7 @@ class Deploying(TransactionBase):
             try:
                 clock.sleep(turn.seconds)  # the rest of the interval since the account's last deployment
                 self._check_undeployed(intent)
+                self._hold(intent)  # the turn may have taken a while: CreateDeployment only inside a fresh claim
                 intent.deployment_id = self.adapter.create_deployment(
                     intent.region, intent.api_id, intent.stages[0].name, deployment_marker(intent))
                 deployed_at = clock.now()
@@ -170,6 +170,7 @@ class Deploying(TransactionBase):
         if now is not None and now.created > target.created:
             raise StageMoveRefused(f"stage {stage} serves deployment {serving}, newer than {target.deployment_id} of change "
                                    f"{intent.intent_id}; stages only move forward, so it was not moved")
+        self._hold(intent)  # UpdateStage only inside a fresh claim: never a stage moved by a holder taken over
         self.adapter.point_stage(intent.region, intent.api_id, stage, target.deployment_id)
 
     def complete(self, intent: Intent, deployment: Deployment) -> AuditRecord:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from remediator.adapters.apigateway import ApiNotFound, DeploymentInfo
 from remediator.guard import Narrowing, UndoOf, WriteRefused, guarded_write
 from remediator.audit import AuditRecord
-from remediator.journal import Intent
+from remediator.journal import Intent, IntentConflict
 from remediator.core import compact_json, parse_policy
 from remediator.logs import get_logger
 from remediator.transaction.base import TransactionBase
@@ -60,7 +60,15 @@ class Recovery(TransactionBase):
         stored = self.journal.open_intent(intent.account, intent.region, intent.api_id)
         if stored is None or stored.intent_id != intent.intent_id:
             return "nothing undone: the change was closed already"
-        intent = stored
+        try:
+            return self._undo(stored, reason, transaction)
+        except IntentConflict:
+            # The claim lapsed and another holder took the change over (its fence): that holder settles it; this one
+            # writes nothing more, neither the journal nor the policy.
+            log.warning("undo_taken_over", region=intent.region, api_id=intent.api_id, intent_id=intent.intent_id)
+            return "nothing undone: the change was taken over by another holder, which settles it"
+
+    def _undo(self, intent: Intent, reason: str, transaction: UndoOf | None) -> str:
         try:
             policy = self.adapter.get_rest_api(intent.region, intent.api_id).policy
         except ApiNotFound:
@@ -86,9 +94,10 @@ class Recovery(TransactionBase):
             authority = transaction if transaction is not None and transaction.intent_id == intent.intent_id else Narrowing()
             if not intent.undoing:  # written down first: if closing fails after the write, recovery still records it
                 intent.undoing = True
-                self.journal.update(intent)
+                self._hold(intent, changed=True)  # the claim renewed with it
             try:
-                guarded_write(self.adapter, intent.region, intent.api_id, operations, self.account, authority)
+                guarded_write(self.adapter, intent.region, intent.api_id, operations, self.account, authority,
+                              before_write=lambda: self._hold(intent))
             except WriteRefused as refusal:
                 self._note_refusal(intent, policy, operations, f"undo refused: {refusal}")
                 return (f"not undone: {refusal}; the fix stays written and the change open, "
@@ -171,7 +180,9 @@ class Recovery(TransactionBase):
         published = self._serving_this_change(intent)
         if published:
             return self._finish_published(intent, published)
-        self._close(intent, "superseded", "the policy changed since; re-planned from what is there now")
+        # Its write may have gone out before someone wrote again: its window is kept, so that a person's write it
+        # replaced is found as lost (found by the seeded soak: a superseded change kept none).
+        self._close(intent, "superseded", "the policy changed since; re-planned from what is there now", wrote=True)
         return "superseded", None
 
     def _finish_published(self, intent: Intent, published: list[str]) -> tuple[str, Intent | None]:
@@ -187,7 +198,7 @@ class Recovery(TransactionBase):
             seen[str(current[name])] = self._own_deployment(intent, str(current[name]))
         ours = {d: info for d, info in seen.items() if info is not None}
         if not ours:
-            self._close(intent, "superseded", "the policy changed since; re-planned from what is there now")
+            self._close(intent, "superseded", "the policy changed since; re-planned from what is there now", wrote=True)
             return "superseded", None
         target = max(ours, key=lambda d: ours[d].created)  # type: ignore[union-attr]
         for stage in intent.stages:
@@ -198,7 +209,7 @@ class Recovery(TransactionBase):
                 now = seen[serving]
                 if now is not None and now.created > ours[target].created:  # type: ignore[union-attr]
                     self._close(intent, "superseded", f"the policy changed since; stage {stage.name} serves a newer "
-                                                      f"deployment ({serving}) than this change's ({target})")
+                                                      f"deployment ({serving}) than this change's ({target})", wrote=True)
                     return "superseded", None
         previous = intent.holder
         intent.holder, intent.expires_at = self.holder, self.journal.now() + self.CLAIM_SECONDS
@@ -206,11 +217,8 @@ class Recovery(TransactionBase):
         self.journal.update(intent, previous_holder=previous)
         return "resumed (its deployment serves some stages: the others are pointed at it)", intent
 
-    def _renew(self, intent: Intent) -> None:
-        intent.expires_at = self.journal.now() + self.CLAIM_SECONDS
-        self.journal.update(intent)
-
-    def _close(self, intent: Intent, state: str, reason: str) -> None:
+    def _close(self, intent: Intent, state: str, reason: str, wrote: bool = False) -> None:
+        """`wrote`: the change's write may have gone out (a superseded change read back open): its window is kept."""
         intent.state, intent.reason = state, reason
-        self.journal.close(intent, None)
+        self.journal.close(intent, None, wrote=wrote)
         log.info("intent_closed", intent_id=intent.intent_id, state=state, reason=reason)

@@ -49,7 +49,11 @@ class Writing(TransactionBase):
             if self.journal.held_by_other(left, self.holder, self.journal.now()):
                 return Patched(intent_report(left), "busy", f"a change of this API is in progress ({left.holder}); waiting for it",
                                wait_seconds=self.POLL_SECONDS)
-            state, carry_on = self.reconcile(left)
+            try:
+                state, carry_on = self.reconcile(left)
+            except IntentConflict:  # its holder came back and renewed, or another holder settled it, just now
+                return Patched(intent_report(left), "busy", f"a change of this API is in progress ({left.holder}); waiting for it",
+                               wait_seconds=self.POLL_SECONDS)
             recovered.append(f"change {left.intent_id} {state}")
             if carry_on is not None:
                 return Patched(intent_report(carry_on), "patched", "finishing the change left half-done", carry_on, recovered=recovered)
@@ -127,7 +131,11 @@ class Writing(TransactionBase):
         log.info("intent_written", intent_id=intent.intent_id, region=api.region, api_id=api.api_id, stages=stage_names)
         try:
             guarded_write(self.adapter, api.region, api.api_id, operations, self.account, authority or Narrowing(),
-                          planned_from=api.policy)
+                          planned_from=api.policy, before_write=lambda: self._hold(intent))
+        except IntentConflict:
+            # Its claim lapsed before the write (a paused run) and another holder took the change over: nothing written.
+            return Patched(report, "busy", "the change was taken over by another holder before its write; waiting for it",
+                           wait_seconds=self.POLL_SECONDS)
         except WriteRefused as refusal:
             return self._refused(report, intent, str(refusal))
         except LiveChanged as changed:
