@@ -444,3 +444,16 @@ def test_a_fresh_claim_outlasts_every_write_of_the_workflow() -> None:
     tasks = {name: states[name]["TimeoutSeconds"] for name in ("Apply", "Redeploy", "RestorePolicy", "Record")}
     bound = max([*writers.values(), *tasks.values()])
     assert bound < TransactionBase.FRESH_SECONDS < TransactionBase.CLAIM_SECONDS - bound, (writers, tasks)
+
+
+def test_a_failure_on_a_new_policy_after_one_on_another_is_counted_and_told(account, table: str) -> None:
+    """Found by the soak: an API whose fix failed once on one policy, then once on another, made the failure notice
+    itself fail (the count read back from UpdateItem was missing: it was 1 before and after), so nobody was told, nor
+    of the lost write it carried. The count is read back whole (ReturnValues ALL_NEW)."""
+    from remediator.adapters.dynamodb import FailureLedger
+
+    ledger = FailureLedger(account.clients, table, REGION)
+    assert ledger.add(REGION, "a1b2c3d4e5", "1" * 64) == 1
+    assert ledger.add(REGION, "a1b2c3d4e5", "2" * 64) == 1, "a new policy starts a new count"
+    assert ledger.add(REGION, "a1b2c3d4e5", "2" * 64) == 2
+    assert ledger.count(REGION, "a1b2c3d4e5", "2" * 64) == 2 and ledger.count(REGION, "a1b2c3d4e5", "1" * 64) == 0

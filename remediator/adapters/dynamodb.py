@@ -451,19 +451,24 @@ class FailureLedger:
     def add(self, region: str, api_id: str, policy_digest: str) -> int:
         """One more failure on this policy; returns the new count."""
         values = {":d": {"S": policy_digest}, ":one": {"N": "1"}, ":zero": {"N": "0"}}
+        # ALL_NEW, not UPDATED_NEW: the count is read back even when the update left it as it was (a first failure on a
+        # new policy after one on another: 1 again), which UPDATED_NEW may leave out (found by the seeded soak: the
+        # failure notice itself failed). UpdateItem, ReturnValues: "ALL_NEW - Returns all of the attributes of the item,
+        # as they appear after the UpdateItem operation" (DynamoDB API Reference, "UpdateItem",
+        # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html).
         try:
             response = self._client.update_item(
                 TableName=self.table_name, Key=_failure_key(region, api_id),
                 UpdateExpression="SET failures = if_not_exists(failures, :zero) + :one, digest = :d",
                 ConditionExpression="attribute_not_exists(pk) OR digest = :d",
-                ExpressionAttributeValues=values, ReturnValues="UPDATED_NEW",
+                ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             # The earlier failures were on another policy: this one starts a new count.
             response = self._client.update_item(
                 TableName=self.table_name, Key=_failure_key(region, api_id),
                 UpdateExpression="SET failures = :one, digest = :d",
-                ExpressionAttributeValues={":d": values[":d"], ":one": values[":one"]}, ReturnValues="UPDATED_NEW",
+                ExpressionAttributeValues={":d": values[":d"], ":one": values[":one"]}, ReturnValues="ALL_NEW",
             )
         failures = stored.decode(response.get("Attributes", {}).get("failures"), _N,
                                  f"table {self.table_name} failures of {region}/{api_id}", StoredItemError)
