@@ -166,13 +166,8 @@ def _own_account(caller: str, given: str | None) -> str:
 
 class _SharedClients(ClientFactory):
     """The caller's clients, used from every account's thread: a boto3 session is not thread-safe, so its
-    clients are made one at a time (the clients themselves are)."""
-
-    _lock = threading.Lock()
-
-    def client(self, service: str, region: str | None = None) -> Any:
-        with self._lock:
-            return super().client(service, region)
+    clients are made one at a time (the clients themselves are). ClientFactory.client already makes them under
+    its own lock; taking that lock here too (it is not reentrant) would deadlock the first call."""
 
 
 def organization_options(args: argparse.Namespace) -> bool:
