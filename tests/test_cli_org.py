@@ -78,12 +78,14 @@ def _organization(monkeypatch: pytest.MonkeyPatch, size: int) -> Iterator[Organi
     from moto.iam.models import iam_backends
 
     import remediator.cli.aws
+    from remediator.local.deployments import install_in_process
 
     for key, value in {**LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(key, value)
     for key in ("MOTO_ACCOUNT_ID", "MOTO_PORT", "AWS_PROFILE", "AWS_REGION"):
         monkeypatch.delenv(key, raising=False)
     enable_listing_pages()
+    install_in_process()  # what each deployment publishes (GetDeployment embed=apisummary): fix --apply reads it
     with mock_aws():
         clients = ClientFactory()
         organizations = clients.client("organizations", "us-east-1")
