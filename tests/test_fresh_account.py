@@ -131,7 +131,8 @@ def test_only_the_judging_states_may_read_the_settings_parameter() -> None:
     for mode in ("auto", "dry-run", "approval"):
         readers = {name for name in function_modules.NAMES
                    if (found := function_modules.needs(name, mode, True)) is not None and found.read_settings}
-        assert readers == ({"evaluate", "sweep"} if mode == "dry-run" else {"evaluate", "apply", "sweep"}), mode
+        # The trigger judges too: it decides before it starts an execution (tests/test_trigger_decides.py).
+        assert readers == ({"trigger", "evaluate", "sweep"} | (set() if mode == "dry-run" else {"apply"})), mode
 
 
 # ---- the Slack callback answers first --------------------------------------------------------------------------
