@@ -506,7 +506,8 @@ SECURITY_HUB = {"securityhub:BatchImportFindings", "securityhub:DescribeHub"}
         ("restore", {"apigateway:GET", "apigateway:PATCH", "apigateway:UpdateRestApiPolicy"} | JOURNAL_WRITE),
         ("redeploy", {"apigateway:GET", "apigateway:POST", "apigateway:PATCH", "dynamodb:GetItem", "dynamodb:PutItem",
                       "dynamodb:UpdateItem"}),
-        ("record", {"dynamodb:PutItem", "dynamodb:DeleteItem"}),
+        # GetItem: the API's recent write windows, kept with this one for lost-update detection.
+        ("record", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}),
         ("notify", {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey", "dynamodb:PutItem"} | APPROVAL_READ_WRITE | READ_SECRET
          | SECURITY_HUB),
         # No ssm:GetParameter: the approval handler builds no Remediator.
@@ -570,7 +571,7 @@ def test_each_dynamodb_grant_is_limited_to_its_items(resources):
                   "approvals": ["dynamodb:GetItem", "dynamodb:UpdateItem"]},
         "redeploy": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]},
         "restore": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], "audit": ["dynamodb:PutItem"]},
-        "record": {"journal": ["dynamodb:PutItem", "dynamodb:DeleteItem"], "audit": ["dynamodb:PutItem"],
+        "record": {"journal": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], "audit": ["dynamodb:PutItem"],
                    "failures": ["dynamodb:DeleteItem"]},
         "notify": {"failures": ["dynamodb:UpdateItem"], "approvals": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
                    "notices": ["dynamodb:GetItem", "dynamodb:PutItem"]},
