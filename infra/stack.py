@@ -342,7 +342,9 @@ class RemediatorStack(Stack):
         # could not deliver, not invocations that failed inside the function.
         self.functions["trigger"] = self._function("trigger", code, start_env, dead_letter_queue=self.dlq)
         self.functions["sweep"] = self._function(
-            "sweep", code, start_env, timeout=Duration.minutes(5),
+            # In an organization the sweep is the Distributed Map's Express child (remediator/workflow/org_sweep.json):
+            # 130 s (its 120 s budget and 10 s to gather), under its task's 140 s; a retry stays under Express's 5 minutes.
+            "sweep", code, start_env, timeout=Duration.seconds(130) if config.organization else Duration.minutes(5),
             # In an organization the sweep is the Distributed Map's child, invoked synchronously: no async DLQ.
             dead_letter_queue=None if config.organization else self.dlq
         )

@@ -106,7 +106,8 @@ def listed_per_region(accounts: int, regions: int) -> int:
 # An organization sweep child is an Express execution: at most 5 minutes, and run at least once (Step Functions
 # developer guide, "Choosing workflow type in Step Functions", https://docs.aws.amazon.com/step-functions/latest/dg/
 # choosing-workflow-type.html: Express "Maximum duration: 5 minutes", "Execution semantics: at-least-once"). Its task
-# (org_sweep.json SweepAccounts) times out at 140 s and is retried once for Lambda's own errors: 140 + 2 + 140 < 300.
+# (org_sweep.json SweepAccounts) times out at 140 s, above the function's 130 s in an organization (infra/stack.py), and
+# is retried once: 140 + 2 + 140 < 300.
 # The batch's accounts and regions are swept within this budget, or less if the function has less time left.
 CHILD_BUDGET_SECONDS = 120.0
 # Left of the function's own time when the budget ends: the summaries are gathered and the told notices forgotten.
