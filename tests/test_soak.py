@@ -239,16 +239,14 @@ def _shared_remediator(account, table: str, audit, api_id: str):  # type: ignore
 def _take_over(account, table: str, api_id: str) -> None:  # type: ignore[no-untyped-def]
     """Past the claim on the service's clock, an execution takes the change over (as recovery does: its fence raised)."""
     from remediator.local.strict import local_clock
+    from remediator.transaction.base import TransactionBase
 
-    local_clock().advance(Remediator_CLAIM + 1)
+    local_clock().advance(TransactionBase.CLAIM_SECONDS + 1)
     execution = DynamoJournal(account.clients, table, REGION)
     theirs = execution.open_intent(OWNER, REGION, api_id)
     assert theirs is not None and not execution.held_by_other(theirs, "execution:recovering", 0.0)
     previous, theirs.holder, theirs.expires_at = theirs.holder, "execution:recovering", execution.now() + 600
     execution.update(theirs, previous_holder=previous)
-
-
-Remediator_CLAIM = 600.0
 
 
 def test_a_holder_whose_claim_lapsed_before_its_create_deployment_makes_none(account, table: str, tmp_path) -> None:
@@ -263,7 +261,6 @@ def test_a_holder_whose_claim_lapsed_before_its_create_deployment_makes_none(acc
 
     api_id = seed_rest_api(account.clients, REGION, "paused", json.dumps(doc(allow(OWNER, STRANGER))), stages=("prod",))
     holder = _shared_remediator(account, table, tmp_path / "audit.jsonl", api_id)
-    assert holder.CLAIM_SECONDS == Remediator_CLAIM
     before = deployments(account, api_id)
     real_acquire = holder.lease.acquire
 
