@@ -454,3 +454,25 @@ def test_a_failure_on_a_new_policy_after_one_on_another_is_counted_and_told(acco
     assert ledger.add(REGION, "a1b2c3d4e5", "2" * 64) == 1, "a new policy starts a new count"
     assert ledger.add(REGION, "a1b2c3d4e5", "2" * 64) == 2
     assert ledger.count(REGION, "a1b2c3d4e5", "2" * 64) == 2 and ledger.count(REGION, "a1b2c3d4e5", "1" * 64) == 0
+
+
+def test_two_lost_updates_of_one_api_in_one_second_are_both_told() -> None:
+    """Found by the soak: two people's writes to one API, each lost to a change of the bot, in the same second: the
+    second notice had the first's fingerprint (the findings, the policy and the second of the write) and was not told.
+    Each lost update is news of its own: told through Notify, the second as well as the first."""
+    import json
+
+    from remediator.functions import decision
+    from remediator.workflow.state import Evaluation
+    from tests.conftest import PARTNER, STRANGER
+    from tests.test_guard import allow, doc
+
+    def lost(policy: dict, by: str) -> dict:  # type: ignore[type-arg]
+        return {"who": "arn:aws:iam::111122223333:user/local-admin", "when": "2026-12-06T23:59:18Z",
+                "policy": json.dumps(policy), "written_over_by": by}
+
+    live = json.dumps(doc(allow(OWNER, STRANGER)))
+    first = Evaluation("report-only", "auto", live, lost_update=lost(doc(allow(OWNER, PARTNER)), "a" * 32))
+    second = Evaluation("report-only", "auto", live, lost_update=lost(doc(allow(OWNER, PARTNER, STRANGER)), "b" * 32))
+    assert decision.notice_fingerprint(first) != decision.notice_fingerprint(second)
+    assert decision.notice_fingerprint(first) == decision.notice_fingerprint(Evaluation.from_dict(first.to_dict()))

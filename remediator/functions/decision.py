@@ -7,6 +7,7 @@ Not a Lambda function of its own (like `common` and `security_hub`): a helper of
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from remediator.adapters.apigateway import ApiNotFound, RestApi
@@ -51,7 +52,10 @@ def evaluation(report: ApiReport, verdict: Verdict | str, mode: str, settings: S
 def notice_fingerprint(evaluation: Evaluation) -> str:
     """What people are told about an evaluation, as one digest: the same one is not told twice (NoticeLedger). The one
     formula for Notify, which remembers it, and the trigger, which compares with it before it starts an execution."""
-    reason = evaluation.error or (f"lost update {evaluation.lost_update.get('when')}" if evaluation.lost_update else None)
+    # A lost update is news of its own: each one (who, when, what they wrote, which change wrote over it) is told, even
+    # two in one second with the same findings (found by the seeded soak: the second was taken for the first, not told).
+    lost = evaluation.lost_update
+    reason = evaluation.error or (f"lost update {json.dumps(lost, sort_keys=True, default=str)}" if lost else None)
     if evaluation.verdict == Verdict.BLOCKED.value:  # other edits in the way of the fix are other news
         reason = f"{reason or ''} blocked by {describe_undeployed(evaluation.undeployed_changes)}"
     return findings_fingerprint(evaluation.findings, reason, evaluation.policy, evaluation.access or None)
