@@ -599,9 +599,12 @@ class Soak:
         recorded = {r.change_id: r for r in records}
         for intent_id, intent in self.intents.items():
             closes = self.closes.get(intent_id, [])
-            if not closes and intent_id in recorded and (closed := self._closed_state(intent_id)) is not None:
-                # its close went through and the function crashed before the harness saw it return: the table says
-                closes = [(closed, closed if closed in ("applied", "restored", "refused") else None)]
+            if not closes and intent_id in recorded:
+                # Its close went through and the function died (a timeout, out of memory) before the harness saw it return: the change's record is
+                # written only in its close's transaction (DynamoJournal.close), so the record says how it closed (its
+                # closed intent may be gone already: TTL).
+                outcome = recorded[intent_id].outcome
+                closes = [(self._closed_state(intent_id) or outcome, outcome)]
             outcomes = {outcome for _, outcome in closes if outcome}
             if intent_id in recorded:
                 if recorded[intent_id].outcome not in outcomes:
