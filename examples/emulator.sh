@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# scan, fix and rollback by hand against a local emulator (moto's server), as the README shows.
+# scan, fix and rollback by hand against a local emulator (moto's server, with each deployment's snapshot), as the README shows.
 # Run from the repository after `make demo`, `make test` or `make install-demo`:  bash examples/emulator.sh
 # PORT=5001 bash examples/emulator.sh  uses another port.
 set -euo pipefail
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 PORT=${PORT:-5000}; E=http://127.0.0.1:$PORT; LOG=$(mktemp); AUDIT=$(mktemp -d)/audit.jsonl
 .venv/bin/python -m remediator.local.seed --endpoint-url "$E" --check-free          # a busy port: one line, exit 1
-MOTO_ACCOUNT_ID=111122223333 .venv/bin/moto_server -p "$PORT" > "$LOG" 2>&1 & SERVER=$!
+MOTO_ACCOUNT_ID=111122223333 .venv/bin/python -m remediator.local.server -p "$PORT" > "$LOG" 2>&1 & SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT                                          # the server goes when this does
 .venv/bin/python -m remediator.local.seed --endpoint-url "$E" --server-log "$LOG" --regions us-east-1,eu-west-1
 set +e  # scan and a dry-run fix exit 1 when they find something: that is their answer, not a failure

@@ -195,8 +195,9 @@ def test_the_definition_routes_on_the_verdicts_the_ladder_gives() -> None:
     choices = json.loads(workflow.definition_text())["States"]["IsActionNeeded"]["Choices"]
     routed = {c["StringEquals"] for c in choices if c["Variable"] == "$.evaluation.verdict"}
     # everything else ends the execution
-    assert routed == {Verdict.FIX.value, Verdict.REPORT_ONLY.value, Verdict.RECOVER.value}
-    assert {v for v in Verdict if v.needs_attention} == {Verdict.FIX, Verdict.REPORT_ONLY, Verdict.RECOVER}
+    attention = {Verdict.FIX, Verdict.REPORT_ONLY, Verdict.RECOVER, Verdict.BLOCKED}
+    assert routed == {v.value for v in attention}
+    assert {v for v in Verdict if v.needs_attention} == attention
 
 
 def test_one_decision_ladder() -> None:
