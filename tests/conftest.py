@@ -154,3 +154,17 @@ def pytest_runtest_logreport(report) -> None:
 def pytest_terminal_summary(terminalreporter) -> None:
     for line in _FIGURES:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """Each test leaves structlog's configuration and the root level as it found them: a test that quiets the logs
+    (the soak) or sends them elsewhere (the cost model) must not hide the lines a later test in the worker reads."""
+    import logging
+
+    import structlog
+
+    saved, level = structlog.get_config(), logging.root.level
+    yield
+    structlog.configure(**saved)
+    logging.root.setLevel(level)

@@ -476,3 +476,28 @@ def test_two_lost_updates_of_one_api_in_one_second_are_both_told() -> None:
     second = Evaluation("report-only", "auto", live, lost_update=lost(doc(allow(OWNER, PARTNER, STRANGER)), "b" * 32))
     assert decision.notice_fingerprint(first) != decision.notice_fingerprint(second)
     assert decision.notice_fingerprint(first) == decision.notice_fingerprint(Evaluation.from_dict(first.to_dict()))
+
+
+def test_recovery_leaves_a_change_taken_over_under_it_to_its_new_holder(account, tmp_path, monkeypatch) -> None:
+    """Found by the soak (a thread's traceback): `fix --apply` recovering a half-done change whose claim another holder
+    renewed between recovery's read and its fenced write ended the run with IntentConflict. Now that change is left to
+    the holder that took it over, said in one line, and the run goes on."""
+    import json
+
+    from remediator.journal import IntentConflict
+    from remediator.local.emulator import seed_rest_api
+    from remediator.transaction.recovery import Recovery
+    from tests.conftest import STRANGER
+    from tests.test_guard import allow, doc, remediator_on
+
+    api_id = seed_rest_api(account.clients, REGION, "taken", json.dumps(doc(allow(OWNER, STRANGER))), stages=("prod",))
+    audit = tmp_path / "audit.jsonl"
+    first = remediator_on(account, audit)
+    assert first.begin(REGION, api_id).action == "patched"  # then it died, its claim left open
+
+    def taken_over(self: object, intent: object) -> tuple[str, None]:
+        raise IntentConflict("renewed by its holder just now")
+
+    monkeypatch.setattr(Recovery, "reconcile", taken_over)
+    (done,) = remediator_on(account, audit).recover([REGION])
+    assert done.endswith("left to the holder that took it over just now"), done

@@ -37,8 +37,11 @@ class Recovery(TransactionBase):
                     continue
                 if self.journal.held_by_other(intent, self.holder, self.journal.now()):
                     continue
-                done.append(f"{intent.region}/{intent.api_id}: change {intent.intent_id} of {intent.created_at} "
-                            f"{self._settle(intent)}")
+                try:
+                    settled = self._settle(intent)
+                except IntentConflict:  # another holder renewed or took it over between the read and the write
+                    settled = "left to the holder that took it over just now"
+                done.append(f"{intent.region}/{intent.api_id}: change {intent.intent_id} of {intent.created_at} {settled}")
         return done
 
     def _settle(self, intent: Intent) -> str:
