@@ -7,6 +7,7 @@ docs/figures/reliability.md."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -147,33 +148,9 @@ def test_a_lost_update_found_by_an_execution_that_then_has_nothing_to_do_is_told
     had nothing left to do: WasPatched went to Done, and nobody was told. Now it goes to ReportFindings."""
     import json
 
-    from remediator.functions import common
     from remediator.transaction.remediator import Remediator
-    from tests.conftest import PARTNER, STRANGER
-    from tests.faults.injection import crashing
-    from tests.test_guard import allow, doc
-    from tests.test_workflow import run, seed
 
-    flow = make_flow(mode="auto")
-    api_id = seed(flow, doc(allow(OWNER, STRANGER)))
-    flow.discard_pending()
-    person = doc(allow(OWNER, PARTNER, STRANGER))
-    wrote: list[int] = []
-
-    def race(**_: object) -> None:  # between the guard's re-read and the bot's write
-        if not wrote:
-            wrote.append(1)
-            flow.clients.client("apigateway", REGION).update_rest_api(
-                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
-
-    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
-    with crashing("redeploy", "restore"):  # the change's holder dies: patched, not deployed, its intent open
-        _, first = run(flow, api_id)
-    assert first.status == "FAILED" and wrote
-    (lost_event,) = flow.matched()
-    flow.pending.clear()
-    flow.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
-        {"op": "replace", "path": "/policy", "value": json.dumps(doc(allow(OWNER, PARTNER)))}])  # and again, compliant
+    flow, api_id, person, lost_event = _written_over_then_died(make_flow)
     flow.discard_pending()
     flow.notifications()
     flow.later(Remediator.CLAIM_SECONDS + 1)
@@ -373,33 +350,9 @@ def test_a_persons_write_replaced_by_a_change_later_closed_superseded_is_found_l
     import json
 
     from remediator.core import parse_policy
-    from remediator.functions import common
     from remediator.transaction.remediator import Remediator
-    from tests.conftest import PARTNER, STRANGER
-    from tests.faults.injection import crashing
-    from tests.test_guard import allow, doc
-    from tests.test_workflow import run, seed
 
-    flow = make_flow(mode="auto")
-    api_id = seed(flow, doc(allow(OWNER, STRANGER)))
-    flow.discard_pending()
-    person = doc(allow(OWNER, PARTNER, STRANGER))
-    wrote: list[int] = []
-
-    def race(**_: object) -> None:  # between the guard's re-read and the bot's write
-        if not wrote:
-            wrote.append(1)
-            flow.clients.client("apigateway", REGION).update_rest_api(
-                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
-
-    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
-    with crashing("redeploy", "restore"):  # the change's holder dies: patched, not deployed, its intent open
-        _, first = run(flow, api_id)
-    assert first.status == "FAILED" and wrote
-    (lost_event,) = flow.matched()
-    flow.pending.clear()
-    flow.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
-        {"op": "replace", "path": "/policy", "value": json.dumps(doc(allow(OWNER, PARTNER)))}])  # and again, compliant
+    flow, api_id, person, lost_event = _written_over_then_died(make_flow)
     flow.later(Remediator.CLAIM_SECONDS + 1)
     (again,) = flow.matched()
     flow.pending.clear()
@@ -501,3 +454,38 @@ def test_recovery_leaves_a_change_taken_over_under_it_to_its_new_holder(account,
     monkeypatch.setattr(Recovery, "reconcile", taken_over)
     (done,) = remediator_on(account, audit).recover([REGION])
     assert done.endswith("left to the holder that took it over just now"), done
+
+
+def _written_over_then_died(make_flow: Any) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+    """A person writes in the instant between the guard's re-read and the bot's write; the change's holder then dies
+    (patched, not deployed, its intent open); someone writes again, compliant. The flow, the API, the person's policy
+    and the CloudTrail event of the write that was lost."""
+    import json
+
+    from remediator.functions import common
+    from tests.conftest import PARTNER, STRANGER
+    from tests.faults.injection import crashing
+    from tests.test_guard import allow, doc
+    from tests.test_workflow import run, seed
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, doc(allow(OWNER, STRANGER)))
+    flow.discard_pending()
+    person = doc(allow(OWNER, PARTNER, STRANGER))
+    wrote: list[int] = []
+
+    def race(**_: object) -> None:  # between the guard's re-read and the bot's write
+        if not wrote:
+            wrote.append(1)
+            flow.clients.client("apigateway", REGION).update_rest_api(
+                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
+
+    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
+    with crashing("redeploy", "restore"):  # the change's holder dies: patched, not deployed, its intent open
+        _, first = run(flow, api_id)
+    assert first.status == "FAILED" and wrote
+    (lost_event,) = flow.matched()
+    flow.pending.clear()
+    flow.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "replace", "path": "/policy", "value": json.dumps(doc(allow(OWNER, PARTNER)))}])  # and again, compliant
+    return flow, api_id, person, lost_event
