@@ -23,11 +23,11 @@ from remediator.adapters.dynamodb import DynamoJournal, NoticeLedger
 from remediator.adapters.sns import publish
 from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ACCOUNT, ApiChange, Caller
-from remediator.functions import common, security_hub
+from remediator.functions import common, decision, security_hub
 from remediator.functions.common import Settings, aws_call, own_account, partition_of
 from remediator.functions.needs import RESOURCES, RESTAPIS, Needs
 from remediator.logs import bind, get_logger
-from remediator.transaction.planning import SweepSettings, Verdict, assess, findings_fingerprint, with_access
+from remediator.transaction.planning import SweepSettings, Verdict, assess, with_access
 from remediator.workflow.errors import RemediationFailed
 
 log = get_logger("remediator.functions.sweep")
@@ -294,9 +294,9 @@ def sweep_region(settings: Settings, account: str, region: str, *, apis: ApiGate
         told_once = verdict is Verdict.REPORT_ONLY or (verdict is Verdict.FIX and settings.mode == "dry-run")
         if told_once:
             report = aws_call(lambda report=report: with_access(apis, report, sweep_settings.trust))
-            fingerprint = findings_fingerprint(report.evaluation.findings if report.evaluation else [], report.error,
-                                               report.evaluation.policy if report.evaluation else None,
-                                               report.to_dict().get("access"))
+            # What Notify would remember for this evaluation: one formula (decision.notice_fingerprint) for Notify, the
+            # trigger and the sweep, so that what was told is never told again, nor missed, for a difference of wording.
+            fingerprint = decision.notice_fingerprint(decision.evaluation(report, verdict, settings.mode, settings))
             if standing.get(api.api_id) == fingerprint:
                 counts["told_already"] += 1
                 to_hub.append(_hub_finding(account, region, report))
