@@ -433,22 +433,13 @@ def test_a_persons_write_the_bots_write_landed_on_is_recorded_and_told(make_flow
     has no conditional update): the bot's fix replaces it. When CloudTrail delivers the person's call, its
     execution finds the policy is not theirs and the bot's change closed after they wrote: a record of its own
     and a notice naming who, when, and the policy they wrote."""
-    from remediator.functions import common
     from tests.test_workflow import run, seed
 
     flow = make_flow(mode="auto")
     api_id = seed(flow, doc(allow(OWNER, STRANGER)))
     flow.discard_pending()
     person = doc(allow(OWNER, PARTNER, STRANGER))
-    wrote: list[int] = []
-
-    def race(**_: Any) -> None:
-        if not wrote:
-            wrote.append(1)
-            flow.clients.client("apigateway", REGION).update_rest_api(
-                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
-
-    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
+    wrote = person_writes_in_the_bots_window(flow, api_id, person)
     _, first = run(flow, api_id)
     assert first.status == "SUCCEEDED" and wrote and live_policy(flow.account, api_id) == FIXED, "the fix replaced theirs"
     answers = flow.pump()
@@ -477,3 +468,20 @@ def test_a_persons_write_before_the_bot_read_is_not_a_lost_update(make_flow) -> 
     assert live_policy(flow.account, api_id) == doc(allow(OWNER, PARTNER))
     assert [r.outcome for r in flow.audit_records()] == ["applied"]
     assert not [n for n in flow.notifications() if n.get("lost_update")]
+
+
+def person_writes_in_the_bots_window(flow: Any, api_id: str, person: dict[str, Any]) -> list[int]:
+    """A person's UpdateRestApi of `person`, once, in the instant between the guard's re-read and the bot's write (on
+    the functions' clients, just before the bot's UpdateRestApi is sent). The list is not empty once it happened."""
+    from remediator.functions import common
+
+    wrote: list[int] = []
+
+    def race(**_: Any) -> None:
+        if not wrote:
+            wrote.append(1)
+            flow.clients.client("apigateway", REGION).update_rest_api(
+                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
+
+    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
+    return wrote

@@ -105,24 +105,15 @@ def test_a_persons_write_is_found_lost_after_later_changes_of_the_api_closed(mak
     import json
 
     from remediator.core import parse_policy
-    from remediator.functions import common
     from tests.conftest import PARTNER, STRANGER
-    from tests.test_guard import allow, doc
+    from tests.test_guard import allow, doc, person_writes_in_the_bots_window
     from tests.test_workflow import run, seed
 
     flow = make_flow(mode="auto")
     api_id = seed(flow, doc(allow(OWNER, STRANGER)))
     flow.discard_pending()
     person = doc(allow(OWNER, PARTNER, STRANGER))
-    wrote: list[int] = []
-
-    def race(**_: object) -> None:  # between the guard's re-read and the bot's write
-        if not wrote:
-            wrote.append(1)
-            flow.clients.client("apigateway", REGION).update_rest_api(
-                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
-
-    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
+    wrote = person_writes_in_the_bots_window(flow, api_id, person)
     _, first = run(flow, api_id)
     assert first.status == "SUCCEEDED" and wrote
     lost_event = flow.matched()  # the person's call, not delivered yet
@@ -462,25 +453,16 @@ def _written_over_then_died(make_flow: Any) -> tuple[Any, str, dict[str, Any], d
     and the CloudTrail event of the write that was lost."""
     import json
 
-    from remediator.functions import common
     from tests.conftest import PARTNER, STRANGER
     from tests.faults.injection import crashing
-    from tests.test_guard import allow, doc
+    from tests.test_guard import allow, doc, person_writes_in_the_bots_window
     from tests.test_workflow import run, seed
 
     flow = make_flow(mode="auto")
     api_id = seed(flow, doc(allow(OWNER, STRANGER)))
     flow.discard_pending()
     person = doc(allow(OWNER, PARTNER, STRANGER))
-    wrote: list[int] = []
-
-    def race(**_: object) -> None:  # between the guard's re-read and the bot's write
-        if not wrote:
-            wrote.append(1)
-            flow.clients.client("apigateway", REGION).update_rest_api(
-                restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(person)}])
-
-    common.clients().client("apigateway", REGION).meta.events.register("before-send.apigateway.UpdateRestApi", race)
+    wrote = person_writes_in_the_bots_window(flow, api_id, person)
     with crashing("redeploy", "restore"):  # the change's holder dies: patched, not deployed, its intent open
         _, first = run(flow, api_id)
     assert first.status == "FAILED" and wrote
