@@ -9,6 +9,9 @@ leaves it fixed with exactly one applied audit record and no change left open.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 
 from remediator.functions import common
@@ -117,15 +120,32 @@ def test_many_events_for_one_api_make_one_fix_and_one_deployment(make_flow) -> N
     from remediator.local import cloudtrail
     from tests.conftest import OWNER
 
+    from remediator.local import runner
+
     flow = make_flow(mode="auto")
     api_id = seed(flow, UNTRUSTED)
     flow.account.server.counts.clear()
+    # The fix is held at Apply until the whole burst is in: the trigger decides before starting (issue R), so an
+    # event that arrived after the fix would rightly start nothing, and the burst would depend on timing.
+    route = runner._routes[runner.FUNCTION_PREFIX + "apply"]
+    real, burst_in = route.handler, threading.Event()
+
+    def held_apply(event: dict, context: Any) -> Any:
+        assert burst_in.wait(timeout=60), "the burst was not delivered"
+        return real(event, context)
+
+    route.handler = held_apply
     names = []
-    for _ in range(6):
-        started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))
-        assert started["status"] == "started"
-        names.append(started["execution_name"])
-    results = [flow.wait(name, timeout=120) for name in names]
+    try:
+        for _ in range(6):
+            started = flow.deliver(cloudtrail.api_call_event("UpdateRestApi", api_id, REGION, OWNER))
+            assert started["status"] == "started"
+            names.append(started["execution_name"])
+        burst_in.set()
+        results = [flow.wait(name, timeout=120) for name in names]
+    finally:
+        burst_in.set()
+        route.handler = real
     assert {r.status for r in results} == {"SUCCEEDED"}
     counts = flow.account.server.aws_requests()
     assert counts[("apigateway", "UpdateRestApi")] == 1 and counts[("apigateway", "CreateDeployment")] == 1
