@@ -14,12 +14,11 @@ import json
 import re
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 import remediator.functions as function_modules
-from remediator.adapters.clients import ClientFactory
+from remediator.adapters.clients import ClientFactory, new_session
 from remediator.adapters.sts import READ_ONLY_SESSION_POLICY, assume_role, role_arn
 from remediator.functions.needs import API_ID, SUB_RESOURCES, WRITE_VERBS, Needs, writes_apigateway
 from remediator.local import runner
@@ -222,7 +221,7 @@ def _as(flow: runner.LocalWorkflow, function: str, region: str) -> ClientFactory
     """The clients of a function's role session (its access key on the strict account)."""
     principal = runner._routes[runner.FUNCTION_PREFIX + function].principal
     assert isinstance(principal, Principal)
-    session = boto3.session.Session(aws_access_key_id=principal.access_key, aws_secret_access_key="local",
+    session = new_session(aws_access_key_id=principal.access_key, aws_secret_access_key="local",
                                     aws_session_token="local", region_name=region)
     return ClientFactory(endpoint_url=flow.account.endpoint_url, session=session, retry_mode="standard", max_attempts=1)
 

@@ -8,7 +8,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
+
+# One loader of botocore's service models for every session of the process. Each botocore session otherwise makes
+# its own loader and parses a service's model JSON again for its first client (tens of milliseconds for API Gateway):
+# once per assumed-role session of the organization sweep, per account. The loader only reads botocore's data files
+# and caches what it parsed, so sessions can share it (botocore.session.Session.register_component).
+_MODELS = botocore.loaders.create_loader()
+
+
+def new_session(core: botocore.session.Session | None = None, **settings: Any) -> boto3.session.Session:
+    """A boto3 session (credentials, profile and region as boto3.session.Session takes them) on the shared loader;
+    `core`, a botocore session to build it on (one with its own credential provider)."""
+    core = core or botocore.session.Session()
+    core.register_component("data_loader", _MODELS)
+    session = boto3.session.Session(botocore_session=core, **settings)
+    paths = _MODELS.search_paths  # boto3 appends its own data folder to the loader at every session: kept once
+    paths[:] = list(dict.fromkeys(paths))
+    return session
 
 
 @dataclass
@@ -16,7 +35,7 @@ class ClientFactory:
     """Makes (and caches) clients per service and region, all against one endpoint when testing locally."""
 
     endpoint_url: str | None = None
-    session: boto3.session.Session = field(default_factory=boto3.session.Session)
+    session: boto3.session.Session = field(default_factory=new_session)
     retry_mode: str = "adaptive"
     max_attempts: int = field(default_factory=lambda: int(os.environ.get("AWS_MAX_ATTEMPTS", "10")))
     _cache: dict[tuple[str, str | None], Any] = field(default_factory=dict, init=False, repr=False)

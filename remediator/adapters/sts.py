@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from remediator.adapters.clients import ClientFactory
+from remediator.adapters.clients import ClientFactory, new_session
 
 
 class CallerIdentity(msgspec.Struct, frozen=True):
@@ -52,13 +52,11 @@ def assume_role(clients: ClientFactory, arn: str, session_name: str, region: str
 
     `read_only`: the session can only read (READ_ONLY_SESSION_POLICY), whatever the role allows; every evaluation,
     sweep, scan and dry run takes such a session, so that no bug in them can write in the accounts they read."""
-    import boto3
-
     policy = {"Policy": json.dumps(READ_ONLY_SESSION_POLICY, separators=(",", ":"))} if read_only else {}
     answer = clients.client("sts", region or clients.default_region).assume_role(
         RoleArn=arn, RoleSessionName=session_name[:64], DurationSeconds=SESSION_SECONDS, **policy)
     credentials = answer["Credentials"]
-    session = boto3.session.Session(
+    session = new_session(
         aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"], region_name=clients.session.region_name)
     return ClientFactory(endpoint_url=clients.endpoint_url, session=session, retry_mode=clients.retry_mode,

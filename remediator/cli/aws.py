@@ -16,12 +16,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 from botocore.parsers import ResponseParserError
 
 from remediator.adapters.apigateway import ApiGatewayAdapter
-from remediator.adapters.clients import ClientFactory
+from remediator.adapters.clients import ClientFactory, new_session
 from remediator.adapters.ec2 import enabled_regions
 from remediator.adapters.organizations import OrganizationsAdapter
 from remediator.adapters.sts import CallerIdentity, assume_role, caller_identity, role_arn
@@ -78,7 +77,7 @@ def _clients(args: argparse.Namespace) -> ClientFactory:
     if args.endpoint_url:
         _check_endpoint(args.endpoint_url)
     try:
-        session = boto3.session.Session(profile_name=args.profile) if args.profile else boto3.session.Session()
+        session = new_session(profile_name=args.profile) if args.profile else new_session()
     except ProfileNotFound as error:
         raise ValueError(f"{error}; profiles are listed by `aws configure list-profiles`") from None
     return ClientFactory(endpoint_url=args.endpoint_url, session=session)

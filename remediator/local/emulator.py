@@ -51,6 +51,33 @@ def enable_listing_pages() -> None:
     APIGatewayResponse.get_rest_apis = _paged_get_rest_apis  # type: ignore[method-assign]
     complete_event_envelopes()
     eventbridge.install()  # rules match as EventBridge's do, arrays of objects included
+    lighter_server()
+
+
+def lighter_server() -> None:
+    """Two costs of the emulator that no AWS behaviour needs, taken off every request and every key:
+    - the server lists moto's package folder (one stat per service) to route each request: listed once;
+    - a KMS key of any spec gets a new RSA-2048 private key, which only asymmetric keys use (Sign, Verify,
+      GetPublicKey): a symmetric or HMAC key shares one, made on first use."""
+    from moto import backends
+    from moto.kms import models as kms_models
+
+    if getattr(backends, "_remediator_listed", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    backends._remediator_listed = True  # type: ignore[attr-defined]
+    generate = kms_models.generate_private_key
+    unused: list[Any] = []
+
+    def private_key(key_spec: str) -> Any:
+        if key_spec.startswith(("RSA_", "ECC_", "SM2")):  # the asymmetric specs (KeySpec)
+            return generate(key_spec)
+        if not unused:
+            unused.append(generate(key_spec))
+        return unused[0]
+
+    kms_models.generate_private_key = private_key  # type: ignore[assignment]
 
 
 def complete_event_envelopes() -> None:

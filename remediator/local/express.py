@@ -200,7 +200,7 @@ def _parse(original: Any) -> Any:
             if unknown or len(sizes) != 1:
                 raise ValueError(f"{name}: the local interpreter takes an ItemBatcher with one of MaxItemsPerBatch or "
                                  f"MaxItemsPerBatchPath (and BatchInput); got {sorted(batcher)}")
-        program, tree = original(json.dumps(document) if batchers else definition)
+        program, tree = _parsed(original, json.dumps(document) if batchers else definition)
         for name, batcher in batchers.items():
             state = program.states.states[name]
             if not isinstance(state, StateMap):
@@ -208,6 +208,22 @@ def _parse(original: Any) -> Any:
             state.iteration_component.local_item_batcher = batcher
         return program, tree
     return parse
+
+
+# The grammar's parse tree of each definition text, read once: the interpreter parses the definition again at every
+# execution's start, and the tree (which nothing changes) is most of that time. The program built from it is made new
+# for each execution, since its states keep each run's own counters (a Retrier's attempts).
+_trees: dict[str, Any] = {}
+
+
+def _parsed(original: Any, definition: str) -> Any:
+    tree = _trees.get(definition)
+    if tree is None:
+        program, tree = original(definition)
+        with _lock:
+            _trees[definition] = tree
+        return program, tree
+    return Preprocessor().visit(tree), tree
 
 
 def _has_key(value: Any, key: str) -> bool:

@@ -16,9 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 
-from remediator.adapters.clients import ClientFactory
+from remediator.adapters.clients import ClientFactory, new_session
 from remediator.adapters.sts import assume_role
 from remediator.local.iam import PolicySet
 from remediator.local.strict import Principal, StrictLayer
@@ -156,7 +155,7 @@ class LocalOrganization:
                 name=f"forwarder@{member.account_id}", arn=f"arn:aws:sts::{member.account_id}:assumed-role/{arn.rsplit('/', 1)[1]}/events",
                 access_key=key, policies=PolicySet([self.workflow.localize(d) for d in documents], principal="spoke forwarder"),
                 role_arn=arn, account=member.account_id, scope="spoke"))
-            session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key="local", aws_session_token="local",
+            session = new_session(aws_access_key_id=key, aws_secret_access_key="local", aws_session_token="local",
                                             region_name=self.region)
             member.forwarder_clients = ClientFactory(endpoint_url=self.harness.endpoint_url, session=session)
         return member

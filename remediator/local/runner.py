@@ -7,6 +7,7 @@ functions in this process (no Docker), exactly as AWS would call them.
 from __future__ import annotations
 
 import collections
+import datetime
 import functools
 import hashlib
 import io
@@ -14,6 +15,7 @@ import json
 import os
 import secrets
 import threading
+import time
 import traceback
 import zipfile
 from collections.abc import Callable
@@ -21,7 +23,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import botocore.session
 from botocore.credentials import CredentialProvider
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
@@ -37,7 +38,7 @@ from remediator import functions as function_modules
 from remediator import workflow
 from remediator.workflow import errors
 from remediator.functions import common, security_hub
-from remediator.adapters.clients import ClientFactory
+from remediator.adapters.clients import ClientFactory, new_session
 from remediator.adapters import secrets as secrets_adapter
 from remediator.adapters.dynamodb import AuditTable
 from remediator.adapters.stepfunctions import create_state_machine, execution_arn, states_entered, wait_for_execution
@@ -601,7 +602,7 @@ class LocalWorkflow:
         first = len(express.CHILDREN)
         self.clients.client("stepfunctions", self.region).start_execution(stateMachineArn=self.org_sweep_arn, name=name, input="{}")
         arn = execution_arn(self.org_sweep_arn, name)
-        description = wait_for_execution(self.clients, arn, timeout)
+        description = self._described_when_done(arn, timeout)
         output = json.loads(description["output"]) if description.get("output") else None
         return ExecutionResult(name, description["status"], states_entered(self.clients, arn), output,
                                description.get("error"), description.get("cause"), express.CHILDREN[first:])
@@ -633,9 +634,18 @@ class LocalWorkflow:
         return route.principal.role_arn
 
     def close(self) -> None:
+        """Stops what this flow left behind, so that nothing of it reaches the next flow of the process: its servers,
+        its executions still running (an approval never answered, a run not waited for) and Lambda errors injected
+        but never met."""
         self.slack.stop()
         if self.callback is not None:
             self.callback.stop()
+        from moto.stepfunctions.parser.api import ExecutionStatus
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        for execution in stepfunctions_parser_backends[self.account.account_id][self.region]._get_executions(ExecutionStatus.RUNNING):
+            execution.stop(stop_date=datetime.datetime.now(datetime.timezone.utc), error="Closed", cause="the local flow was closed")
+        _lambda_faults.clear()
 
     def pending_approval(self) -> str:
         """The approval ID on the newest message that still has buttons."""
@@ -741,7 +751,7 @@ class LocalWorkflow:
                     f"{self.role_arns[role_id].rsplit('/', 1)[1]}/hooks", key,
                     PolicySet(self._role_policies().get(role_id, []), principal="hook execution role"),
                     role_arn=self.role_arns[role_id], scope=self.config.mode))
-            session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key="local", region_name=self.region)
+            session = new_session(aws_access_key_id=key, aws_secret_access_key="local", region_name=self.region)
             clients = ClientFactory(endpoint_url=self.clients.endpoint_url, session=session)
         response = clients.client("lambda", self.region).invoke(FunctionName=function_arn, Payload=json.dumps(request))
         payload = json.loads(response["Payload"].read() or b"null")
@@ -767,10 +777,28 @@ class LocalWorkflow:
 
     def wait(self, execution_name: str, timeout: float = 60.0) -> ExecutionResult:
         arn = execution_arn(self.state_machine_arn, execution_name)
-        description = wait_for_execution(self.clients, arn, timeout)
+        description = self._described_when_done(arn, timeout)
         output = json.loads(description["output"]) if description.get("output") else None
         return ExecutionResult(execution_name, description["status"], states_entered(self.clients, arn), output,
                                description.get("error"), description.get("cause"))
+
+    def _described_when_done(self, arn: str, timeout: float) -> dict[str, Any]:
+        """DescribeExecution once the execution has ended. Until then the harness looks at the server's own record of
+        it, in this process: a DescribeExecution every few milliseconds would be most of the server's work, and would
+        compete with the execution it waits for."""
+        from moto.stepfunctions.parser.api import ExecutionStatus
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[arn.split(":")[4]][arn.split(":")[3]]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if backend.describe_execution(arn).exec_status != ExecutionStatus.RUNNING:
+                    break
+            except Exception:  # noqa: BLE001 - not started yet, or not this server's: DescribeExecution tells
+                break
+            time.sleep(0.005)
+        return wait_for_execution(self.clients, arn, max(deadline - time.monotonic(), 0.0))
 
     def notifications(self) -> list[dict[str, Any]]:
         """Messages published to the topic since the last call, as a subscriber receives them."""
@@ -847,7 +875,7 @@ def _function_clients() -> ClientFactory:
     """The handlers' clients on the strict account: each call signed with the running function's role session."""
     core = botocore.session.Session()
     core.get_component("credential_provider").insert_before("env", _InvocationProvider())
-    return ClientFactory(session=boto3.session.Session(botocore_session=core))
+    return ClientFactory(session=new_session(core))
 
 
 class _InvocationProvider(CredentialProvider):

@@ -175,28 +175,45 @@ def test_two_runs_at_once_change_each_api_once(account, tmp_path: Path, inject) 
 
 
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"])
-def test_a_real_signal_mid_run_is_settled_by_the_next_run(account, tmp_path: Path, inject, signal_name: str) -> None:
-    """The CLI as its own process, sent a real signal as soon as its first intent is on disk."""
+def test_a_real_signal_mid_run_is_settled_by_the_next_run(account, tmp_path: Path, inject, monkeypatch,
+                                                          signal_name: str) -> None:
+    """The CLI as its own process, sent a real signal once its first intent is on disk and its UpdateRestApi is at
+    the account. The account holds that write until the process has ended, then makes it: the write lands, and the
+    CLI never heard its answer."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
+    from moto.apigateway.models import APIGatewayBackend
+
     apis = seed(account)
     audit = tmp_path / "audit.jsonl"
+    arrived, ended = threading.Event(), threading.Event()
+    update = APIGatewayBackend.update_rest_api
+
+    def held_update(self: APIGatewayBackend, *args: object, **kwargs: object) -> object:
+        if not arrived.is_set():
+            arrived.set()
+            assert ended.wait(timeout=60), "the CLI did not end"
+        return update(self, *args, **kwargs)
+
+    monkeypatch.setattr(APIGatewayBackend, "update_rest_api", held_update)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
     process = subprocess.Popen(
         [sys.executable, "-m", "remediator", "fix", "--regions", REGION, "--trusted-accounts", PARTNER,
          "--endpoint-url", account.endpoint_url, "--apply", "--audit-log", str(audit)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        if audit.exists() and '"kind":"intent"' in audit.read_text(encoding="utf-8", errors="replace"):
-            break
-        time.sleep(0.005)
-    process.send_signal(getattr(signal, signal_name))
-    _, err = process.communicate(timeout=60)
+    try:
+        assert arrived.wait(timeout=60), "the CLI never sent its UpdateRestApi"
+        assert '"kind":"intent"' in audit.read_text(encoding="utf-8", errors="replace"), "the intent comes first"
+        time.sleep(0.05)  # the signal reaches a process waiting on the account's answer
+        process.send_signal(getattr(signal, signal_name))
+        _, err = process.communicate(timeout=60)
+    finally:
+        ended.set()
+        process.kill()
     assert process.returncode == (-signal.SIGKILL if signal_name == "SIGKILL" else 130), err
     status, _, err = fix(account, audit)
     assert status == 0, err
