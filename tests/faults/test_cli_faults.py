@@ -178,8 +178,8 @@ def test_two_runs_at_once_change_each_api_once(account, tmp_path: Path, inject) 
 def test_a_real_signal_mid_run_is_settled_by_the_next_run(account, tmp_path: Path, inject, monkeypatch,
                                                           signal_name: str) -> None:
     """The CLI as its own process, sent a real signal once its first intent is on disk and its UpdateRestApi is at
-    the account. The account holds that write until the process has ended, then makes it: the write lands, and the
-    CLI never heard its answer."""
+    the account. The account holds that write until the process has ended (SIGKILL), or until the signal is sent
+    (SIGINT, which waits for its threads' requests), then makes it: the write lands whether or not the CLI heard it."""
     import os
     import signal
     import subprocess
@@ -210,6 +210,8 @@ def test_a_real_signal_mid_run_is_settled_by_the_next_run(account, tmp_path: Pat
         assert '"kind":"intent"' in audit.read_text(encoding="utf-8", errors="replace"), "the intent comes first"
         time.sleep(0.05)  # the signal reaches a process waiting on the account's answer
         process.send_signal(getattr(signal, signal_name))
+        if signal_name == "SIGINT":  # interrupted, the CLI still waits for the requests its threads have in flight
+            ended.set()
         _, err = process.communicate(timeout=60)
     finally:
         ended.set()
