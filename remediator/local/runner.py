@@ -214,6 +214,26 @@ def _timed_task(original: Callable[..., None]) -> Callable[..., None]:
     return eval_execution
 
 
+def _kept_clients(original: Callable[..., Any]) -> Callable[..., Any]:
+    """The interpreter makes a new boto3 client for every Task's Invoke, always with the same fixed credentials and
+    settings; clients are thread-safe (boto3 guide, "Multithreading or multiprocessing with clients"), so one per
+    region and service serves them all."""
+    made: dict[tuple[str, str, int], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        from moto.settings import moto_server_port
+
+        key = (region, service, moto_server_port())
+        with lock:
+            if key not in made:
+                made[key] = original(region, service, state_credentials)
+            return made[key]
+
+    return boto_client_for
+
+
+lambda_eval_utils.boto_client_for = _kept_clients(lambda_eval_utils.boto_client_for)
 lambda_eval_utils._invoke_lambda_function = _invoke_lambda_function(lambda_eval_utils._invoke_lambda_function)
 lambda_eval_utils.execute_lambda_function_integration = _exec_lambda_function(lambda_eval_utils.execute_lambda_function_integration)
 StateTaskLambda._eval_execution = _timed_task(StateTaskLambda._eval_execution)  # type: ignore[method-assign]
@@ -797,7 +817,7 @@ class LocalWorkflow:
                     break
             except Exception:  # noqa: BLE001 - not started yet, or not this server's: DescribeExecution tells
                 break
-            time.sleep(0.005)
+            time.sleep(0.02)
         return wait_for_execution(self.clients, arn, max(deadline - time.monotonic(), 0.0))
 
     def notifications(self) -> list[dict[str, Any]]:
