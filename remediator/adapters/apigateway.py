@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -48,15 +47,14 @@ class Stage(msgspec.Struct, frozen=True):
     deployment_id: str | None
 
 
-@dataclass
 class DeploymentPacer:
     """Spaces CreateDeployment calls by the account-wide quota; the clock is injectable for tests."""
 
-    interval: float = CREATE_DEPLOYMENT_INTERVAL_SECONDS
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    _last: float | None = field(default=None, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    def __init__(self, interval: float = CREATE_DEPLOYMENT_INTERVAL_SECONDS, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval, self.clock, self.sleep = interval, clock, sleep
+        self._last: float | None = None
+        self._lock = threading.Lock()
 
     def wait_turn(self) -> float:
         """Block until a CreateDeployment may be sent; returns how long it waited."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -30,20 +29,24 @@ def new_session(core: botocore.session.Session | None = None, **settings: Any) -
     return session
 
 
-@dataclass
 class ClientFactory:
     """Makes (and caches) clients per service and region, all against one endpoint when testing locally."""
 
-    endpoint_url: str | None = None
-    session: boto3.session.Session = field(default_factory=new_session)
-    retry_mode: str = "adaptive"
-    max_attempts: int = field(default_factory=lambda: int(os.environ.get("AWS_MAX_ATTEMPTS", "10")))
-    _cache: dict[tuple[str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
     # Clients are made under a lock: a boto3 session is not thread-safe, its clients are (boto3 documentation,
     # "Multithreading or multiprocessing with clients", https://boto3.amazonaws.com/v1/documentation/api/latest/guide/
     # clients.html: "Low-level clients are thread safe"; sessions are not). The organization sweep's child sweeps its
     # account's regions on threads sharing one factory.
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    def __init__(self, endpoint_url: str | None = None, session: boto3.session.Session | None = None,
+                 retry_mode: str = "adaptive", max_attempts: int | None = None) -> None:
+        self.endpoint_url = endpoint_url
+        self.session = session if session is not None else new_session()
+        self.retry_mode = retry_mode
+        self.max_attempts = max_attempts if max_attempts is not None else int(os.environ.get("AWS_MAX_ATTEMPTS", "10"))
+        self._cache: dict[tuple[str, str | None], Any] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ClientFactory(endpoint_url={self.endpoint_url!r}, retry_mode={self.retry_mode!r}, max_attempts={self.max_attempts})"
 
     def client(self, service: str, region: str | None = None) -> Any:
         key = (service, region)

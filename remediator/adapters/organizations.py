@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from remediator.adapters.clients import ClientFactory
 
@@ -10,8 +10,7 @@ from remediator.adapters.clients import ClientFactory
 HOME_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-northwest-1"}
 
 
-@dataclass(frozen=True)
-class OrganizationAccount:
+class OrganizationAccount(msgspec.Struct, frozen=True):
     account_id: str
     name: str
     status: str  # ACTIVE, SUSPENDED, PENDING_CLOSURE

@@ -15,8 +15,9 @@ Findings that failed are listed in FailedFindings (the call itself succeeds).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from botocore.exceptions import ClientError
 
@@ -27,8 +28,7 @@ BATCH_LIMIT = 100  # BatchImportFindings: at most 100 findings per request
 NOT_ENABLED = "InvalidAccessException"  # DescribeHub where Security Hub is not enabled
 
 
-@dataclass(frozen=True)
-class Imported:
+class Imported(msgspec.Struct, frozen=True):
     """What BatchImportFindings answered, over every batch."""
 
     succeeded: int

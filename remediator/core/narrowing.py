@@ -18,8 +18,9 @@ refusal can say what it would have granted. IAM's evaluation logic backs each ru
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from remediator.core.policy import Policy, Statement, compact_json, statements_of
 
@@ -27,8 +28,7 @@ _STATEMENT_KEYS = frozenset({"Sid", "Effect", "Principal", "NotPrincipal", "Acti
                              "Resource", "NotResource", "Condition"})
 
 
-@dataclass(frozen=True)
-class Widening:
+class Widening(msgspec.Struct, frozen=True):
     """A statement of the new policy that the old one does not cover, and whom it names."""
 
     statement_index: int

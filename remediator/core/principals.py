@@ -7,9 +7,10 @@ same few principals across thousands of APIs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
+
+import msgspec
 
 PARTITIONS = frozenset({"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"})
 
@@ -27,8 +28,7 @@ class PrincipalCategory(str, Enum):
     UNRECOGNIZED = "unrecognized"
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedPrincipal:
+class ResolvedPrincipal(msgspec.Struct, frozen=True):
     category: PrincipalCategory
     account: str | None = None
     reason: str = ""

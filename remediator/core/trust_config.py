@@ -8,8 +8,10 @@ configuration's own shape can change without touching the decision code.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+from msgspec.structs import force_setattr
 
 from remediator.core.conditions import MEMO_LIMIT
 from remediator.core.principals import ACCOUNT_ID, PARTITIONS, ResolvedPrincipal
@@ -40,17 +42,17 @@ class _Memo:
         return value
 
 
-@dataclass(frozen=True)
-class TrustConfig:
-    """Who is trusted. The owner account is always trusted, whether listed or not."""
+class TrustConfig(msgspec.Struct, frozen=True, dict=True):
+    """Who is trusted. The owner account is always trusted, whether listed or not.
+
+    A frozen msgspec Struct (the codec's type, remediator/codec.py): its fields compare and hash; what it derives
+    (`_accounts`, every trusted account with the owner, and `_memo`) is kept beside them, outside comparison."""
 
     owner_account: str
     trusted_accounts: frozenset[str] = frozenset()
     trusted_org_ids: frozenset[str] = frozenset()
     partition: str = "aws"
     remove_wildcard_principals: bool = False
-    _accounts: frozenset[str] = field(init=False, repr=False, compare=False)
-    _memo: _Memo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.owner_account, str) or not ACCOUNT_ID.fullmatch(self.owner_account):
@@ -63,10 +65,10 @@ class TrustConfig:
             raise ConfigError(f"trusted organization '{bad[0]}' is not an organization ID (o-...)")
         if self.partition not in PARTITIONS:
             raise ConfigError(f"partition '{self.partition}' is not one of {', '.join(sorted(PARTITIONS))}")
-        object.__setattr__(self, "trusted_accounts", frozenset(self.trusted_accounts))
-        object.__setattr__(self, "trusted_org_ids", frozenset(self.trusted_org_ids))
-        object.__setattr__(self, "_accounts", frozenset(self.trusted_accounts) | {self.owner_account})
-        object.__setattr__(self, "_memo", _Memo())
+        force_setattr(self, "trusted_accounts", frozenset(self.trusted_accounts))
+        force_setattr(self, "trusted_org_ids", frozenset(self.trusted_org_ids))
+        self.__dict__["_accounts"] = frozenset(self.trusted_accounts) | {self.owner_account}
+        self.__dict__["_memo"] = _Memo()
 
     def trusts_account(self, account: str) -> bool:
         return account in self._accounts

@@ -11,11 +11,11 @@ import contextvars
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
 from remediator import clock
 from remediator.adapters.apigateway import ApiGatewayAdapter

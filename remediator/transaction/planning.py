@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec.structs import replace
 
 from remediator.adapters.apigateway import ApiGatewayAdapter, ApiNotFound, RestApi
 from remediator.workflow.errors import THROTTLING_CODES, TRANSIENT_CODES
@@ -76,12 +77,11 @@ class StageSelection:
         return ",".join(self.names) if self.mode == "named" else self.mode
 
 
-@dataclass(frozen=True)
-class SweepSettings:
+class SweepSettings(msgspec.Struct, frozen=True):
     trust: TrustConfig
     exempt_tag_key: str = DEFAULT_EXEMPT_TAG_KEY
     exempt_api_ids: frozenset[str] = frozenset()
-    stages: StageSelection = field(default_factory=StageSelection)
+    stages: StageSelection = msgspec.field(default_factory=StageSelection)
     undeployed: str = "ask"  # UNDEPLOYED_SETTINGS
 
     def __post_init__(self) -> None:
@@ -92,8 +92,7 @@ class SweepSettings:
         return api.api_id in self.exempt_api_ids or api.tags.get(self.exempt_tag_key, "").strip().lower() == "true"
 
 
-@dataclass(frozen=True)
-class ApiReport:
+class ApiReport(msgspec.Struct, frozen=True):
     """What the sweep found on one API."""
 
     api: RestApi

@@ -6,7 +6,8 @@ Uses the write, deploying and recovery steps (`Remediator` composes them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import msgspec
+from msgspec.structs import replace
 
 from remediator.adapters.apigateway import ApiNotFound
 from remediator.guard import PersonRollback
@@ -91,8 +92,7 @@ class Rollback(TransactionBase):
                               {name: current[name] for name in record.stages_redeployed if name in current})
 
 
-@dataclass
-class RollbackCheck:
+class RollbackCheck(msgspec.Struct):
     """What a rollback of a record would do, and whether the record can be trusted to say so."""
 
     inconsistent: list[str]  # why the record does not add up (empty: it does)

@@ -8,10 +8,10 @@ Uses `reconcile` and `_close` of the recovery step (`Remediator` composes them).
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec.structs import replace
 
 from remediator.adapters.apigateway import ApiNotFound
 from remediator.guard import Authority, LiveChanged, Narrowing, UndoOf, WriteRefused, guarded_write, policy_digest
