@@ -109,3 +109,40 @@ def test_nothing_changes_where_asyncio_or_structlog_came_first(preloaded: str) -
     code = f"import {preloaded}\nimport remediator.logs, structlog._native as native\nprint(type(native.asyncio).__name__)"
     done = run(code)
     assert done.stdout.strip() == "module"
+
+
+# Each handler in a fresh interpreter: is the collector running once its module has loaded, and what did loading freeze?
+GC_PROBE = """
+import gc, json, sys
+before, frozen = gc.isenabled(), gc.get_freeze_count()  # what the interpreter itself froze at its start
+__import__("remediator.functions." + sys.argv[1])
+print(json.dumps({"before": before, "enabled": gc.isenabled(), "frozen": gc.get_freeze_count() - frozen}))
+"""
+
+
+def gc_after_import(name: str, in_lambda: bool) -> dict[str, object]:
+    command, env = interpreter()
+    if in_lambda:
+        env = {**env, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"}
+    done = subprocess.run([*command, "-c", GC_PROBE, name], capture_output=True, text=True, timeout=300, env=env,
+                          cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", HANDLERS)
+def test_in_lambda_the_collector_runs_again_once_the_handler_has_loaded(name: str) -> None:
+    """remediator/functions/coldstart.py: paused while the modules load, then what they made frozen and the collector
+    on again. A handler module that forgot its last `coldstart.loaded()` would leave it off for the environment's life."""
+    after = gc_after_import(name, in_lambda=True)
+    assert (after["before"], after["enabled"]) == (True, True)
+    assert isinstance(after["frozen"], int) and after["frozen"] > 10_000, after  # boto3's objects among them
+
+
+def test_outside_lambda_the_collector_is_left_alone() -> None:
+    """The command line, the tests and the local account load the same modules: nothing paused, nothing frozen."""
+    assert gc_after_import("sweep", in_lambda=False) == {"before": True, "enabled": True, "frozen": 0}
+    command, env = interpreter()
+    done = subprocess.run([*command, "-c", "import gc, remediator.functions; print(gc.isenabled())"], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=ROOT, check=False)
+    assert done.stdout.strip() == "True", done.stderr

@@ -10,6 +10,8 @@ and `needs` only, for each function's grants.
 
 from __future__ import annotations
 
+from remediator.functions import coldstart  # noqa: F401 - first: in Lambda, the collector waits while modules load
+
 import importlib
 from collections.abc import Callable
 from typing import Any

@@ -11,7 +11,7 @@ from remediator.adapters.dynamodb import ApprovalStore
 from remediator.adapters.slack import SlackUnavailable
 from remediator.approvals import message
 from remediator import stored
-from remediator.functions import common
+from remediator.functions import coldstart, common
 from remediator.functions.common import Settings, aws_call, read_state, remediator_for
 from remediator.functions.needs import DEPLOYMENT, RESOURCES, STAGES, WRITE_POLICY, Needs
 from remediator.logs import get_logger
@@ -91,3 +91,6 @@ def supersede(settings: Settings, execution: str) -> None:
             settings.slack().update(request.channel, request.ts, *message(request, "superseded", buttons=False))
     except (SlackUnavailable, ClientError, LookupError) as error:
         log.warning("slack_not_told", kind="superseded", error=str(error))
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -8,7 +8,7 @@ from typing import Any
 from remediator.adapters.dynamodb import ApprovalStore
 from remediator.adapters.slack import SlackUnavailable
 from remediator.approvals import message
-from remediator.functions import common
+from remediator.functions import coldstart, common
 from remediator.functions.common import read_state, request_from_state
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
@@ -51,3 +51,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     store.place(request.approval_id, request.channel, request.ts)
     log.info("approval_requested", approval_id=request.approval_id, channel=request.channel)
     return {"approval_id": request.approval_id}
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -11,7 +11,7 @@ from remediator.adapters.dynamodb import DynamoJournal, FailureLedger, NoticeLed
 from remediator.audit import AuditRecord
 from remediator.core.trust import Remediation
 from remediator.events import ApiChange
-from remediator.functions import common, decision
+from remediator.functions import coldstart, common, decision
 from remediator.functions.common import Settings, aws_call, ledger, read_state, remediator_for
 from remediator.functions.needs import DEPLOYMENT, RESOURCES, RESTAPI, STAGES, Needs
 from remediator.logs import get_logger
@@ -130,3 +130,6 @@ def _resolved(change: ApiChange, settings: Settings) -> None:
     """Findings people were told about are resolved: if they come back, they are news again."""
     place = settings.notice_place(change.account, change.region)
     aws_call(lambda: NoticeLedger(common.clients(), settings.audit_table).forget(place, change.api_id))
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -20,6 +20,7 @@ import json
 import os
 from typing import Any
 
+from remediator.functions import coldstart
 from remediator.adapters.apigateway import RestApi
 from remediator.findings_formats import worst
 from remediator.functions.common import Settings, own_account
@@ -122,3 +123,6 @@ def _intrinsic(value: Any) -> str | None:
             if found:
                 return found
     return None
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

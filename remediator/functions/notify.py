@@ -13,7 +13,7 @@ from remediator.adapters.slack import SlackUnavailable
 from remediator.adapters.sns import publish
 from remediator.approvals import message
 from remediator.events import ApiChange
-from remediator.functions import common, decision, security_hub
+from remediator.functions import coldstart, common, decision, security_hub
 from remediator.functions.common import Settings, aws_call, ledger, read_state, request_from_state
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
@@ -172,3 +172,6 @@ def tell_slack(kind: str, state: WorkflowState, change: ApiChange, settings: Set
     except (SlackUnavailable, ClientError, LookupError) as error:
         log.warning("slack_not_told", kind=kind, error=str(error))
         return "failed"
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from remediator.adapters.s3 import ResultsBucket
-from remediator.functions import common
+from remediator.functions import coldstart, common
 from remediator.functions.common import Settings, aws_call
 from remediator.functions.needs import Needs
 from remediator.functions.sweep import ACCOUNTS_PER_CHILD
@@ -42,3 +42,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     log.info("sweep_planned", accounts=len(items), regions=len(settings.sweep_regions), items=len(items), pairs=pairs)
     return {"bucket": settings.results_bucket, "key": key, "count": len(items), "accounts": len(items), "pairs": pairs,
             "max_concurrency": settings.org_sweep_concurrency, "accounts_per_child": ACCOUNTS_PER_CHILD}
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

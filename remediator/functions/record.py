@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from remediator.functions import coldstart
 from remediator.functions.common import aws_call, ledger, read_state, remediator_for
 from remediator.functions.needs import Needs
 from remediator.journal import Intent
@@ -39,3 +40,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         intent, Deployment(list(deployed.stages), deployed.deployment_id, list(deployed.missing_stages))))
     aws_call(lambda: ledger(settings).clear(change.region, change.api_id))  # the fix went through: the count starts over
     return audit.to_dict()
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from remediator.functions import coldstart
 from remediator.adapters.apigateway import ApiNotFound
 from remediator.functions.common import aws_call, read_state, remediator_for
 from remediator.functions.needs import DEPLOYMENT, DEPLOYMENTS, RESOURCES, STAGES, Needs
@@ -47,3 +48,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return Redeployed("wait", wait_seconds=max(1, math.ceil(deployment.wait_seconds)), ticket=deployment.ticket).to_dict()
     log.info("redeployed", stages=deployment.stages, deployment_id=deployment.deployment_id)
     return Redeployed("deployed", deployment.stages, deployment.deployment_id, deployment.missing).to_dict()
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from remediator.functions import coldstart
 from remediator.adapters.apigateway import ApiNotFound
 from remediator.functions.common import aws_call, read_state, remediator_for
 from remediator.functions.needs import DEPLOYMENT, STAGES, WRITE_POLICY, Needs
@@ -60,3 +61,6 @@ def _planned_by_evaluate(state: WorkflowState, intent: Intent | None) -> UndoOf 
         return None
     planned = evaluation.patch_operations[0].get("value")
     return UndoOf(intent.intent_id, policy_digest(planned), policy_digest(evaluation.policy)) if isinstance(planned, str) else None
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -10,7 +10,7 @@ from remediator import clock
 from remediator.adapters.dynamodb import RosterStore
 from remediator.adapters.organizations import OrganizationsAdapter
 from remediator.adapters.ssm import trust_document
-from remediator.functions import common
+from remediator.functions import coldstart, common
 from remediator.functions.common import Settings, aws_call
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
@@ -45,3 +45,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     log.info("roster_refreshed", accounts=len(roster.accounts), joined=joined, left=left,
              trigger=(event.get("detail") or {}).get("eventName") if isinstance(event, dict) else None)
     return {"accounts": len(roster.accounts), "joined": joined, "left": left}
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -14,7 +14,7 @@ from remediator.adapters.secrets import secret_value
 from remediator.adapters.slack import SlackUnavailable
 from remediator.adapters.stepfunctions import TaskGone, answer_task
 from remediator.approvals import APPROVAL_ID, CallbackRejected, message, read_button_press, verify_request
-from remediator.functions import common
+from remediator.functions import coldstart, common
 from remediator.functions.common import Settings
 from remediator.functions.needs import Needs
 from remediator.logs import bind, get_logger
@@ -167,3 +167,6 @@ def request_body(event: dict[str, Any]) -> str:
         return base64.b64decode(raw, validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         raise CallbackRejected(400, "request body is not base64-encoded UTF-8 text") from None
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

@@ -12,7 +12,7 @@ from remediator import clock
 from remediator.adapters.dynamodb import NoticeLedger
 from remediator.adapters.s3 import ResultsBucket
 from remediator.adapters.sns import publish
-from remediator.functions import common
+from remediator.functions import coldstart, common
 from remediator.functions.common import NotEnrolled, Settings, aws_call
 from remediator.functions.needs import Needs
 from remediator.logs import get_logger
@@ -213,3 +213,6 @@ def summarize(outputs: list[dict[str, Any]], failed_children: list[dict[str, Any
     for child in failed_children:
         tally.add_failed(child)
     return tally.summary()
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

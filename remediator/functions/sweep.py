@@ -23,7 +23,7 @@ from remediator.adapters.dynamodb import DynamoJournal, NoticeLedger
 from remediator.adapters.sns import publish
 from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ACCOUNT, ApiChange, Caller
-from remediator.functions import common, decision, security_hub
+from remediator.functions import coldstart, common, decision, security_hub
 from remediator.functions.common import Settings, aws_call, own_account, partition_of
 from remediator.functions.needs import RESOURCES, RESTAPIS, Needs
 from remediator.logs import bind, get_logger
@@ -323,3 +323,6 @@ def sweep_region(settings: Settings, account: str, region: str, *, apis: ApiGate
     return {"kind": "summary", "mode": settings.mode, "account": account, "region": region, "apis": counts["apis"],
             "verdicts": dict(sorted(verdicts.items())), "new_findings": new, "resolved_findings": resolved,
             "executions_started": counts["started"], "told_already": counts["told_already"]}, counts
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)

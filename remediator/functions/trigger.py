@@ -9,7 +9,7 @@ import msgspec
 from remediator.adapters.dynamodb import NoticeLedger
 from remediator.adapters.stepfunctions import start_execution
 from remediator.events import ApiChange, EventError, Ignored, parse_event, parse_member_event
-from remediator.functions import common, decision, security_hub
+from remediator.functions import coldstart, common, decision, security_hub
 from remediator.functions.common import Settings, aws_call, own_account, remediator_for
 from remediator.functions.needs import DEPLOYMENT, RESOURCES, RESTAPI, STAGES, Needs
 from remediator.logs import bind, get_logger
@@ -150,3 +150,6 @@ def _done(verdict: str, report: Any, **extra: Any) -> str:
     """Logged as the Evaluate state logs it, with no execution started."""
     log.info("evaluated", **decision.evaluated_fields(verdict, 0, report), execution_started=False, **extra)
     return verdict
+
+
+coldstart.loaded()  # last: this function's modules are loaded (remediator/functions/coldstart.py)
