@@ -42,7 +42,7 @@ class _Memo:
         return value
 
 
-class TrustConfig(msgspec.Struct, frozen=True, dict=True):
+class TrustConfig(msgspec.Struct, frozen=True, dict=True, forbid_unknown_fields=True):
     """Who is trusted. The owner account is always trusted, whether listed or not.
 
     A frozen msgspec Struct (the codec's type, remediator/codec.py): its fields compare and hash; what it derives
@@ -77,21 +77,17 @@ class TrustConfig(msgspec.Struct, frozen=True, dict=True):
         return org_id in self.trusted_org_ids
 
     def to_dict(self) -> dict[str, Any]:
-        """As stored in audit records: enough to compute the same fix again."""
-        return {"owner_account": self.owner_account, "trusted_accounts": sorted(self.trusted_accounts),
-                "trusted_org_ids": sorted(self.trusted_org_ids), "partition": self.partition,
-                "remove_wildcard_principals": self.remove_wildcard_principals}
+        """As stored in audit records (remediator.stored.TrustSettings): enough to compute the same fix again. The
+        codec writes the fields, the sets sorted, so that one configuration is always written the same way."""
+        return msgspec.to_builtins(self, order="deterministic")  # type: ignore[no-any-return]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrustConfig:
-        known = {"owner_account", "trusted_accounts", "trusted_org_ids", "partition", "remove_wildcard_principals"}
-        if not isinstance(data, dict) or set(data) - known or "owner_account" not in data:
-            raise ConfigError(f"trust settings must have exactly the keys {', '.join(sorted(known))}")
-        if not all(isinstance(data.get(key, []), list) for key in ("trusted_accounts", "trusted_org_ids")):
-            raise ConfigError("trusted_accounts and trusted_org_ids must be lists")
-        return cls(owner_account=data["owner_account"], trusted_accounts=frozenset(data.get("trusted_accounts", ())),
-                   trusted_org_ids=frozenset(data.get("trusted_org_ids", ())), partition=data.get("partition", "aws"),
-                   remove_wildcard_principals=bool(data.get("remove_wildcard_principals", False)))
+    def from_dict(cls, data: Any) -> TrustConfig:
+        """Decoded strictly by the codec: exactly the fields above (lists for the sets), checked as on construction."""
+        try:
+            return msgspec.convert(data, cls, strict=True)
+        except msgspec.ValidationError as invalid:
+            raise ConfigError(f"trust settings: {invalid}") from None
 
     @property
     def owner_root_arn(self) -> str:

@@ -177,11 +177,9 @@ def install_clock(clock: LocalClock) -> None:
     bucket.Clock.sleep = lambda self, amount: clock.sleep(amount)  # type: ignore[method-assign]
     bucket.Clock.current_time = lambda self: clock.time()  # type: ignore[method-assign]
     bucket.TokenBucket.__init__ = _virtual_bucket_init(bucket.TokenBucket.__init__)  # type: ignore[method-assign]
-    fields = apigateway.DeploymentPacer.__dataclass_fields__
-    fields["clock"].default = clock.monotonic
-    fields["sleep"].default = clock.sleep
-    apigateway.DeploymentPacer.__init__.__defaults__ = tuple(  # type: ignore[attr-defined]
-        fields[name].default for name in ("interval", "clock", "sleep"))
+    # The pacer's defaults (interval, clock, sleep): its clock and sleep become the local clock's.
+    interval, _, _ = apigateway.DeploymentPacer.__init__.__defaults__  # type: ignore[misc]
+    apigateway.DeploymentPacer.__init__.__defaults__ = (interval, clock.monotonic, clock.sleep)
 
 
 def _local_wait(clock: LocalClock) -> Callable[..., None]:
