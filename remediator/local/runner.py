@@ -127,6 +127,11 @@ def inject_lambda_error(function: str, code: str | None, times: int = 1) -> None
     _lambda_faults[FUNCTION_PREFIX + function if not function.startswith(FUNCTION_PREFIX) else function].extend([code] * times)
 
 
+def clear_lambda_errors() -> None:
+    """Forget the injected Lambda errors not met yet."""
+    _lambda_faults.clear()
+
+
 def _invoke_lambda_function(original: Callable[..., Any]) -> Callable[..., Any]:
     """The interpreter's Invoke call, as Step Functions makes it: an injected service failure instead of the
     call, and a Task whose TimeoutSeconds passed before the function answered fails with States.Timeout
@@ -665,7 +670,7 @@ class LocalWorkflow:
 
         for execution in stepfunctions_parser_backends[self.account.account_id][self.region]._get_executions(ExecutionStatus.RUNNING):
             execution.stop(stop_date=datetime.datetime.now(datetime.timezone.utc), error="Closed", cause="the local flow was closed")
-        _lambda_faults.clear()
+        clear_lambda_errors()
 
     def pending_approval(self) -> str:
         """The approval ID on the newest message that still has buttons."""

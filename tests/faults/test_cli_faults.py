@@ -210,14 +210,16 @@ def test_a_real_signal_mid_run_is_settled_by_the_next_run(account, tmp_path: Pat
         assert '"kind":"intent"' in audit.read_text(encoding="utf-8", errors="replace"), "the intent comes first"
         time.sleep(0.05)  # the signal reaches a process waiting on the account's answer
         assert process.poll() is None, "the CLI ended while its UpdateRestApi was held"
+        with open(f"/proc/{process.pid}/status", encoding="ascii") as status:  # how the process takes signals, if it fails
+            dispositions = " ".join(line.strip() for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
         process.send_signal(getattr(signal, signal_name))
         if signal_name == "SIGINT":  # interrupted, the CLI still waits for the requests its threads have in flight
             ended.set()
-        _, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=60)
     finally:
         ended.set()
         process.kill()
-    assert process.returncode == (-signal.SIGKILL if signal_name == "SIGKILL" else 130), err
+    assert process.returncode == (-signal.SIGKILL if signal_name == "SIGKILL" else 130), (err, out[-500:], dispositions)
     status, _, err = fix(account, audit)
     assert status == 0, err
     settled(account, apis, audit)
