@@ -201,8 +201,12 @@ def test_a_real_signal_mid_run_is_settled_by_the_next_run(account, tmp_path: Pat
 
     monkeypatch.setattr(APIGatewayBackend, "update_rest_api", held_update)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+    # As from a terminal, where Ctrl-C interrupts: a shell starts a command it runs in the background (as CI runners
+    # may run the suite) with SIGINT ignored, and Python then leaves it ignored, so the CLI takes it back first.
+    as_in_a_terminal = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "sys.argv[0] = 'apigw-remediator'; runpy.run_module('remediator', run_name='__main__')")
     process = subprocess.Popen(
-        [sys.executable, "-m", "remediator", "fix", "--regions", REGION, "--trusted-accounts", PARTNER,
+        [sys.executable, "-c", as_in_a_terminal, "fix", "--regions", REGION, "--trusted-accounts", PARTNER,
          "--endpoint-url", account.endpoint_url, "--apply", "--audit-log", str(audit)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
