@@ -4,7 +4,9 @@ The strict local account takes each function's IAM policy, timeout and the event
 the template the real CDK stack synthesizes, so that a grant missing from the stack is a failure
 here and not an AccessDenied in a real account. Synthesizing takes a few seconds (Node.js and the
 CDK's jsii runtime), so templates are cached under build/local-templates, keyed by a digest of
-everything that goes into them (infra/, remediator/, cdk.json, requirements.txt).
+everything that goes into them (infra/, remediator/, cdk.json, requirements.txt). The first process to need one
+synthesizes every variant in one run under a file lock (the jsii runtime starts once), and the test session's
+other processes read what it wrote.
 
 Where the CDK toolchain is not installed (`make demo` installs only what the demo needs), the
 templates committed under remediator/local/templates are used: the same synth, with the code asset's
@@ -15,6 +17,7 @@ hash left out. The tests compare them with a fresh synth, so they cannot drift f
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -37,6 +40,7 @@ VARIANTS = (("auto", False, False), ("auto", True, False), ("dry-run", False, Fa
             ("approval", True, False), ("auto", False, True), ("dry-run", False, True))
 # With the CloudFormation hook on (remediator:cloudFormationHook): (mode, slack, organization, hook).
 HOOK_VARIANTS = (("auto", False, False, "fail"),)
+ALL_VARIANTS = tuple((mode, slack, organization, "off") for mode, slack, organization in VARIANTS) + HOOK_VARIANTS
 _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 # A channel and an approver: their values change no grant, whether there is a channel does (the
@@ -68,16 +72,18 @@ def _context(mode: str, slack: bool, organization: bool = False, hook: str = "of
         context["remediator:callbackReservedConcurrency"] = 5
     return context
 
+# One process synthesizes every variant asked for (the CDK's jsii runtime starts once): [[name, context], ...].
 _SYNTH = """
-import json, sys
+import glob, json, os, shutil, sys
 from infra import build_app
-app, stack = build_app(json.loads(sys.argv[1]), outdir=sys.argv[2], nag=False)
-import glob, os, shutil
-template = app.synth().get_stack_by_name(stack.stack_name).template
-for spoke in glob.glob(os.path.join(sys.argv[2], "*.stackset.template.json")):
-    shutil.copyfile(spoke, sys.argv[3] + ".spoke")
-with open(sys.argv[3], "w", encoding="utf-8") as out:
-    json.dump(template, out)
+for name, context in json.loads(sys.argv[1]):
+    outdir = os.path.join(sys.argv[2], name)
+    app, stack = build_app(context, outdir=outdir, nag=False)
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    for spoke in glob.glob(os.path.join(outdir, "*.stackset.template.json")):
+        shutil.copyfile(spoke, os.path.join(sys.argv[2], name + ".json.spoke"))
+    with open(os.path.join(sys.argv[2], name + ".json"), "w", encoding="utf-8") as out:
+        json.dump(template, out)
 """
 
 
@@ -130,30 +136,46 @@ def _synthesized(mode: str, slack: bool, organization: bool, hook: str = "off") 
     variant = _variant(mode, slack, organization, hook)
     if not cdk_installed():
         return committed_template(mode, slack, organization, hook), committed_spoke(mode, slack) if organization else None
-    slack = slack or mode == "approval"
-    path = CACHE / f"{_digest()}-{variant}.json"
+    digest = _digest()
+    path = CACHE / f"{digest}-{variant}.json"
+    if not path.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        # One synth per change of the sources, for every process of a test session: the first to miss takes the lock
+        # and synthesizes every known variant (and this one) in one run; the others wait for it and read the files.
+        with open(CACHE / f"{digest}.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not path.is_file():
+                    wanted = {_variant(*v): _context(*v) for v in ALL_VARIANTS}
+                    wanted[variant] = _context(mode, slack, organization, hook)
+                    _synthesize_into(digest, {name: context for name, context in wanted.items()
+                                              if not (CACHE / f"{digest}-{name}.json").is_file()})
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
     spoke_path = path.with_name(path.name + ".spoke")
-    if path.is_file():
-        return (json.loads(path.read_text(encoding="utf-8")),
-                json.loads(spoke_path.read_text(encoding="utf-8")) if spoke_path.is_file() else None)
-    CACHE.mkdir(parents=True, exist_ok=True)
+    return (json.loads(path.read_text(encoding="utf-8")),
+            json.loads(spoke_path.read_text(encoding="utf-8")) if spoke_path.is_file() else None)
+
+
+def _synthesize_into(digest: str, contexts: Mapping[str, dict[str, Any]]) -> None:
+    """Synthesize the stack once per context, in one process, into the cache (each file moved in whole)."""
     env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
            "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     for key in ("AWS_ENDPOINT_URL", "MOTO_PORT"):  # the synth calls no AWS, and must not see the emulator
         env.pop(key, None)
     with tempfile.TemporaryDirectory(prefix="synth-", dir=CACHE) as outdir:
-        partial = Path(outdir) / "template.json"
-        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(_context(mode, slack, organization, hook)), outdir, str(partial)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0 or not partial.is_file():
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise TemplateError(f"the {variant} stack did not synthesize: {tail[0]}")
-        if Path(str(partial) + ".spoke").is_file():
-            os.replace(str(partial) + ".spoke", spoke_path)
-        os.replace(partial, path)
-    return (json.loads(path.read_text(encoding="utf-8")),
-            json.loads(spoke_path.read_text(encoding="utf-8")) if spoke_path.is_file() else None)
+        done = subprocess.run([sys.executable, "-c", _SYNTH, json.dumps(list(contexts.items())), outdir],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        for name in contexts:
+            partial = Path(outdir) / f"{name}.json"
+            if done.returncode != 0 or not partial.is_file():
+                tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+                raise TemplateError(f"the {name} stack did not synthesize: {tail[0]}")
+            target = CACHE / f"{digest}-{name}.json"
+            if Path(str(partial) + ".spoke").is_file():
+                os.replace(str(partial) + ".spoke", str(target) + ".spoke")
+            os.replace(partial, target)
 
 
 def committed_template(mode: str, slack: bool = False, organization: bool = False, hook: str = "off") -> dict[str, Any]:
