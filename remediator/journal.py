@@ -119,10 +119,12 @@ class Journal(Protocol):
 
     def update(self, intent: Intent, previous_holder: str | None = None) -> None: ...
 
-    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
+    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False, late: bool = False) -> None:
         """Close the change (with its record, if it has one). `wrote`: it closes without a record after a write of
         its own may have gone out (superseded): its write window is kept all the same, as an applied or restored
-        change's is, so a person's write it replaced is found as lost."""
+        change's is, so a person's write it replaced is found as lost. `late`: closed by another holder before its
+        write went out (abandoned), while its own holder, past its fence check, may still send it: its window is kept
+        for a write that lands after the close."""
 
     def note(self, record: AuditRecord) -> None: ...
 
@@ -256,8 +258,8 @@ class JsonLinesJournal:
     def update(self, intent: Intent, previous_holder: str | None = None) -> None:
         self._write(intent)
 
-    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
-        # (`wrote`: the CLI's log keeps no write windows; lost updates are found from CloudTrail by the workflow)
+    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False, late: bool = False) -> None:
+        # (`wrote`, `late`: the CLI's log keeps no write windows; lost updates are found from CloudTrail by the workflow)
         self._refresh()
         if record is not None:
             if intent.intent_id not in self._recorded:  # one record per change, however often it is closed

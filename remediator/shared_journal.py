@@ -49,8 +49,8 @@ class SharedJournal:
         self.table.update(intent, previous_holder)
         self.local.update(intent)
 
-    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
-        self.table.close(intent, record, wrote=wrote)  # the change's record, and its write window, where the stack keeps its own
+    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False, late: bool = False) -> None:
+        self.table.close(intent, record, wrote=wrote, late=late)  # the change's record, and its write window, where the stack keeps its own
         self.local.close(intent, record)
 
     def note(self, record: AuditRecord) -> None:

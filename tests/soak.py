@@ -203,9 +203,10 @@ class Soak:
             with soak._lock:
                 soak.intents[intent.intent_id] = Intent.from_dict(intent.to_dict())
 
-        def close(journal: DynamoJournal, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
+        def close(journal: DynamoJournal, intent: Intent, record: AuditRecord | None, wrote: bool = False,
+                  late: bool = False) -> None:
             try:
-                real_close(journal, intent, record, wrote=wrote)
+                real_close(journal, intent, record, wrote=wrote, late=late)
             except Exception:
                 closed = soak._closed_state(intent.intent_id)  # its answer lost after it went through?
                 if closed is not None:

@@ -471,3 +471,58 @@ def _written_over_then_died(make_flow: Any) -> tuple[Any, str, dict[str, Any], d
     flow.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
         {"op": "replace", "path": "/policy", "value": json.dumps(doc(allow(OWNER, PARTNER)))}])  # and again, compliant
     return flow, api_id, person, lost_event
+
+
+def test_a_persons_write_replaced_by_a_write_sent_after_its_change_was_taken_over_is_found_lost(make_flow, tmp_path) -> None:
+    """Found by the seeded soak in a clean-clone run: a holder past its fence check (its claim renewed, its UpdateRestApi
+    not sent) was paused past its claim; another holder took the change over while the policy was still the one it read
+    and closed it abandoned, keeping no window; a person then wrote, and the paused holder's write went out over theirs,
+    found by nothing. API Gateway has no conditional write, so such a close now keeps a window for a late write: the
+    person's event finds that the live policy is what the abandoned change would write, and records and tells it."""
+    import json
+
+    from remediator.core import parse_policy
+    from tests.conftest import PARTNER, STRANGER
+    from tests.test_guard import allow, doc
+    from tests.test_workflow import seed
+
+    flow = make_flow(mode="auto")
+    api_id = seed(flow, doc(allow(OWNER, STRANGER)))
+    flow.discard_pending()
+    table = flow.audit.table_name
+    person = doc(allow(OWNER, PARTNER, STRANGER))
+    paused = _shared_remediator(flow.account, table, tmp_path / "paused.jsonl", api_id)
+    taker = _shared_remediator(flow.account, table, tmp_path / "taker.jsonl", api_id)
+    assert paused.holder != taker.holder
+    send = paused.adapter.update_policy
+    happened: list[str] = []
+
+    def paused_before_sending(region: str, api: str, operations: list[dict[str, str]]) -> None:
+        if not happened:  # past its fence check: the claim lapses, the change is taken over, then a person writes
+            from remediator.local.strict import local_clock
+
+            local_clock().advance(paused.CLAIM_SECONDS + 1)
+            happened.extend(taker.recover([REGION]))
+            flow.clients.client("apigateway", REGION).update_rest_api(restApiId=api_id, patchOperations=[
+                {"op": "replace", "path": "/policy", "value": json.dumps(person)}])
+        send(region, api, operations)  # and the paused holder's write goes out, over theirs
+
+    paused.adapter.update_policy = paused_before_sending  # type: ignore[method-assign]
+    patched = paused.begin(REGION, api_id)
+    assert [line.split(" ", 1)[1].split(" of ", 1)[0] for line in happened] == [f"change {patched.intent.intent_id}"]
+    assert "abandoned" in happened[0], happened
+    live = paused.adapter.get_rest_api(REGION, api_id).policy
+    assert parse_policy(live) != person, "the person's write was written over"
+    (window, *_) = DynamoJournal(flow.clients, table, REGION).recent_writes(OWNER, REGION, api_id)
+    assert window.intent_id == patched.intent.intent_id and window.late, window
+    (person_event,) = [e for e in flow.matched() if PARTNER in json.dumps(e["detail"]["requestParameters"])]  # theirs alone names the partner
+    flow.pending.clear()
+    assert not [r for r in flow.audit_records() if r.outcome == "lost-update"]
+    flow.notifications()
+    result = flow.wait(flow.invoke_trigger(person_event)["execution_name"])
+    assert result.status == "SUCCEEDED", result
+    (lost,) = [r for r in flow.audit_records() if r.outcome == "lost-update"]
+    assert parse_policy(lost.policy_before) == person and parse_policy(lost.policy_after) == parse_policy(live)
+    (notice,) = [n for n in flow.notifications() if n.get("lost_update")]
+    assert json.loads(notice["lost_update"]["policy"]) == person
+    assert notice["lost_update"]["written_over_by"] == patched.intent.intent_id

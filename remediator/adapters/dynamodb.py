@@ -173,6 +173,8 @@ class _Window(msgspec.Struct, forbid_unknown_fields=True):
     read_at: str
     closed_at: str
     before_digest: str
+    after_digest: str = ""  # "" in windows kept before the bot wrote it
+    late: bool = False
 
 
 # How many of an API's recent write windows are kept: a person's CloudTrail event can arrive after later changes of
@@ -189,6 +191,10 @@ class LastWrite(msgspec.Struct, frozen=True):
     read_at: str
     closed_at: str
     before_digest: str
+    after_digest: str = ""  # what it wrote ("" where not known)
+    # Closed by another holder before its write went out (JournalLike.close, `late`): it may still land after the
+    # close, so the window is open-ended, and only a live policy that is this change's own write says it did.
+    late: bool = False
 
 
 class _LeaseItem(_Item):
@@ -631,7 +637,7 @@ class DynamoJournal:
             intent.fence = known
             raise IntentConflict(intent.key) from None
 
-    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False) -> None:
+    def close(self, intent: Intent, record: AuditRecord | None, wrote: bool = False, late: bool = False) -> None:
         fenced = {"ConditionExpression": "intent_id = :id AND " + _fence_condition(intent.fence),
                   "ExpressionAttributeValues": {":id": {"S": intent.intent_id}, ":fence": {"N": str(intent.fence)}}}
         items: list[dict[str, Any]] = [
@@ -647,11 +653,13 @@ class DynamoJournal:
         # A change's window is kept once it wrote the policy: applied, or restored (its undo wrote the pre-image back,
         # and a person's write either write landed on is lost all the same: found by the seeded soak), or closed
         # without a record after its write may have gone out (`wrote`: superseded; it kept none, found by the soak).
-        if wrote or (record is not None and record.outcome in ("applied", "restored")):
+        # And a change taken over before its write went out (`late`): its first holder may still send it.
+        if wrote or late or (record is not None and record.outcome in ("applied", "restored")):
             from remediator.core.policy import policy_digest  # the policy parser: only where a write is noted
 
             closed_at = record.timestamp if record is not None else utc_now()
-            window = LastWrite(intent.intent_id, intent.created_at, closed_at, policy_digest(intent.policy_before))
+            window = LastWrite(intent.intent_id, intent.created_at, closed_at, policy_digest(intent.policy_before),
+                               policy_digest(intent.policy_after), late=late and not wrote)
             try:
                 earlier = self._windows(intent.key)
             except StoredItemError:
@@ -693,7 +701,7 @@ class DynamoJournal:
             from remediator.core.policy import policy_digest
 
             found.append(LastWrite(open_intent.intent_id, open_intent.created_at, utc_now(),
-                                   policy_digest(open_intent.policy_before)))
+                                   policy_digest(open_intent.policy_before), policy_digest(open_intent.policy_after)))
         return found + self._windows(f"{account}#{region}#{api_id}")
 
     def _windows(self, key: str) -> list[LastWrite]:
@@ -713,9 +721,10 @@ class DynamoJournal:
             raise StoredItemError(f"{where}: not a last-write item the bot writes")
         for window in listed:
             if (not stored_time.fullmatch(window.read_at) or not stored_time.fullmatch(window.closed_at)
-                    or not re.fullmatch(r"[0-9a-f]{32}", window.intent_id) or not re.fullmatch(r"[0-9a-f]{64}|none", window.before_digest)):
+                    or not re.fullmatch(r"[0-9a-f]{32}", window.intent_id) or not re.fullmatch(r"[0-9a-f]{64}|none", window.before_digest)
+                    or not re.fullmatch(r"[0-9a-f]{64}|none|", window.after_digest)):
                 raise StoredItemError(f"{where}: not a last-write item the bot writes")
-        return [LastWrite(w.intent_id, w.read_at, w.closed_at, w.before_digest) for w in listed]
+        return [LastWrite(w.intent_id, w.read_at, w.closed_at, w.before_digest, w.after_digest, w.late) for w in listed]
 
     def note(self, record: AuditRecord) -> None:
         """A record of its own beside the changes' (a refused write, a lost update), put once under its own ID: a

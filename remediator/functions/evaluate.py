@@ -110,7 +110,11 @@ def _written_over(change: ApiChange, live: str | None, remediator: Remediator) -
         return None  # the bot never wrote here, or it read their policy and planned from it
     # The change whose window (its read to its close) their write fell into; later changes may have closed since. The
     # earliest such window: the first write of the bot's after theirs replaced it (times are whole seconds).
-    last = next((w for w in reversed(windows) if w.read_at <= change.event_time <= w.closed_at), None)
+    # A window closed as taken over before its write (`late`) counts only where the live policy is what that change
+    # wrote: its write landed after their event, whenever it closed.
+    live_digest = policy_digest(live)
+    last = next((w for w in reversed(windows) if w.read_at <= change.event_time
+                 and (w.after_digest == live_digest if w.late else change.event_time <= w.closed_at)), None)
     if last is None:
         return None  # before the bot read the policy (it would have read theirs) or outside its changes
     lost = {"who": change.caller.describe(), "when": change.event_time, "policy": change.written_policy,

@@ -178,7 +178,10 @@ class Recovery(TransactionBase):
                 intent.state, intent.reason = "restored", intent.reason or "undone; its record written by recovery"
                 self.journal.close(intent, intent.record("restored", [], None))
                 return "restored (it was undone; its record is now written)", None
-            self._close(intent, "abandoned", "the policy was never written")
+            # Taken over before its write went out: its holder, past its fence check, may still send it (a paused
+            # run). Its window is kept for that write (found by the seeded soak: a person's write in between was lost
+            # without a trace).
+            self._close(intent, "abandoned", "the policy was never written", late=intent.holder != self.holder)
             return "abandoned", None
         published = self._serving_this_change(intent)
         if published:
@@ -220,8 +223,9 @@ class Recovery(TransactionBase):
         self.journal.update(intent, previous_holder=previous)
         return "resumed (its deployment serves some stages: the others are pointed at it)", intent
 
-    def _close(self, intent: Intent, state: str, reason: str, wrote: bool = False) -> None:
-        """`wrote`: the change's write may have gone out (a superseded change read back open): its window is kept."""
+    def _close(self, intent: Intent, state: str, reason: str, wrote: bool = False, late: bool = False) -> None:
+        """`wrote`: the change's write may have gone out (a superseded change read back open): its window is kept.
+        `late`: it may go out after this close (journal.close)."""
         intent.state, intent.reason = state, reason
-        self.journal.close(intent, None, wrote=wrote)
+        self.journal.close(intent, None, wrote=wrote, late=late)
         log.info("intent_closed", intent_id=intent.intent_id, state=state, reason=reason)
