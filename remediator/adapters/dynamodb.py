@@ -173,7 +173,7 @@ class _Window(msgspec.Struct, forbid_unknown_fields=True):
     read_at: str
     closed_at: str
     before_digest: str
-    after_digest: str = ""  # "" in windows kept before the bot wrote it
+    after_digest: str = ""  # "" in windows an earlier version of the bot kept
     late: bool = False
 
 
@@ -192,7 +192,7 @@ class LastWrite(msgspec.Struct, frozen=True):
     closed_at: str
     before_digest: str
     after_digest: str = ""  # what it wrote ("" where not known)
-    # Closed by another holder before its write went out (JournalLike.close, `late`): it may still land after the
+    # Closed by another holder before its write went out (Journal.close, `late`): it may still land after the
     # close, so the window is open-ended, and only a live policy that is this change's own write says it did.
     late: bool = False
 
