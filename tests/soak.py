@@ -672,7 +672,20 @@ class Soak:
                                    f"{[(w.seq - write.seq, w.who.rsplit('/', 1)[-1][:12]) for w in writes[index + 1:index + 5]]}; "
                                    f"delivered at event {self.delivered_at.get(write.event_id)}, written at {self.written_at.get(write.event_id)}; "
                                    f"states {states_entered(self.flow.clients, execution_arn(self.flow.state_machine_arn, execution)) if execution else []}; "
-                                   f"output {json.loads(ended.get('output') or '{}').get('evaluation', {}).get('verdict') if ended else None})")
+                                   f"output {json.loads(ended.get('output') or '{}').get('evaluation', {}).get('verdict') if ended else None}; "
+                                   f"{self._changes_of(api_id, write)})")
+
+    def _changes_of(self, api_id: str, write: Write) -> str:
+        """What a violation's reader needs: the bot's changes of the API (when each began, whether it planned from the
+        person's policy, how it closed) and the windows the table keeps for it."""
+        changes = [(i.intent_id[:8], i.holder.split(":")[0], i.created_at, same_policy(i.policy_before, write.after),
+                    self.closes.get(i.intent_id)) for i in self.intents.values() if i.api_id == api_id]
+        try:
+            windows = [(w.intent_id[:8], w.read_at, w.closed_at, w.late) for w in
+                       DynamoJournal(self.flow.clients, self.flow.audit.table_name, REGION).recent_writes(OWNER, REGION, api_id)]
+        except Exception as error:  # noqa: BLE001 - a diagnostic only
+            windows = [f"unreadable: {error}"]
+        return f"changes {changes}; windows {windows}"
 
     def _told_lost(self, api_id: str, write: Write, records: list[AuditRecord]) -> tuple[bool, bool]:
         """Whether the person's write has its lost-update record, and a notice naming the policy they wrote."""

@@ -526,3 +526,17 @@ def test_a_persons_write_replaced_by_a_write_sent_after_its_change_was_taken_ove
     (notice,) = [n for n in flow.notifications() if n.get("lost_update")]
     assert json.loads(notice["lost_update"]["policy"]) == person
     assert notice["lost_update"]["written_over_by"] == patched.intent.intent_id
+
+
+def test_a_change_being_undone_keeps_its_window_while_in_flight(account, table: str) -> None:
+    """Found by the seeded soak: a person wrote in the instant before an undo's UpdateRestApi, and their event was
+    evaluated while the undo was still in flight; the window of a change being undone was left out, so nothing was
+    found, and the undo's write had replaced theirs. A change in flight counts whether it is being undone or not."""
+    journal = DynamoJournal(account.clients, table, REGION)
+    journal.open_intents()
+    undoing = intent_of("execution:a", journal.now() + 600)
+    journal.begin(undoing)
+    undoing.undoing = True
+    journal.update(undoing)
+    (window,) = journal.recent_writes(OWNER, REGION, "a1b2c3d4e5")
+    assert window.intent_id == undoing.intent_id and window.read_at == undoing.created_at and not window.late

@@ -697,7 +697,9 @@ class DynamoJournal:
         the last WINDOWS_KEPT that wrote (applied, restored, or superseded after their write). Empty if the bot never changed it. Decoded strictly."""
         found: list[LastWrite] = []
         open_intent = self.open_intent(account, region, api_id)
-        if open_intent is not None and not open_intent.undoing:
+        # Undoing too: its fix went out, and its undo may write the pre-image over a person's write made in the instant
+        # before it (found by the seeded soak: the person's event, evaluated while the undo was in flight, found none).
+        if open_intent is not None:
             from remediator.core.policy import policy_digest
 
             found.append(LastWrite(open_intent.intent_id, open_intent.created_at, utc_now(),
