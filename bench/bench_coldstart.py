@@ -36,7 +36,7 @@ from infra.asset import build_lambda_asset, runtime_python
 from remediator.functions import HOOK_NAMES, NAMES, ORGANIZATION_NAMES
 
 TIMER = ("import sys, time; sys.path[:0] = [sys.argv[1]]; sys.path.append(sys.argv[2]); t = time.{clock}(); "
-         "import {module}; print(time.{clock}() - t)")
+         "{statement}; print(time.{clock}() - t)")
 # wall: what a cold start takes on an idle machine; cpu: the process's own CPU time, which other work on a busy
 # machine does not inflate (imports hardly wait on anything but the CPU: the files are in the page cache).
 CLOCKS = {"wall": "perf_counter", "cpu": "process_time"}
@@ -67,15 +67,16 @@ def runtime_libs(python: str) -> str:
 LAMBDA_ENV = {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 # The second reference: boto3 loaded with the collector paused as the functions pause it, so that the figures also
 # show the package's own weight, apart from what the pause saves on boto3's part.
-PAUSED_BOTO3 = "gc; gc.disable(); import boto3"
+PAUSED_BOTO3 = "import gc; gc.disable(); import boto3"
 
 
-def measure(python: str, asset: Path, site: str, module: str, clock: str = "wall") -> float:
-    done = subprocess.run([python, "-B", "-c", TIMER.format(module=module, clock=CLOCKS[clock]), str(asset), site],
+def measure(python: str, asset: Path, site: str, statement: str, clock: str = "wall") -> float:
+    """The time `statement` (an import) takes in a fresh interpreter."""
+    done = subprocess.run([python, "-B", "-c", TIMER.format(statement=statement, clock=CLOCKS[clock]), str(asset), site],
                           capture_output=True, text=True, timeout=120,
                           env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin", **LAMBDA_ENV})
     if done.returncode != 0:
-        raise RuntimeError(f"{module}: {done.stderr.strip()}")
+        raise RuntimeError(f"{statement}: {done.stderr.strip()}")
     return float(done.stdout.strip())
 
 
@@ -98,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copytree(built, asset, symlinks=True)
     site = runtime_libs(python)
     # Every function's handler module: the workflow's, the organization's and the CloudFormation Hook's.
-    rows = {"boto3": "boto3", "boto3, paused": PAUSED_BOTO3,
-            **{name: f"remediator.functions.{name}" for name in (*NAMES, *ORGANIZATION_NAMES, *HOOK_NAMES)}}
+    rows = {"boto3": "import boto3", "boto3, paused": PAUSED_BOTO3,
+            **{name: f"import remediator.functions.{name}" for name in (*NAMES, *ORGANIZATION_NAMES, *HOOK_NAMES)}}
     times: dict[str, list[float]] = {row: [] for row in rows}
     for _ in range(args.runs):
-        for row, module in rows.items():
-            times[row].append(measure(python, asset, site, module, args.clock))
+        for row, statement in rows.items():
+            times[row].append(measure(python, asset, site, statement, args.clock))
     base, paused = statistics.median(times["boto3"]), statistics.median(times["boto3, paused"])
     print(f"{'module':24}{'median ms':>12}{'ratio to boto3':>16}{'to paused boto3':>17}   ({args.clock} time)")
     worst = worst_own = 0.0
